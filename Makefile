@@ -1,0 +1,42 @@
+# restream-operator: the commands people and CI use. `make help` lists them.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help venv lint test test-unit test-cluster cluster-build cluster-up cluster-down demo
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(PY): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(PY)
+
+venv: $(PY) ## create .venv with the package and its dev tools
+
+lint: $(PY) ## ruff and mypy --strict
+	$(VENV)/bin/ruff check operator tests
+	$(VENV)/bin/ruff format --check operator tests
+	$(VENV)/bin/mypy
+
+test: $(PY) cluster-build ## every test tier: unit, cluster (real control plane), media, e2e
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: $(PY) ## only the tests that need no external process
+	$(PY) -m pytest -m 'not cluster and not media and not e2e' $(PYTEST_ARGS)
+
+cluster-build: ## build (or reuse from the cache) the pinned Kubernetes binaries
+	@bash tests/cluster/build.sh >/dev/null
+
+cluster-up: $(PY) cluster-build ## start the local control plane and leave it running
+	@$(PY) -m tests.cluster up
+
+cluster-down: $(PY) ## stop the local control plane started by cluster-up
+	@$(PY) -m tests.cluster down
+
+demo: $(PY) ## the main job: local cluster + operator + example LiveStream
+	@echo "make demo: not yet — the operator arrives with issue #3. Try 'make cluster-up'."

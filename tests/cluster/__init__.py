@@ -1,0 +1,1 @@
+"""The local Kubernetes control plane the tests run against (see controlplane.py)."""
