@@ -1,0 +1,81 @@
+"""The contract between the operator and the agents in ingest and relay pods.
+
+The operator renders pods that run ``restream-agent ingest|relay`` with the flags and
+environment below, and reads back the ``GET /status`` documents defined here. Both
+sides import this module, so they cannot drift apart.
+
+Ingest pod: nginx-rtmp (RTMP on ``RTMP_PORT``, application ``live``) and its agent on
+``AGENT_PORT``. Encoders publish to ``rtmp://<ingest>/live/<stream key>``; nginx asks the
+agent (``on_publish``), which checks the key in constant time and renames the stream to
+``STREAM_NAME``, so the key never becomes a stream name, a stat entry or a log line.
+Relays play ``rtmp://<ingest>/live/STREAM_NAME?token=<play token>``; ``on_play`` checks
+the token, a secret of its own, so relay pods never hold the publishing key.
+
+Relay pod: the agent supervises one ffmpeg that plays from the ingest and pushes to one
+destination, composing ``serverUrl`` and the key (from the environment) in memory only.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TypedDict
+
+# The agents import this module and nothing heavy (no pydantic, kopf or kubernetes): a
+# relay pod's memory budget is ffmpeg's plus a few MiB.
+
+RTMP_PORT = 1935
+AGENT_PORT = 8080
+HLS_PORT = 8088
+NGINX_STAT_PORT = 8081  # nginx's rtmp_stat page, on localhost of the ingest pod only
+APPLICATION = "live"
+STREAM_NAME = "stream"
+
+# Environment variables, filled from Secrets through secretKeyRef, never from literals.
+ENV_STREAM_KEY = "RESTREAM_STREAM_KEY"  # ingest: the key encoders publish with
+ENV_PLAY_TOKEN = "RESTREAM_PLAY_TOKEN"  # ingest and relays: the relays' read token
+ENV_DESTINATION_KEY = "RESTREAM_DESTINATION_KEY"  # relay: the destination's stream key
+
+# Paths the agents expose on AGENT_PORT.
+PATH_STATUS = "/status"
+PATH_HEALTHZ = "/healthz"
+PATH_READYZ = "/readyz"
+PATH_METRICS = "/metrics"
+
+
+class RestreamState(StrEnum):
+    """States of a restream. A relay agent reports Idle, Connecting, Live, Retrying or
+    Failed; Disabled, Pending and Unknown are the operator's words for a relay that is
+    off, whose pod is not ready, or whose agent does not answer."""
+
+    DISABLED = "Disabled"
+    PENDING = "Pending"
+    IDLE = "Idle"
+    CONNECTING = "Connecting"
+    LIVE = "Live"
+    RETRYING = "Retrying"
+    FAILED = "Failed"
+    UNKNOWN = "Unknown"
+
+
+class IngestAgentStatus(TypedDict, total=False):
+    """GET /status of an ingest agent (JSON, camelCase keys)."""
+
+    publishing: bool
+    since: str | None  # RFC 3339; when `publishing` last changed
+    clientAddress: str | None
+    bitrateKbps: int | None
+    videoCodec: str | None
+    audioCodec: str | None
+    hlsUrl: str | None
+
+
+class RelayAgentStatus(TypedDict, total=False):
+    """GET /status of a relay agent (JSON, camelCase keys)."""
+
+    state: str  # a RestreamState value: Idle, Connecting, Live, Retrying or Failed
+    since: str | None
+    restarts: int
+    lastError: str | None  # redacted: no key ever appears here
+    bitrateKbps: int | None
+    bytesSent: int
+    command: str | None  # the ffmpeg command line, key replaced by ***

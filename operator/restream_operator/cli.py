@@ -1,0 +1,147 @@
+"""`restream-operator`: run the operator, or work with LiveStream manifests offline.
+
+restream-operator run          start the operator (kopf)
+restream-operator crd          print the LiveStream CRD generated from the models
+restream-operator render -f F  print the children the operator would apply for F
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import __version__, models, yamlio
+from .crd import crd_yaml
+from .render import Owner, generated_secret, owner_from_object, render_children
+from .settings import Settings, SettingsError
+
+GENERATED_PLACEHOLDER = "<random, generated once by the operator>"
+INLINE_PLACEHOLDER = "<from the LiveStream's inline streamKey>"
+
+
+def _load_documents(paths: Sequence[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for path in paths:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+        for doc in yaml.safe_load_all(text):
+            if isinstance(doc, dict):
+                yield path, doc
+
+
+def _is_livestream(doc: dict[str, Any]) -> bool:
+    return doc.get("kind") == models.KIND and doc.get("apiVersion") == models.API_VERSION
+
+
+def _redacted(secret: dict[str, Any], placeholder: str) -> dict[str, Any]:
+    # A preview may end up in a pull-request comment: never print a key, even in base64.
+    out = {k: v for k, v in secret.items() if k != "data"}
+    out["stringData"] = dict.fromkeys(secret.get("data", {}), placeholder)
+    return out
+
+
+def render_documents(owner: Owner, settings: Settings) -> list[dict[str, Any]]:
+    """What `render` prints: every child, with placeholders instead of secret values."""
+    children = render_children(owner, settings)
+    generated = [
+        _redacted(generated_secret(owner, name, key, ""), GENERATED_PLACEHOLDER)
+        for name, key in children.generated.items()
+    ]
+    applied = [
+        _redacted(obj, INLINE_PLACEHOLDER) if obj["kind"] == "Secret" else obj
+        for obj in children.applied
+    ]
+    return generated + applied
+
+
+def cmd_crd(_: argparse.Namespace) -> int:
+    sys.stdout.write(crd_yaml())
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    out: list[dict[str, Any]] = []
+    for _, doc in _load_documents(args.filename):
+        if not _is_livestream(doc):
+            continue
+        if args.namespace:
+            doc.setdefault("metadata", {})["namespace"] = args.namespace
+        out.extend(render_documents(owner_from_object(doc), settings))
+    sys.stdout.write(yamlio.dump_all(out))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runner import run  # noqa: PLC0415  (kopf loads only for the command that needs it)
+
+    return run(
+        namespaces=args.namespace,
+        standalone=args.standalone,
+        priority=args.priority,
+        liveness=args.liveness,
+        webhook=args.webhook,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="restream-operator",
+        description="Kubernetes operator: a LiveStream becomes an RTMP ingest plus one "
+        "relay per destination.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    crd = sub.add_parser("crd", help="print the LiveStream CRD generated from the models")
+    crd.set_defaults(func=cmd_crd)
+
+    render = sub.add_parser(
+        "render", help="print, as YAML, the children the operator would apply for LiveStreams"
+    )
+    render.add_argument("-f", "--filename", action="append", required=True, help="file, or -")
+    render.add_argument("-n", "--namespace", help="namespace to render into (default: the file's)")
+    render.set_defaults(func=cmd_render)
+
+    run = sub.add_parser("run", help="start the operator")
+    run.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        help="watch only this namespace (repeatable; default: cluster-wide)",
+    )
+    run.add_argument(
+        "--standalone",
+        action="store_true",
+        help="no peering: the only replica (default: peering with priority)",
+    )
+    run.add_argument("--priority", type=int, default=0, help="peering priority of this replica")
+    run.add_argument(
+        "--liveness",
+        default="http://0.0.0.0:8081/healthz",
+        help="liveness endpoint URL, or '' for none",
+    )
+    run.add_argument(
+        "--webhook",
+        default="",
+        help="serve admission webhooks: '' (off), 'local:HOST:PORT' or 'cluster'",
+    )
+    run.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except SettingsError as exc:
+        print(f"restream-operator: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

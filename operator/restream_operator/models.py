@@ -1,0 +1,324 @@
+"""The LiveStream API (restream.dev/v1alpha1): the single source of truth.
+
+The CRD in ``crds/`` is generated from these models (``restream-operator crd``); the
+operator parses ``spec`` with them; the admission rules check what a schema cannot.
+Field names follow api.video where its docs define them (``restreams[].name``,
+``serverUrl``, ``streamKey``, ``broadcasting``) so that an api.video ``restreams`` array
+pastes into ``spec.restreams`` unchanged.
+
+v1alpha1 only grows: kopf has no conversion webhooks, so a field, once served, stays.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from .agent.contract import RestreamState
+
+GROUP = "restream.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "LiveStream"
+PLURAL = "livestreams"
+SINGULAR = "livestream"
+SHORT_NAMES = ["lvs"]
+CATEGORIES = ["restream"]
+
+# Hard ceilings the schema enforces; the operator's own limit (default 5) is tighter and
+# enforced at admission, where the message can say how to raise it.
+MAX_RESTREAMS_CEILING = 50
+MAX_NAME_LENGTH = 64
+MAX_KEY_LENGTH = 512
+MAX_URL_LENGTH = 2048
+
+
+def _k8s(**extensions: Any) -> dict[str, Any]:
+    """Kubernetes schema extensions (x-kubernetes-*) carried into the generated CRD."""
+    return {f"x-kubernetes-{k.replace('_', '-')}": v for k, v in extensions.items()}
+
+
+def _cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
+    out = {"rule": rule, "message": message}
+    if field_path:
+        out["fieldPath"] = field_path
+    return out
+
+
+# The apiserver defaults a nested field only when its parent object exists: `default: {}`
+# on the parents makes every schema default apply to a spec that leaves them out.
+_OBJECT_DEFAULT: dict[str, Any] = {"default": {}}
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        use_attribute_docstrings=True,
+    )
+
+
+Quantity = Annotated[
+    int | str,
+    Field(json_schema_extra=_k8s(int_or_string=True)),
+]
+
+
+class ResourceRequirements(Model):
+    """Compute resources of a container, as in a Pod spec."""
+
+    limits: dict[str, Quantity] | None = None
+    """Maximum compute resources, e.g. {cpu: 500m, memory: 128Mi}."""
+    requests: dict[str, Quantity] | None = None
+    """Minimum compute resources the scheduler reserves, e.g. {cpu: 50m, memory: 64Mi}."""
+
+
+class SecretKeySelector(Model):
+    """A key of a Secret in the LiveStream's namespace."""
+
+    name: str = Field(min_length=1, max_length=253)
+    """Name of the Secret, in the LiveStream's namespace."""
+    key: str = Field(default="streamKey", min_length=1, max_length=253)
+    """Key within the Secret whose value is the stream key."""
+
+
+class Restream(Model):
+    """One destination the ingested stream is relayed to, live.
+
+    Same fields as an api.video restream, plus a Secret reference and an on/off switch.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra=_k8s(
+            validations=[
+                _cel(
+                    "has(self.streamKey) != has(self.streamKeySecretRef)",
+                    "set exactly one of streamKey or streamKeySecretRef "
+                    "(prefer streamKeySecretRef: keys belong in Secrets)",
+                ),
+            ]
+        )
+    )
+
+    name: str = Field(
+        min_length=1,
+        max_length=MAX_NAME_LENGTH,
+        json_schema_extra=_k8s(
+            validations=[
+                _cel(
+                    "!self.matches('[\\\\x00-\\\\x1f\\\\x7f]')",
+                    "name must not contain control characters",
+                )
+            ]
+        ),
+    )
+    """Free-text name of the destination, as in api.video (e.g. Youtube, My Twitch).
+    Unique within the LiveStream, ignoring case."""
+    server_url: str = Field(
+        min_length=1,
+        max_length=MAX_URL_LENGTH,
+        json_schema_extra=_k8s(
+            validations=[
+                _cel(
+                    "self.matches('^(rtmp|rtmps|srt)://[^/?#]+')",
+                    "serverUrl must start with rtmp://, rtmps:// or srt:// followed by a host",
+                ),
+                _cel(
+                    "!self.matches('[\\\\s\\\\x00-\\\\x1f\\\\x7f\"\\'`;{}\\\\\\\\]')",
+                    "serverUrl must not contain whitespace, control characters, quotes, "
+                    "backslashes, ';', '{' or '}'",
+                ),
+            ]
+        ),
+    )
+    """RTMP, RTMPS or SRT URL of the destination's ingest server, without the stream key
+    (e.g. rtmp://a.rtmp.youtube.com/live2)."""
+    stream_key: str | None = Field(default=None, min_length=1, max_length=MAX_KEY_LENGTH)
+    """The destination's stream key, inline (api.video compatibility). Accepted with a
+    warning: the operator moves it into a Secret of its own and never echoes it. Prefer
+    streamKeySecretRef."""
+    stream_key_secret_ref: SecretKeySelector | None = None
+    """Secret key holding the destination's stream key."""
+    enabled: bool = True
+    """Relay to this destination. false keeps the entry but stops its relay."""
+
+
+class ReconnectSpec(Model):
+    """How a relay retries after its destination or the ingest goes away. Unset fields
+    take the operator's defaults (1 s and 10 s unless the operator is configured
+    otherwise)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_k8s(
+            validations=[
+                _cel(
+                    "!has(self.minDelaySeconds) || !has(self.maxDelaySeconds) || "
+                    "self.minDelaySeconds <= self.maxDelaySeconds",
+                    "minDelaySeconds must not exceed maxDelaySeconds",
+                )
+            ]
+        )
+    )
+
+    min_delay_seconds: int | None = Field(default=None, ge=0, le=300)
+    """Delay before the first retry, in seconds; doubles on each failure."""
+    max_delay_seconds: int | None = Field(default=None, ge=1, le=300)
+    """Upper bound of the retry delay, in seconds. Relays retry forever while the
+    ingest is live."""
+
+
+class IngestSpec(Model):
+    """The RTMP ingest an encoder publishes to."""
+
+    service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    """Type of the ingest Service. Use LoadBalancer or NodePort for encoders outside
+    the cluster."""
+    service_annotations: dict[str, str] | None = None
+    """Annotations for the ingest Service (e.g. for a cloud load balancer)."""
+    resources: ResourceRequirements | None = None
+    """Resources of the ingest container (nginx-rtmp and its agent)."""
+
+
+class RelaySpec(Model):
+    """The relays, one pod per enabled destination."""
+
+    resources: ResourceRequirements | None = None
+    """Resources of each relay container (its agent and ffmpeg)."""
+    reconnect: ReconnectSpec = Field(
+        default_factory=ReconnectSpec, json_schema_extra=_OBJECT_DEFAULT
+    )
+    """Retry policy of every relay."""
+
+
+class PlaybackSpec(Model):
+    """Playback of the ingested stream, besides the restreams."""
+
+    hls: bool = False
+    """Serve the stream as HLS from the ingest (like api.video's assets.hls)."""
+
+
+class LiveStreamSpec(Model):
+    """What the LiveStream should be: an ingest and the destinations it feeds."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_k8s(
+            validations=[
+                _cel(
+                    "!has(self.restreams) || self.restreams.all(a, "
+                    "self.restreams.exists_one(b, b.name.lowerAscii() == a.name.lowerAscii()))",
+                    "restreams[].name must be unique, ignoring case",
+                    ".restreams",
+                )
+            ]
+        )
+    )
+
+    stream_key_secret_ref: SecretKeySelector | None = None
+    """Secret key holding the ingest's stream key, which encoders publish with. When
+    unset, the operator generates a Secret named <livestream>-stream-key."""
+    ingest: IngestSpec = Field(default_factory=IngestSpec, json_schema_extra=_OBJECT_DEFAULT)
+    """The RTMP ingest."""
+    relay: RelaySpec = Field(default_factory=RelaySpec, json_schema_extra=_OBJECT_DEFAULT)
+    """Settings shared by every relay."""
+    restreams: list[Restream] = Field(
+        default_factory=list,
+        max_length=MAX_RESTREAMS_CEILING,
+        json_schema_extra=_k8s(list_type="map", list_map_keys=["name"]),
+    )
+    """Destinations the stream is relayed to, keyed by name (api.video's restreams)."""
+    suspend: bool = False
+    """Stop every relay (scaled to zero) while keeping the ingest and the
+    configuration."""
+    playback: PlaybackSpec = Field(default_factory=PlaybackSpec, json_schema_extra=_OBJECT_DEFAULT)
+    """Playback options of the ingested stream."""
+
+
+# ---- status --------------------------------------------------------------------------
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(Model):
+    """A condition in the metav1.Condition shape."""
+
+    type: str = Field(max_length=316)
+    """Type of the condition: Ready, IngestReady, Broadcasting or RestreamsReady."""
+    status: ConditionStatus
+    """True, False or Unknown."""
+    reason: str = Field(max_length=1024)
+    """One CamelCase word saying why the condition is what it is."""
+    message: str = Field(default="", max_length=32768)
+    """A sentence for people."""
+    last_transition_time: str = Field(json_schema_extra={"format": "date-time"})
+    """When status last changed (not when the condition was last checked)."""
+    observed_generation: int | None = Field(default=None, ge=0)
+    """The .metadata.generation the condition was computed from."""
+
+
+class RestreamStatus(Model):
+    """What one destination's relay is doing."""
+
+    name: str
+    """The restream's name, as in spec.restreams[].name."""
+    state: RestreamState
+    """Disabled, Pending (relay pod not ready), Idle (nothing to relay), Connecting, Live,
+    Retrying (backing off after an error), Failed (a lasting error; still retried) or
+    Unknown (the relay runs but its agent did not answer)."""
+    since: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    """When the restream entered its current state."""
+    restarts: int = 0
+    """How many times the relay restarted ffmpeg."""
+    last_error: str | None = None
+    """The last error the relay saw, with any stream key redacted."""
+    bitrate_kbps: int | None = None
+    """Outgoing bitrate, kbit/s, while Live."""
+
+
+class IngestStatus(Model):
+    """Where encoders publish."""
+
+    rtmp_url: str | None = None
+    """In-cluster RTMP URL to publish to; append /<stream key>."""
+    external_url: str | None = None
+    """RTMP URL reachable from outside the cluster, when the Service has one."""
+    stream_key_secret: str | None = None
+    """Name of the Secret holding the stream key (key streamKey unless referenced)."""
+    hls_url: str | None = None
+    """In-cluster HLS playback URL, when spec.playback.hls is true."""
+
+
+class LiveStreamStatus(Model):
+    """What the LiveStream is, as the operator last observed it."""
+
+    observed_generation: int | None = None
+    """The .metadata.generation this status reflects."""
+    broadcasting: bool = False
+    """An encoder is publishing to the ingest right now."""
+    broadcast_started_at: str | None = Field(
+        default=None, json_schema_extra={"format": "date-time"}
+    )
+    """When the current (or last) broadcast started."""
+    broadcast_ended_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    """When the last broadcast ended; unset while broadcasting."""
+    ingest: IngestStatus | None = None
+    """Ingest endpoints."""
+    live_restreams: str | None = None
+    """Live restreams out of all restreams, e.g. 2/3 (for kubectl get)."""
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra=_k8s(list_type="map", list_map_keys=["type"]),
+    )
+    """Ready, IngestReady, Broadcasting and RestreamsReady."""
+    restreams: list[RestreamStatus] = Field(
+        default_factory=list,
+        json_schema_extra=_k8s(list_type="map", list_map_keys=["name"]),
+    )
+    """One entry per restream in spec, in the same order."""

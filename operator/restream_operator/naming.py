@@ -1,0 +1,80 @@
+"""Names and labels of a LiveStream's children: fixed, so that applies are idempotent.
+
+Restream names are free text ("Youtube", "My Twitch", "Ünïcode 🎥"); objects need DNS
+labels. A destination's objects are named from a slug of its name plus a short hash of
+the case-folded name, so every valid name yields a valid name, the same one every time,
+and names that differ only in case (which admission refuses anyway) cannot collide.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+MANAGED_BY = "restream-operator"
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_INSTANCE = "app.kubernetes.io/instance"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+LABEL_PART_OF = "app.kubernetes.io/part-of"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_LIVESTREAM = "restream.dev/livestream"
+LABEL_RESTREAM = "restream.dev/restream"
+ANNOTATION_RESTREAM_NAME = "restream.dev/restream-name"
+
+COMPONENT_INGEST = "ingest"
+COMPONENT_RELAY = "relay"
+COMPONENT_KEYS = "stream-key"
+
+_SLUG_MAX = 20
+_HASH_LEN = 6
+
+
+def restream_slug(name: str) -> str:
+    """DNS-label-safe, stable id of a restream name, e.g. "My Twitch" -> "my-twitch-3f2a9c"."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:_SLUG_MAX].strip("-")
+    digest = hashlib.sha256(name.casefold().encode()).hexdigest()[:_HASH_LEN]
+    return f"{slug}-{digest}" if slug else f"r-{digest}"
+
+
+def ingest_name(livestream: str) -> str:
+    return f"{livestream}-ingest"
+
+
+def generated_key_secret(livestream: str) -> str:
+    return f"{livestream}-stream-key"
+
+
+def play_token_secret(livestream: str) -> str:
+    return f"{livestream}-play-token"
+
+
+def relay_name(livestream: str, restream: str) -> str:
+    return f"{livestream}-relay-{restream_slug(restream)}"
+
+
+def inline_key_secret(livestream: str, restream: str) -> str:
+    return f"{relay_name(livestream, restream)}-key"
+
+
+def labels(livestream: str, component: str, restream: str | None = None) -> dict[str, str]:
+    out = {
+        LABEL_NAME: "restream",
+        LABEL_INSTANCE: livestream,
+        LABEL_COMPONENT: component,
+        LABEL_PART_OF: "restream-operator",
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_LIVESTREAM: livestream,
+    }
+    if restream is not None:
+        out[LABEL_RESTREAM] = restream_slug(restream)
+    return out
+
+
+def selector(livestream: str, component: str, restream: str | None = None) -> dict[str, str]:
+    """The immutable subset of labels a Deployment selects its pods by."""
+    out = {LABEL_LIVESTREAM: livestream, LABEL_COMPONENT: component}
+    if restream is not None:
+        out[LABEL_RESTREAM] = restream_slug(restream)
+    return out

@@ -1,0 +1,86 @@
+"""Pieces every child shares: metadata, owner reference, restricted pod security."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .. import models
+from ..models import ResourceRequirements
+
+Obj = dict[str, Any]
+
+# The UID/GID the media image's non-root user has (see Dockerfile).
+RUN_AS = 10001
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The LiveStream whose children are rendered. `uid` is empty when rendering a file."""
+
+    name: str
+    namespace: str
+    uid: str = ""
+    spec: models.LiveStreamSpec | None = None
+
+
+def metadata(
+    owner: Owner,
+    name: str,
+    labels: dict[str, str],
+    annotations: dict[str, str] | None = None,
+) -> Obj:
+    meta: Obj = {"name": name, "namespace": owner.namespace, "labels": labels}
+    if annotations:
+        meta["annotations"] = annotations
+    if owner.uid:
+        meta["ownerReferences"] = [
+            {
+                "apiVersion": models.API_VERSION,
+                "kind": models.KIND,
+                "name": owner.name,
+                "uid": owner.uid,
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
+    return meta
+
+
+def pod_security_context() -> Obj:
+    """The `restricted` Pod Security Standard."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS,
+        "runAsGroup": RUN_AS,
+        "fsGroup": RUN_AS,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context() -> Obj:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def resources(spec: ResourceRequirements | None, default: Obj) -> Obj:
+    if spec is None:
+        return default
+    return spec.model_dump(by_alias=True, exclude_none=True)
+
+
+def secret_env(name: str, secret: str, key: str) -> Obj:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def http_probe(path: str, port: str, period: int, failures: int) -> Obj:
+    return {
+        "httpGet": {"path": path, "port": port},
+        "periodSeconds": period,
+        "timeoutSeconds": 2,
+        "failureThreshold": failures,
+    }

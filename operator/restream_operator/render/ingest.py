@@ -1,0 +1,197 @@
+"""The ingest: nginx-rtmp plus its agent, one pod, behind two Services.
+
+``<ls>-ingest`` is what encoders publish to (type from spec: ClusterIP, NodePort or
+LoadBalancer; RTMP and, when on, HLS). ``<ls>-ingest-internal`` is ClusterIP only and is
+what relays use: RTMP to play, and the agent's HTTP port to ask whether a broadcast is
+on. The agent port is never exposed outside the cluster, whatever the public type, and
+the public Service can be fenced (loadBalancerSourceRanges) without cutting relays off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from .. import naming
+from ..agent import contract
+from ..settings import Settings
+from . import common
+from .common import Obj, Owner
+from .nginx import NginxParams, nginx_conf
+
+CONFIG_FILE = "nginx.conf"
+CONFIG_DIR = "/etc/restream"
+ANNOTATION_CONFIG_HASH = "restream.dev/config-hash"
+DEFAULT_RESOURCES: Obj = {
+    "requests": {"cpu": "100m", "memory": "64Mi"},
+    "limits": {"memory": "512Mi"},
+}
+
+
+def internal_service_name(livestream: str) -> str:
+    return f"{naming.ingest_name(livestream)}-internal"
+
+
+def service_host(owner: Owner, service: str, settings: Settings) -> str:
+    return f"{service}.{owner.namespace}.svc.{settings.cluster_domain}"
+
+
+def play_url(owner: Owner, settings: Settings) -> str:
+    """What relays play, without the token (the agent appends it from its environment)."""
+    host = service_host(owner, internal_service_name(owner.name), settings)
+    return f"rtmp://{host}:{contract.RTMP_PORT}/{contract.APPLICATION}/{contract.STREAM_NAME}"
+
+
+def publish_url(owner: Owner, settings: Settings) -> str:
+    host = service_host(owner, naming.ingest_name(owner.name), settings)
+    return f"rtmp://{host}:{contract.RTMP_PORT}/{contract.APPLICATION}"
+
+
+def agent_status_url(owner: Owner, settings: Settings) -> str:
+    host = service_host(owner, internal_service_name(owner.name), settings)
+    return f"http://{host}:{contract.AGENT_PORT}{contract.PATH_STATUS}"
+
+
+def hls_url(owner: Owner, settings: Settings) -> str:
+    host = service_host(owner, naming.ingest_name(owner.name), settings)
+    return f"http://{host}:{contract.HLS_PORT}/hls/{contract.STREAM_NAME}.m3u8"
+
+
+def config_map(owner: Owner, hls: bool) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": common.metadata(
+            owner,
+            naming.ingest_name(owner.name),
+            naming.labels(owner.name, naming.COMPONENT_INGEST),
+        ),
+        "data": {CONFIG_FILE: nginx_conf(NginxParams(hls=hls))},
+    }
+
+
+def deployment(
+    owner: Owner,
+    settings: Settings,
+    config: Obj,
+    key_secret: tuple[str, str],
+    play_token_secret: str,
+) -> Obj:
+    assert owner.spec is not None
+    name = naming.ingest_name(owner.name)
+    labels = naming.labels(owner.name, naming.COMPONENT_INGEST)
+    config_hash = hashlib.sha256(config["data"][CONFIG_FILE].encode()).hexdigest()[:16]
+    ports = [
+        {"name": "rtmp", "containerPort": contract.RTMP_PORT, "protocol": "TCP"},
+        {"name": "agent", "containerPort": contract.AGENT_PORT, "protocol": "TCP"},
+    ]
+    if owner.spec.playback.hls:
+        ports.append({"name": "hls", "containerPort": contract.HLS_PORT, "protocol": "TCP"})
+    container: Obj = {
+        "name": "ingest",
+        "image": settings.ingest_image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": [
+            "restream-agent",
+            "ingest",
+            "--nginx-config",
+            f"{CONFIG_DIR}/{CONFIG_FILE}",
+            "--listen",
+            f"0.0.0.0:{contract.AGENT_PORT}",
+        ],
+        "env": [
+            common.secret_env(contract.ENV_STREAM_KEY, *key_secret),
+            common.secret_env(contract.ENV_PLAY_TOKEN, play_token_secret, "token"),
+        ],
+        "ports": ports,
+        "readinessProbe": common.http_probe(contract.PATH_READYZ, "agent", 2, 2),
+        "livenessProbe": common.http_probe(contract.PATH_HEALTHZ, "agent", 10, 3),
+        "resources": common.resources(owner.spec.ingest.resources, DEFAULT_RESOURCES),
+        "securityContext": common.container_security_context(),
+        "volumeMounts": [
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": common.metadata(owner, name, labels),
+        "spec": {
+            "replicas": 1,
+            # Never two nginx for one stream: the encoder has one connection.
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": naming.selector(owner.name, naming.COMPONENT_INGEST)},
+            "template": {
+                "metadata": {
+                    "labels": labels,
+                    "annotations": {ANNOTATION_CONFIG_HASH: config_hash},
+                },
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": common.pod_security_context(),
+                    "terminationGracePeriodSeconds": 15,
+                    "containers": [container],
+                    "volumes": [
+                        {"name": "config", "configMap": {"name": config["metadata"]["name"]}},
+                        {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+                    ],
+                },
+            },
+        },
+    }
+
+
+def service(owner: Owner) -> Obj:
+    assert owner.spec is not None
+    ingest = owner.spec.ingest
+    ports = [{"name": "rtmp", "port": contract.RTMP_PORT, "targetPort": "rtmp", "protocol": "TCP"}]
+    if owner.spec.playback.hls:
+        ports.append(
+            {"name": "hls", "port": contract.HLS_PORT, "targetPort": "hls", "protocol": "TCP"}
+        )
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": common.metadata(
+            owner,
+            naming.ingest_name(owner.name),
+            naming.labels(owner.name, naming.COMPONENT_INGEST),
+            dict(ingest.service_annotations or {}),
+        ),
+        "spec": {
+            "type": ingest.service_type,
+            "selector": naming.selector(owner.name, naming.COMPONENT_INGEST),
+            "ports": ports,
+        },
+    }
+
+
+def internal_service(owner: Owner) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": common.metadata(
+            owner,
+            internal_service_name(owner.name),
+            naming.labels(owner.name, naming.COMPONENT_INGEST),
+        ),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": naming.selector(owner.name, naming.COMPONENT_INGEST),
+            "ports": [
+                {
+                    "name": "rtmp",
+                    "port": contract.RTMP_PORT,
+                    "targetPort": "rtmp",
+                    "protocol": "TCP",
+                },
+                {
+                    "name": "agent",
+                    "port": contract.AGENT_PORT,
+                    "targetPort": "agent",
+                    "protocol": "TCP",
+                },
+            ],
+        },
+    }

@@ -1,0 +1,106 @@
+"""The ingest's nginx-rtmp configuration: a pure function of a few settings.
+
+Nothing from a LiveStream's spec is interpolated here except booleans and the operator's
+own integers, so no user input can inject into the configuration. The tests run this
+exact text with nginx on loopback (only the ports and directories differ).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..agent import contract
+
+RTMP_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
+
+
+@dataclass(frozen=True)
+class NginxParams:
+    rtmp_port: int = contract.RTMP_PORT
+    agent_port: int = contract.AGENT_PORT
+    stat_port: int = contract.NGINX_STAT_PORT
+    hls_port: int = contract.HLS_PORT
+    # A writable emptyDir: the root filesystem is read-only.
+    work_dir: str = "/tmp/nginx"
+    listen_host: str = ""  # "" listens on every address (a pod); tests pass 127.0.0.1
+    hls: bool = False
+
+
+def nginx_conf(p: NginxParams) -> str:
+    listen = f"{p.listen_host}:{p.rtmp_port}" if p.listen_host else str(p.rtmp_port)
+    hls_listen = f"{p.listen_host}:{p.hls_port}" if p.listen_host else str(p.hls_port)
+    agent = f"http://127.0.0.1:{p.agent_port}"
+    hls_app = ""
+    hls_server = ""
+    if p.hls:
+        hls_app = f"""
+            hls on;
+            hls_path {p.work_dir}/hls;
+            hls_fragment 2s;
+            hls_playlist_length 12s;
+            hls_cleanup on;"""
+        hls_server = f"""
+    server {{
+        listen {hls_listen};
+        location /hls/ {{
+            alias {p.work_dir}/hls/;
+            types {{
+                application/vnd.apple.mpegurl m3u8;
+                video/mp2t ts;
+            }}
+            add_header Cache-Control no-cache;
+            add_header Access-Control-Allow-Origin *;
+        }}
+    }}"""
+    return f"""# Rendered by restream-operator. One worker: nginx-rtmp keeps streams per worker.
+load_module {RTMP_MODULE};
+worker_processes 1;
+daemon off;
+pid {p.work_dir}/nginx.pid;
+error_log stderr warn;
+
+events {{
+    worker_connections 1024;
+}}
+
+rtmp {{
+    server {{
+        listen {listen};
+        chunk_size 4096;
+
+        application {contract.APPLICATION} {{
+            live on;
+            record off;
+            # Relays start on a keyframe, with video before audio.
+            wait_key on;
+            wait_video on;
+            # Players of an absent stream are refused, and dropped when the publisher
+            # leaves, so a relay sees the end of a broadcast at once.
+            idle_streams off;
+            drop_idle_publisher 10s;
+            # The agent checks keys and tokens and renames the published stream to
+            # "{contract.STREAM_NAME}", so the key is never a stream name.
+            notify_method post;
+            on_publish {agent}/rtmp/publish;
+            on_publish_done {agent}/rtmp/publish-done;
+            on_play {agent}/rtmp/play;{hls_app}
+        }}
+    }}
+}}
+
+http {{
+    access_log off;
+    client_body_temp_path {p.work_dir}/client_body;
+    proxy_temp_path {p.work_dir}/proxy;
+    fastcgi_temp_path {p.work_dir}/fastcgi;
+    uwsgi_temp_path {p.work_dir}/uwsgi;
+    scgi_temp_path {p.work_dir}/scgi;
+
+    server {{
+        listen 127.0.0.1:{p.stat_port};
+        location /stat {{
+            rtmp_stat all;
+        }}
+    }}{hls_server}
+}}
+"""

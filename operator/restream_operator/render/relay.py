@@ -1,0 +1,145 @@
+"""One relay per enabled destination: its Deployment and, for an inline key, its Secret.
+
+Each destination's objects are named from its own slug and depend on nothing but that
+destination, the ingest's fixed Service names and the relay settings, so adding,
+changing or removing one destination never rewrites another's objects.
+"""
+
+from __future__ import annotations
+
+import base64
+from urllib.parse import urlsplit
+
+from .. import models, naming
+from ..agent import contract
+from ..settings import Settings
+from . import common
+from .common import Obj, Owner
+from .ingest import agent_status_url, play_url
+
+DEFAULT_RESOURCES: Obj = {
+    "requests": {"cpu": "50m", "memory": "96Mi"},
+    "limits": {"memory": "256Mi"},
+}
+INLINE_KEY = "streamKey"
+
+
+def output_format(server_url: str) -> str:
+    """ffmpeg muxer for a destination: FLV over RTMP(S), MPEG-TS over SRT."""
+    return "mpegts" if urlsplit(server_url).scheme.lower() == "srt" else "flv"
+
+
+def key_ref(owner: Owner, restream: models.Restream) -> tuple[str, str]:
+    if restream.stream_key_secret_ref is not None:
+        return restream.stream_key_secret_ref.name, restream.stream_key_secret_ref.key
+    return naming.inline_key_secret(owner.name, restream.name), INLINE_KEY
+
+
+def inline_key_secret(owner: Owner, restream: models.Restream) -> Obj | None:
+    """Where an inline key goes, so that pods only ever see it through secretKeyRef."""
+    if restream.stream_key is None:
+        return None
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": common.metadata(
+            owner,
+            naming.inline_key_secret(owner.name, restream.name),
+            naming.labels(owner.name, naming.COMPONENT_KEYS, restream.name),
+            {naming.ANNOTATION_RESTREAM_NAME: restream.name},
+        ),
+        "type": "Opaque",
+        "data": {INLINE_KEY: base64.b64encode(restream.stream_key.encode()).decode()},
+    }
+
+
+def reconnect_delays(spec: models.LiveStreamSpec, settings: Settings) -> tuple[int, int]:
+    r = spec.relay.reconnect
+    low = (
+        settings.reconnect_min_delay_seconds if r.min_delay_seconds is None else r.min_delay_seconds
+    )
+    high = (
+        settings.reconnect_max_delay_seconds if r.max_delay_seconds is None else r.max_delay_seconds
+    )
+    return low, max(low, high)
+
+
+def relay_command(owner: Owner, restream: models.Restream, settings: Settings) -> list[str]:
+    """The relay container's command: everything but the secrets, which come from env."""
+    assert owner.spec is not None
+    low, high = reconnect_delays(owner.spec, settings)
+    return [
+        "restream-agent",
+        "relay",
+        "--name",
+        restream.name,
+        "--source",
+        play_url(owner, settings),
+        "--ingest-status",
+        agent_status_url(owner, settings),
+        "--destination",
+        restream.server_url,
+        "--format",
+        output_format(restream.server_url),
+        "--min-delay",
+        str(low),
+        "--max-delay",
+        str(high),
+        "--listen",
+        f"0.0.0.0:{contract.AGENT_PORT}",
+    ]
+
+
+def deployment(
+    owner: Owner, restream: models.Restream, settings: Settings, play_token_secret: str
+) -> Obj:
+    assert owner.spec is not None
+    name = naming.relay_name(owner.name, restream.name)
+    labels = naming.labels(owner.name, naming.COMPONENT_RELAY, restream.name)
+    container: Obj = {
+        "name": "relay",
+        "image": settings.relay_image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": relay_command(owner, restream, settings),
+        "env": [
+            common.secret_env(contract.ENV_DESTINATION_KEY, *key_ref(owner, restream)),
+            common.secret_env(contract.ENV_PLAY_TOKEN, play_token_secret, "token"),
+        ],
+        "ports": [{"name": "agent", "containerPort": contract.AGENT_PORT, "protocol": "TCP"}],
+        # Ready means Live: the relay is delivering to its destination.
+        "readinessProbe": common.http_probe(contract.PATH_READYZ, "agent", 2, 1),
+        "livenessProbe": common.http_probe(contract.PATH_HEALTHZ, "agent", 10, 3),
+        "resources": common.resources(owner.spec.relay.resources, DEFAULT_RESOURCES),
+        "securityContext": common.container_security_context(),
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": common.metadata(
+            owner, name, labels, {naming.ANNOTATION_RESTREAM_NAME: restream.name}
+        ),
+        "spec": {
+            "replicas": 0 if owner.spec.suspend else 1,
+            # Never two relays pushing to one destination with one key.
+            "strategy": {"type": "Recreate"},
+            "selector": {
+                "matchLabels": naming.selector(owner.name, naming.COMPONENT_RELAY, restream.name)
+            },
+            "template": {
+                "metadata": {
+                    "labels": labels,
+                    "annotations": {naming.ANNOTATION_RESTREAM_NAME: restream.name},
+                },
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": common.pod_security_context(),
+                    # The agent stops ffmpeg gracefully (flushes the FLV trailer) well inside this.
+                    "terminationGracePeriodSeconds": 10,
+                    "containers": [container],
+                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+                },
+            },
+        },
+    }
