@@ -134,7 +134,7 @@ def custom_resource_definition() -> dict[str, Any]:
                 "description": "Versioned schema of this object: restream.dev/v1alpha1.",
             },
             "kind": {"type": "string", "description": "LiveStream."},
-            "metadata": {"type": "object", "description": "Standard object metadata."},
+            "metadata": {"type": "object"},
             "spec": spec,
             "status": status,
         },

@@ -1,0 +1,150 @@
+"""The few Kubernetes API calls the reconcile path makes, over the synchronous client.
+
+Everything here blocks: call it from sync kopf handlers (kopf runs them in threads) or
+through ``asyncio.to_thread``, never directly from an ``async def``.
+
+Children are written with server-side apply under one field manager, so a reconcile
+that changes nothing changes nothing on the server either (no resourceVersion bump).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, cast
+from urllib.parse import urlencode
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+FIELD_MANAGER = "restream-operator"
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Kind:
+    group_version: str  # "v1" or "apps/v1"
+    plural: str
+
+    def collection(self, namespace: str) -> str:
+        base = "/api/v1" if self.group_version == "v1" else f"/apis/{self.group_version}"
+        return f"{base}/namespaces/{namespace}/{self.plural}"
+
+
+KINDS: dict[str, Kind] = {
+    "Secret": Kind("v1", "secrets"),
+    "ConfigMap": Kind("v1", "configmaps"),
+    "Service": Kind("v1", "services"),
+    "Deployment": Kind("apps/v1", "deployments"),
+}
+
+
+class KubeError(RuntimeError):
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+
+
+def load_config() -> client.ApiClient:
+    """In a pod, the ServiceAccount; elsewhere, $KUBECONFIG or ~/.kube/config."""
+    try:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        config.load_kube_config()  # type: ignore[no-untyped-call]
+    return client.ApiClient()
+
+
+class Kube:
+    def __init__(self, api: client.ApiClient, timeout: float = 30.0) -> None:
+        self.api = api
+        self.timeout = timeout
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: Obj | None = None,
+        query: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> Obj:
+        if query:
+            path = f"{path}?{urlencode(query)}"
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        serialized = self.api.param_serialize(
+            method=method,
+            resource_path=path,
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        try:
+            response = self.api.call_api(*serialized, _request_timeout=self.timeout)
+            response.read()  # type: ignore[no-untyped-call]
+        except ApiException as exc:  # raised by the REST layer for transport problems
+            raise KubeError(exc.status or 0, str(exc.reason), str(exc.body)) from None
+        data: bytes = response.data or b""
+        if response.status >= 400:
+            try:
+                detail = json.loads(data)
+            except ValueError:
+                detail = {"message": data.decode(errors="replace") if data else ""}
+            raise KubeError(response.status, detail.get("reason", ""), detail.get("message", ""))
+        return cast(Obj, json.loads(data)) if data else {}
+
+    # ---- children -------------------------------------------------------------------
+
+    def apply(self, obj: Obj) -> Obj:
+        """Server-side apply, taking ownership of every field we set (force)."""
+        kind = KINDS[obj["kind"]]
+        meta = obj["metadata"]
+        return self._call(
+            "PATCH",
+            f"{kind.collection(meta['namespace'])}/{meta['name']}",
+            body=obj,
+            query={"fieldManager": FIELD_MANAGER, "force": "true"},
+            content_type="application/apply-patch+yaml",
+        )
+
+    def create_if_absent(self, obj: Obj) -> bool:
+        """Creates `obj` unless an object of that name exists. True when it created it."""
+        kind = KINDS[obj["kind"]]
+        try:
+            self._call(
+                "POST",
+                kind.collection(obj["metadata"]["namespace"]),
+                body=obj,
+                query={"fieldManager": FIELD_MANAGER},
+            )
+        except KubeError as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
+    def get(self, kind: str, namespace: str, name: str) -> Obj | None:
+        try:
+            return self._call("GET", f"{KINDS[kind].collection(namespace)}/{name}")
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def list(self, kind: str, namespace: str, selector: dict[str, str]) -> list[Obj]:
+        labels = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+        out = self._call("GET", KINDS[kind].collection(namespace), query={"labelSelector": labels})
+        return cast(list[Obj], out.get("items", []))
+
+    def delete(self, kind: str, namespace: str, name: str) -> bool:
+        try:
+            self._call(
+                "DELETE",
+                f"{KINDS[kind].collection(namespace)}/{name}",
+                body={"propagationPolicy": "Background"},
+            )
+        except KubeError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True

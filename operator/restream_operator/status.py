@@ -1,0 +1,318 @@
+"""LiveStream status as a pure function of what was observed.
+
+Inputs: the spec, the previous status, the children as the watch caches see them, and
+the agents' /status documents (absent when an agent did not answer). Output: the new
+status, which the caller writes only when it differs from the previous one, and the
+transitions worth an Event. Timestamps move only on transitions, so an idle stream
+produces no writes at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import models, naming
+from .agent.contract import IngestAgentStatus, RelayAgentStatus, RestreamState
+from .render import Owner, ingest
+from .settings import Settings
+
+# Bitrates wobble; a status write for every wobble would be churn.
+_BITRATE_CHANGE = 0.10
+
+READY = "Ready"
+INGEST_READY = "IngestReady"
+BROADCASTING = "Broadcasting"
+RESTREAMS_READY = "RestreamsReady"
+CONDITION_TYPES = (READY, INGEST_READY, BROADCASTING, RESTREAMS_READY)
+STATUS_KEYS = tuple(
+    field.alias or name for name, field in models.LiveStreamStatus.model_fields.items()
+)
+_INGEST_REF = "spec.streamKeySecretRef"
+
+
+@dataclass(frozen=True)
+class PodView:
+    name: str
+    ip: str | None = None
+    phase: str = "Pending"
+    ready: bool = False
+    ready_since: str | None = None
+    restarts: int = 0
+    waiting_reason: str | None = None
+    waiting_message: str | None = None
+    deleting: bool = False
+
+
+@dataclass(frozen=True)
+class DeploymentView:
+    name: str
+    replicas: int = 1
+    available: int = 0
+    rolled_out: bool = False  # the controller has seen the latest spec and finished
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    type: str = "ClusterIP"
+    load_balancer_host: str | None = None
+    node_port: int | None = None
+
+
+@dataclass(frozen=True)
+class Observed:
+    deployments: dict[str, DeploymentView] = field(default_factory=dict)
+    # pods by what they belong to: "ingest", or a restream slug
+    pods: dict[str, list[PodView]] = field(default_factory=dict)
+    service: ServiceView | None = None
+    ingest_agent: IngestAgentStatus | None = None
+    relay_agents: dict[str, RelayAgentStatus] = field(default_factory=dict)  # by restream name
+    missing_secrets: tuple[str, ...] = ()
+    reconciled_generation: int | None = None
+    reconcile_error: str | None = None
+
+
+@dataclass(frozen=True)
+class Transition:
+    type: str  # Normal or Warning
+    reason: str
+    message: str
+
+
+def live_pod(pods: list[PodView]) -> PodView | None:
+    """The pod that matters: the newest one not being deleted (Recreate: at most one)."""
+    candidates = [p for p in pods if not p.deleting]
+    return candidates[-1] if candidates else None
+
+
+def _condition(
+    previous: list[dict[str, Any]],
+    type_: str,
+    status: str,
+    reason: str,
+    message: str,
+    generation: int,
+    now: str,
+) -> dict[str, Any]:
+    old = next((c for c in previous if c.get("type") == type_), None)
+    since = old["lastTransitionTime"] if old and old.get("status") == status else now
+    return {
+        "type": type_,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": since,
+        "observedGeneration": generation,
+    }
+
+
+def _relay_state(
+    name: str,
+    enabled: bool,
+    suspended: bool,
+    deployment: DeploymentView | None,
+    pod: PodView | None,
+    agent: RelayAgentStatus | None,
+) -> tuple[RestreamState, dict[str, Any]]:
+    """State of one restream and the agent's details, from the best evidence there is."""
+    if not enabled:
+        return RestreamState.DISABLED, {}
+    if suspended:
+        return RestreamState.IDLE, {}
+    if agent is not None and agent.get("state") in RestreamState.__members__.values():
+        details = {
+            "restarts": agent.get("restarts", 0),
+            "lastError": agent.get("lastError"),
+            "bitrateKbps": agent.get("bitrateKbps"),
+            "since": agent.get("since"),
+        }
+        return RestreamState(agent["state"]), details
+    if deployment is None or pod is None or pod.phase != "Running":
+        details = {}
+        if pod is not None and pod.waiting_reason:
+            details["lastError"] = f"{pod.waiting_reason}: {pod.waiting_message or ''}".strip()
+        return RestreamState.PENDING, details
+    if pod.ready:
+        # A relay's readiness probe passes only while it is Live (agent contract), so a
+        # Ready pod whose agent this operator cannot reach is Live, as of the kubelet.
+        return RestreamState.LIVE, {"since": pod.ready_since, "restarts": pod.restarts}
+    return RestreamState.UNKNOWN, {"restarts": pod.restarts}
+
+
+def _bitrate(old: int | None, new: int | None) -> int | None:
+    if old is None or new is None or old == 0:
+        return new
+    return new if abs(new - old) > _BITRATE_CHANGE * old else old
+
+
+def _ingest_status(owner: Owner, settings: Settings, observed: Observed) -> dict[str, Any]:
+    assert owner.spec is not None
+    ref = owner.spec.stream_key_secret_ref
+    out: dict[str, Any] = {
+        "rtmpUrl": ingest.publish_url(owner, settings),
+        "streamKeySecret": ref.name if ref else naming.generated_key_secret(owner.name),
+    }
+    svc = observed.service
+    if svc is not None and svc.type == "LoadBalancer" and svc.load_balancer_host:
+        out["externalUrl"] = f"rtmp://{svc.load_balancer_host}:1935/live"
+    elif svc is not None and svc.type == "NodePort" and svc.node_port:
+        out["externalUrl"] = f"rtmp://<node address>:{svc.node_port}/live"
+    if owner.spec.playback.hls:
+        out["hlsUrl"] = ingest.hls_url(owner, settings)
+    return out
+
+
+Verdict = tuple[str, str, str]  # condition status, reason, message
+
+
+def _ingest_verdict(owner: Owner, observed: Observed) -> Verdict:
+    ingest_secret = [m for m in observed.missing_secrets if _INGEST_REF in m]
+    dep = observed.deployments.get(naming.ingest_name(owner.name))
+    pod = live_pod(observed.pods.get(naming.COMPONENT_INGEST, []))
+    if ingest_secret:
+        return "False", "SecretMissing", "; ".join(ingest_secret)
+    if dep is None:
+        return "False", "Creating", "the ingest Deployment does not exist yet"
+    if dep.available >= 1 and dep.rolled_out:
+        return "True", "Available", "the ingest accepts publishers"
+    if pod is not None and pod.waiting_reason:
+        return "False", pod.waiting_reason, pod.waiting_message or "the ingest is not running"
+    return "False", "Progressing", "the ingest pod is not ready yet"
+
+
+def _broadcast_verdict(agent: IngestAgentStatus | None) -> Verdict:
+    if agent is None:
+        return "Unknown", "AgentUnreachable", "the ingest agent did not answer"
+    if agent.get("publishing"):
+        where = agent.get("clientAddress") or "an unknown address"
+        return "True", "Publishing", f"an encoder publishes from {where}"
+    return "False", "NoPublisher", "no encoder is publishing"
+
+
+def _restream_entries(
+    owner: Owner, previous: dict[str, Any], observed: Observed, now: str
+) -> list[dict[str, Any]]:
+    assert owner.spec is not None
+    prev = {r.get("name"): r for r in previous.get("restreams") or []}
+    out = []
+    for r in owner.spec.restreams:
+        dep = observed.deployments.get(naming.relay_name(owner.name, r.name))
+        pod = live_pod(observed.pods.get(naming.restream_slug(r.name), []))
+        agent = observed.relay_agents.get(r.name)
+        state, details = _relay_state(r.name, r.enabled, owner.spec.suspend, dep, pod, agent)
+        old = prev.get(r.name) or {}
+        same = old.get("state") == state.value
+        entry: dict[str, Any] = {
+            "name": r.name,
+            "state": state.value,
+            "since": (old.get("since") if same else details.get("since")) or now,
+            "restarts": int(details.get("restarts") or 0),
+        }
+        if details.get("lastError"):
+            entry["lastError"] = details["lastError"]
+        if state is RestreamState.LIVE and details.get("bitrateKbps") is not None:
+            entry["bitrateKbps"] = _bitrate(old.get("bitrateKbps"), details["bitrateKbps"])
+        out.append(entry)
+    return out
+
+
+def _restreams_verdict(
+    owner: Owner, entries: list[dict[str, Any]], broadcasting: bool, observed: Observed
+) -> Verdict:
+    assert owner.spec is not None
+    enabled = {r.name for r in owner.spec.restreams if r.enabled}
+    relay_secrets = [m for m in observed.missing_secrets if _INGEST_REF not in m]
+    if owner.spec.suspend:
+        return "False", "Suspended", "spec.suspend is true: every relay is scaled to zero"
+    if relay_secrets:
+        return "False", "SecretMissing", "; ".join(relay_secrets)
+    if not enabled:
+        return "True", "NoRestreams", "no restream is enabled"
+    fine = {RestreamState.LIVE.value}
+    if not broadcasting:
+        fine |= {RestreamState.IDLE.value, RestreamState.CONNECTING.value}
+    troubles = [
+        f"{e['name']}: {e['state']}"
+        for e in entries
+        if e["name"] in enabled and e["state"] not in fine
+    ]
+    if troubles:
+        return "False", "NotAllHealthy", "; ".join(troubles)
+    return "True", "AllHealthy", f"{len(enabled)}/{len(enabled)} enabled restreams are healthy"
+
+
+def _ready_verdict(ingest_v: Verdict, restreams_v: Verdict, error: str | None) -> Verdict:
+    if error:
+        return "False", "ReconcileFailed", error
+    if ingest_v[0] != "True":
+        return "False", "IngestNotReady", ingest_v[2]
+    if restreams_v[0] != "True":
+        return "False", "RestreamsNotReady", restreams_v[2]
+    return "True", "Ready", "ready to relay to every enabled restream"
+
+
+def compute_status(
+    owner: Owner,
+    generation: int,
+    previous: dict[str, Any],
+    observed: Observed,
+    settings: Settings,
+    now: str,
+) -> dict[str, Any]:
+    assert owner.spec is not None
+    agent = observed.ingest_agent
+    # An agent that does not answer is not a broadcast that ended: keep the last word.
+    broadcasting = bool(agent.get("publishing")) if agent else bool(previous.get("broadcasting"))
+    entries = _restream_entries(owner, previous, observed, now)
+    ingest_v = _ingest_verdict(owner, observed)
+    restreams_v = _restreams_verdict(owner, entries, broadcasting, observed)
+    verdicts = {
+        READY: _ready_verdict(ingest_v, restreams_v, observed.reconcile_error),
+        INGEST_READY: ingest_v,
+        BROADCASTING: _broadcast_verdict(agent),
+        RESTREAMS_READY: restreams_v,
+    }
+    prev_conditions = list(previous.get("conditions") or [])
+    live = sum(e["state"] == RestreamState.LIVE.value for e in entries)
+    observed_generation = observed.reconciled_generation
+    if observed_generation is None:
+        observed_generation = previous.get("observedGeneration")
+    status: dict[str, Any] = {
+        "observedGeneration": observed_generation,
+        "broadcasting": broadcasting,
+        "ingest": _ingest_status(owner, settings, observed),
+        "liveRestreams": f"{live}/{len(owner.spec.restreams)}",
+        "conditions": [
+            _condition(prev_conditions, t, *verdicts[t], generation, now) for t in CONDITION_TYPES
+        ],
+        "restreams": entries,
+    }
+    started, ended = previous.get("broadcastStartedAt"), previous.get("broadcastEndedAt")
+    if broadcasting and not previous.get("broadcasting"):
+        started, ended = (agent or {}).get("since") or now, None
+    elif previous.get("broadcasting") and not broadcasting:
+        ended = now
+    status["broadcastStartedAt"] = started
+    status["broadcastEndedAt"] = ended
+    return {k: v for k, v in status.items() if v is not None}
+
+
+def transitions(previous: dict[str, Any], new: dict[str, Any]) -> list[Transition]:
+    """Events worth telling people about: broadcasts starting/ending, restream states."""
+    out = []
+    if bool(previous.get("broadcasting")) != bool(new.get("broadcasting")):
+        if new.get("broadcasting"):
+            out.append(Transition("Normal", "BroadcastStarted", "an encoder started publishing"))
+        else:
+            out.append(Transition("Normal", "BroadcastEnded", "the encoder stopped publishing"))
+    old_states = {r.get("name"): r.get("state") for r in previous.get("restreams") or []}
+    for r in new.get("restreams") or []:
+        before, after = old_states.get(r["name"]), r["state"]
+        if before == after:
+            continue
+        bad = after in (RestreamState.RETRYING, RestreamState.FAILED)
+        message = f"restream {r['name']!r}: {before or 'new'} -> {after}"
+        if bad and r.get("lastError"):
+            message += f" ({r['lastError']})"
+        out.append(Transition("Warning" if bad else "Normal", f"Restream{after}", message))
+    return out
