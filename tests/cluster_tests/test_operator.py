@@ -1,0 +1,347 @@
+"""The operator against the real control plane: children, isolation, status, lifecycle."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from restream_operator import naming
+from tests.cluster.controlplane import LocalCluster
+from tests.operator_process import OperatorProcess
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.cluster
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+EXAMPLE = yaml.safe_load((CHECKOUT / "examples" / "api-video-compatible.yaml").read_text())
+INLINE_KEYS = [r["streamKey"] for r in EXAMPLE["spec"]["restreams"]]
+CHILD_KINDS = "deployments,services,configmaps,secrets"
+
+
+def get(cluster: LocalCluster, what: str, namespace: str, *args: str) -> dict[str, Any]:
+    out = cluster.kubectl("get", what, "-n", namespace, "-o", "json", *args)
+    return dict(json.loads(out.stdout))
+
+
+def apply(cluster: LocalCluster, namespace: str, doc: dict[str, Any]) -> None:
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(doc))
+
+
+def livestream(
+    name: str = "launch", restreams: list[dict[str, Any]] | None = None, **spec: Any
+) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(json.dumps(EXAMPLE))
+    doc["metadata"] = {"name": name}
+    if restreams is not None:
+        doc["spec"]["restreams"] = restreams
+    doc["spec"].update(spec)
+    return doc
+
+
+def children(
+    cluster: LocalCluster, namespace: str, name: str = "launch"
+) -> dict[str, dict[str, Any]]:
+    items = get(cluster, CHILD_KINDS, namespace, "-l", f"{naming.LABEL_LIVESTREAM}={name}")["items"]
+    return {f"{o['kind']}/{o['metadata']['name']}": o for o in items}
+
+
+def status(cluster: LocalCluster, namespace: str, name: str = "launch") -> dict[str, Any]:
+    return dict(get(cluster, f"livestream/{name}", namespace).get("status") or {})
+
+
+def condition(st: dict[str, Any], type_: str) -> str | None:
+    return next((c["status"] for c in st.get("conditions", []) if c["type"] == type_), None)
+
+
+def ready(cluster: LocalCluster, namespace: str, name: str = "launch") -> bool:
+    st = status(cluster, namespace, name)
+    return condition(st, "IngestReady") == "True" and condition(st, "RestreamsReady") == "True"
+
+
+def relay(name: str) -> str:
+    return f"Deployment/{naming.relay_name('launch', name)}"
+
+
+def fingerprint(cluster: LocalCluster, namespace: str) -> dict[str, str]:
+    """What must not move for an untouched destination: each object's resourceVersion
+    (Deployments: generation, since kwok writes their status) and each pod's name."""
+    out = {}
+    for ref, obj in children(cluster, namespace).items():
+        meta = obj["metadata"]
+        out[ref] = str(
+            meta["generation"] if obj["kind"] == "Deployment" else meta["resourceVersion"]
+        )
+    for pod in get(cluster, "pods", namespace, "-l", f"{naming.LABEL_LIVESTREAM}=launch")["items"]:
+        if pod["metadata"].get("deletionTimestamp") is None:
+            group = pod["metadata"]["labels"].get(naming.LABEL_RESTREAM, "ingest")
+            out[f"pod/{group}"] = pod["metadata"]["name"]
+    return out
+
+
+def test_example_creates_owned_children_and_becomes_ready(
+    cluster: LocalCluster, namespace: str, operator: OperatorProcess
+) -> None:
+    cluster.kubectl(
+        "apply", "-n", namespace, "-f", str(CHECKOUT / "examples" / "api-video-compatible.yaml")
+    )
+    wait_for(lambda: ready(cluster, namespace), "IngestReady and RestreamsReady", timeout=60)
+
+    kids = children(cluster, namespace)
+    expected = {
+        "ConfigMap/launch-ingest",
+        "Deployment/launch-ingest",
+        "Service/launch-ingest",
+        "Service/launch-ingest-internal",
+        "Secret/launch-stream-key",
+        "Secret/launch-play-token",
+        relay("Youtube"),
+        relay("Twitch"),
+        f"Secret/{naming.inline_key_secret('launch', 'Youtube')}",
+        f"Secret/{naming.inline_key_secret('launch', 'Twitch')}",
+    }
+    assert set(kids) == expected
+    uid = get(cluster, "livestream/launch", namespace)["metadata"]["uid"]
+    for ref, obj in kids.items():
+        owners = obj["metadata"]["ownerReferences"]
+        assert owners == [
+            {
+                "apiVersion": "restream.dev/v1alpha1",
+                "kind": "LiveStream",
+                "name": "launch",
+                "uid": uid,
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ], ref
+        assert obj["metadata"]["labels"][naming.LABEL_MANAGED_BY] == "restream-operator"
+    generated = base64.b64decode(kids["Secret/launch-stream-key"]["data"]["streamKey"]).decode()
+    assert len(generated) >= 22  # >= 128 bits of randomness, URL-safe
+
+    st = status(cluster, namespace)
+    assert st["observedGeneration"] == 1
+    assert (
+        st["ingest"]["rtmpUrl"] == f"rtmp://launch-ingest.{namespace}.svc.cluster.local:1935/live"
+    )
+    assert st["ingest"]["streamKeySecret"] == "launch-stream-key"
+    assert [r["name"] for r in st["restreams"]] == ["Youtube", "Twitch"]
+    printed = cluster.kubectl("get", "livestreams", "-n", namespace).stdout
+    assert "READY" in printed and "LIVE" in printed and "2/2" in printed
+
+
+def test_each_destination_change_touches_only_that_destination(
+    cluster: LocalCluster, namespace: str, operator: OperatorProcess
+) -> None:
+    restreams = json.loads(json.dumps(EXAMPLE["spec"]["restreams"]))
+    apply(cluster, namespace, livestream(restreams=restreams))
+    wait_for(lambda: ready(cluster, namespace), "the LiveStream to be ready")
+
+    def change(new_restreams: list[dict[str, Any]], touched: set[str]) -> dict[str, str]:
+        before = fingerprint(cluster, namespace)
+        apply(cluster, namespace, livestream(restreams=new_restreams))
+        generation = get(cluster, "livestream/launch", namespace)["metadata"]["generation"]
+        wait_for(
+            lambda: status(cluster, namespace).get("observedGeneration") == generation,
+            "the change to be reconciled",
+        )
+        wait_for(lambda: ready(cluster, namespace), "the LiveStream to be ready again")
+        time.sleep(1.5)  # let the controllers settle, then compare
+        after = fingerprint(cluster, namespace)
+        for ref in before.keys() & after.keys():
+            if not any(t in ref for t in touched):
+                assert before[ref] == after[ref], f"{ref} changed although its destination did not"
+        return after
+
+    twitch = naming.restream_slug("Twitch")
+    # edit one destination's URL: only its relay changes
+    restreams[1]["serverUrl"] = "rtmp://other.example.net/app"
+    after = change(restreams, {twitch})
+    assert after[relay("Twitch")] == "2"
+    # add one
+    restreams.append(
+        {
+            "name": "My Facebook",
+            "serverUrl": "rtmps://f.example.com:443/rtmp",
+            "streamKey": "fb-key-1",
+        }
+    )
+    after = change(restreams, {naming.restream_slug("My Facebook")})
+    assert relay("My Facebook") in after
+    # disable one: its relay and inline-key Secret go, the entry stays
+    restreams[1]["enabled"] = False
+    after = change(restreams, {twitch})
+    assert relay("Twitch") not in after
+    assert f"Secret/{naming.inline_key_secret('launch', 'Twitch')}" not in after
+    assert {r["name"]: r["state"] for r in status(cluster, namespace)["restreams"]}[
+        "Twitch"
+    ] == "Disabled"
+    # remove one
+    del restreams[2]
+    after = change(restreams, {naming.restream_slug("My Facebook")})
+    assert relay("My Facebook") not in after
+    assert [r["name"] for r in status(cluster, namespace)["restreams"]] == ["Youtube", "Twitch"]
+
+
+def test_suspend_scales_relays_to_zero(
+    cluster: LocalCluster, namespace: str, operator: OperatorProcess
+) -> None:
+    apply(cluster, namespace, livestream(suspend=True))
+    wait_for(
+        lambda: (
+            condition(status(cluster, namespace), "RestreamsReady") == "False"
+            and relay("Youtube") in children(cluster, namespace)
+        ),
+        "the suspended LiveStream",
+    )
+    kids = children(cluster, namespace)
+    assert kids[relay("Youtube")]["spec"]["replicas"] == 0
+    assert kids["Deployment/launch-ingest"]["spec"]["replicas"] == 1
+    reason = next(
+        c["reason"]
+        for c in status(cluster, namespace)["conditions"]
+        if c["type"] == "RestreamsReady"
+    )
+    assert reason == "Suspended"
+
+
+def test_deleting_the_livestream_removes_every_child(
+    cluster: LocalCluster, namespace: str, operator: OperatorProcess
+) -> None:
+    apply(cluster, namespace, livestream())
+    wait_for(lambda: ready(cluster, namespace), "the LiveStream to be ready")
+    cluster.kubectl("delete", "livestream", "launch", "-n", namespace, "--timeout=60s")
+    wait_for(lambda: not children(cluster, namespace), "the garbage collector to remove children")
+    pods = get(cluster, "pods", namespace, "-l", f"{naming.LABEL_LIVESTREAM}=launch")["items"]
+    wait_for(
+        lambda: (
+            not get(cluster, "pods", namespace, "-l", f"{naming.LABEL_LIVESTREAM}=launch")["items"]
+        ),
+        f"pods to go (had {len(pods)})",
+    )
+
+
+def test_a_deleted_relay_is_recreated(
+    cluster: LocalCluster, namespace: str, operator: OperatorProcess
+) -> None:
+    apply(cluster, namespace, livestream())
+    wait_for(lambda: ready(cluster, namespace), "the LiveStream to be ready")
+    name = naming.relay_name("launch", "Youtube")
+    old_uid = children(cluster, namespace)[relay("Youtube")]["metadata"]["uid"]
+    cluster.kubectl("delete", "deployment", name, "-n", namespace)
+    wait_for(
+        lambda: (
+            (d := children(cluster, namespace).get(relay("Youtube"))) is not None
+            and d["metadata"]["uid"] != old_uid
+        ),
+        "the operator to recreate the relay",
+        timeout=40,
+    )
+
+
+def test_operator_restart_mid_change_converges_without_duplicates(
+    cluster: LocalCluster, namespace: str, operator: OperatorProcess
+) -> None:
+    apply(cluster, namespace, livestream())
+    wait_for(lambda: ready(cluster, namespace), "the LiveStream to be ready")
+    operator.stop()
+    try:
+        restreams = json.loads(json.dumps(EXAMPLE["spec"]["restreams"]))
+        restreams.append(
+            {"name": "Kick", "serverUrl": "rtmps://k.example.com/app", "streamKey": "kk"}
+        )
+        apply(cluster, namespace, livestream(restreams=restreams))
+    finally:
+        operator.start()
+    wait_for(lambda: relay("Kick") in children(cluster, namespace), "the change after the restart")
+    wait_for(
+        lambda: (
+            ready(cluster, namespace) and status(cluster, namespace).get("observedGeneration") == 2
+        ),
+        "convergence",
+    )
+    kids = children(cluster, namespace)
+    assert sum(1 for ref in kids if ref.startswith("Deployment/")) == 4
+    assert sum(1 for ref in kids if ref.startswith("Service/")) == 2
+    replicasets = get(cluster, "replicasets", namespace, "-l", f"{naming.LABEL_LIVESTREAM}=launch")[
+        "items"
+    ]
+    assert len(replicasets) == 4
+
+
+def test_no_status_write_while_nothing_changes(
+    cluster: LocalCluster, namespace: str, operator: OperatorProcess
+) -> None:
+    apply(cluster, namespace, livestream())
+    wait_for(lambda: ready(cluster, namespace), "the LiveStream to be ready")
+    time.sleep(3)  # let the first status writes land
+    before = get(cluster, "livestream/launch", namespace)["metadata"]["resourceVersion"]
+    time.sleep(30)  # 30 polls of every agent at 1 s
+    after = get(cluster, "livestream/launch", namespace)["metadata"]["resourceVersion"]
+    assert before == after, "the LiveStream was written while nothing changed"
+
+
+def test_referenced_secret_missing_is_a_condition_until_it_exists(
+    cluster: LocalCluster, namespace: str, operator: OperatorProcess
+) -> None:
+    doc = livestream(
+        restreams=[
+            {
+                "name": "Youtube",
+                "serverUrl": "rtmp://a.example.com/live2",
+                "streamKeySecretRef": {"name": "yt", "key": "key"},
+            }
+        ]
+    )
+    apply(cluster, namespace, doc)
+
+    def reason() -> str | None:
+        st = status(cluster, namespace)
+        return next(
+            (c["reason"] for c in st.get("conditions", []) if c["type"] == "RestreamsReady"), None
+        )
+
+    wait_for(lambda: reason() == "SecretMissing", "the SecretMissing condition")
+    message = next(
+        c["message"]
+        for c in status(cluster, namespace)["conditions"]
+        if c["type"] == "RestreamsReady"
+    )
+    assert "'yt'" in message
+    events = get(
+        cluster, "events", namespace, "--field-selector", "involvedObject.kind=LiveStream"
+    )["items"]
+    assert any(e["reason"] == "SecretMissing" for e in events)
+    cluster.kubectl("create", "secret", "generic", "yt", "-n", namespace, "--from-literal=key=abc")
+    wait_for(lambda: reason() == "AllHealthy", "the condition to clear once the Secret exists")
+
+
+def test_no_key_literal_in_pods_status_events_or_logs(
+    cluster: LocalCluster, namespace: str, operator: OperatorProcess
+) -> None:
+    apply(cluster, namespace, livestream())
+    wait_for(lambda: ready(cluster, namespace), "the LiveStream to be ready")
+    ingest_key = base64.b64decode(
+        children(cluster, namespace)["Secret/launch-stream-key"]["data"]["streamKey"]
+    ).decode()
+    secrets = [*INLINE_KEYS, ingest_key]
+    texts = {
+        "pods": cluster.kubectl(
+            "get", "pods,deployments,replicasets", "-n", namespace, "-o", "yaml"
+        ).stdout,
+        "livestream": cluster.kubectl(
+            "get", "livestream", "launch", "-n", namespace, "-o", "jsonpath={.status}"
+        ).stdout,
+        "events": cluster.kubectl("get", "events", "-n", namespace, "-o", "yaml").stdout,
+        "operator log": operator.logs(),
+    }
+    for where, text in texts.items():
+        for secret in secrets:
+            assert secret not in text, f"a stream key appears in {where}"
+            assert base64.b64encode(secret.encode()).decode() not in text, (
+                f"a base64 key in {where}"
+            )

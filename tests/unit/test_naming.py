@@ -1,0 +1,47 @@
+"""Free-text restream names always give valid, stable, distinct object names."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from restream_operator import naming
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+@pytest.mark.parametrize(
+    ("name", "prefix"),
+    [
+        ("Youtube", "youtube-"),
+        ("My Twitch", "my-twitch-"),
+        ("Ünïcödé 🎥 Stream", "unicode-stream-"),
+        ("🎥🎥", "r-"),
+        ("---", "r-"),
+        ("A" * 64, "a" * 20 + "-"),
+    ],
+)
+def test_slug_is_a_dns_label_with_a_hash(name: str, prefix: str) -> None:
+    slug = naming.restream_slug(name)
+    assert slug.startswith(prefix)
+    assert DNS_LABEL.match(slug)
+    assert len(slug) <= 27
+
+
+def test_slug_is_stable_and_case_insensitive() -> None:
+    assert naming.restream_slug("Youtube") == naming.restream_slug("Youtube")
+    assert naming.restream_slug("Youtube") == naming.restream_slug("YOUTUBE")
+    assert naming.restream_slug("My Twitch") != naming.restream_slug("My-Twitch")
+
+
+@given(st.text(min_size=1, max_size=64))
+def test_any_name_gives_a_valid_relay_name(name: str) -> None:
+    # A Deployment name is a DNS subdomain; its pods add 17 characters of suffixes.
+    relay = naming.relay_name("a" * 40, name)
+    assert len(relay) + 17 <= 253
+    assert DNS_LABEL.match(relay)
+    assert DNS_LABEL.match(naming.inline_key_secret("a" * 40, name))
+    assert len(naming.labels("a" * 40, naming.COMPONENT_RELAY, name)[naming.LABEL_RESTREAM]) <= 63

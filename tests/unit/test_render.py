@@ -1,0 +1,171 @@
+"""Builders: golden output, isolation between destinations, keys only via Secrets."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from restream_operator import models, naming, yamlio
+from restream_operator.cli import render_documents
+from restream_operator.render import Owner, render_children
+from restream_operator.settings import Settings
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+GOLDEN = CHECKOUT / "tests" / "golden"
+UID = "00000000-0000-4000-8000-000000000001"
+INLINE_KEYS = ("xxxxx-yyyyy-zzzzz", "live_0000-11111111111")
+
+
+def owner_of(example: str, namespace: str = "demo") -> Owner:
+    doc = yaml.safe_load((CHECKOUT / "examples" / example).read_text())
+    return Owner(
+        name=doc["metadata"]["name"],
+        namespace=namespace,
+        uid=UID,
+        spec=models.LiveStreamSpec.model_validate(doc["spec"]),
+    )
+
+
+@pytest.mark.parametrize("example", ["api-video-compatible.yaml", "secrets.yaml"])
+def test_render_matches_golden(example: str) -> None:
+    rendered = yamlio.dump_all(render_documents(owner_of(example), Settings()))
+    golden = GOLDEN / example
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(rendered)
+    assert rendered == golden.read_text(), f"run UPDATE_GOLDEN=1 pytest {__file__} and review"
+
+
+def test_render_is_deterministic() -> None:
+    a = render_children(owner_of("secrets.yaml"), Settings())
+    b = render_children(owner_of("secrets.yaml"), Settings())
+    assert a == b
+
+
+def _by_ref(objs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {f"{o['kind']}/{o['metadata']['name']}": o for o in objs}
+
+
+def _with(owner: Owner, restreams: list[dict[str, Any]]) -> Owner:
+    assert owner.spec is not None
+    spec = owner.spec.model_dump(by_alias=True, exclude_none=True)
+    spec["restreams"] = restreams
+    return Owner(owner.name, owner.namespace, owner.uid, models.LiveStreamSpec.model_validate(spec))
+
+
+def _restreams(owner: Owner) -> list[dict[str, Any]]:
+    assert owner.spec is not None
+    return [r.model_dump(by_alias=True, exclude_none=True) for r in owner.spec.restreams]
+
+
+@pytest.mark.parametrize("change", ["edit", "add", "remove", "disable"])
+def test_one_destination_change_touches_only_its_objects(change: str) -> None:
+    base = owner_of("api-video-compatible.yaml")
+    restreams = _restreams(base)
+    changed = copy.deepcopy(restreams)
+    touched = {naming.restream_slug("Twitch")}
+    if change == "edit":
+        changed[1]["serverUrl"] = "rtmp://other.example.net/app"
+    elif change == "add":
+        changed.append(
+            {"name": "Facebook", "serverUrl": "rtmps://f.example.com/rtmp", "streamKey": "k"}
+        )
+        touched = {naming.restream_slug("Facebook")}
+    elif change == "remove":
+        del changed[1]
+    else:
+        changed[1]["enabled"] = False
+    before = _by_ref(render_children(_with(base, restreams), Settings()).applied)
+    after = _by_ref(render_children(_with(base, changed), Settings()).applied)
+    for ref in before.keys() | after.keys():
+        labels = (before.get(ref) or after[ref])["metadata"]["labels"]
+        if labels.get(naming.LABEL_RESTREAM) in touched:
+            continue
+        assert before.get(ref) == after.get(ref), f"{ref} changed although its destination did not"
+    differing = {ref for ref in before.keys() | after.keys() if before.get(ref) != after.get(ref)}
+    assert differing, "the change changed nothing"
+
+
+def test_keys_reach_pods_only_through_secret_key_refs() -> None:
+    children = render_children(owner_of("api-video-compatible.yaml"), Settings())
+    for obj in children.applied:
+        if obj["kind"] == "Secret":
+            continue
+        text = yaml.safe_dump(obj)
+        for key in INLINE_KEYS:
+            assert key not in text
+            assert base64.b64encode(key.encode()).decode() not in text
+    relays = [
+        o
+        for o in children.applied
+        if o["kind"] == "Deployment" and "relay" in o["metadata"]["name"]
+    ]
+    assert len(relays) == 2
+    for relay in relays:
+        env = relay["spec"]["template"]["spec"]["containers"][0]["env"]
+        assert all("valueFrom" in e and "value" not in e for e in env)
+
+
+def test_render_output_never_shows_a_key() -> None:
+    text = yamlio.dump_all(render_documents(owner_of("api-video-compatible.yaml"), Settings()))
+    for key in INLINE_KEYS:
+        assert key not in text
+        assert base64.b64encode(key.encode()).decode() not in text
+
+
+def test_pods_meet_the_restricted_pod_security_standard() -> None:
+    children = render_children(owner_of("secrets.yaml"), Settings())
+    deployments = [o for o in children.applied if o["kind"] == "Deployment"]
+    assert len(deployments) == 3  # ingest + 2 enabled relays (Facebook is disabled)
+    for d in deployments:
+        pod = d["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert pod["automountServiceAccountToken"] is False
+        for c in pod["containers"]:
+            sc = c["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False
+            assert sc["readOnlyRootFilesystem"] is True
+            assert sc["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_suspend_scales_relays_to_zero_and_keeps_the_ingest() -> None:
+    owner = owner_of("api-video-compatible.yaml")
+    assert owner.spec is not None
+    suspended = Owner(
+        owner.name, owner.namespace, owner.uid, owner.spec.model_copy(update={"suspend": True})
+    )
+    replicas = {
+        o["metadata"]["name"]: o["spec"]["replicas"]
+        for o in render_children(suspended, Settings()).applied
+        if o["kind"] == "Deployment"
+    }
+    assert replicas.pop("launch-ingest") == 1
+    assert set(replicas.values()) == {0}
+
+
+def test_srt_destinations_use_mpegts_and_reconnect_defaults_come_from_settings() -> None:
+    owner = _with(
+        owner_of("api-video-compatible.yaml"),
+        [
+            {
+                "name": "SRT",
+                "serverUrl": "srt://srt.example.com:9000?latency=200",
+                "streamKeySecretRef": {"name": "s"},
+            }
+        ],
+    )
+    relay = next(
+        o
+        for o in render_children(owner, Settings(reconnect_max_delay_seconds=20)).applied
+        if o["kind"] == "Deployment" and "relay" in o["metadata"]["name"]
+    )
+    cmd = relay["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert cmd[cmd.index("--format") + 1] == "mpegts"
+    assert cmd[cmd.index("--max-delay") + 1] == "20"
+    assert cmd[cmd.index("--min-delay") + 1] == "1"

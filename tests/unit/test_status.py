@@ -1,0 +1,304 @@
+"""Status as a pure function: a table of child and agent states -> status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from restream_operator import models, naming
+from restream_operator.agent.contract import IngestAgentStatus, RelayAgentStatus
+from restream_operator.render import Owner
+from restream_operator.settings import Settings
+from restream_operator.status import (
+    DeploymentView,
+    Observed,
+    PodView,
+    compute_status,
+    transitions,
+)
+
+T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z"
+SPEC = {
+    "restreams": [
+        {"name": "Youtube", "serverUrl": "rtmp://a.example.com/live2", "streamKey": "k1"},
+        {"name": "Twitch", "serverUrl": "rtmp://b.example.com/app", "streamKey": "k2"},
+        {
+            "name": "Off",
+            "serverUrl": "rtmp://c.example.com/app",
+            "streamKey": "k3",
+            "enabled": False,
+        },
+    ]
+}
+YT, TW = naming.restream_slug("Youtube"), naming.restream_slug("Twitch")
+
+
+def owner(**spec_changes: Any) -> Owner:
+    return Owner(
+        "launch", "demo", "uid", models.LiveStreamSpec.model_validate({**SPEC, **spec_changes})
+    )
+
+
+def deployments(ingest: bool = True, relays: bool = True) -> dict[str, DeploymentView]:
+    out = {}
+    if ingest:
+        out["launch-ingest"] = DeploymentView("launch-ingest", 1, 1, True)
+    if relays:
+        for name in ("Youtube", "Twitch"):
+            n = naming.relay_name("launch", name)
+            out[n] = DeploymentView(n, 1, 1, True)
+    return out
+
+
+def pods(ready: bool = True, running: bool = True) -> dict[str, list[PodView]]:
+    phase = "Running" if running else "Pending"
+    return {
+        g: [PodView(f"{g}-pod", "127.100.0.9", phase, ready, T0)]
+        for g in (naming.COMPONENT_INGEST, YT, TW)
+    }
+
+
+def relay(state: str, **extra: Any) -> RelayAgentStatus:
+    doc: RelayAgentStatus = {"state": state, "since": T0, "restarts": 0, "bytesSent": 0}
+    doc.update(extra)  # type: ignore[typeddict-item]
+    return doc
+
+
+def run(
+    o: Observed, previous: dict[str, Any] | None = None, now: str = T1, **spec: Any
+) -> dict[str, Any]:
+    return compute_status(owner(**spec), 1, previous or {}, o, Settings(), now)
+
+
+def cond(status: dict[str, Any], type_: str) -> tuple[str, str]:
+    c = next(c for c in status["conditions"] if c["type"] == type_)
+    return c["status"], c["reason"]
+
+
+def states(status: dict[str, Any]) -> dict[str, str]:
+    return {r["name"]: r["state"] for r in status["restreams"]}
+
+
+PUBLISHING: IngestAgentStatus = {"publishing": True, "since": T0, "clientAddress": "10.0.0.7"}
+IDLE_INGEST: IngestAgentStatus = {"publishing": False}
+
+TABLE = [
+    # (case, observed, expected states, Ready, IngestReady, Broadcasting, RestreamsReady)
+    (
+        "nothing created yet",
+        Observed(),
+        {"Youtube": "Pending", "Twitch": "Pending", "Off": "Disabled"},
+        ("False", "IngestNotReady"),
+        ("False", "Creating"),
+        ("Unknown", "AgentUnreachable"),
+        ("False", "NotAllHealthy"),
+    ),
+    (
+        "pods ready, agents unreachable (simulated node): readiness means Live",
+        Observed(deployments=deployments(), pods=pods()),
+        {"Youtube": "Live", "Twitch": "Live", "Off": "Disabled"},
+        ("True", "Ready"),
+        ("True", "Available"),
+        ("Unknown", "AgentUnreachable"),
+        ("True", "AllHealthy"),
+    ),
+    (
+        "pods running, not ready, agents unreachable",
+        Observed(deployments=deployments(), pods=pods(ready=False)),
+        {"Youtube": "Unknown", "Twitch": "Unknown", "Off": "Disabled"},
+        ("False", "RestreamsNotReady"),
+        ("True", "Available"),
+        ("Unknown", "AgentUnreachable"),
+        ("False", "NotAllHealthy"),
+    ),
+    (
+        "no publisher: relays idle is healthy",
+        Observed(
+            deployments=deployments(),
+            pods=pods(ready=False),
+            ingest_agent=IDLE_INGEST,
+            relay_agents={"Youtube": relay("Idle"), "Twitch": relay("Idle")},
+        ),
+        {"Youtube": "Idle", "Twitch": "Idle", "Off": "Disabled"},
+        ("True", "Ready"),
+        ("True", "Available"),
+        ("False", "NoPublisher"),
+        ("True", "AllHealthy"),
+    ),
+    (
+        "broadcasting, one destination retrying",
+        Observed(
+            deployments=deployments(),
+            pods=pods(),
+            ingest_agent=PUBLISHING,
+            relay_agents={
+                "Youtube": relay("Live", bitrateKbps=3000),
+                "Twitch": relay("Retrying", lastError="Broken pipe", restarts=3),
+            },
+        ),
+        {"Youtube": "Live", "Twitch": "Retrying", "Off": "Disabled"},
+        ("False", "RestreamsNotReady"),
+        ("True", "Available"),
+        ("True", "Publishing"),
+        ("False", "NotAllHealthy"),
+    ),
+    (
+        "broadcasting, idle relay is not healthy",
+        Observed(
+            deployments=deployments(),
+            pods=pods(),
+            ingest_agent=PUBLISHING,
+            relay_agents={"Youtube": relay("Live"), "Twitch": relay("Idle")},
+        ),
+        {"Youtube": "Live", "Twitch": "Idle", "Off": "Disabled"},
+        ("False", "RestreamsNotReady"),
+        ("True", "Available"),
+        ("True", "Publishing"),
+        ("False", "NotAllHealthy"),
+    ),
+    (
+        "referenced Secret missing",
+        Observed(
+            deployments=deployments(),
+            pods=pods(ready=False),
+            missing_secrets=("Secret 'yt' (for restream 'Youtube') does not exist",),
+        ),
+        {"Youtube": "Unknown", "Twitch": "Unknown", "Off": "Disabled"},
+        ("False", "RestreamsNotReady"),
+        ("True", "Available"),
+        ("Unknown", "AgentUnreachable"),
+        ("False", "SecretMissing"),
+    ),
+    (
+        "reconcile failing",
+        Observed(deployments=deployments(), pods=pods(), reconcile_error="reconcile failed: 403"),
+        {"Youtube": "Live", "Twitch": "Live", "Off": "Disabled"},
+        ("False", "ReconcileFailed"),
+        ("True", "Available"),
+        ("Unknown", "AgentUnreachable"),
+        ("True", "AllHealthy"),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "observed", "expected", "ready", "ingest", "broadcasting", "restreams"),
+    TABLE,
+    ids=[t[0] for t in TABLE],
+)
+def test_status_table(
+    case: str,
+    observed: Observed,
+    expected: dict[str, str],
+    ready: tuple[str, str],
+    ingest: tuple[str, str],
+    broadcasting: tuple[str, str],
+    restreams: tuple[str, str],
+) -> None:
+    status = run(observed)
+    assert states(status) == expected
+    assert cond(status, "Ready") == ready
+    assert cond(status, "IngestReady") == ingest
+    assert cond(status, "Broadcasting") == broadcasting
+    assert cond(status, "RestreamsReady") == restreams
+    live = sum(s == "Live" for s in expected.values())
+    assert status["liveRestreams"] == f"{live}/3"
+
+
+def test_pending_pod_reports_why() -> None:
+    waiting = PodView(
+        "p", None, "Pending", False, None, 0, "CreateContainerConfigError", 'secret "yt" not found'
+    )
+    status = run(Observed(deployments=deployments(), pods={YT: [waiting]}))
+    yt = status["restreams"][0]
+    assert yt["state"] == "Pending"
+    assert 'secret "yt" not found' in yt["lastError"]
+
+
+def test_suspended() -> None:
+    status = run(Observed(deployments=deployments(), pods={}), suspend=True)
+    assert cond(status, "RestreamsReady") == ("False", "Suspended")
+    assert states(status)["Youtube"] == "Idle"
+
+
+def test_same_observation_twice_gives_the_same_status_later() -> None:
+    observed = Observed(
+        deployments=deployments(),
+        pods=pods(),
+        ingest_agent=PUBLISHING,
+        relay_agents={
+            "Youtube": relay("Live", bitrateKbps=3000),
+            "Twitch": relay("Live", bitrateKbps=3000),
+        },
+    )
+    first = run(observed, now=T0)
+    assert run(observed, previous=first, now=T1) == first
+
+
+def test_last_transition_time_moves_only_when_status_changes() -> None:
+    up = run(Observed(deployments=deployments(), pods=pods(), ingest_agent=IDLE_INGEST), now=T0)
+    again = run(
+        Observed(deployments=deployments(), pods=pods(), ingest_agent=PUBLISHING),
+        previous=up,
+        now=T1,
+    )
+    times = {c["type"]: c["lastTransitionTime"] for c in again["conditions"]}
+    assert times["IngestReady"] == T0
+    assert times["Broadcasting"] == T1
+    assert again["broadcastStartedAt"] == T0  # the agent's own "since"
+
+
+def test_bitrate_wobble_is_not_a_change() -> None:
+    def with_rate(rate: int, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+        return run(
+            Observed(
+                deployments=deployments(),
+                pods=pods(),
+                ingest_agent=PUBLISHING,
+                relay_agents={"Youtube": relay("Live", bitrateKbps=rate), "Twitch": relay("Live")},
+            ),
+            previous=previous,
+        )
+
+    first = with_rate(3000)
+    assert with_rate(3200, first) == first
+    assert with_rate(3600, first)["restreams"][0]["bitrateKbps"] == 3600
+
+
+def test_broadcast_end_is_recorded_and_events_tell_transitions() -> None:
+    live = run(
+        Observed(
+            deployments=deployments(),
+            pods=pods(),
+            ingest_agent=PUBLISHING,
+            relay_agents={"Youtube": relay("Live"), "Twitch": relay("Live")},
+        ),
+        now=T0,
+    )
+    ended = run(
+        Observed(
+            deployments=deployments(),
+            pods=pods(ready=False),
+            ingest_agent=IDLE_INGEST,
+            relay_agents={
+                "Youtube": relay("Idle"),
+                "Twitch": relay("Retrying", lastError="refused"),
+            },
+        ),
+        previous=live,
+        now=T1,
+    )
+    assert ended["broadcasting"] is False
+    assert ended["broadcastEndedAt"] == T1
+    events = {(e.type, e.reason) for e in transitions(live, ended)}
+    assert ("Normal", "BroadcastEnded") in events
+    assert ("Normal", "RestreamIdle") in events
+    assert ("Warning", "RestreamRetrying") in events
+
+
+def test_unreachable_ingest_agent_keeps_the_last_known_broadcast() -> None:
+    live = run(Observed(deployments=deployments(), pods=pods(), ingest_agent=PUBLISHING), now=T0)
+    later = run(Observed(deployments=deployments(), pods=pods()), previous=live, now=T1)
+    assert later["broadcasting"] is True
+    assert cond(later, "Broadcasting") == ("Unknown", "AgentUnreachable")
