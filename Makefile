@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lint test test-unit test-cluster cluster-build cluster-up cluster-down demo
+.PHONY: help venv lint crd test test-unit cluster-build cluster-up cluster-down demo bench
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -22,6 +22,9 @@ lint: $(PY) ## ruff and mypy --strict
 	$(VENV)/bin/ruff check operator tests
 	$(VENV)/bin/ruff format --check operator tests
 	$(VENV)/bin/mypy
+
+crd: $(PY) ## regenerate crds/ from the models
+	$(VENV)/bin/restream-operator crd > crds/restream.dev_livestreams.yaml
 
 test: $(PY) cluster-build ## every test tier: unit, cluster (real control plane), media, e2e
 	$(PY) -m pytest $(PYTEST_ARGS)

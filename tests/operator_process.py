@@ -21,6 +21,8 @@ class OperatorProcess:
             **os.environ,
             "KUBECONFIG": str(kubeconfig),
             "RESTREAM_AGENT_POLL_SECONDS": "1",
+            # As in the image: glibc's per-thread arenas would otherwise inflate RSS.
+            "MALLOC_ARENA_MAX": "2",
             **(env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None

@@ -45,7 +45,23 @@ def _owned_by(obj: Obj, uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences", []))
 
 
+class TooManyRestreams(ValueError):
+    pass
+
+
+def check_limits(owner: Owner, settings: Settings) -> None:
+    """The operator's limit holds even for objects stored while the webhook was down."""
+    assert owner.spec is not None
+    count = len(owner.spec.restreams)
+    if count > settings.max_restreams:
+        raise TooManyRestreams(
+            f"spec.restreams has {count} destinations; this operator allows at most "
+            f"{settings.max_restreams} (raise RESTREAM_MAX_RESTREAMS, up to 50, to allow more)"
+        )
+
+
 def reconcile(owner: Owner, settings: Settings, kube: Kube) -> Outcome:
+    check_limits(owner, settings)
     assert owner.spec is not None
     outcome = Outcome()
     children = render_children(owner, settings)

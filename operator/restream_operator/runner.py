@@ -26,7 +26,6 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
     )
-    settings.persistence.finalizer = f"{ANNOTATION_PREFIX}/operator"
     settings.posting.level = logging.INFO
     settings.peering.name = PEERING_NAME
     settings.peering.mandatory = False
@@ -36,12 +35,12 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.execution.max_workers = 16
 
 
-class _QuietTimers(logging.Filter):
-    """The status timer succeeds every few seconds per LiveStream: that is no news."""
+class _QuietTrackers(logging.Filter):
+    """Watch-event handlers succeed on every event: that is no news."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         msg = str(record.msg)
-        return not (msg.startswith("Timer ") and msg.endswith(" succeeded."))
+        return not (msg.startswith("Handler 'track_") and msg.endswith(" succeeded."))
 
 
 def build(settings: Settings, kube: Kube) -> tuple[kopf.OperatorRegistry, Runtime]:
@@ -56,7 +55,7 @@ def build(settings: Settings, kube: Kube) -> tuple[kopf.OperatorRegistry, Runtim
     # ServiceAccount, else the kubeconfig) along.
     kopf.on.login(registry=registry)(kopf.login_via_client)
 
-    handlers.register(registry, settings.agent_poll_seconds)
+    handlers.register(registry)
     return registry, runtime
 
 
@@ -70,7 +69,7 @@ def run(
 ) -> int:
     settings = Settings.from_env()
     kopf.configure(log_format=kopf.LogFormat.JSON, verbose=False)
-    logging.getLogger("kopf.objects").addFilter(_QuietTimers())
+    logging.getLogger("kopf.objects").addFilter(_QuietTrackers())
     registry, runtime = build(settings, Kube(load_config()))
     if webhook:
         raise SystemExit("admission webhooks arrive with issue #5")

@@ -132,6 +132,10 @@ def test_example_creates_owned_children_and_becomes_ready(
     assert [r["name"] for r in st["restreams"]] == ["Youtube", "Twitch"]
     printed = cluster.kubectl("get", "livestreams", "-n", namespace).stdout
     assert "READY" in printed and "LIVE" in printed and "2/2" in printed
+    # Deleting a LiveStream (or its namespace) never waits for the operator.
+    assert not get(cluster, "livestream/launch", namespace)["metadata"].get("finalizers")
+    events = get(cluster, "events", namespace, "--field-selector", "involvedObject.kind=LiveStream")
+    assert "RestreamLive" in {e["reason"] for e in events["items"]}
 
 
 def test_each_destination_change_touches_only_that_destination(
@@ -345,3 +349,26 @@ def test_no_key_literal_in_pods_status_events_or_logs(
             assert base64.b64encode(secret.encode()).decode() not in text, (
                 f"a base64 key in {where}"
             )
+
+
+def test_more_destinations_than_the_operator_allows_is_reported_not_half_applied(
+    cluster: LocalCluster, namespace: str, operator: OperatorProcess
+) -> None:
+    restreams = [
+        {"name": f"Dest {i}", "serverUrl": f"rtmp://d{i}.example.com/app", "streamKey": f"k{i}"}
+        for i in range(6)
+    ]
+    apply(cluster, namespace, livestream(restreams=restreams))
+
+    def ready_condition() -> dict[str, Any] | None:
+        st = status(cluster, namespace)
+        return next((c for c in st.get("conditions", []) if c["type"] == "Ready"), None)
+
+    wait_for(
+        lambda: (ready_condition() or {}).get("reason") == "ReconcileFailed",
+        "the ReconcileFailed condition",
+    )
+    cond = ready_condition() or {}
+    assert "at most 5" in cond["message"]
+    assert "RESTREAM_MAX_RESTREAMS" in cond["message"]
+    assert not children(cluster, namespace), "nothing is applied for a spec over the limit"
