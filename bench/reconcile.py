@@ -51,17 +51,18 @@ def count(cluster: LocalCluster, what: str) -> int:
     return len(out.split())
 
 
-def with_status(cluster: LocalCluster) -> int:
+def ready(cluster: LocalCluster) -> int:
+    """LiveStreams whose status says Ready=True (children exist, pods ready)."""
     out = cluster.kubectl(
         "get",
         "livestreams",
         "-n",
         "bench",
         "-o",
-        'jsonpath={range .items[*]}{.status.observedGeneration}{"\\n"}{end}',
+        'jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}',
         timeout=120,
     ).stdout
-    return sum(1 for line in out.splitlines() if line.strip() == "1")
+    return sum(1 for line in out.splitlines() if line.strip() == "True")
 
 
 def peak_rss_mib(pid: int) -> float:
