@@ -1,8 +1,9 @@
 """`restream-operator`: run the operator, or work with LiveStream manifests offline.
 
-restream-operator run          start the operator (kopf)
-restream-operator crd          print the LiveStream CRD generated from the models
-restream-operator render -f F  print the children the operator would apply for F
+restream-operator run            start the operator (kopf)
+restream-operator crd            print the LiveStream CRD generated from the models
+restream-operator render -f F    print the children the operator would apply for F
+restream-operator validate -f F  check LiveStreams with the admission rules (for CI)
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from . import __version__, models, yamlio
+from . import __version__, admission, models, yamlio
 from .crd import crd_yaml
 from .render import Owner, generated_secret, owner_from_object, render_children
 from .settings import Settings, SettingsError
@@ -75,6 +76,93 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _livestreams(doc: object) -> Iterator[dict[str, Any]]:
+    """The LiveStreams of one YAML document, including the items of a kind: List."""
+    if not isinstance(doc, dict):
+        return
+    if doc.get("kind") == "List" and isinstance(doc.get("items"), list):
+        for item in doc["items"]:
+            yield from _livestreams(item)
+    elif doc.get("kind") == models.KIND and str(doc.get("apiVersion", "")).startswith(
+        models.GROUP + "/"
+    ):
+        yield doc
+
+
+def _object_name(doc: dict[str, Any]) -> str:
+    meta = doc.get("metadata")
+    if not isinstance(meta, dict):
+        meta = {}
+    namespace = meta.get("namespace") or "default"
+    name = meta.get("name") or meta.get("generateName") or "<unnamed>"
+    shown = f"{namespace}/{name}"
+    # A name is the file's text: never let it put escape sequences on a terminal.
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in shown)
+
+
+def _max_restreams(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= models.MAX_RESTREAMS_CEILING:
+        raise argparse.ArgumentTypeError(
+            f"must be a number from 1 to {models.MAX_RESTREAMS_CEILING}, not {text!r}"
+        )
+    return value
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Exit 0: every LiveStream is valid; 1: some are not; 2: a file cannot be read."""
+    settings = Settings.from_env()
+    overrides: dict[str, Any] = {}
+    if args.allow_private_destinations:
+        overrides["allow_private_destinations"] = True
+    if args.max_restreams is not None:
+        overrides["max_restreams"] = args.max_restreams
+    settings = Settings.model_validate({**settings.model_dump(), **overrides})
+    resolver = None if args.no_resolve else admission.dns_resolver
+    status = 0
+    for path in args.filename:
+        shown = "<stdin>" if path == "-" else path
+        try:
+            text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+            docs = list(yaml.safe_load_all(text))
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            print(f"restream-operator validate: {shown}: cannot read: {reason}", file=sys.stderr)
+            status = 2
+            continue
+        except yaml.YAMLError as exc:
+            where = ""
+            mark = getattr(exc, "problem_mark", None)
+            if mark is not None:
+                where = f" at line {mark.line + 1}, column {mark.column + 1}"
+            problem = getattr(exc, "problem", None) or type(exc).__name__
+            print(
+                f"restream-operator validate: {shown}: not valid YAML{where}: {problem}",
+                file=sys.stderr,
+            )
+            status = 2
+            continue
+        for doc in (ls for d in docs for ls in _livestreams(d)):
+            obj = _object_name(doc)
+            if doc.get("apiVersion") != models.API_VERSION:
+                print(f"{shown}: {obj}: apiVersion: must be {models.API_VERSION}")
+                status = max(status, 1)
+                continue
+            result = admission.review(doc, settings, resolver=resolver)
+            for problem in result.problems:
+                print(f"{shown}: {obj}: {problem.field}: {problem.message}")
+            for warning in result.warnings:
+                print(
+                    f"warning: {shown}: {obj}: {warning.field}: {warning.message}", file=sys.stderr
+                )
+            if result.problems:
+                status = max(status, 1)
+    return status
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .runner import run  # noqa: PLC0415  (kopf loads only for the command that needs it)
 
@@ -105,6 +193,41 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("-f", "--filename", action="append", required=True, help="file, or -")
     render.add_argument("-n", "--namespace", help="namespace to render into (default: the file's)")
     render.set_defaults(func=cmd_render)
+
+    validate = sub.add_parser(
+        "validate",
+        help="check LiveStreams with the admission webhook's rules (exit 0: all valid, "
+        "1: problems, 2: unreadable file)",
+        description="Check every LiveStream in the files with the admission webhook's rules. "
+        "Prints one line per problem (FILE: NAMESPACE/NAME: FIELD: MESSAGE) on stdout and "
+        "warnings on stderr. Other kinds of objects are skipped.",
+    )
+    validate.add_argument(
+        "-f",
+        "--filename",
+        action="extend",
+        nargs="+",
+        required=True,
+        metavar="FILE",
+        help="YAML file(s) with one or more documents, or - for stdin",
+    )
+    validate.add_argument(
+        "--allow-private-destinations",
+        action="store_true",
+        help="as the operator setting: accept loopback, private and cluster destinations",
+    )
+    validate.add_argument(
+        "--max-restreams",
+        type=_max_restreams,
+        metavar="N",
+        help="the operator's limit of destinations (default: RESTREAM_MAX_RESTREAMS or 5)",
+    )
+    validate.add_argument(
+        "--no-resolve",
+        action="store_true",
+        help="do not resolve host names (the other checks of hosts still apply)",
+    )
+    validate.set_defaults(func=cmd_validate)
 
     run = sub.add_parser("run", help="start the operator")
     run.add_argument(

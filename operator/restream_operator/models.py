@@ -80,9 +80,32 @@ class ResourceRequirements(Model):
 class SecretKeySelector(Model):
     """A key of a Secret in the LiveStream's namespace."""
 
-    name: str = Field(min_length=1, max_length=253)
+    name: str = Field(
+        min_length=1,
+        max_length=253,
+        json_schema_extra=_k8s(
+            validations=[
+                _cel(
+                    r"self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",
+                    "name must be a Secret name: lowercase a-z, 0-9, '-' and '.'",
+                )
+            ]
+        ),
+    )
     """Name of the Secret, in the LiveStream's namespace."""
-    key: str = Field(default="streamKey", min_length=1, max_length=253)
+    key: str = Field(
+        default="streamKey",
+        min_length=1,
+        max_length=253,
+        json_schema_extra=_k8s(
+            validations=[
+                _cel(
+                    "self.matches('^[-._a-zA-Z0-9]+$')",
+                    "key must be a Secret key: a-z, A-Z, 0-9, '-', '_' and '.'",
+                )
+            ]
+        ),
+    )
     """Key within the Secret whose value is the stream key."""
 
 
@@ -100,6 +123,13 @@ class Restream(Model):
                     "set exactly one of streamKey or streamKeySecretRef "
                     "(prefer streamKeySecretRef: keys belong in Secrets)",
                 ),
+                # On the object, not the field: a field rule's error echoes the value,
+                # and this one is a secret.
+                _cel(
+                    "!has(self.streamKey) || self.streamKey.matches('^[!-~]+$')",
+                    "streamKey must be printable ASCII without spaces (a copy-paste error?)",
+                    ".streamKey",
+                ),
             ]
         )
     )
@@ -109,10 +139,18 @@ class Restream(Model):
         max_length=MAX_NAME_LENGTH,
         json_schema_extra=_k8s(
             validations=[
+                # Also invisible format characters (bidi overrides, zero-width) and line
+                # separators, which make names look alike; '$' because Kubernetes expands
+                # $(VAR) in the relay's command line, which carries the name.
                 _cel(
-                    "!self.matches('[\\\\x00-\\\\x1f\\\\x7f]')",
-                    "name must not contain control characters",
-                )
+                    r"!self.matches('[\\p{Cc}\\p{Cf}\\p{Zl}\\p{Zp}$]')",
+                    "name must not contain control characters, invisible formatting "
+                    "characters (such as bidi overrides), line separators or '$'",
+                ),
+                _cel(
+                    r"!self.matches('^[\\s\\p{Z}]|[\\s\\p{Z}]$')",
+                    "name must not start or end with whitespace",
+                ),
             ]
         ),
     )
@@ -128,9 +166,24 @@ class Restream(Model):
                     "serverUrl must start with rtmp://, rtmps:// or srt:// followed by a host",
                 ),
                 _cel(
-                    "!self.matches('[\\\\s\\\\x00-\\\\x1f\\\\x7f\"\\'`;{}\\\\\\\\]')",
-                    "serverUrl must not contain whitespace, control characters, quotes, "
-                    "backslashes, ';', '{' or '}'",
+                    r"""!self.matches('[\\s\\p{Z}\\p{Cc}\\p{Cf}"\'`;{}\\\\$<>^|]')""",
+                    "serverUrl must not contain whitespace, control or invisible characters, "
+                    "quotes, backslashes, '$', ';', '{', '}', '<', '>', '^' or '|'",
+                ),
+                # The shape admission checks, so that the webhook being down lets no
+                # userinfo, fragment, bad port or non-URL character in.
+                _cel(
+                    r"self.matches('^(rtmp|rtmps|srt)://(\\[[0-9A-Fa-f:.]+\\]|[^/?#@:\\[\\]%]+)"
+                    r"(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]"
+                    r"|6553[0-5]))?([/?][-A-Za-z0-9._~:/?@!&()*+,=%]*)?$')",
+                    "serverUrl must be scheme://host[:port][/path][?query]: a port from 1 to "
+                    "65535, IPv6 hosts in [brackets], no user:password@, no '%' in the host, "
+                    "no #fragment, and only ASCII URL characters after the host",
+                ),
+                _cel(
+                    r"!self.startsWith('srt://') || "
+                    r"self.matches('^srt://(\\[[^\\]]*\\]|[^/?#:]*):[0-9]')",
+                    "an srt:// serverUrl needs a port: srt://HOST:PORT",
                 ),
             ]
         ),
