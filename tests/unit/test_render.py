@@ -169,3 +169,32 @@ def test_srt_destinations_use_mpegts_and_reconnect_defaults_come_from_settings()
     assert cmd[cmd.index("--format") + 1] == "mpegts"
     assert cmd[cmd.index("--max-delay") + 1] == "20"
     assert cmd[cmd.index("--min-delay") + 1] == "1"
+
+
+def test_dollar_signs_cannot_expand_environment_variables_in_the_relay_command() -> None:
+    # Admission refuses '$'; the builder must still not let Kubernetes expand $(VAR).
+    spec = models.LiveStreamSpec.model_construct(
+        restreams=[
+            models.Restream.model_construct(
+                name="$(RESTREAM_PLAY_TOKEN)",
+                server_url="rtmp://h.example.com/$(RESTREAM_DESTINATION_KEY)",
+                stream_key="k",
+                stream_key_secret_ref=None,
+                enabled=True,
+            )
+        ],
+        relay=models.RelaySpec(),
+        ingest=models.IngestSpec(),
+        playback=models.PlaybackSpec(),
+        suspend=False,
+        stream_key_secret_ref=None,
+    )
+    owner = Owner("launch", "demo", UID, spec)
+    relay = next(
+        o
+        for o in render_children(owner, Settings()).applied
+        if o["kind"] == "Deployment" and "relay" in o["metadata"]["name"]
+    )
+    command = relay["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert "$$(RESTREAM_PLAY_TOKEN)" in command
+    assert "rtmp://h.example.com/$$(RESTREAM_DESTINATION_KEY)" in command

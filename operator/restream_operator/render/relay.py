@@ -64,6 +64,13 @@ def reconnect_delays(spec: models.LiveStreamSpec, settings: Settings) -> tuple[i
     return low, max(low, high)
 
 
+def _literal(value: str) -> str:
+    """Kubernetes expands $(VAR) in a container's command from its environment: a
+    destination named "$(RESTREAM_PLAY_TOKEN)" would put the token on the command line.
+    Admission refuses '$' anyway; "$$" keeps a literal '$' should one ever get through."""
+    return value.replace("$", "$$")
+
+
 def relay_command(owner: Owner, restream: models.Restream, settings: Settings) -> list[str]:
     """The relay container's command: everything but the secrets, which come from env."""
     assert owner.spec is not None
@@ -72,13 +79,13 @@ def relay_command(owner: Owner, restream: models.Restream, settings: Settings) -
         "restream-agent",
         "relay",
         "--name",
-        restream.name,
+        _literal(restream.name),
         "--source",
         play_url(owner, settings),
         "--ingest-status",
         agent_status_url(owner, settings),
         "--destination",
-        restream.server_url,
+        _literal(restream.server_url),
         "--format",
         output_format(restream.server_url),
         "--min-delay",
