@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.cluster.controlplane import LocalCluster, build_binaries
+from tests.cluster.controlplane import LocalCluster, build_binaries, free_port
 from tests.operator_process import OperatorProcess
 
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -40,8 +41,25 @@ def crds(cluster: LocalCluster) -> None:
 def operator(
     cluster: LocalCluster, crds: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    """The operator as a process, cluster-wide, polling agents every second."""
+    """The operator as a process, cluster-wide, polling agents every second, serving its
+    admission webhooks on loopback (the apiserver calls them over TLS)."""
     proc = OperatorProcess(cluster.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
-    proc.start()
+    proc.start("--webhook", f"local:127.0.0.1:{free_port()}")
+    wait_for_webhooks(cluster)
     yield proc
     proc.stop()
+    # A configuration left behind by a killed operator would block every admission.
+    for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
+        cluster.kubectl("delete", kind, "restream-operator", "--ignore-not-found", check=False)
+
+
+def wait_for_webhooks(cluster: LocalCluster, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = cluster.kubectl(
+            "get", "validatingwebhookconfiguration", "restream-operator", check=False
+        )
+        if out.returncode == 0:
+            return
+        time.sleep(0.2)
+    raise AssertionError("the operator did not register its admission webhooks")

@@ -21,14 +21,20 @@ class OperatorProcess:
             **os.environ,
             "KUBECONFIG": str(kubeconfig),
             "RESTREAM_AGENT_POLL_SECONDS": "1",
+            # Tests reach nothing but loopback: no DNS lookups of destination hosts.
+            "RESTREAM_RESOLVE_DESTINATIONS": "false",
             # As in the image: glibc's per-thread arenas would otherwise inflate RSS.
             "MALLOC_ARENA_MAX": "2",
             **(env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None
+        self.args: tuple[str, ...] = ()
 
     def start(self, *args: str) -> None:
+        """Starts the operator; with no args, with the args of the previous start."""
         assert self.process is None
+        self.args = args or self.args
+        args = self.args
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [

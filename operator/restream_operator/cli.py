@@ -171,7 +171,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         standalone=args.standalone,
         priority=args.priority,
         liveness=args.liveness,
-        webhook=args.webhook,
+        webhook_mode=args.webhook,
+        webhook_service=args.webhook_service,
+        webhook_namespace=args.webhook_namespace,
+        webhook_cert_dir=args.webhook_cert_dir,
     )
 
 
@@ -252,6 +255,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--webhook",
         default="",
         help="serve admission webhooks: '' (off), 'local:HOST:PORT' or 'cluster'",
+    )
+    run.add_argument(
+        "--webhook-service",
+        default="restream-operator-webhook",
+        help="with --webhook cluster: the Service in front of this operator's webhook port",
+    )
+    run.add_argument(
+        "--webhook-namespace",
+        default="",
+        help="with --webhook cluster: the operator's namespace (default: the pod's)",
+    )
+    run.add_argument(
+        "--webhook-cert-dir",
+        default="",
+        help="with --webhook cluster: a directory with tls.crt, tls.key, ca.crt (cert-manager); "
+        "default: a certificate the operator makes once and keeps in <service>-tls",
     )
     run.set_defaults(func=cmd_run)
     return parser

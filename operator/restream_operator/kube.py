@@ -30,17 +30,23 @@ Obj = dict[str, Any]
 class Kind:
     group_version: str  # "v1" or "apps/v1"
     plural: str
+    namespaced: bool = True
 
-    def collection(self, namespace: str) -> str:
+    def collection(self, namespace: str | None) -> str:
         base = "/api/v1" if self.group_version == "v1" else f"/apis/{self.group_version}"
+        if not self.namespaced:
+            return f"{base}/{self.plural}"
         return f"{base}/namespaces/{namespace}/{self.plural}"
 
 
+_ADMISSION = "admissionregistration.k8s.io/v1"
 KINDS: dict[str, Kind] = {
     "Secret": Kind("v1", "secrets"),
     "ConfigMap": Kind("v1", "configmaps"),
     "Service": Kind("v1", "services"),
     "Deployment": Kind("apps/v1", "deployments"),
+    "ValidatingWebhookConfiguration": Kind(_ADMISSION, "validatingwebhookconfigurations", False),
+    "MutatingWebhookConfiguration": Kind(_ADMISSION, "mutatingwebhookconfigurations", False),
 }
 
 
@@ -105,7 +111,7 @@ class Kube:
         meta = obj["metadata"]
         return self._call(
             "PATCH",
-            f"{kind.collection(meta['namespace'])}/{meta['name']}",
+            f"{kind.collection(meta.get('namespace'))}/{meta['name']}",
             body=obj,
             query={"fieldManager": FIELD_MANAGER, "force": "true"},
             content_type="application/apply-patch+yaml",
@@ -117,7 +123,7 @@ class Kube:
         try:
             self._call(
                 "POST",
-                kind.collection(obj["metadata"]["namespace"]),
+                kind.collection(obj["metadata"].get("namespace")),
                 body=obj,
                 query={"fieldManager": FIELD_MANAGER},
             )
@@ -127,7 +133,7 @@ class Kube:
             raise
         return True
 
-    def get(self, kind: str, namespace: str, name: str) -> Obj | None:
+    def get(self, kind: str, namespace: str | None, name: str) -> Obj | None:
         try:
             return self._call("GET", f"{KINDS[kind].collection(namespace)}/{name}")
         except KubeError as exc:
@@ -177,7 +183,7 @@ class Kube:
         }
         self._call("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event)
 
-    def delete(self, kind: str, namespace: str, name: str) -> bool:
+    def delete(self, kind: str, namespace: str | None, name: str) -> bool:
         try:
             self._call(
                 "DELETE",

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+from pathlib import Path
 from typing import Any
 
 import kopf
 
-from . import handlers
+from . import handlers, webhook
 from .kube import Kube, load_config
 from .runtime import Runtime
 from .settings import Settings
@@ -43,20 +45,56 @@ class _QuietTrackers(logging.Filter):
         return not (msg.startswith("Handler 'track_") and msg.endswith(" succeeded."))
 
 
-def build(settings: Settings, kube: Kube) -> tuple[kopf.OperatorRegistry, Runtime]:
+def build(
+    settings: Settings, kube: Kube, plan: webhook.WebhookPlan | None = None
+) -> tuple[kopf.OperatorRegistry, Runtime]:
     registry = kopf.OperatorRegistry()
     runtime = Runtime(settings=settings, kube=kube)
 
     @kopf.on.startup(registry=registry)
-    def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    async def _startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         configure(settings)
+        if plan is not None:
+            webhook.install(settings, plan, memo)
+            memo.webhook_publisher = asyncio.create_task(webhook.publish_when_listening(kube, plan))
+
+    @kopf.on.cleanup(registry=registry)
+    async def _cleanup(memo: kopf.Memo, **_: Any) -> None:
+        if plan is None:
+            return
+        memo.webhook_publisher.cancel()
+        if plan.remove_on_exit:
+            await asyncio.to_thread(webhook.remove_configurations, kube)
+        shutil.rmtree(memo.get("webhook_tls_dir", ""), ignore_errors=True)
 
     # A registry of our own starts empty: bring kopf's usual login (in-cluster
     # ServiceAccount, else the kubeconfig) along.
     kopf.on.login(registry=registry)(kopf.login_via_client)
 
     handlers.register(registry)
+    if plan is not None:
+        webhook.register(registry)
     return registry, runtime
+
+
+def webhook_plan(
+    kube: Kube, mode: str, service: str, namespace: str, cert_dir: str
+) -> webhook.WebhookPlan | None:
+    if not mode:
+        return None
+    if mode.startswith("local:"):
+        return webhook.local_plan(mode)
+    if mode == "cluster":
+        namespace = namespace or _own_namespace()
+        return webhook.cluster_plan(kube, namespace, service, Path(cert_dir) if cert_dir else None)
+    raise SystemExit(f"--webhook: expected '', 'local:HOST:PORT' or 'cluster', got {mode!r}")
+
+
+def _own_namespace() -> str:
+    path = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+    if path.exists():
+        return path.read_text().strip()
+    raise SystemExit("--webhook cluster: pass --webhook-namespace (not running in a pod)")
 
 
 def run(
@@ -65,14 +103,17 @@ def run(
     standalone: bool,
     priority: int,
     liveness: str,
-    webhook: str,
+    webhook_mode: str,
+    webhook_service: str = "restream-operator-webhook",
+    webhook_namespace: str = "",
+    webhook_cert_dir: str = "",
 ) -> int:
     settings = Settings.from_env()
     kopf.configure(log_format=kopf.LogFormat.JSON, verbose=False)
     logging.getLogger("kopf.objects").addFilter(_QuietTrackers())
-    registry, runtime = build(settings, Kube(load_config()))
-    if webhook:
-        raise SystemExit("admission webhooks arrive with issue #5")
+    kube = Kube(load_config())
+    plan = webhook_plan(kube, webhook_mode, webhook_service, webhook_namespace, webhook_cert_dir)
+    registry, runtime = build(settings, kube, plan)
     asyncio.run(
         kopf.operator(
             registry=registry,

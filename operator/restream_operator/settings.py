@@ -29,6 +29,9 @@ class Settings(BaseModel):
     """Most destinations one LiveStream may have (RESTREAM_MAX_RESTREAMS)."""
     allow_private_destinations: bool = False
     """Allow destinations on loopback, private, link-local or cluster-internal addresses."""
+    resolve_destinations: bool = True
+    """Resolve destination hosts at admission for the SSRF guard (off where the operator
+    has no DNS for external names; name-based checks still apply)."""
     ingest_image: str = DEFAULT_MEDIA_IMAGE
     """Image of the ingest pods (nginx-rtmp + restream-agent)."""
     relay_image: str = DEFAULT_MEDIA_IMAGE

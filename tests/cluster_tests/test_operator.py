@@ -13,6 +13,7 @@ import yaml
 
 from restream_operator import naming
 from tests.cluster.controlplane import LocalCluster
+from tests.conftest import wait_for_webhooks
 from tests.operator_process import OperatorProcess
 from tests.waiting import wait_for
 
@@ -261,6 +262,7 @@ def test_operator_restart_mid_change_converges_without_duplicates(
         apply(cluster, namespace, livestream(restreams=restreams))
     finally:
         operator.start()
+        wait_for_webhooks(cluster)
     wait_for(lambda: relay("Kick") in children(cluster, namespace), "the change after the restart")
     wait_for(
         lambda: (
@@ -358,7 +360,13 @@ def test_more_destinations_than_the_operator_allows_is_reported_not_half_applied
         {"name": f"Dest {i}", "serverUrl": f"rtmp://d{i}.example.com/app", "streamKey": f"k{i}"}
         for i in range(6)
     ]
-    apply(cluster, namespace, livestream(restreams=restreams))
+    # Admission refuses this; stored while the webhook was down, the operator still must.
+    operator.stop()
+    try:
+        apply(cluster, namespace, livestream(restreams=restreams))
+    finally:
+        operator.start()
+        wait_for_webhooks(cluster)
 
     def ready_condition() -> dict[str, Any] | None:
         st = status(cluster, namespace)

@@ -1,0 +1,122 @@
+"""TLS material for the admission webhook, made with `cryptography`.
+
+(kopf's own self-signed certificates depend on oscrypto, which fails to detect
+OpenSSL 3.0.10 and later.) A small CA signs the serving certificate; the CA goes into
+the webhook configurations' caBundle.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+CA_VALIDITY = dt.timedelta(days=3650)
+CERT_VALIDITY = dt.timedelta(days=365)
+# Regenerate when less than this is left, so a restart renews in time.
+RENEW_BEFORE = dt.timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class ServingCert:
+    ca: bytes  # PEM
+    cert: bytes  # PEM
+    key: bytes  # PEM
+
+    def write(self, directory: Path) -> tuple[Path, Path, Path]:
+        directory.mkdir(parents=True, exist_ok=True)
+        paths = (directory / "ca.crt", directory / "tls.crt", directory / "tls.key")
+        for path, data in zip(paths, (self.ca, self.cert, self.key), strict=True):
+            path.write_bytes(data)
+        paths[2].chmod(0o600)
+        return paths
+
+    def expires(self) -> dt.datetime:
+        return x509.load_pem_x509_certificate(self.cert).not_valid_after_utc
+
+    def covers(self, names: list[str]) -> bool:
+        cert = x509.load_pem_x509_certificate(self.cert)
+        try:
+            sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        except x509.ExtensionNotFound:
+            return False
+        have = {str(v) for v in sans.get_values_for_type(x509.DNSName)}
+        have |= {str(v) for v in sans.get_values_for_type(x509.IPAddress)}
+        return set(names) <= have
+
+    def fresh_for(self, names: list[str]) -> bool:
+        return self.covers(names) and self.expires() - dt.datetime.now(dt.UTC) > RENEW_BEFORE
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _san(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
+def issue_serving_cert(
+    names: list[str], common_name: str = "restream-operator-webhook"
+) -> ServingCert:
+    """A fresh CA and a serving certificate for `names` (DNS names or IP addresses)."""
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{common_name}-ca")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + CA_VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + CERT_VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([_san(n) for n in names]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return ServingCert(
+        ca=ca.public_bytes(serialization.Encoding.PEM),
+        cert=cert.public_bytes(serialization.Encoding.PEM),
+        key=_pem_key(key),
+    )

@@ -1,0 +1,280 @@
+"""Admission webhooks: kopf's validating and mutating handlers, served over TLS.
+
+The rules themselves are in admission.py (one rule set, also used by
+`restream-operator validate`). This module wires them into kopf, serves them, and keeps
+the two webhook configurations pointing at the server with the right CA bundle:
+
+- local (`--webhook local:127.0.0.1:PORT`): a URL on loopback, a CA made at start; the
+  configurations are removed again when the operator stops (a leftover configuration
+  would block every LiveStream write).
+- cluster (`--webhook cluster`): the operator's Service; the certificate from a mounted
+  directory (cert-manager) or made once and kept in a Secret, reused across restarts.
+
+failurePolicy and timeouts (see README, "Admission"): the validating webhook fails
+closed (Fail, 5 s): the SSRF guard and the destination limit must not be skipped by
+taking the operator down, and without the operator nothing would reconcile anyway. The
+mutating webhook fails open (Ignore, 2 s): the CRD schema sets the same defaults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import kopf
+
+from . import admission, models
+from .certs import ServingCert, issue_serving_cert
+from .kube import Kube, KubeError
+
+log = logging.getLogger(__name__)
+
+VALIDATE_ID = "validate"
+MUTATE_ID = "default"
+CONFIGURATION_NAME = "restream-operator"
+VALIDATE_TIMEOUT_SECONDS = 5
+MUTATE_TIMEOUT_SECONDS = 2
+CLUSTER_PORT = 9443
+SERVICE_PORT = 443
+
+
+# ---- handlers ----------------------------------------------------------------------
+
+
+def _secret_exists(kube: Kube, namespace: str | None) -> admission.SecretExists | None:
+    if not namespace:
+        return None
+
+    def exists(name: str, key: str) -> bool | None:
+        try:
+            secret = kube.get("Secret", namespace, name)
+        except (KubeError, OSError):
+            return None  # unknown: no warning rather than a wrong one
+        return secret is not None and key in (secret.get("data") or {})
+
+    return exists
+
+
+def validate_livestream(
+    body: kopf.Body, warnings: list[str], memo: kopf.Memo, **kwargs: Any
+) -> None:
+    runtime = memo.runtime
+    old = kwargs.get("old")  # the stored object, on UPDATE
+    namespace = body.metadata.get("namespace")
+    result = admission.review(
+        dict(body),
+        runtime.settings,
+        old=dict(old) if old else None,
+        namespace=namespace,
+        secret_exists=_secret_exists(runtime.kube, namespace),
+        resolver=admission.dns_resolver if runtime.settings.resolve_destinations else None,
+    )
+    # The apiserver keeps warnings short and few: say each one once, briefly.
+    warnings.extend(str(w)[:256] for w in result.warnings[:10])
+    if not result.allowed:
+        raise kopf.AdmissionError(result.message(), code=422)
+
+
+def default_livestream(patch: kopf.Patch, **_: Any) -> None:
+    # JSON Patch, not merge patch: defaults inside list items (restreams[].enabled).
+    patch.fns.append(admission.apply_defaults)
+
+
+def register(registry: kopf.OperatorRegistry) -> None:
+    ls = (models.GROUP, models.VERSION, models.PLURAL)
+    kopf.on.validate(*ls, id=VALIDATE_ID, operations=["CREATE", "UPDATE"], registry=registry)(
+        validate_livestream
+    )
+    kopf.on.mutate(
+        *ls, id=MUTATE_ID, operations=["CREATE", "UPDATE"], ignore_failures=True, registry=registry
+    )(default_livestream)
+
+
+# ---- configurations ----------------------------------------------------------------
+
+
+def _rules() -> list[dict[str, Any]]:
+    return [
+        {
+            "apiGroups": [models.GROUP],
+            "apiVersions": [models.VERSION],
+            "resources": [models.PLURAL],
+            "operations": ["CREATE", "UPDATE"],
+            "scope": "Namespaced",
+        }
+    ]
+
+
+def webhook_configurations(client_config: dict[str, Any], ca: bytes) -> list[dict[str, Any]]:
+    """The validating and mutating configurations for a client config (url or service)
+    whose path (url or service.path) is the server's root."""
+
+    def to(handler_id: str) -> dict[str, Any]:
+        cfg = dict(client_config)
+        if "url" in cfg:
+            cfg["url"] = f"{cfg['url'].rstrip('/')}/{handler_id}"
+        else:
+            cfg["service"] = {**cfg["service"], "path": f"/{handler_id}"}
+        cfg["caBundle"] = base64.b64encode(ca).decode()
+        return cfg
+
+    common = {
+        "matchPolicy": "Equivalent",
+        "sideEffects": "None",
+        "admissionReviewVersions": ["v1"],
+        "rules": _rules(),
+    }
+    labels = {"app.kubernetes.io/name": "restream-operator"}
+    return [
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": CONFIGURATION_NAME, "labels": labels},
+            "webhooks": [
+                {
+                    "name": f"{VALIDATE_ID}.{models.PLURAL}.{models.GROUP}",
+                    "clientConfig": to(VALIDATE_ID),
+                    "failurePolicy": "Fail",
+                    "timeoutSeconds": VALIDATE_TIMEOUT_SECONDS,
+                    **common,
+                }
+            ],
+        },
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingWebhookConfiguration",
+            "metadata": {"name": CONFIGURATION_NAME, "labels": labels},
+            "webhooks": [
+                {
+                    "name": f"{MUTATE_ID}.{models.PLURAL}.{models.GROUP}",
+                    "clientConfig": to(MUTATE_ID),
+                    "failurePolicy": "Ignore",
+                    "timeoutSeconds": MUTATE_TIMEOUT_SECONDS,
+                    "reinvocationPolicy": "Never",
+                    **common,
+                }
+            ],
+        },
+    ]
+
+
+# ---- serving -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WebhookPlan:
+    """Where the webhooks listen, what the apiserver calls, with which certificate."""
+
+    listen_addr: str
+    listen_port: int
+    client_config: dict[str, Any]
+    cert: ServingCert
+    remove_on_exit: bool
+
+
+def local_plan(spec: str) -> WebhookPlan:
+    """`local:HOST:PORT`: a URL on the operator's machine, a CA made for this run."""
+    _, host, port = spec.split(":", 2)
+    return WebhookPlan(
+        listen_addr=host,
+        listen_port=int(port),
+        client_config={"url": f"https://{host}:{port}"},
+        cert=issue_serving_cert([host, "localhost"]),
+        remove_on_exit=True,
+    )
+
+
+def cluster_plan(kube: Kube, namespace: str, service: str, cert_dir: Path | None) -> WebhookPlan:
+    """The operator's Service; cert-manager's certificate if mounted, else our own."""
+    names = [service, f"{service}.{namespace}", f"{service}.{namespace}.svc"]
+    names.append(f"{service}.{namespace}.svc.cluster.local")
+    if cert_dir is not None and (cert_dir / "tls.crt").exists():
+        ca_file = cert_dir / "ca.crt"
+        cert = ServingCert(
+            ca=ca_file.read_bytes() if ca_file.exists() else (cert_dir / "tls.crt").read_bytes(),
+            cert=(cert_dir / "tls.crt").read_bytes(),
+            key=(cert_dir / "tls.key").read_bytes(),
+        )
+    else:
+        cert = _stored_cert(kube, namespace, f"{service}-tls", names)
+    return WebhookPlan(
+        listen_addr="0.0.0.0",  # noqa: S104 (a pod: the Service routes to it)
+        listen_port=CLUSTER_PORT,
+        client_config={"service": {"namespace": namespace, "name": service, "port": SERVICE_PORT}},
+        cert=cert,
+        remove_on_exit=False,
+    )
+
+
+def _stored_cert(kube: Kube, namespace: str, name: str, names: list[str]) -> ServingCert:
+    """The certificate kept in a Secret: reused across restarts, renewed when due."""
+    secret = kube.get("Secret", namespace, name)
+    if secret is not None:
+        data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
+        if {"ca.crt", "tls.crt", "tls.key"} <= data.keys():
+            stored = ServingCert(ca=data["ca.crt"], cert=data["tls.crt"], key=data["tls.key"])
+            if stored.fresh_for(names):
+                return stored
+    cert = issue_serving_cert(names)
+    kube.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": {"app.kubernetes.io/name": "restream-operator"},
+            },
+            "type": "kubernetes.io/tls",
+            "data": {
+                "ca.crt": base64.b64encode(cert.ca).decode(),
+                "tls.crt": base64.b64encode(cert.cert).decode(),
+                "tls.key": base64.b64encode(cert.key).decode(),
+            },
+        }
+    )
+    return cert
+
+
+def install(settings: kopf.OperatorSettings, plan: WebhookPlan, memo: kopf.Memo) -> None:
+    """Points kopf's webhook server at the plan's address and certificate."""
+    tls_dir = Path(tempfile.mkdtemp(prefix="restream-webhook-"))
+    ca, cert, key = plan.cert.write(tls_dir)
+    settings.admission.server = kopf.WebhookServer(
+        addr=plan.listen_addr,
+        port=plan.listen_port,
+        host=plan.listen_addr,
+        certfile=str(cert),
+        pkeyfile=str(key),
+        cafile=str(ca),
+    )
+    settings.admission.managed = None  # we manage the configurations: our policies
+    memo.webhook_tls_dir = tls_dir
+
+
+async def publish_when_listening(kube: Kube, plan: WebhookPlan) -> None:
+    """Applies the configurations once the server accepts connections, so that the
+    apiserver is never sent to a port nobody listens on."""
+    host = "127.0.0.1" if plan.listen_addr in ("0.0.0.0", "") else plan.listen_addr  # noqa: S104
+    while True:
+        try:
+            _, writer = await asyncio.open_connection(host, plan.listen_port)
+            writer.close()
+            break
+        except OSError:
+            await asyncio.sleep(0.1)
+    for obj in webhook_configurations(plan.client_config, plan.cert.ca):
+        await asyncio.to_thread(kube.apply, obj)
+    log.info(f"admission webhooks registered ({plan.client_config})")
+
+
+def remove_configurations(kube: Kube) -> None:
+    for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
+        with contextlib.suppress(KubeError, OSError):
+            kube.delete(kind, None, CONFIGURATION_NAME)
