@@ -286,7 +286,6 @@ class LocalCluster:
                 f"--node-ip={KWOK_NODE_IP}",
                 f"--server-address=127.0.0.1:{free_port()}",
                 "--enable-crds=",
-                *_FAST_CLIENT,
             ],
         )
         self.kubectl("apply", "-f", "-", input=json.dumps(_kwok_node(KWOK_NODE_NAME)))
