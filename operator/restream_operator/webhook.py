@@ -47,32 +47,21 @@ SERVICE_PORT = 443
 # ---- handlers ----------------------------------------------------------------------
 
 
-def _secret_exists(kube: Kube, namespace: str | None) -> admission.SecretExists | None:
-    if not namespace:
-        return None
-
-    def exists(name: str, key: str) -> bool | None:
-        try:
-            secret = kube.get("Secret", namespace, name)
-        except (KubeError, OSError):
-            return None  # unknown: no warning rather than a wrong one
-        return secret is not None and key in (secret.get("data") or {})
-
-    return exists
-
-
-def validate_livestream(
+async def validate_livestream(
     body: kopf.Body, warnings: list[str], memo: kopf.Memo, **kwargs: Any
 ) -> None:
     runtime = memo.runtime
     old = kwargs.get("old")  # the stored object, on UPDATE
     namespace = body.metadata.get("namespace")
-    result = admission.review(
+    secrets = runtime.secret_cache
+    # In a thread: DNS lookups and Secret reads block (briefly, and both are bounded).
+    result = await asyncio.to_thread(
+        admission.review,
         dict(body),
         runtime.settings,
         old=dict(old) if old else None,
         namespace=namespace,
-        secret_exists=_secret_exists(runtime.kube, namespace),
+        secret_exists=secrets.for_namespace(namespace),
         resolver=admission.dns_resolver if runtime.settings.resolve_destinations else None,
     )
     # The apiserver keeps warnings short and few: say each one once, briefly.

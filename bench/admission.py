@@ -1,0 +1,195 @@
+"""Validating-webhook latency (not a test; prints figures).
+
+Against the local control plane and the operator serving its webhooks on loopback:
+1. direct: AdmissionReview POSTs straight to the webhook (the apiserver out of the
+   loop), N concurrent for D seconds;
+2. through the apiserver: server-side dry-run creates of a LiveStream (what
+   `kubectl apply --dry-run=server` sends), N concurrent for D seconds;
+3. `kubectl apply --dry-run=server` itself, one at a time (process start included).
+
+    .venv/bin/python -m bench.admission [--concurrency 50] [--seconds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from tests.cluster.controlplane import LocalCluster, build_binaries, free_port
+from tests.conftest import wait_for_webhooks
+from tests.operator_process import OperatorProcess
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+LIVESTREAM: dict[str, Any] = {
+    "apiVersion": "restream.dev/v1alpha1",
+    "kind": "LiveStream",
+    "metadata": {"name": "bench", "namespace": "bench"},
+    "spec": {
+        "restreams": [
+            {
+                "name": "Youtube",
+                "serverUrl": "rtmps://a.rtmps.youtube.com:443/live2",
+                "streamKeySecretRef": {"name": "yt", "key": "key"},
+            },
+            {
+                "name": "Twitch",
+                "serverUrl": "rtmps://live.twitch.tv/app",
+                "streamKeySecretRef": {"name": "tw", "key": "key"},
+            },
+        ]
+    },
+}
+
+
+def review_request() -> dict[str, Any]:
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": str(uuid.uuid4()),
+            "kind": {"group": "restream.dev", "version": "v1alpha1", "kind": "LiveStream"},
+            "resource": {"group": "restream.dev", "version": "v1alpha1", "resource": "livestreams"},
+            "requestKind": {"group": "restream.dev", "version": "v1alpha1", "kind": "LiveStream"},
+            "requestResource": {
+                "group": "restream.dev",
+                "version": "v1alpha1",
+                "resource": "livestreams",
+            },
+            "name": "bench",
+            "namespace": "bench",
+            "operation": "CREATE",
+            "userInfo": {"username": "bench", "groups": ["system:authenticated"]},
+            "object": LIVESTREAM,
+            "oldObject": None,
+            "dryRun": False,
+            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
+        },
+    }
+
+
+async def load(
+    session: aiohttp.ClientSession,
+    url: str,
+    body: dict[str, Any] | None,
+    concurrency: int,
+    seconds: float,
+    ok: int,
+) -> list[float]:
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.monotonic() + seconds
+
+    async def worker() -> None:
+        nonlocal errors
+        while time.monotonic() < deadline:
+            payload = review_request() if body is None else body
+            started = time.perf_counter()
+            async with session.post(url, json=payload) as resp:
+                await resp.read()
+                if resp.status != ok:
+                    errors += 1
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    if errors:
+        print(f"  ({errors} unexpected responses)")
+    return latencies
+
+
+def summary(name: str, ms: list[float], seconds: float) -> None:
+    ms = sorted(ms)
+    p50 = statistics.median(ms)
+    p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
+    rate = len(ms) / seconds
+    print(f"{name:<44} n={len(ms):>6} {rate:6.0f}/s  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--kubectl-runs", type=int, default=20)
+    args = parser.parse_args()
+
+    with LocalCluster(build_binaries()) as cluster, tempfile.TemporaryDirectory() as tmp:
+        cluster.kubectl("apply", "--server-side", "-f", str(CHECKOUT / "crds"))
+        cluster.kubectl("wait", "--for=condition=Established", "crd/livestreams.restream.dev")
+        cluster.kubectl("create", "namespace", "bench")
+        port = free_port()
+        op = OperatorProcess(cluster.kubeconfig, Path(tmp) / "operator.log")
+        op.start("--webhook", f"local:127.0.0.1:{port}")
+        try:
+            wait_for_webhooks(cluster)
+            config = json.loads(
+                cluster.kubectl(
+                    "get", "validatingwebhookconfiguration", "restream-operator", "-o", "json"
+                ).stdout
+            )
+            ca = base64.b64decode(config["webhooks"][0]["clientConfig"]["caBundle"])
+            hook = ssl.create_default_context(cadata=ca.decode())
+            api = ssl.create_default_context(cafile=str(cluster.ca.pair.cert))
+            api.load_cert_chain(str(cluster.admin.cert), str(cluster.admin.key))
+
+            async def run() -> None:
+                conn = aiohttp.TCPConnector(ssl=hook, limit=args.concurrency)
+                async with aiohttp.ClientSession(connector=conn) as session:
+                    url = f"https://127.0.0.1:{port}/validate"
+                    await load(session, url, None, 5, 3, 200)  # warm up
+                    ms = await load(session, url, None, 1, 5, 200)
+                    summary("webhook direct, one at a time", ms, 5)
+                    ms = await load(session, url, None, args.concurrency, args.seconds, 200)
+                    summary(f"webhook direct, {args.concurrency} concurrent", ms, args.seconds)
+                conn = aiohttp.TCPConnector(ssl=api, limit=args.concurrency)
+                async with aiohttp.ClientSession(connector=conn) as session:
+                    path = "/apis/restream.dev/v1alpha1/namespaces/bench/livestreams"
+                    url = f"{cluster.server}{path}?dryRun=All"
+                    ms = await load(session, url, LIVESTREAM, args.concurrency, args.seconds, 201)
+                    summary(
+                        f"apiserver dry-run create, {args.concurrency} concurrent", ms, args.seconds
+                    )
+
+            asyncio.run(run())
+
+            manifest = json.dumps(LIVESTREAM)
+            runs = []
+            for _ in range(args.kubectl_runs):
+                started = time.perf_counter()
+                subprocess.run(
+                    [
+                        str(cluster.kubectl_path),
+                        f"--kubeconfig={cluster.kubeconfig}",
+                        "apply",
+                        "--dry-run=server",
+                        "-f",
+                        "-",
+                    ],
+                    input=manifest,
+                    text=True,
+                    check=True,
+                    capture_output=True,
+                )
+                runs.append((time.perf_counter() - started) * 1000)
+            summary("kubectl apply --dry-run=server, sequential", runs, sum(runs) / 1000)
+        finally:
+            op.stop()
+            for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
+                cluster.kubectl(
+                    "delete", kind, "restream-operator", "--ignore-not-found", check=False
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
