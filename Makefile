@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lint crd test test-unit cluster-build cluster-up cluster-down demo bench
+.PHONY: help venv lint crd deploy test test-unit cluster-build cluster-up cluster-down demo bench
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -19,12 +19,16 @@ $(PY): pyproject.toml
 venv: $(PY) ## create .venv with the package and its dev tools
 
 lint: $(PY) ## ruff and mypy --strict
-	$(VENV)/bin/ruff check operator tests
-	$(VENV)/bin/ruff format --check operator tests
+	$(VENV)/bin/ruff check operator tests hack
+	$(VENV)/bin/ruff format --check operator tests hack
 	$(VENV)/bin/mypy
 
-crd: $(PY) ## regenerate crds/ from the models
+crd: $(PY) ## regenerate crds/ (and the chart's copy) from the models
 	$(VENV)/bin/restream-operator crd > crds/restream.dev_livestreams.yaml
+	cp crds/restream.dev_livestreams.yaml charts/restream-operator/crds/
+
+deploy: $(PY) cluster-build ## regenerate deploy/ (plain manifests) from the Helm chart
+	$(PY) hack/deploy.py "$$(bash tests/cluster/build.sh)/helm"
 
 test: $(PY) cluster-build ## every test tier: unit, cluster (real control plane), media, e2e
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -48,6 +48,7 @@ KINDS: dict[str, Kind] = {
     "Deployment": Kind("apps/v1", "deployments"),
     "ValidatingWebhookConfiguration": Kind(_ADMISSION, "validatingwebhookconfigurations", False),
     "MutatingWebhookConfiguration": Kind(_ADMISSION, "mutatingwebhookconfigurations", False),
+    "ClusterRole": Kind("rbac.authorization.k8s.io/v1", "clusterroles", False),
 }
 
 

@@ -56,7 +56,11 @@ def build(
         configure(settings)
         if plan is not None:
             webhook.install(settings, plan, memo)
-            memo.webhook_publisher = asyncio.create_task(webhook.publish_when_listening(kube, plan))
+            memo.webhook_publisher = asyncio.create_task(
+                webhook.publish_when_listening(
+                    kube, plan, runtime.settings.webhook_owner_clusterrole
+                )
+            )
 
     @kopf.on.cleanup(registry=registry)
     async def _cleanup(memo: kopf.Memo, **_: Any) -> None:

@@ -50,6 +50,9 @@ class Settings(BaseModel):
     """Default upper bound of the relays' retry delay."""
     cluster_domain: str = "cluster.local"
     """DNS suffix of in-cluster Service names."""
+    webhook_owner_clusterrole: str = ""
+    """A ClusterRole that owns the webhook configurations, so that deleting it (helm
+    uninstall) removes them too; empty: no owner."""
 
     @model_validator(mode="after")
     def _delays(self) -> Settings:

@@ -247,7 +247,24 @@ def install(settings: kopf.OperatorSettings, plan: WebhookPlan, memo: kopf.Memo)
     memo.webhook_tls_dir = tls_dir
 
 
-async def publish_when_listening(kube: Kube, plan: WebhookPlan) -> None:
+def owner_reference(kube: Kube, clusterrole: str) -> dict[str, Any] | None:
+    """The configurations outlive the operator's pod (a restart must not drop them) but
+    not its installation: they are owned by a ClusterRole of the release."""
+    if not clusterrole:
+        return None
+    role = kube.get("ClusterRole", None, clusterrole)
+    if role is None:
+        log.warning(f"ClusterRole {clusterrole} not found: webhook configurations have no owner")
+        return None
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "name": clusterrole,
+        "uid": role["metadata"]["uid"],
+    }
+
+
+async def publish_when_listening(kube: Kube, plan: WebhookPlan, owner_clusterrole: str) -> None:
     """Applies the configurations once the server accepts connections, so that the
     apiserver is never sent to a port nobody listens on."""
     host = "127.0.0.1" if plan.listen_addr in ("0.0.0.0", "") else plan.listen_addr  # noqa: S104
@@ -258,7 +275,10 @@ async def publish_when_listening(kube: Kube, plan: WebhookPlan) -> None:
             break
         except OSError:
             await asyncio.sleep(0.1)
+    owner = await asyncio.to_thread(owner_reference, kube, owner_clusterrole)
     for obj in webhook_configurations(plan.client_config, plan.cert.ca):
+        if owner is not None:
+            obj["metadata"]["ownerReferences"] = [owner]
         await asyncio.to_thread(kube.apply, obj)
     log.info(f"admission webhooks registered ({plan.client_config})")
 
