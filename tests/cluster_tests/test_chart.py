@@ -1,0 +1,416 @@
+"""The Helm chart and deploy/: lint, render, install, least-privilege RBAC, GitOps safety."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hack import deploy as deploy_gen
+
+from tests.cluster.controlplane import LocalCluster, free_port
+from tests.conftest import wait_for_webhooks
+from tests.operator_process import OperatorProcess
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.cluster
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+CHART = CHECKOUT / "charts" / "restream-operator"
+RELEASE = "restream-operator"
+NAMESPACE = "restream-system"
+SERVICE_ACCOUNT = f"system:serviceaccount:{NAMESPACE}:{RELEASE}"
+
+
+def helm(cluster: LocalCluster, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [str(cluster.bin_dir / "helm"), f"--kubeconfig={cluster.kubeconfig}", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def template(cluster: LocalCluster, *sets: str) -> list[dict[str, Any]]:
+    args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE]
+    for s in sets:
+        args += ["--set", s]
+    return [d for d in yaml.safe_load_all(helm(cluster, *args).stdout) if d]
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+# ---- rendering ------------------------------------------------------------------------
+
+
+def test_helm_lint_default_and_non_default_values(cluster: LocalCluster) -> None:
+    helm(cluster, "lint", str(CHART))
+    helm(
+        cluster,
+        "lint",
+        str(CHART),
+        "--set",
+        "webhook.certManager.enabled=true",
+        "--set",
+        "watchNamespaces={media,live}",
+    )
+
+
+def test_default_render(cluster: LocalCluster) -> None:
+    docs = template(cluster)
+    deployment = by_kind(docs, "Deployment")[0]
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert container["image"] == "restream-operator/operator:0.1.0"
+    assert "--webhook=cluster" in container["args"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["RESTREAM_RELAY_IMAGE"] == "restream-operator/media:0.1.0"
+    assert env["RESTREAM_MAX_RESTREAMS"] == "5"
+    assert {d["kind"] for d in docs} == {
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "Service",
+    }
+
+
+def test_non_default_render(cluster: LocalCluster) -> None:
+    docs = template(
+        cluster,
+        "webhook.certManager.enabled=true",
+        "watchNamespaces={media,live}",
+        "operator.maxRestreams=20",
+        "image.tag=dev",
+    )
+    container = by_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "restream-operator/operator:dev"
+    assert "--namespace=media" in container["args"]
+    assert "--webhook-cert-dir=/tls" in container["args"]
+    assert {"Issuer", "Certificate"} <= {d["kind"] for d in docs}
+    bindings = by_kind(docs, "RoleBinding")
+    assert {b["metadata"]["namespace"] for b in bindings} == {"media", "live", NAMESPACE}
+    assert [b["metadata"]["name"] for b in by_kind(docs, "ClusterRoleBinding")] == [
+        f"{RELEASE}-cluster"
+    ]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["RESTREAM_MAX_RESTREAMS"] == "20"
+    no_webhook = template(cluster, "webhook.enabled=false")
+    assert not by_kind(no_webhook, "Service")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("replicaCount=3", "maximum"),
+        ("operator.maxRestreams=51", "maximum"),
+        ("image.pullPolicy=Sometimes", "value must be one of"),
+    ],
+)
+def test_values_schema_refuses_bad_values(cluster: LocalCluster, value: str, message: str) -> None:
+    out = helm(cluster, "template", RELEASE, str(CHART), "--set", value, check=False)
+    assert out.returncode != 0
+    assert message in out.stderr
+
+
+def test_committed_deploy_and_chart_crds_are_generated(cluster: LocalCluster) -> None:
+    rendered = deploy_gen.render(str(cluster.bin_dir / "helm"))
+    committed = {p.name: p.read_text() for p in (CHECKOUT / "deploy").glob("*.yaml")}
+    assert committed == rendered, "deploy/ is stale: run `make deploy` and commit"
+    chart_crd = (CHART / "crds" / "restream.dev_livestreams.yaml").read_text()
+    assert chart_crd == (CHECKOUT / "crds" / "restream.dev_livestreams.yaml").read_text()
+
+
+def test_deploy_manifests_applied_twice_change_nothing(cluster: LocalCluster, crds: None) -> None:
+    deploy = str(CHECKOUT / "deploy")
+    try:
+        cluster.kubectl("apply", "--server-side", "-k", deploy)
+        scope = ("deployments,services,serviceaccounts", "-n", NAMESPACE)
+        first = _resource_versions(cluster, *scope)
+        roles = _resource_versions(
+            cluster,
+            "clusterroles,clusterrolebindings",
+            "-l",
+            "app.kubernetes.io/name=restream-operator",
+        )
+        cluster.kubectl("apply", "--server-side", "-k", deploy)
+        # (Deployments also move with their status: compare spec generation instead.)
+        assert _resource_versions(cluster, "serviceaccounts,services", "-n", NAMESPACE) == {
+            k: v for k, v in first.items() if not k.startswith("Deployment/")
+        }
+        assert (
+            _resource_versions(
+                cluster,
+                "clusterroles,clusterrolebindings",
+                "-l",
+                "app.kubernetes.io/name=restream-operator",
+            )
+            == roles
+        )
+        diff = cluster.kubectl("diff", "-k", deploy, check=False)
+        assert diff.returncode == 0, diff.stdout
+    finally:
+        # Not the namespace nor the CRD: the chart is installed there next.
+        cluster.kubectl(
+            "delete",
+            "-f",
+            str(CHECKOUT / "deploy" / "operator.yaml"),
+            "-f",
+            str(CHECKOUT / "deploy" / "rbac.yaml"),
+            "--ignore-not-found",
+            "--wait",
+            check=False,
+        )
+
+
+# ---- installed ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def installed(cluster: LocalCluster, crds: None) -> Iterator[None]:
+    """The chart installed with `helm install --wait` (kwok makes its pod Ready; the
+    image does not run on a simulated node, so the tests run the operator themselves
+    with the chart's ServiceAccount)."""
+    helm(
+        cluster,
+        "install",
+        RELEASE,
+        str(CHART),
+        "--namespace",
+        NAMESPACE,
+        "--create-namespace",
+        "--wait",
+        "--timeout",
+        "90s",
+    )
+    yield
+    helm(cluster, "uninstall", RELEASE, "--namespace", NAMESPACE, "--wait", check=False)
+    cluster.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
+
+
+def test_chart_is_installed_and_ready(cluster: LocalCluster, installed: None) -> None:
+    out = cluster.kubectl("get", "deployment", RELEASE, "-n", NAMESPACE, "-o", "json")
+    status = json.loads(out.stdout)["status"]
+    assert status.get("availableReplicas") == 1
+    dry = cluster.kubectl("apply", "-k", str(CHECKOUT / "deploy"), "--dry-run=server")
+    assert "error" not in dry.stderr.lower()
+    assert "deployment.apps/restream-operator" in dry.stdout
+
+
+def _readme_rbac() -> set[tuple[str, str, frozenset[str]]]:
+    text = (CHECKOUT / "README.md").read_text()
+    section = text.split("### RBAC", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+    rows = set()
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[2] and cells[0] not in ("resource", "---"):
+            rows.add((cells[0], cells[1], frozenset(cells[2].split())))
+    return rows
+
+
+def _can_i_list(cluster: LocalCluster, namespace: str) -> set[tuple[str, str, frozenset[str]]]:
+    out = cluster.kubectl(
+        "auth", "can-i", "--list", f"--as={SERVICE_ACCOUNT}", "-n", namespace
+    ).stdout
+    rows = set()
+    for line in out.splitlines()[1:]:
+        cells = re.split(r"\s{2,}", line.strip())
+        if len(cells) != 4 or cells[1] != "[]":
+            continue  # non-resource URLs: what every authenticated user may read
+        resource, names, verbs = cells[0], cells[2].strip("[]"), cells[3].strip("[]")
+        if resource.startswith("selfsubject"):
+            continue  # every authenticated user may ask what it may do
+        rows.add((resource, names, frozenset(verbs.split())))
+    return rows
+
+
+def _kubeconfig_for_service_account(cluster: LocalCluster, path: Path) -> Path:
+    token = cluster.kubectl(
+        "create", "token", RELEASE, "-n", NAMESPACE, "--duration=1h"
+    ).stdout.strip()
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": admin["clusters"],
+        "users": [{"name": "operator", "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "local", "user": "operator"}}],
+        "current-context": "sa",
+    }
+    path.write_text(json.dumps(config))
+    return path
+
+
+def test_rbac_is_what_the_readme_lists(cluster: LocalCluster, installed: None) -> None:
+    assert _can_i_list(cluster, "default") == _readme_rbac()
+
+
+def test_operator_with_only_the_charts_rbac_runs_a_livestream_lifecycle(
+    cluster: LocalCluster,
+    installed: None,
+    operator: OperatorProcess,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    operator.stop()  # the suite's admin-powered operator steps aside
+    scoped = OperatorProcess(
+        _kubeconfig_for_service_account(cluster, tmp_path / "sa.kubeconfig"),
+        tmp_path / "scoped-operator.log",
+        env={"RESTREAM_WEBHOOK_OWNER_CLUSTERROLE": f"{RELEASE}-cluster"},
+    )
+    try:
+        scoped.start("--webhook", f"local:127.0.0.1:{free_port()}")
+        wait_for_webhooks(cluster)
+        owners = json.loads(
+            cluster.kubectl(
+                "get", "validatingwebhookconfiguration", "restream-operator", "-o", "json"
+            ).stdout
+        )["metadata"]["ownerReferences"]
+        assert owners[0]["name"] == f"{RELEASE}-cluster"
+
+        cluster.kubectl(
+            "create", "secret", "generic", "yt", "-n", namespace, "--from-literal=key=yt-key-1"
+        )
+        doc = yaml.safe_load((CHECKOUT / "examples" / "api-video-compatible.yaml").read_text())
+        doc["spec"]["restreams"][0] = {
+            "name": "Youtube",
+            "serverUrl": "rtmp://a.rtmp.youtube.com/live2",
+            "streamKeySecretRef": {"name": "yt", "key": "key"},
+        }
+        cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(doc))
+
+        def ready() -> bool:
+            out = cluster.kubectl("get", "livestream", "launch", "-n", namespace, "-o", "json")
+            conds = json.loads(out.stdout).get("status", {}).get("conditions", [])
+            return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
+
+        wait_for(ready, "the LiveStream to be Ready under the chart's RBAC", timeout=60)
+        del doc["spec"]["restreams"][1]
+        cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(doc))
+        wait_for(
+            lambda: (
+                "twitch"
+                not in cluster.kubectl("get", "deployments", "-n", namespace, "-o", "name").stdout
+            ),
+            "the removed destination's relay to go",
+        )
+        cluster.kubectl("delete", "livestream", "launch", "-n", namespace, "--timeout=60s")
+        wait_for(
+            lambda: (
+                not cluster.kubectl(
+                    "get", "deployments", "-n", namespace, "-o", "name"
+                ).stdout.strip()
+            ),
+            "the children to be garbage-collected",
+        )
+        assert "Forbidden" not in scoped.logs(), scoped.logs()[-2000:]
+    finally:
+        scoped.stop()
+        operator.start()
+        wait_for_webhooks(cluster)
+
+
+def test_uninstall_removes_the_webhook_configurations_it_owns(
+    cluster: LocalCluster, crds: None, operator: OperatorProcess, tmp_path: Path
+) -> None:
+    helm(
+        cluster,
+        "install",
+        "owner-test",
+        str(CHART),
+        "--namespace",
+        "owner-test",
+        "--create-namespace",
+        "--set",
+        "replicaCount=0",
+    )
+    operator.stop()
+    owned = OperatorProcess(
+        cluster.kubeconfig,
+        tmp_path / "owned.log",
+        env={"RESTREAM_WEBHOOK_OWNER_CLUSTERROLE": "owner-test-restream-operator-cluster"},
+    )
+    try:
+        owned.start("--webhook", f"local:127.0.0.1:{free_port()}")
+        wait_for_webhooks(cluster)
+        owned.stop(signal.SIGKILL)  # a killed operator cleans nothing up
+        helm(cluster, "uninstall", "owner-test", "--namespace", "owner-test", "--wait")
+        wait_for(
+            lambda: (
+                cluster.kubectl(
+                    "get", "validatingwebhookconfiguration", "restream-operator", check=False
+                ).returncode
+                != 0
+            ),
+            "the garbage collector to remove the orphaned webhook configuration",
+        )
+    finally:
+        owned.stop()
+        cluster.kubectl("delete", "namespace", "owner-test", "--wait=false", check=False)
+        operator.start()
+        wait_for_webhooks(cluster)
+
+
+# ---- GitOps ---------------------------------------------------------------------------
+
+
+def _resource_versions(cluster: LocalCluster, *args: str) -> dict[str, str]:
+    out = cluster.kubectl("get", *args, "-o", "json")
+    items = json.loads(out.stdout).get("items", [])
+    return {
+        f"{i['kind']}/{i['metadata'].get('namespace', '')}/{i['metadata']['name']}": i["metadata"][
+            "resourceVersion"
+        ]
+        for i in items
+    }
+
+
+def test_server_side_apply_twice_changes_nothing_and_diff_shows_no_drift(
+    cluster: LocalCluster, operator: OperatorProcess, namespace: str
+) -> None:
+    example = str(CHECKOUT / "examples" / "api-video-compatible.yaml")
+    cluster.kubectl("apply", "--server-side", "-n", namespace, "-f", example)
+
+    def ready() -> bool:
+        out = cluster.kubectl("get", "livestream", "launch", "-n", namespace, "-o", "json")
+        conds = json.loads(out.stdout).get("status", {}).get("conditions", [])
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
+
+    wait_for(ready, "the LiveStream to be reconciled")
+    before = json.loads(
+        cluster.kubectl("get", "livestream", "launch", "-n", namespace, "-o", "json").stdout
+    )
+    again = cluster.kubectl("apply", "--server-side", "-n", namespace, "-f", example)
+    assert "serverside-applied" in again.stdout
+    after = json.loads(
+        cluster.kubectl(
+            "get", "livestream", "launch", "-n", namespace, "-o", "json", "--show-managed-fields"
+        ).stdout
+    )
+    assert after["metadata"]["generation"] == before["metadata"]["generation"]
+    assert after["spec"] == before["spec"]
+    # The operator never took ownership of any spec field.
+    for entry in after["metadata"]["managedFields"]:
+        if entry["manager"] == "kubectl":
+            continue
+        assert "f:spec" not in json.dumps(entry.get("fieldsV1", {})), entry["manager"]
+    for flags in ([], ["--server-side"]):
+        diff = cluster.kubectl("diff", *flags, "-n", namespace, "-f", example, check=False)
+        assert diff.returncode == 0, f"kubectl diff {flags} shows drift:\n{diff.stdout}"
