@@ -45,5 +45,6 @@ cluster-up: $(PY) cluster-build ## start the local control plane and leave it ru
 cluster-down: $(PY) ## stop the local control plane started by cluster-up
 	@$(PY) -m tests.cluster down
 
-demo: $(PY) ## the main job: local cluster + operator + example LiveStream
-	@echo "make demo: not yet — the operator arrives with issue #3. Try 'make cluster-up'."
+demo: $(PY) cluster-build ## the main job: local cluster + CRD + operator + example LiveStream
+	@[ -f .cluster/state.json ] || $(PY) -m tests.cluster up
+	@$(PY) -m hack.demo

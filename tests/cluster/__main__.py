@@ -48,6 +48,9 @@ def down() -> int:
         print("no cluster is up")
         return 0
     state = json.loads(STATE.read_text())
+    operator_pid = STATE_DIR / "operator.pid"  # `make demo` starts one
+    if operator_pid.exists():
+        stop_pid(int(operator_pid.read_text()), sys.executable)
     for component in reversed(state["components"]):
         if component["pid"]:
             stop_pid(int(component["pid"]), component["binary"])
