@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lint crd deploy test test-unit cluster-build cluster-up cluster-down demo bench
+.PHONY: help venv lint crd deploy kind-up test test-unit cluster-build cluster-up cluster-down demo bench
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -45,6 +45,13 @@ cluster-up: $(PY) cluster-build ## start the local control plane and leave it ru
 cluster-down: $(PY) ## stop the local control plane started by cluster-up
 	@$(PY) -m tests.cluster down
 
+kind-up: ## on a machine with Docker and kind: images, kind cluster, chart, example
+	bash hack/kind-up.sh
+
 demo: $(PY) cluster-build ## the main job: local cluster + CRD + operator + example LiveStream
 	@[ -f .cluster/state.json ] || $(PY) -m tests.cluster up
 	@$(PY) -m hack.demo
+
+.PHONY: images
+images: ## build, check and export both images on a private dockerd (FORCE=1 rebuilds)
+	@bash hack/images/build.sh
