@@ -380,3 +380,22 @@ def test_more_destinations_than_the_operator_allows_is_reported_not_half_applied
     assert "at most 5" in cond["message"]
     assert "RESTREAM_MAX_RESTREAMS" in cond["message"]
     assert not children(cluster, namespace), "nothing is applied for a spec over the limit"
+
+
+def test_pods_pass_the_restricted_pod_security_standard(
+    cluster: LocalCluster, namespace: str, operator: OperatorProcess
+) -> None:
+    # The apiserver's own PodSecurity admission refuses any pod that is not "restricted".
+    cluster.kubectl(
+        "label",
+        "namespace",
+        namespace,
+        "pod-security.kubernetes.io/enforce=restricted",
+        "pod-security.kubernetes.io/enforce-version=latest",
+    )
+    apply(cluster, namespace, livestream())
+    wait_for(lambda: ready(cluster, namespace), "the LiveStream's pods under restricted PSS")
+    pods = get(cluster, "pods", namespace, "-l", f"{naming.LABEL_LIVESTREAM}=launch")["items"]
+    assert len(pods) == 3
+    events = get(cluster, "events", namespace)["items"]
+    assert not [e for e in events if "violates PodSecurity" in e.get("message", "")]
