@@ -20,16 +20,17 @@ import ssl
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from tests.cluster.controlplane import LocalCluster, build_binaries, free_port
+from tests.cluster.controlplane import free_port
 from tests.conftest import wait_for_webhooks
 from tests.operator_process import OperatorProcess
+
+from bench.common import cluster_with_crds
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 LIVESTREAM: dict[str, Any] = {
@@ -123,12 +124,9 @@ def main() -> int:
     parser.add_argument("--kubectl-runs", type=int, default=20)
     args = parser.parse_args()
 
-    with LocalCluster(build_binaries()) as cluster, tempfile.TemporaryDirectory() as tmp:
-        cluster.kubectl("apply", "--server-side", "-f", str(CHECKOUT / "crds"))
-        cluster.kubectl("wait", "--for=condition=Established", "crd/livestreams.restream.dev")
-        cluster.kubectl("create", "namespace", "bench")
+    with cluster_with_crds() as (cluster, tmp):
         port = free_port()
-        op = OperatorProcess(cluster.kubeconfig, Path(tmp) / "operator.log")
+        op = OperatorProcess(cluster.kubeconfig, tmp / "operator.log")
         op.start("--webhook", f"local:127.0.0.1:{port}")
         try:
             wait_for_webhooks(cluster)

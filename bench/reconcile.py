@@ -13,12 +13,13 @@ import argparse
 import json
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from tests.cluster.controlplane import LocalCluster, build_binaries
+from tests.cluster.controlplane import LocalCluster
 from tests.operator_process import OperatorProcess
+
+from bench.common import cluster_with_crds
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 
@@ -79,12 +80,9 @@ def main() -> int:
     parser.add_argument("--idle", type=int, default=60)
     args = parser.parse_args()
 
-    with LocalCluster(build_binaries()) as cluster, tempfile.TemporaryDirectory() as tmp:
-        cluster.kubectl("apply", "--server-side", "-f", str(CHECKOUT / "crds"))
-        cluster.kubectl("wait", "--for=condition=Established", "crd/livestreams.restream.dev")
-        cluster.kubectl("create", "namespace", "bench")
+    with cluster_with_crds() as (cluster, tmp):
         op = OperatorProcess(
-            cluster.kubeconfig, Path(tmp) / "operator.log", env={"RESTREAM_AGENT_POLL_SECONDS": "5"}
+            cluster.kubeconfig, tmp / "operator.log", env={"RESTREAM_AGENT_POLL_SECONDS": "5"}
         )
         op.start()
         try:

@@ -54,12 +54,16 @@ class ServingCert:
         return self.covers(names) and self.expires() - dt.datetime.now(dt.UTC) > RENEW_BEFORE
 
 
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+def pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
+
+
+def pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
 
 
 def _san(name: str) -> x509.GeneralName:
@@ -69,21 +73,21 @@ def _san(name: str) -> x509.GeneralName:
         return x509.DNSName(name)
 
 
-def issue_serving_cert(
-    names: list[str], common_name: str = "restream-operator-webhook"
-) -> ServingCert:
-    """A fresh CA and a serving certificate for `names` (DNS names or IP addresses)."""
+def new_ca(
+    common_name: str, validity: dt.timedelta = CA_VALIDITY
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A self-signed CA that may sign leaf certificates (and nothing below them)."""
     now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{common_name}-ca")])
-    ca = (
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    cert = (
         x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + CA_VALIDITY)
+        .not_valid_after(now + validity)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -99,24 +103,52 @@ def issue_serving_cert(
             ),
             critical=True,
         )
-        .sign(ca_key, hashes.SHA256())
+        .sign(key, hashes.SHA256())
     )
+    return key, cert
+
+
+def issue(
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca_cert: x509.Certificate,
+    common_name: str,
+    *,
+    names: tuple[str, ...] | list[str] = (),
+    organization: str | None = None,
+    server: bool = True,
+    client: bool = False,
+    validity: dt.timedelta = CERT_VALIDITY,
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A leaf certificate signed by the CA, for `names` (DNS names or IP addresses)."""
+    now = dt.datetime.now(dt.UTC)
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
+    subject = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if organization:
+        subject.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    usages = [ExtendedKeyUsageOID.SERVER_AUTH] if server else []
+    usages += [ExtendedKeyUsageOID.CLIENT_AUTH] if client else []
+    builder = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-        .issuer_name(ca_name)
+        .subject_name(x509.Name(subject))
+        .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + CERT_VALIDITY)
+        .not_valid_after(now + validity)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName([_san(n) for n in names]), critical=False)
-        .sign(ca_key, hashes.SHA256())
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
     )
-    return ServingCert(
-        ca=ca.public_bytes(serialization.Encoding.PEM),
-        cert=cert.public_bytes(serialization.Encoding.PEM),
-        key=_pem_key(key),
-    )
+    if names:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([_san(n) for n in names]), critical=False
+        )
+    return key, builder.sign(ca_key, hashes.SHA256())
+
+
+def issue_serving_cert(
+    names: list[str], common_name: str = "restream-operator-webhook"
+) -> ServingCert:
+    """A fresh CA and a serving certificate for `names` (DNS names or IP addresses)."""
+    ca_key, ca = new_ca(f"{common_name}-ca")
+    key, cert = issue(ca_key, ca, common_name, names=names)
+    return ServingCert(ca=pem(ca), cert=pem(cert), key=pem_key(key))
