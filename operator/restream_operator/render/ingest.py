@@ -97,6 +97,7 @@ def deployment(
             f"{CONFIG_DIR}/{CONFIG_FILE}",
             "--listen",
             f"0.0.0.0:{contract.AGENT_PORT}",
+            *(["--hls-url", hls_url(owner, settings)] if owner.spec.playback.hls else []),
         ],
         "env": [
             common.secret_env(contract.ENV_STREAM_KEY, *key_secret),

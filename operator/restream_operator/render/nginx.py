@@ -33,7 +33,19 @@ def nginx_conf(p: NginxParams) -> str:
     hls_app = ""
     hls_server = ""
     if p.hls:
+        # nginx-rtmp's hls module sees the published name before on_publish renames it
+        # (it would write <key>.m3u8): the renamed stream is pushed to an application
+        # of its own, which only this nginx may publish to.
         hls_app = f"""
+            push rtmp://127.0.0.1:{p.rtmp_port}/hls;
+        }}
+
+        application hls {{
+            live on;
+            record off;
+            allow publish 127.0.0.1;
+            deny publish all;
+            deny play all;
             hls on;
             hls_path {p.work_dir}/hls;
             hls_fragment 2s;
@@ -67,6 +79,9 @@ rtmp {{
     server {{
         listen {listen};
         chunk_size 4096;
+        # nginx-rtmp logs every session, with the published name (the key, before the
+        # rename) and the play arguments (the token), to /var/log/nginx by default.
+        access_log off;
 
         application {contract.APPLICATION} {{
             live on;

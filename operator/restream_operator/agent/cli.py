@@ -1,0 +1,161 @@
+"""`restream-agent ingest|relay`: the entry point of ingest and relay containers.
+
+Secrets come from the environment only (Kubernetes fills it from Secrets); flags carry
+nothing secret, so the container's command line can be shown anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from . import contract, jsonlog
+from .redact import Redactor
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="restream-agent",
+        description="Agents of restream-operator's ingest and relay pods.",
+    )
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    sub = p.add_subparsers(dest="role", required=True)
+
+    ing = sub.add_parser(
+        "ingest",
+        help="run nginx-rtmp, check stream keys and play tokens, report the broadcast",
+        description=f"Secrets from the environment: {contract.ENV_STREAM_KEY} (what encoders "
+        f"publish with), {contract.ENV_PLAY_TOKEN} (what relays play with).",
+    )
+    ing.add_argument("--nginx-config", required=True, help="nginx.conf rendered by the operator")
+    ing.add_argument("--listen", default=f"0.0.0.0:{contract.AGENT_PORT}", help="HOST:PORT")
+    ing.add_argument("--nginx-binary", default="nginx")
+    ing.add_argument(
+        "--hls-url", default=None, help="reported as hlsUrl when the config has HLS on"
+    )
+
+    rel = sub.add_parser(
+        "relay",
+        help="supervise one ffmpeg from the ingest to one destination",
+        description=f"Secrets from the environment: {contract.ENV_DESTINATION_KEY} (the "
+        f"destination's stream key), {contract.ENV_PLAY_TOKEN} (to play from the ingest).",
+    )
+    rel.add_argument("--name", required=True, help="the restream's name (for logs and metrics)")
+    rel.add_argument("--source", required=True, help="the ingest's play URL, without token")
+    rel.add_argument("--ingest-status", required=True, help="the ingest agent's /status URL")
+    rel.add_argument("--destination", required=True, help="server URL, without the key")
+    rel.add_argument("--format", choices=["flv", "mpegts"], required=True)
+    rel.add_argument("--min-delay", type=float, default=1.0, help="first retry delay (s)")
+    rel.add_argument("--max-delay", type=float, default=10.0, help="longest retry delay (s)")
+    rel.add_argument("--listen", default=f"0.0.0.0:{contract.AGENT_PORT}", help="HOST:PORT")
+    rel.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=5.0,
+        help="restart ffmpeg after this long (s) without progress",
+    )
+    rel.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=10.0,
+        help="restart ffmpeg when no media reached the destination this long (s) after start",
+    )
+    rel.add_argument(
+        "--healthy-after", type=float, default=30.0, help="Live this long (s) resets the backoff"
+    )
+    rel.add_argument(
+        "--failed-after",
+        type=int,
+        default=5,
+        help="the same error this many times in a row: Failed",
+    )
+    rel.add_argument(
+        "--poll-interval",
+        type=float,
+        default=0.5,
+        help="between /status requests (s) when the ingest answers without long-polling",
+    )
+    rel.add_argument("--ffmpeg-binary", default="ffmpeg")
+    rel.add_argument(
+        "--tls-verify",
+        action="store_true",
+        help="verify an rtmps destination's certificate (ffmpeg's default is not to)",
+    )
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    # The agents speak plain HTTP on a pod network; asyncio would load the ssl module
+    # and OpenSSL (4 MiB of RSS in every relay pod) for nothing.
+    sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
+    import asyncio  # noqa: PLC0415 - after the line above
+
+    if args.role == "ingest":
+        key, token = (
+            os.environ.get(contract.ENV_STREAM_KEY, ""),
+            os.environ.get(contract.ENV_PLAY_TOKEN, ""),
+        )
+    else:
+        key, token = (
+            os.environ.get(contract.ENV_DESTINATION_KEY, ""),
+            os.environ.get(contract.ENV_PLAY_TOKEN, ""),
+        )
+    redact = Redactor([key, token])
+    jsonlog.setup(redact, getattr(logging, args.log_level.upper()))
+    try:
+        if args.role == "ingest":
+            return asyncio.run(_ingest(args, key, token, redact))
+        return asyncio.run(_relay(args, key, token, redact))
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _ingest(args: argparse.Namespace, key: str, token: str, redact: Redactor) -> int:
+    # Each role loads only its own modules: a relay pod's memory is counted.
+    from .ingest import IngestConfig, serve  # noqa: PLC0415
+    from .nginxconf import layout  # noqa: PLC0415
+
+    try:
+        with open(args.nginx_config) as f:
+            nginx_layout = layout(f.read())
+    except (OSError, ValueError) as e:
+        logging.getLogger("restream.ingest").error("cannot read the nginx config: %s", e)
+        return 2
+    cfg = IngestConfig(
+        nginx_config=args.nginx_config,
+        listen=args.listen,
+        nginx=args.nginx_binary,
+        hls_url=args.hls_url,
+    )
+    return await serve(cfg, nginx_layout, key, token, redact)
+
+
+async def _relay(args: argparse.Namespace, key: str, token: str, redact: Redactor) -> int:
+    from .relay import RelayConfig, serve  # noqa: PLC0415
+
+    cfg = RelayConfig(
+        name=args.name,
+        source=args.source,
+        ingest_status=args.ingest_status,
+        server_url=args.destination,
+        output_format=args.format,
+        min_delay=args.min_delay,
+        max_delay=args.max_delay,
+        listen=args.listen,
+        stall_timeout=args.stall_timeout,
+        connect_timeout=args.connect_timeout,
+        healthy_after=args.healthy_after,
+        failed_after=args.failed_after,
+        poll_interval=args.poll_interval,
+        ffmpeg=args.ffmpeg_binary,
+        tls_verify=args.tls_verify,
+    )
+    return await serve(cfg, key, token, redact)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Masking secrets in every text an agent emits: logs, /status, forwarded tool output."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from urllib.parse import quote, quote_plus
+
+MASK = "***"
+
+
+def secret_forms(secret: str) -> set[str]:
+    """The spellings a secret can take on its way through URLs, forms and JSON."""
+    if not secret:
+        return set()
+    forms = {
+        secret,
+        quote(secret, safe=""),
+        quote(secret, safe="/"),
+        quote_plus(secret, safe=""),
+        json.dumps(secret)[1:-1],
+    }
+    # Percent-encoders disagree on the case of hex digits (nginx: upper, others: lower).
+    forms |= {_lower_hex(f) for f in forms if "%" in f}
+    return forms
+
+
+def _lower_hex(text: str) -> str:
+    out = []
+    i = 0
+    while i < len(text):
+        if text[i] == "%" and i + 2 < len(text):
+            out.append("%" + text[i + 1 : i + 3].lower())
+            i += 3
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+class Redactor:
+    """Replaces every known spelling of every secret with ``***``."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._forms: list[str] = []
+        for secret in secrets:
+            self.add(secret)
+
+    def add(self, secret: str) -> None:
+        forms = set(self._forms) | secret_forms(secret)
+        # Longest first, so that a secret containing another one is masked whole.
+        self._forms = sorted(forms, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for form in self._forms:
+            if form in text:
+                text = text.replace(form, MASK)
+        return text
+
+    def __bool__(self) -> bool:
+        return bool(self._forms)

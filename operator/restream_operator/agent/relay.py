@@ -1,0 +1,502 @@
+"""The relay agent: one ffmpeg from the ingest to one destination, kept alive forever.
+
+ffmpeg alone fails in three ways (DESIGN §9): it exits when the destination goes away,
+it blocks forever when the publisher goes away or the destination freezes, and it
+cannot be told a key without putting it in argv. The agent:
+
+* runs ffmpeg only while the ingest reports a publisher, starting it the moment a
+  broadcast begins (it long-polls the ingest agent's /status);
+* kills a run that stops making progress: ``out_time_us`` in ffmpeg's -progress output
+  stops advancing, or the destination's TCP connection stops taking data;
+* restarts with doubling delays between --min-delay and --max-delay, reset after a
+  healthy run, and never exits on its own (the pod must not crash-loop);
+* hands the key and the play token to ffmpeg through pipes (see ffmpeg.py) and masks
+  them in everything it writes.
+
+Its own cost matters (DESIGN §8: at most 1.3 times a plain ffmpeg relay's CPU): nothing here
+polls faster than once a second while ffmpeg runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from . import contract, process, tcpwatch
+from .backoff import Backoff, RepeatCounter
+from .contract import RelayAgentStatus, RestreamState
+from .ffmpeg import (
+    Destination,
+    DestinationError,
+    ProgressParser,
+    concat_script,
+    destination,
+    play_url,
+    preset_text,
+    relay_argv,
+    shown_command,
+)
+from .httpserver import Handler, HttpServer, Request, Response, http_get
+from .jsonlog import utc_now
+from .metrics import CONTENT_TYPE, Exposition
+from .redact import Redactor
+
+log = logging.getLogger("restream.relay")
+
+WATCHDOG_EVERY = 1.0
+LONG_POLL = 25  # seconds the ingest holds a /status request while nothing changes
+LIVE_BYTES = 1024  # more than FLV/TS headers and metadata: media is flowing
+BITRATE_WINDOW = 5.0
+MAX_ERROR = 300
+INPUT_ENDED = "the ingest stream ended"
+RELAY_STATES = (
+    RestreamState.IDLE,
+    RestreamState.CONNECTING,
+    RestreamState.LIVE,
+    RestreamState.RETRYING,
+    RestreamState.FAILED,
+)
+
+
+@dataclass
+class RelayConfig:
+    name: str
+    source: str
+    ingest_status: str
+    server_url: str
+    output_format: str
+    min_delay: float = 1.0
+    max_delay: float = 10.0
+    listen: str = f"0.0.0.0:{contract.AGENT_PORT}"
+    stall_timeout: float = 5.0
+    connect_timeout: float = 10.0
+    healthy_after: float = 30.0
+    poll_interval: float = 0.5  # between status requests when long-polling is not possible
+    failed_after: int = 5
+    ffmpeg: str = "ffmpeg"
+    tls_verify: bool = False
+    stats_period: float = 1.0
+
+
+@dataclass
+class _Run:
+    """What one ffmpeg run has done so far."""
+
+    started: float
+    last_advance: float
+    out_time_us: int | None = None
+    total_size: int = 0
+    live_since: float | None = None
+    last_stderr: str | None = None
+    stuck_since: float | None = None
+    samples: collections.deque[tuple[float, int]] = field(
+        default_factory=lambda: collections.deque(maxlen=16)
+    )
+
+
+@dataclass
+class _Outcome:
+    error: str
+    live_for: float
+    input_ended: bool = False
+
+
+class Relay:
+    def __init__(self, cfg: RelayConfig, key: str, token: str, redact: Redactor) -> None:
+        self.cfg = cfg
+        self._redact = redact
+        self._token = token
+        self.state = RestreamState.IDLE
+        self.since = utc_now()
+        self.restarts = 0
+        self.last_error: str | None = None
+        self.publishing: bool | None = None
+        self._session: str | None = None  # the ingest's `since`: new with each broadcast
+        self._bytes_done = 0
+        self._run: _Run | None = None
+        self._command: str | None = None
+        self._input_path = "/dev/fd/"
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._backoff = Backoff(cfg.min_delay, cfg.max_delay)
+        self._repeats = RepeatCounter(cfg.failed_after)
+        self._budget = process.LineBudget()
+        self._dest: Destination | None = None
+        self._config_error: str | None = None
+        if not key:
+            self._config_error = f"{contract.ENV_DESTINATION_KEY} is not set"
+        else:
+            try:
+                self._dest = destination(cfg.server_url, key, tls_verify=cfg.tls_verify)
+            except DestinationError as e:
+                self._config_error = str(e)
+
+    @property
+    def shown_destination(self) -> str:
+        return self._dest.shown if self._dest is not None else self.cfg.server_url
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def _enter(self, state: RestreamState, error: str | None = None) -> None:
+        if error is not None:
+            self.last_error = self._redact(error)[:MAX_ERROR]
+        if state == self.state:
+            return
+        self.state, self.since = state, utc_now()
+        log.info(
+            "relay %s", state.value, extra={"state": state.value, "lastError": self.last_error}
+        )
+
+    async def _wait(self, done: Callable[[], bool], timeout: float | None) -> bool:
+        """Until ``done()`` (checked whenever something changes) or the timeout; done()."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not done() and not self._stop.is_set():
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), left)
+        return done()
+
+    # -- the ingest ------------------------------------------------------------------
+
+    def _status_url(self) -> str:
+        if self._session is None:
+            return self.cfg.ingest_status
+        sep = "&" if "?" in self.cfg.ingest_status else "?"
+        return f"{self.cfg.ingest_status}{sep}wait={LONG_POLL}&since={quote(self._session)}"
+
+    async def _watch_ingest(self) -> None:
+        """Long-polls the ingest's /status: it answers when a broadcast starts or ends."""
+        reported = False
+        while not self._stop.is_set():
+            asked = time.monotonic()
+            try:
+                code, body = await http_get(self._status_url(), timeout=LONG_POLL + 5)
+                if code != 200:
+                    raise ConnectionError(f"ingest status answered {code}")
+                doc = json.loads(body)
+                publishing: bool | None = bool(doc.get("publishing"))
+                session = doc.get("since")
+                reported = False
+            except (OSError, ValueError, TimeoutError) as e:
+                publishing, session = None, self._session
+                if not reported:
+                    log.warning("ingest status unavailable: %s", e)
+                    reported = True
+            changed = publishing != self.publishing or session != self._session
+            self.publishing, self._session = publishing, session
+            if changed:
+                self._wake.set()
+            elif time.monotonic() - asked < self.cfg.poll_interval:
+                # Nothing new and an immediate answer: an error, or an ingest that does
+                # not long-poll. Do not hammer it.
+                await self._pause(self.cfg.poll_interval)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+    # -- the loop --------------------------------------------------------------------
+
+    async def run(self) -> None:
+        watcher = asyncio.create_task(self._watch_ingest())
+        try:
+            await self._loop()
+        finally:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        if self._config_error is not None:
+            # Never exit: the pod would crash-loop. Report why, and wait to be replaced.
+            self._enter(RestreamState.FAILED, self._config_error)
+            log.error("relay cannot start: %s", self._config_error)
+            await self._stop.wait()
+            return
+        while not self._stop.is_set():
+            if self.publishing is not True:
+                self._enter(RestreamState.IDLE)
+                self._backoff.reset()
+                self._repeats.reset()
+                await self._wait(lambda: self.publishing is True, None)
+                continue
+            session = self._session
+            outcome = await self._run_ffmpeg()
+            if self._stop.is_set() or outcome is None:
+                continue
+            # The input ends for every relay when the encoder leaves, a moment before the
+            # ingest says so: that is the end of a broadcast, not an error.
+            patience = 1.0 if outcome.input_ended else 0.3
+            if await self._wait(lambda: self.publishing is False, patience):
+                continue
+            await self._retry_after(outcome, session)
+
+    async def _retry_after(self, outcome: _Outcome, session: str | None) -> None:
+        if outcome.live_for >= self.cfg.healthy_after:
+            self._backoff.reset()
+            self._repeats.reset()
+        delay = self._backoff.next_delay()
+        failed = self._repeats.record(outcome.error)
+        self._enter(RestreamState.FAILED if failed else RestreamState.RETRYING, outcome.error)
+        log.warning(
+            "ffmpeg failed: %s; retrying in %.1f s",
+            self.last_error,
+            delay,
+            extra={"delaySeconds": delay, "consecutiveFailures": self._backoff.failures},
+        )
+        # A broadcast that ends or a new one that begins cuts the wait short.
+        interrupted = await self._wait(
+            lambda: self.publishing is False or self._session != session, delay
+        )
+        if not interrupted and not self._stop.is_set():
+            self.restarts += 1
+
+    def _spawn_args(self) -> tuple[list[str], list[int]]:
+        """ffmpeg's argv and the two pipes it reads its secrets from."""
+        assert self._dest is not None
+        rw_timeout_us = int(self.cfg.stall_timeout * 1_000_000)
+        script = concat_script(play_url(self.cfg.source, self._token), rw_timeout_us)
+        preset = preset_text(self._dest.options)
+        fds: list[int] = []
+        try:
+            fds.append(process.pipe_with(script.encode()))
+            fds.append(process.pipe_with(preset.encode()))
+        except OSError:
+            for fd in fds:
+                os.close(fd)
+            raise
+        argv = relay_argv(
+            ffmpeg=self.cfg.ffmpeg,
+            input_script=f"/dev/fd/{fds[0]}",
+            output_preset=f"/dev/fd/{fds[1]}",
+            output_url=self._dest.url,
+            output_format=self.cfg.output_format,
+            stats_period=self.cfg.stats_period,
+        )
+        return argv, fds
+
+    async def _run_ffmpeg(self) -> _Outcome | None:
+        """One ffmpeg run; None when it was stopped on purpose (idle or shutdown)."""
+        self._enter(RestreamState.CONNECTING)
+        argv, fds = self._spawn_args()
+        self._input_path = f"/dev/fd/{fds[0]}"
+        self._command = self._redact(shown_command(argv))
+        try:
+            proc = await process.spawn(argv, env=process.child_env(), pass_fds=fds)
+        except OSError as e:
+            return _Outcome(f"cannot start ffmpeg: {e.strerror or e}", 0.0)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        now = time.monotonic()
+        run = self._run = _Run(started=now, last_advance=now)
+        log.info(
+            "ffmpeg started",
+            extra={
+                "pid": proc.pid,
+                "command": self._command,
+                "destination": self.shown_destination,
+            },
+        )
+        parser = ProgressParser()
+
+        def on_progress(line: str) -> None:
+            block = parser.feed(line)
+            if block is not None:
+                self._on_progress(run, block.out_time_us, block.total_size)
+
+        readers = [
+            asyncio.create_task(process.read_lines(proc.stdout, on_progress)),
+            asyncio.create_task(process.read_lines(proc.stderr, self._on_stderr)),
+        ]
+        exited = asyncio.create_task(proc.wait())
+        exited.add_done_callback(lambda _: self._wake.set())
+        reason, on_purpose = None, False
+        tcp = tcpwatch.TcpWatch(proc.pid)
+        while not exited.done():
+            await self._wait(lambda: exited.done() or self.publishing is False, WATCHDOG_EVERY)
+            if exited.done():
+                break
+            if self._stop.is_set() or self.publishing is False:
+                on_purpose = True
+                await process.stop(proc)  # SIGINT: ffmpeg finishes the stream and closes
+                break
+            reason = self._watchdog(run, tcp)
+            if reason is not None:
+                proc.kill()  # it is stuck in blocking I/O: a polite signal would wait on it
+                break
+        tcp.close()
+        code = await exited
+        await asyncio.wait(readers, timeout=2.0)
+        for task in readers:
+            task.cancel()
+        self._bytes_done += run.total_size
+        self._run = None
+        live_for = time.monotonic() - run.live_since if run.live_since is not None else 0.0
+        log.info(
+            "ffmpeg exited",
+            extra={"pid": proc.pid, "code": code, "liveSeconds": round(live_for, 1)},
+        )
+        if on_purpose:
+            return None
+        if reason is None and code == 0:
+            # ffmpeg ends cleanly when its input ends (EOF, or rw_timeout on a silent one).
+            return _Outcome(INPUT_ENDED, live_for, input_ended=True)
+        return _Outcome(reason or run.last_stderr or f"ffmpeg exited ({code})", live_for)
+
+    def _watchdog(self, run: _Run, tcp: tcpwatch.TcpWatch) -> str | None:
+        """Why this run must be killed now, or None."""
+        now = time.monotonic()
+        if run.live_since is None:
+            if now - run.started > self.cfg.connect_timeout:
+                return f"no media reached the destination within {self.cfg.connect_timeout:g} s"
+            return None
+        if now - run.last_advance > self.cfg.stall_timeout:
+            return f"stalled: no progress for {self.cfg.stall_timeout:g} s"
+        why = tcp.stuck()
+        if why is None:
+            run.stuck_since = None
+        elif run.stuck_since is None:
+            run.stuck_since = now
+        elif now - run.stuck_since > self.cfg.stall_timeout:
+            return f"stalled: {why} for {self.cfg.stall_timeout:g} s"
+        return None
+
+    def _on_progress(self, run: _Run, out_time_us: int | None, total_size: int | None) -> None:
+        now = time.monotonic()
+        if total_size is not None:
+            run.total_size = total_size
+            run.samples.append((now, total_size))
+        if out_time_us is None or (run.out_time_us is not None and out_time_us <= run.out_time_us):
+            return
+        run.out_time_us, run.last_advance = out_time_us, now
+        if run.live_since is None and out_time_us > 0 and run.total_size > LIVE_BYTES:
+            run.live_since = now
+            self._enter(RestreamState.LIVE)
+
+    def _on_stderr(self, line: str) -> None:
+        # "/dev/fd/7: Input/output error" is about the input: say so.
+        line = self._redact(line.strip()).replace(self._input_path, "input")
+        if not line:
+            return
+        if self._run is not None:
+            self._run.last_stderr = line[:MAX_ERROR]
+        if self._budget.allow():
+            extra: dict[str, object] = {"source": "ffmpeg"}
+            suppressed = self._budget.take_suppressed()
+            if suppressed:
+                extra["suppressedLines"] = suppressed
+            log.error("%s", line, extra=extra)
+
+    # -- reporting -------------------------------------------------------------------
+
+    def bitrate_kbps(self) -> int | None:
+        run = self._run
+        if run is None or self.state != RestreamState.LIVE:
+            return None
+        now = time.monotonic()
+        window = [(t, b) for t, b in run.samples if now - t <= BITRATE_WINDOW]
+        if len(window) < 2 or window[-1][0] <= window[0][0]:
+            return None
+        (t0, b0), (t1, b1) = window[0], window[-1]
+        return round((b1 - b0) * 8 / (t1 - t0) / 1000)
+
+    def bytes_sent(self) -> int:
+        return self._bytes_done + (self._run.total_size if self._run is not None else 0)
+
+    def status(self) -> RelayAgentStatus:
+        return {
+            "state": self.state.value,
+            "since": self.since,
+            "restarts": self.restarts,
+            "lastError": self.last_error,
+            "bitrateKbps": self.bitrate_kbps(),
+            "bytesSent": self.bytes_sent(),
+            "command": self._command,
+        }
+
+    def metrics(self) -> str:
+        labels = {"restream": self.cfg.name}
+        live = self.state == RestreamState.LIVE
+        exp = Exposition()
+        states = [({**labels, "state": s.value}, float(s == self.state)) for s in RELAY_STATES]
+        exp.add("restream_relay_state", "gauge", "1 for the relay's current state", states)
+        exp.add("restream_relay_live", "gauge", "1 while delivering", [(labels, float(live))])
+        exp.add(
+            "restream_relay_restarts_total",
+            "counter",
+            "ffmpeg restarts after a failure",
+            [(labels, float(self.restarts))],
+        )
+        exp.add(
+            "restream_relay_sent_bytes_total",
+            "counter",
+            "bytes ffmpeg wrote to the destination",
+            [(labels, float(self.bytes_sent()))],
+        )
+        exp.add(
+            "restream_relay_bitrate_kbps",
+            "gauge",
+            "outgoing bitrate over the last 5 s",
+            [(labels, float(self.bitrate_kbps() or 0))],
+        )
+        return exp.text()
+
+    def routes(self) -> dict[tuple[str, str], Handler]:
+        async def status(_: Request) -> Response:
+            body = self._redact(json.dumps(self.status()))
+            return Response(200, body.encode() + b"\n", "application/json")
+
+        async def healthz(_: Request) -> Response:
+            return Response.text("ok\n")
+
+        async def readyz(_: Request) -> Response:
+            live = self.state == RestreamState.LIVE
+            return Response.text(f"{self.state.value}\n", 200 if live else 503)
+
+        async def metrics(_: Request) -> Response:
+            return Response(200, self.metrics().encode(), CONTENT_TYPE)
+
+        return {
+            ("GET", contract.PATH_STATUS): status,
+            ("GET", contract.PATH_HEALTHZ): healthz,
+            ("GET", contract.PATH_READYZ): readyz,
+            ("GET", contract.PATH_METRICS): metrics,
+        }
+
+
+async def serve(cfg: RelayConfig, key: str, token: str, redact: Redactor) -> int:
+    relay = Relay(cfg, key, token, redact)
+    server = HttpServer(relay.routes())
+    await server.start(cfg.listen)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, relay.stop)
+    log.info(
+        "relay agent started",
+        extra={
+            "restream": cfg.name,
+            "destination": relay.shown_destination,
+            "format": cfg.output_format,
+            "listen": cfg.listen,
+        },
+    )
+    try:
+        await relay.run()
+    finally:
+        await server.close()
+    log.info("relay agent stopped")
+    return 0

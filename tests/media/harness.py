@@ -1,0 +1,660 @@
+"""Real media processes on 127.0.0.1 for the media tests and bench/relay.py.
+
+Every process is started in its own session and stopped by its PID (its process group,
+whose id is that PID); nothing is ever looked up by name. What the product runs (the
+ingest's nginx.conf, the agents' commands) comes from `restream-operator render`; the
+sinks and the publisher stand for YouTube and OBS and are written here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import ipaddress
+import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from restream_operator.agent import contract
+from restream_operator.agent.ffmpeg import destination, preset_text
+from restream_operator.render.nginx import RTMP_MODULE, NginxParams, nginx_conf
+
+BIN = Path(sys.executable).parent
+RENDER = str(BIN / "restream-operator")
+AGENT = str(BIN / "restream-agent")
+STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
+RENDER_NAMESPACE = "demo"
+
+T = TypeVar("T")
+
+
+def wait_for(condition: Callable[[], T], what: str, timeout: float, every: float = 0.1) -> T:
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (last: {last!r})")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+        return True
+    return False
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry))
+    return out
+
+
+# -- processes -------------------------------------------------------------------------
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def send(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, sig)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 8.0) -> int:
+        """Signal the process, wait, then SIGKILL its whole group (id = its PID)."""
+        if self.alive():
+            self.send(sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(timeout)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+        return self.popen.wait(5)
+
+
+class Processes:
+    """Owns every process a test starts; ``close`` stops them all, by PID."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.procs: list[Proc] = []
+
+    def start(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: dict[str, str] | None = None,
+        pass_fds: Sequence[int] = (),
+    ) -> Proc:
+        log = self.workdir / f"{name}.{len(self.procs)}.log"
+        with open(log, "wb") as out:
+            popen = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+                pass_fds=tuple(pass_fds),
+                start_new_session=True,
+            )
+        proc = Proc(name, popen, log)
+        self.procs.append(proc)
+        return proc
+
+    def close(self) -> None:
+        for proc in reversed(self.procs):
+            with contextlib.suppress(Exception):
+                if proc.alive():
+                    # SIGCONT first: a frozen process cannot act on SIGTERM.
+                    proc.send(signal.SIGCONT)
+                    for child in children(proc.pid):
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(child, signal.SIGCONT)
+                proc.stop(signal.SIGTERM, timeout=5)
+
+
+def pipe_with(data: bytes) -> int:
+    r, w = os.pipe()
+    os.write(w, data)
+    os.close(w)
+    return r
+
+
+# -- what the operator renders --------------------------------------------------------
+
+
+def render(manifest: dict[str, Any], workdir: Path) -> list[dict[str, Any]]:
+    path = workdir / f"livestream-{time.monotonic_ns()}.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    out = subprocess.run(
+        [RENDER, "render", "-f", str(path), "-n", RENDER_NAMESPACE],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+@dataclass
+class Rendered:
+    nginx_conf: str
+    ingest_command: list[str]
+    ingest_env: list[str]
+    relays: dict[str, list[str]]  # restream name -> command
+    relay_env: dict[str, list[str]]
+
+
+def rendered(docs: list[dict[str, Any]]) -> Rendered:
+    conf = ""
+    ingest_cmd: list[str] = []
+    ingest_env: list[str] = []
+    relays: dict[str, list[str]] = {}
+    relay_env: dict[str, list[str]] = {}
+    for d in docs:
+        if d["kind"] == "ConfigMap":
+            conf = d["data"]["nginx.conf"]
+        if d["kind"] != "Deployment":
+            continue
+        container = d["spec"]["template"]["spec"]["containers"][0]
+        env = [e["name"] for e in container.get("env", [])]
+        # Secrets reach the agents only through secretKeyRef: never a literal.
+        assert all("secretKeyRef" in e["valueFrom"] for e in container.get("env", []))
+        if container["command"][1] == "ingest":
+            ingest_cmd, ingest_env = container["command"], env
+        else:
+            name = d["metadata"]["annotations"]["restream.dev/restream-name"]
+            relays[name], relay_env[name] = container["command"], env
+    return Rendered(conf, ingest_cmd, ingest_env, relays, relay_env)
+
+
+def flag(argv: Sequence[str], name: str) -> str:
+    return argv[list(argv).index(name) + 1]
+
+
+def with_flag(argv: Sequence[str], name: str, value: str) -> list[str]:
+    out = list(argv)
+    out[out.index(name) + 1] = value
+    return out
+
+
+def local_command(argv: Sequence[str]) -> list[str]:
+    # In the image, `restream-agent` is on PATH; here it is the venv's.
+    assert argv[0] == "restream-agent"
+    return [AGENT, *argv[1:]]
+
+
+def loopback_url(url: str, port: int) -> str:
+    """The same URL with the host (a Service or the internet) swapped for 127.0.0.1:port."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"127.0.0.1:{port}"))
+
+
+# -- the ingest -----------------------------------------------------------------------
+
+
+@dataclass
+class Ingest:
+    rtmp_port: int
+    agent_port: int
+    stat_port: int
+    hls_port: int
+    work_dir: Path
+    conf_path: Path
+    proc: Proc | None = None
+
+    @property
+    def status_url(self) -> str:
+        return f"http://127.0.0.1:{self.agent_port}{contract.PATH_STATUS}"
+
+    def publish_url(self) -> str:
+        return f"rtmp://127.0.0.1:{self.rtmp_port}/{contract.APPLICATION}"
+
+
+def loopback_nginx_conf(text: str, ingest: Ingest) -> str:
+    """The rendered config with pod ports and /tmp/nginx swapped for this test's."""
+    defaults = NginxParams()
+    out = (
+        text.replace(f"listen {defaults.rtmp_port};", f"listen 127.0.0.1:{ingest.rtmp_port};")
+        .replace(f"127.0.0.1:{defaults.agent_port}/", f"127.0.0.1:{ingest.agent_port}/")
+        .replace(f"127.0.0.1:{defaults.rtmp_port}/", f"127.0.0.1:{ingest.rtmp_port}/")
+        .replace(f"listen 127.0.0.1:{defaults.stat_port};", f"listen 127.0.0.1:{ingest.stat_port};")
+        .replace(f"listen {defaults.hls_port};", f"listen 127.0.0.1:{ingest.hls_port};")
+        .replace(defaults.work_dir, str(ingest.work_dir))
+    )
+    # Only ports and the directory changed: it is what the renderer makes for them.
+    expected = nginx_conf(
+        NginxParams(
+            rtmp_port=ingest.rtmp_port,
+            agent_port=ingest.agent_port,
+            stat_port=ingest.stat_port,
+            hls_port=ingest.hls_port,
+            work_dir=str(ingest.work_dir),
+            listen_host="127.0.0.1",
+            hls="hls on;" in text,
+        )
+    )
+    assert out == expected, "the loopback substitution changed more than ports and paths"
+    return out
+
+
+def start_ingest(
+    procs: Processes,
+    plane: Rendered,
+    workdir: Path,
+    key: str,
+    token: str,
+    extra_args: Sequence[str] = (),
+) -> Ingest:
+    ingest = Ingest(
+        rtmp_port=free_port(),
+        agent_port=free_port(),
+        stat_port=free_port(),
+        hls_port=free_port(),
+        work_dir=workdir / "ingest-nginx",
+        conf_path=workdir / "nginx.conf",
+    )
+    ingest.conf_path.write_text(loopback_nginx_conf(plane.nginx_conf, ingest))
+    argv = local_command(plane.ingest_command)
+    argv = with_flag(argv, "--nginx-config", str(ingest.conf_path))
+    argv = [*with_flag(argv, "--listen", f"127.0.0.1:{ingest.agent_port}"), *extra_args]
+    assert plane.ingest_env == [contract.ENV_STREAM_KEY, contract.ENV_PLAY_TOKEN]
+    env = {contract.ENV_STREAM_KEY: key, contract.ENV_PLAY_TOKEN: token}
+    ingest.proc = procs.start("ingest-agent", argv, env)
+    wait_for(
+        lambda: http_status(f"http://127.0.0.1:{ingest.agent_port}/readyz") == 200,
+        "the ingest to be ready",
+        10,
+    )
+    return ingest
+
+
+# -- relays ---------------------------------------------------------------------------
+
+
+@dataclass
+class Relay:
+    name: str
+    agent_port: int
+    argv: list[str]
+    env: dict[str, str]
+    proc: Proc | None = None
+
+    @property
+    def status_url(self) -> str:
+        return f"http://127.0.0.1:{self.agent_port}{contract.PATH_STATUS}"
+
+
+def relay_command(
+    rendered_argv: list[str], ingest: Ingest, destination_url: str, agent_port: int
+) -> list[str]:
+    argv = local_command(rendered_argv)
+    argv = with_flag(argv, "--source", loopback_url(flag(argv, "--source"), ingest.rtmp_port))
+    argv = with_flag(
+        argv, "--ingest-status", loopback_url(flag(argv, "--ingest-status"), ingest.agent_port)
+    )
+    argv = with_flag(argv, "--destination", destination_url)
+    return with_flag(argv, "--listen", f"127.0.0.1:{agent_port}")
+
+
+def start_relay(procs: Processes, relay: Relay) -> Relay:
+    relay.proc = procs.start(f"relay-{relay.agent_port}", relay.argv, relay.env)
+    wait_for(lambda: http_status(relay.status_url) == 200, f"relay {relay.name} to answer", 10)
+    return relay
+
+
+# -- sinks ----------------------------------------------------------------------------
+
+
+@dataclass
+class RtmpSink:
+    """A destination: nginx-rtmp recording every stream it receives, per application."""
+
+    root: Path
+    port: int
+    apps: tuple[str, ...]
+    tls_port: int | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    proc: Proc | None = None
+
+    def config(self) -> str:
+        apps = "\n".join(
+            f"""        application {app} {{
+            live on;
+            record all;
+            record_path {self.root}/rec/{app.replace("/", "_")};
+            record_unique on;
+        }}"""
+            for app in self.apps
+        )
+        stream = ""
+        load_stream = ""
+        if self.tls_port is not None:
+            load_stream = f"load_module {STREAM_MODULE};\n"
+            stream = f"""
+stream {{
+    server {{
+        listen 127.0.0.1:{self.tls_port} ssl;
+        ssl_certificate {self.cert};
+        ssl_certificate_key {self.key};
+        proxy_pass 127.0.0.1:{self.port};
+    }}
+}}"""
+        return f"""load_module {RTMP_MODULE};
+{load_stream}worker_processes 1;
+daemon off;
+pid {self.root}/nginx.pid;
+error_log stderr info;
+events {{ worker_connections 256; }}
+rtmp {{
+    server {{
+        listen 127.0.0.1:{self.port};
+        access_log off;
+{apps}
+    }}
+}}{stream}
+"""
+
+    def start(self, procs: Processes) -> RtmpSink:
+        for app in self.apps:
+            d = self.root / "rec" / app.replace("/", "_")
+            d.mkdir(parents=True, exist_ok=True)
+            d.chmod(0o777)  # as root, nginx's workers run as nobody
+        conf = self.root / "nginx.conf"
+        conf.write_text(self.config())
+        self.proc = procs.start(
+            f"sink-{self.port}",
+            ["nginx", "-c", str(conf), "-e", "stderr", "-p", f"{self.root}/"],
+        )
+        wait_for(lambda: port_open(self.port), f"sink :{self.port}", 10, 0.05)
+        if self.tls_port is not None:
+            wait_for(lambda: port_open(self.tls_port or 0), f"sink tls :{self.tls_port}", 10, 0.05)
+        return self
+
+    def stop(self) -> None:
+        assert self.proc is not None
+        self.proc.stop(signal.SIGTERM)
+        wait_for(lambda: not port_open(self.port), f"sink :{self.port} down", 10, 0.05)
+
+    def worker(self) -> int:
+        assert self.proc is not None
+        workers = children(self.proc.pid)
+        assert len(workers) == 1, workers
+        return workers[0]
+
+    def recordings(self, app: str) -> list[Path]:
+        d = self.root / "rec" / app.replace("/", "_")
+        return sorted(d.glob("*.flv"), key=lambda p: p.stat().st_mtime)
+
+    def total_bytes(self, app: str) -> int:
+        return sum(p.stat().st_size for p in self.recordings(app))
+
+
+@dataclass
+class SrtSink:
+    """A destination: ffmpeg listening for SRT, copying MPEG-TS to a file."""
+
+    root: Path
+    port: int
+    proc: Proc | None = None
+    outputs: list[Path] = field(default_factory=list)
+
+    def start(self, procs: Processes) -> SrtSink:
+        self.root.mkdir(parents=True, exist_ok=True)
+        out = self.root / f"out-{len(self.outputs)}.ts"
+        self.outputs.append(out)
+        self.proc = procs.start(
+            f"srt-sink-{self.port}",
+            [
+                "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
+                "-f", "mpegts", "-i", f"srt://127.0.0.1:{self.port}?mode=listener",
+                "-map", "0", "-c", "copy", "-y", str(out),
+            ],
+        )  # fmt: skip
+        return self
+
+
+def self_signed(root: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1, made with `cryptography` (no openssl CLI needed)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "restream media test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    root.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = root / "cert.pem", root / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+# -- the encoder ----------------------------------------------------------------------
+
+
+def publisher_argv(
+    url: str, preset_fd: int, seconds: float | None, size: str = "640x360", fps: int = 25
+) -> list[str]:
+    """OBS stand-in: test pattern + tone, H.264 (a keyframe every second) + AAC, real time.
+
+    The stream key goes through a preset pipe, as the relay does it, so that no process
+    of the test shows a key in `ps` either.
+    """
+    duration = ["-t", f"{seconds:g}"] if seconds is not None else []
+    return [
+        "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
+        "-re", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}",
+        "-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+        *duration,
+        "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
+        "-g", str(fps), "-keyint_min", str(fps), "-b:v", "1200k", "-maxrate", "1200k",
+        "-bufsize", "600k", "-pix_fmt", "yuv420p",
+        "-c:a", "aac", "-b:a", "64k",
+        "-fpre", f"/dev/fd/{preset_fd}", "-f", "flv", url,
+    ]  # fmt: skip
+
+
+def start_publisher(
+    procs: Processes, ingest: Ingest, key: str, seconds: float | None = None
+) -> Proc:
+    dest = destination(ingest.publish_url(), key)
+    fd = pipe_with(preset_text(dest.options).encode())
+    try:
+        return procs.start("publisher", publisher_argv(dest.url, fd, seconds), pass_fds=[fd])
+    finally:
+        os.close(fd)
+
+
+# -- looking at results ---------------------------------------------------------------
+
+
+def http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 - loopback only
+            return int(r.status)
+    except urllib.error.HTTPError as e:
+        return int(e.code)
+    except OSError:
+        return 0
+
+
+class StatusLog:
+    """Fetches /status documents and keeps every one, for the secret scan."""
+
+    def __init__(self) -> None:
+        self.documents: list[str] = []
+        self._lock = threading.Lock()
+
+    def get(self, url: str) -> dict[str, Any]:
+        with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 - loopback only
+            text = r.read().decode()
+        with self._lock:
+            self.documents.append(text)
+        doc: dict[str, Any] = json.loads(text)
+        return doc
+
+    def state(self, relay: Relay) -> str:
+        try:
+            return str(self.get(relay.status_url)["state"])
+        except OSError:
+            return "unreachable"
+
+
+def probe(path: Path) -> dict[str, Any]:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration:stream=codec_name,codec_type",
+         "-of", "json", str(path)],
+        capture_output=True, text=True, check=True, timeout=30,
+    )  # fmt: skip
+    doc: dict[str, Any] = json.loads(out.stdout)
+    return doc
+
+
+def codecs_and_duration(path: Path) -> tuple[set[str], float]:
+    doc = probe(path)
+    return {s["codec_name"] for s in doc["streams"]}, float(doc["format"]["duration"])
+
+
+def packet_times(path: Path, stream: str = "v") -> list[float]:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", stream, "-show_entries", "packet=dts_time",
+         "-of", "csv=p=0", str(path)],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    return [float(x) for x in out.stdout.split() if x and x != "N/A"]
+
+
+class GrowthSampler:
+    """Samples sizes every ``every`` s in a thread; the longest time one did not grow."""
+
+    def __init__(self, sizes: dict[str, Callable[[], int]], every: float = 0.15) -> None:
+        self._sizes = sizes
+        self._every = every
+        self._stop = threading.Event()
+        self.samples: dict[str, list[tuple[float, int]]] = {k: [] for k in sizes}
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> GrowthSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            now = time.monotonic()
+            for k, size in self._sizes.items():
+                with contextlib.suppress(OSError):
+                    self.samples[k].append((now, size()))
+            self._stop.wait(self._every)
+
+    def longest_stall(self, name: str) -> float:
+        samples = self.samples[name]
+        longest, last_change = 0.0, samples[0][0]
+        for (_, a), (t, b) in itertools.pairwise(samples):
+            if b != a:
+                last_change = t
+            longest = max(longest, t - last_change)
+        return longest
+
+
+class PsSampler:
+    """`ps -eo args` every half second in a thread: what a node's users could see."""
+
+    def __init__(self) -> None:
+        self.lines: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                out = subprocess.run(
+                    ["ps", "-eo", "args"], capture_output=True, text=True, timeout=5, check=False
+                )
+                self.lines.update(out.stdout.splitlines())
+            self._stop.wait(0.5)
+
+
+@contextlib.contextmanager
+def workdir(prefix: str) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix=prefix) as d:
+        # Run as root, nginx's workers are nobody: they must reach the recording dirs.
+        Path(d).chmod(0o755)
+        yield Path(d)

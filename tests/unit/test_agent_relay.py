@@ -1,0 +1,184 @@
+"""The relay agent's supervision, with a scripted stand-in for ffmpeg (no media needed).
+
+The stand-in reads the two pipes the agent passes (input script, output preset), writes
+what it got to a file for the test, and behaves as FAKE_MODE says: deliver and then
+fail, deliver and then stall, or deliver until it is told to stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from restream_operator.agent import relay as relay_module
+from restream_operator.agent.contract import RestreamState
+from restream_operator.agent.httpserver import HttpServer, Request, Response
+from restream_operator.agent.redact import Redactor
+from restream_operator.agent.relay import Relay, RelayConfig
+
+KEY = "dest-s3cr3t?x=1"
+TOKEN = "play-t0ken"
+
+FAKE_FFMPEG = r"""
+import json, os, signal, sys, time
+argv = sys.argv[1:]
+script = open(argv[argv.index("-i") + 1]).read()
+preset = open(argv[argv.index("-fpre") + 1]).read()
+out = os.environ["FAKE_OUT"]
+with open(out, "a") as f:
+    call = {"argv": argv, "script": script, "preset": preset, "env": dict(os.environ)}
+    f.write(json.dumps(call) + "\n")
+stopping = []
+signal.signal(signal.SIGINT, lambda *_: stopping.append(1))
+mode = os.environ["FAKE_MODE"]
+t = 0
+for i in range(100000):
+    if stopping:
+        with open(out, "a") as f:
+            f.write(json.dumps({"stopped": "SIGINT"}) + "\n")
+        sys.exit(0)
+    if mode != "stall" or i < 3:
+        t += 100000
+    size = 2000 + i * 1000
+    print(f"frame={i}\ntotal_size={size}\nout_time_us={t}\nprogress=continue", flush=True)
+    if mode == "fail" and i == 5:
+        key = preset.split("rtmp_playpath=")[1].strip()
+        print(f"rtmp://h/live2/{key}: Broken pipe", file=sys.stderr, flush=True)
+        sys.exit(1)
+    time.sleep(0.05)
+"""
+
+
+class Ingest:
+    """Answers /status like an ingest agent that does not long-poll."""
+
+    def __init__(self) -> None:
+        self.doc = {"publishing": True, "since": "2024-01-01T00:00:00.000Z"}
+        self.server = HttpServer({("GET", "/status"): self.status})
+
+    async def status(self, _: Request) -> Response:
+        return Response.json(self.doc)
+
+
+async def _until(what: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not what():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+Scenario = Callable[[Relay, Ingest, Path], Awaitable[None]]
+
+
+def run(tmp_path: Path, mode: str, scenario: Scenario, key: str = KEY, **cfg: float) -> None:
+    fake = tmp_path / "ffmpeg.py"
+    fake.write_text(FAKE_FFMPEG)
+    wrapper = tmp_path / "ffmpeg"
+    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} {fake} "$@"\n')
+    wrapper.chmod(0o755)
+    out = tmp_path / "calls.jsonl"
+
+    async def main() -> None:
+        ingest = Ingest()
+        await ingest.server.start("127.0.0.1:0")
+        config = RelayConfig(
+            name="Youtube",
+            source="rtmp://ingest:1935/live/stream",
+            ingest_status=f"http://127.0.0.1:{ingest.server.port}/status",
+            server_url="rtmp://h/live2",
+            output_format="flv",
+            ffmpeg=str(wrapper),
+            poll_interval=0.05,
+            **cfg,  # type: ignore[arg-type]
+        )
+        relay = Relay(config, key, TOKEN, Redactor([key, TOKEN]))
+        task = asyncio.create_task(relay.run())
+        try:
+            await scenario(relay, ingest, out)
+        finally:
+            relay.stop()
+            await asyncio.wait_for(task, 10)
+            await ingest.server.close()
+
+    os.environ["FAKE_OUT"], os.environ["FAKE_MODE"] = str(out), mode
+    try:
+        asyncio.run(main())
+    finally:
+        del os.environ["FAKE_OUT"], os.environ["FAKE_MODE"]
+
+
+@pytest.fixture(autouse=True)
+def fast_watchdog(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(relay_module, "WATCHDOG_EVERY", 0.05)
+
+
+def _calls(out: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+def test_secrets_reach_ffmpeg_through_pipes_only(tmp_path: Path) -> None:
+    async def scenario(relay: Relay, _: Ingest, out: Path) -> None:
+        await _until(lambda: relay.state == RestreamState.LIVE)
+        call = _calls(out)[0]
+        argv = json.dumps(call["argv"])
+        assert KEY not in argv and TOKEN not in argv
+        assert "rtmp_playpath=dest-s3cr3t?x=1\n" in str(call["preset"])
+        assert "token=play-t0ken" in str(call["script"])
+        env = call["env"]
+        assert isinstance(env, dict) and not any(k.startswith("RESTREAM_") for k in env)
+        status = relay.status()
+        assert status["bytesSent"] > 0 and status["command"] is not None
+        assert KEY not in json.dumps(status)
+        assert 'restream_relay_live{restream="Youtube"} 1' in relay.metrics()
+
+    run(tmp_path, "live", scenario)
+
+
+def test_a_failing_ffmpeg_is_retried_with_its_error_masked(tmp_path: Path) -> None:
+    async def scenario(relay: Relay, _: Ingest, out: Path) -> None:
+        await _until(lambda: relay.state == RestreamState.LIVE)
+        await _until(lambda: relay.state == RestreamState.RETRYING)
+        assert relay.last_error == "rtmp://h/live2/***: Broken pipe"
+        await _until(lambda: relay.restarts >= 2 and len(_calls(out)) >= 3)
+        await _until(lambda: relay.state == RestreamState.FAILED)  # the same error 3 times
+
+    run(tmp_path, "fail", scenario, min_delay=0.1, max_delay=0.3, failed_after=3)
+
+
+def test_a_stalled_ffmpeg_is_killed(tmp_path: Path) -> None:
+    async def scenario(relay: Relay, _: Ingest, out: Path) -> None:
+        await _until(lambda: relay.state == RestreamState.LIVE)
+        await _until(lambda: relay.state == RestreamState.RETRYING)
+        assert relay.last_error == "stalled: no progress for 0.5 s"
+
+    run(tmp_path, "stall", scenario, stall_timeout=0.5, min_delay=1, max_delay=1)
+
+
+def test_end_of_broadcast_stops_ffmpeg_politely_and_idles(tmp_path: Path) -> None:
+    async def scenario(relay: Relay, ingest: Ingest, out: Path) -> None:
+        await _until(lambda: relay.state == RestreamState.LIVE)
+        ingest.doc = {"publishing": False, "since": "2024-01-01T00:00:01.000Z"}
+        await _until(lambda: relay.state == RestreamState.IDLE)
+        await _until(lambda: any("stopped" in c for c in _calls(out)))
+        assert relay.last_error is None and relay.restarts == 0
+        # The next broadcast starts ffmpeg at once.
+        ingest.doc = {"publishing": True, "since": "2024-01-01T00:00:02.000Z"}
+        await _until(lambda: relay.state == RestreamState.LIVE, 3)
+
+    run(tmp_path, "live", scenario)
+
+
+def test_no_key_is_reported_not_fatal(tmp_path: Path) -> None:
+    async def scenario(relay: Relay, _: Ingest, out: Path) -> None:
+        await _until(lambda: relay.state == RestreamState.FAILED)
+        assert relay.last_error == "RESTREAM_DESTINATION_KEY is not set"
+        await asyncio.sleep(0.2)
+        assert not out.exists()  # ffmpeg never started
+
+    run(tmp_path, "live", scenario, key="")
