@@ -17,4 +17,4 @@ def wait_for(condition: Callable[[], T], what: str, timeout: float = 60, every: 
         if last:
             return last
         time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (last: {last!r})")

@@ -9,8 +9,6 @@ sinks and the publisher stand for YouTube and OBS and are written here.
 from __future__ import annotations
 
 import contextlib
-import datetime
-import ipaddress
 import itertools
 import json
 import os
@@ -30,14 +28,12 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from restream_operator import certs
 from restream_operator.agent import contract
 from restream_operator.agent.ffmpeg import destination, preset_text
 from restream_operator.render.nginx import RTMP_MODULE, NginxParams, nginx_conf
+from tests import waiting
 
 BIN = Path(sys.executable).parent
 RENDER = str(BIN / "restream-operator")
@@ -49,14 +45,8 @@ T = TypeVar("T")
 
 
 def wait_for(condition: Callable[[], T], what: str, timeout: float, every: float = 0.1) -> T:
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = condition()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (last: {last!r})")
+    """tests.waiting.wait_for, polling faster: media timings are in tenths of seconds."""
+    return waiting.wait_for(condition, what, timeout, every)
 
 
 def free_port() -> int:
@@ -465,34 +455,9 @@ class SrtSink:
 
 
 def self_signed(root: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1, made with `cryptography` (no openssl CLI needed)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "restream media test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    root.mkdir(parents=True, exist_ok=True)
-    cert_path, key_path = root / "cert.pem", root / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    """A certificate for 127.0.0.1 (the relay does not verify it: ffmpeg's default)."""
+    cert = certs.issue_serving_cert(["127.0.0.1"], common_name="restream media test")
+    _, cert_path, key_path = cert.write(root)
     return cert_path, key_path
 
 
