@@ -14,8 +14,8 @@ done
 kind get clusters | grep -qx restream || kind create cluster --config hack/kind/cluster.yaml
 
 # 1. images: the same Dockerfile targets that `make images` builds and checks
-docker build --target operator -t "restream-operator/operator:$version" .
-docker build --target media -t "restream-operator/media:$version" .
+docker build --build-arg VERSION="$version" --target operator -t "restream-operator/operator:$version" .
+docker build --build-arg VERSION="$version" --target media -t "restream-operator/media:$version" .
 kind load docker-image --name restream "restream-operator/operator:$version" "restream-operator/media:$version"
 
 # 2. the chart, as tested against the local control plane

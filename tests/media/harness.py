@@ -199,11 +199,11 @@ def rendered(docs: list[dict[str, Any]]) -> Rendered:
         env = [e["name"] for e in container.get("env", [])]
         # Secrets reach the agents only through secretKeyRef: never a literal.
         assert all("secretKeyRef" in e["valueFrom"] for e in container.get("env", []))
-        if container["command"][1] == "ingest":
-            ingest_cmd, ingest_env = container["command"], env
+        if container["args"][1] == "ingest":
+            ingest_cmd, ingest_env = container["args"], env
         else:
             name = d["metadata"]["annotations"]["restream.dev/restream-name"]
-            relays[name], relay_env[name] = container["command"], env
+            relays[name], relay_env[name] = container["args"], env
     return Rendered(conf, ingest_cmd, ingest_env, relays, relay_env)
 
 

@@ -343,7 +343,7 @@ def test_accepted_specs_render_without_user_input_in_nginx_or_in_argv(spec: dict
     ]
     assert len(relays) == sum(1 for r in by_name.values() if r["enabled"])
     for deployment in relays:
-        argv: list[str] = deployment["spec"]["template"]["spec"]["containers"][0]["command"]
+        argv: list[str] = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
         name = argv[argv.index("--name") + 1]
         url = argv[argv.index("--destination") + 1]
         assert url == by_name[name]["serverUrl"]
@@ -357,7 +357,7 @@ def test_accepted_specs_render_without_user_input_in_nginx_or_in_argv(spec: dict
             o
             for o in reference.applied
             if o["kind"] == "Deployment" and "relay" in o["metadata"]["name"]
-        )["spec"]["template"]["spec"]["containers"][0]["command"]
+        )["spec"]["template"]["spec"]["containers"][0]["args"]
         assert len(argv) == len(ref_argv)
         for mine, theirs, i in zip(argv, ref_argv, range(len(argv)), strict=True):
             if i - 1 >= 0 and argv[i - 1] in ("--name", "--destination"):

@@ -165,7 +165,7 @@ def test_srt_destinations_use_mpegts_and_reconnect_defaults_come_from_settings()
         for o in render_children(owner, Settings(reconnect_max_delay_seconds=20)).applied
         if o["kind"] == "Deployment" and "relay" in o["metadata"]["name"]
     )
-    cmd = relay["spec"]["template"]["spec"]["containers"][0]["command"]
+    cmd = relay["spec"]["template"]["spec"]["containers"][0]["args"]
     assert cmd[cmd.index("--format") + 1] == "mpegts"
     assert cmd[cmd.index("--max-delay") + 1] == "20"
     assert cmd[cmd.index("--min-delay") + 1] == "1"
@@ -195,6 +195,6 @@ def test_dollar_signs_cannot_expand_environment_variables_in_the_relay_command()
         for o in render_children(owner, Settings()).applied
         if o["kind"] == "Deployment" and "relay" in o["metadata"]["name"]
     )
-    command = relay["spec"]["template"]["spec"]["containers"][0]["command"]
+    command = relay["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "$$(RESTREAM_PLAY_TOKEN)" in command
     assert "rtmp://h.example.com/$$(RESTREAM_DESTINATION_KEY)" in command

@@ -90,7 +90,7 @@ def deployment(
         "name": "ingest",
         "image": settings.ingest_image,
         "imagePullPolicy": settings.image_pull_policy,
-        "command": [
+        "args": [
             "restream-agent",
             "ingest",
             "--nginx-config",

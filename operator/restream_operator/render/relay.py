@@ -107,7 +107,8 @@ def deployment(
         "name": "relay",
         "image": settings.relay_image,
         "imagePullPolicy": settings.image_pull_policy,
-        "command": relay_command(owner, restream, settings),
+        # args, not command: the image's entrypoint (tini) stays PID 1 and reaps.
+        "args": relay_command(owner, restream, settings),
         "env": [
             common.secret_env(contract.ENV_DESTINATION_KEY, *key_ref(owner, restream)),
             common.secret_env(contract.ENV_PLAY_TOKEN, play_token_secret, "token"),

@@ -1,0 +1,91 @@
+"""What the operator assumes of its images, checked on the Dockerfile without building it.
+
+`make images` (hack/images/build.sh) builds and runs the images for real; these tests keep
+the static contract in the fast tier: the targets, the base, the user the pods run as,
+the tags the operator renders, a build context that leaves the checkout's clutter out.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from restream_operator import __version__
+from restream_operator.render.common import RUN_AS
+from restream_operator.settings import DEFAULT_MEDIA_IMAGE
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+DOCKERFILE = (CHECKOUT / "Dockerfile").read_text()
+SCRIPTS = sorted((CHECKOUT / "hack" / "images").glob("*.sh"))
+
+
+def _stages() -> dict[str, str]:
+    """Stage name -> its instructions (continuation lines joined)."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE)
+    stages: dict[str, str] = {}
+    name = ""
+    for line in text.splitlines():
+        m = re.match(r"FROM\s+\S+\s+AS\s+(\S+)", line, re.IGNORECASE)
+        if m:
+            name = m.group(1)
+            stages[name] = ""
+        if name:
+            stages[name] += line + "\n"
+    return stages
+
+
+def test_two_targets_on_the_bookworm_base() -> None:
+    stages = _stages()
+    assert {"operator", "media"} <= set(stages)
+    assert re.search(r"^ARG BASE=debian:bookworm-slim$", DOCKERFILE, re.MULTILINE)
+    for line in re.findall(r"^FROM\s+(\S+)", DOCKERFILE, re.MULTILINE):
+        # Only the imported base or an earlier stage: no stage may need a registry.
+        assert line == "${BASE}" or line in stages, line
+
+
+@pytest.mark.parametrize("target", ["operator", "media"])
+def test_final_stages_run_as_the_pods_user(target: str) -> None:
+    stage = _stages()[target]
+    assert f"USER {RUN_AS}:{RUN_AS}" in stage
+    assert "pip install" not in stage and "build-essential" not in stage and "gcc" not in stage
+    for key in ("title", "description", "source", "licenses", "version"):
+        assert f"org.opencontainers.image.{key}=" in stage, key
+
+
+def test_the_runtime_user_is_created_with_the_pods_uid() -> None:
+    assert f"--uid {RUN_AS} --gid {RUN_AS}" in _stages()["runtime"]
+
+
+def test_media_entrypoint_is_tini_alone() -> None:
+    # A pod's `args` keep tini as PID 1; `command` would replace it.
+    assert 'ENTRYPOINT ["/usr/bin/tini", "--"]' in _stages()["media"]
+
+
+def test_build_tags_are_what_the_operator_renders() -> None:
+    build = (CHECKOUT / "hack" / "images" / "build.sh").read_text()
+    assert 'media_image="restream-operator/media:$version"' in build
+    assert f"restream-operator/media:{__version__}" == DEFAULT_MEDIA_IMAGE
+
+
+def test_build_context_is_an_allowlist() -> None:
+    patterns = [
+        line.strip()
+        for line in (CHECKOUT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert patterns[0] == "*"  # .git, .venv, .cluster, caches: all out
+    included = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
+    copied = set(re.findall(r"^COPY\s+(?!--from)(.+)\s+\S+$", DOCKERFILE, re.MULTILINE))
+    for sources in copied:
+        for src in sources.split():
+            assert src.rstrip("/") in included, f"COPY {src} is not in .dockerignore's allowlist"
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+def test_scripts_are_shellcheck_clean() -> None:
+    assert SCRIPTS
+    subprocess.run(["shellcheck", "-x", *map(str, SCRIPTS)], cwd=CHECKOUT, check=True)
