@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 .PHONY: help venv lint crd deploy kind-up test test-unit cluster-build cluster-up cluster-down demo bench
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(PY): pyproject.toml
 	python3 -m venv $(VENV)
@@ -35,6 +35,10 @@ test: $(PY) cluster-build ## every test tier: unit, cluster (real control plane)
 
 test-unit: $(PY) ## only the tests that need no external process
 	$(PY) -m pytest -m 'not cluster and not media and not e2e' $(PYTEST_ARGS)
+
+.PHONY: test-e2e
+test-e2e: $(PY) cluster-build ## the node tier: a real kubelet + containerd node (root; see tests/cluster/node.py)
+	$(PY) -m pytest -m e2e $(PYTEST_ARGS)
 
 cluster-build: ## build (or reuse from the cache) the pinned Kubernetes binaries
 	@bash tests/cluster/build.sh >/dev/null

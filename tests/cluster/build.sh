@@ -31,14 +31,30 @@ ensure_helm() {
   ln -sfn "$helm_dir/helm" "$dest/bin/helm"
 }
 
-if complete; then ensure_helm; echo "$dest/bin"; exit 0; fi
+# CoreDNS, the node tier's cluster DNS (tests/cluster/node.py packs it into a scratch
+# image): its own cache entry too, linked into the bin dir.
+coredns_dir="$cache_root/coredns-$COREDNS_VERSION"
+ensure_coredns() {
+  if [[ ! -x "$coredns_dir/coredns" ]]; then
+    echo "[cluster build] go install coredns $COREDNS_VERSION (about 3 minutes)" >&2
+    mkdir -p "$cache_root"
+    local tmp_coredns
+    tmp_coredns=$(mktemp -d "$cache_root/.coredns-XXXXXX")
+    CGO_ENABLED=0 GOFLAGS='' GOBIN="$tmp_coredns" go install -trimpath -ldflags "-s -w" \
+      "github.com/coredns/coredns@$COREDNS_VERSION"
+    rm -rf "$coredns_dir" && mv "$tmp_coredns" "$coredns_dir"
+  fi
+  ln -sfn "$coredns_dir/coredns" "$dest/bin/coredns"
+}
+
+if complete; then ensure_helm; ensure_coredns; echo "$dest/bin"; exit 0; fi
 
 command -v go >/dev/null || { echo "build.sh: go is not installed" >&2; exit 1; }
 mkdir -p "$cache_root"
 # One builder at a time: CI and a developer's shell may race for a cold cache.
 exec 9>"$cache_root/.build.lock"
 flock 9
-if complete; then ensure_helm; echo "$dest/bin"; exit 0; fi
+if complete; then ensure_helm; ensure_coredns; echo "$dest/bin"; exit 0; fi
 
 tmp=$(mktemp -d "$cache_root/.build-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
@@ -70,4 +86,5 @@ mv "$tmp" "$dest"
 trap - EXIT
 log "done: $(du -sh "$dest" | cut -f1)"
 ensure_helm
+ensure_coredns
 echo "$dest/bin"

@@ -142,6 +142,12 @@ class LocalCluster:
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="restream-k8s-")))
     detached: bool = False  # True for `make cluster-up`: components outlive this process
     components: list[Component] = field(default_factory=list)
+    # The node tier (tests/cluster/node.py) sets this to the pod bridge's gateway: the API is
+    # then also served there (bound on 0.0.0.0, the node tier's firewall admits only loopback
+    # and the bridge), advertised as the `kubernetes` Service's endpoint so that pods reach
+    # it, and the apiserver gets a client certificate for the kubelet's API (logs, exec).
+    # None (the default) keeps everything on 127.0.0.1.
+    api_host_ip: str | None = None
 
     def __post_init__(self) -> None:
         self.pki_dir = self.workdir / "pki"
@@ -177,7 +183,11 @@ class LocalCluster:
                 "kubernetes.default.svc",
                 "kubernetes.default.svc.cluster.local",
             ),
-            ip_addresses=("127.0.0.1", "10.96.0.1"),
+            ip_addresses=(
+                "127.0.0.1",
+                "10.96.0.1",
+                *([self.api_host_ip] if self.api_host_ip else []),
+            ),
             server=True,
         )
         sa = service_account_keys(self.pki_dir)
@@ -214,12 +224,34 @@ class LocalCluster:
         )
         self._wait(lambda: _http_ok(f"{etcd_url}/health"), "etcd", 30)
 
+        if self.api_host_ip:
+            kubelet_client = ca.issue(
+                "apiserver-kubelet-client",
+                "kube-apiserver-kubelet-client",
+                organization="system:masters",
+                client=True,
+            )
+            endpoint_args = [
+                "--bind-address=0.0.0.0",
+                f"--advertise-address={self.api_host_ip}",
+                f"--kubelet-client-certificate={kubelet_client.cert}",
+                f"--kubelet-client-key={kubelet_client.key}",
+                f"--kubelet-certificate-authority={ca.pair.cert}",
+                "--kubelet-preferred-address-types=InternalIP",
+            ]
+        else:
+            endpoint_args = [
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                # Endpoints for the `kubernetes` Service would be a loopback address,
+                # which validation refuses; nothing in the tests needs them.
+                "--endpoint-reconciler-type=none",
+            ]
         self._spawn(
             "kube-apiserver",
             [
                 f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                *endpoint_args,
                 f"--secure-port={self.api_port}",
                 f"--tls-cert-file={serving.cert}",
                 f"--tls-private-key-file={serving.key}",
@@ -231,9 +263,6 @@ class LocalCluster:
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--authorization-mode=Node,RBAC",
                 "--allow-privileged=true",
-                # Endpoints for the `kubernetes` Service would be a loopback address,
-                # which validation refuses; nothing in the tests needs them.
-                "--endpoint-reconciler-type=none",
                 "--profiling=false",
                 "--v=1",
             ],

@@ -1,0 +1,103 @@
+"""The real node's teardown leaves nothing on the host: no process, mount, network
+namespace, bridge, iptables chain, cgroup or changed sysctl, whether the node stopped
+cleanly, crashed, or belonged to a run that was killed before it could clean up."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.cluster.node import NodeCluster, NodeState, leftovers
+
+from .conftest import busybox_pod, start_node_cluster, wait_ready
+
+pytestmark = pytest.mark.e2e
+
+
+def run_workload(cluster: NodeCluster) -> None:
+    """A pod with a hostPort and a Service: netns, veth, volumes, CNI and KUBE chains."""
+    pod = busybox_pod(
+        "web",
+        "exec httpd -f -p 8080 -h /",
+        container={"ports": [{"containerPort": 8080, "hostPort": 30481}]},
+    )
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
+    }
+    items = {"apiVersion": "v1", "kind": "List", "items": [pod, service]}
+    cluster.kubectl("-n", "default", "apply", "-f", "-", input=json.dumps(items))
+    wait_ready(cluster, "default", "web")
+
+
+def kinds(found: list[str]) -> set[str]:
+    return {f.split()[0] for f in found}
+
+
+def test_clean_stop_leaves_nothing() -> None:
+    cluster = start_node_cluster()
+    try:
+        run_workload(cluster)
+        running = leftovers(cluster.node.state)
+        # the check sees what a running node has (so that an empty list means something)
+        assert {"process", "mount", "netns", "bridge", "chain", "cgroup"} <= kinds(running)
+        assert any("KUBE-SERVICES" in f for f in running)
+        assert any("CNI-HOSTPORT-DNAT" in f for f in running)
+    finally:
+        cluster.stop()
+    assert cluster.node.left == []
+
+
+def test_stop_after_the_node_crashed_leaves_nothing() -> None:
+    cluster = start_node_cluster()
+    try:
+        run_workload(cluster)
+        for c in cluster.node.components:  # kubelet, containerd, kube-proxy die at once
+            assert c.process is not None
+            os.kill(c.process.pid, signal.SIGKILL)
+            c.process.wait()
+    finally:
+        cluster.stop()
+    assert cluster.node.left == []
+
+
+def test_next_run_cleans_up_after_a_killed_run() -> None:
+    first = start_node_cluster()
+    second: NodeCluster | None = None
+    try:
+        run_workload(first)
+        state = NodeState.load()
+        assert state is not None and state.workdir == str(first.node.dir)
+        # The test process "dies": every process it started is killed (PDEATHSIG), no
+        # teardown runs, its lock is released, its files stay.
+        for c in [*first.node.components, *first.components]:
+            assert c.process is not None
+            os.kill(c.process.pid, signal.SIGKILL)
+            c.process.wait()
+        first.node.components.clear()
+        first.components.clear()
+        assert first.node._lock is not None
+        first.node._lock.close()
+        first.node._lock = None
+        assert leftovers(state)  # pods' shims, mounts, netns, chains... still there
+
+        second = start_node_cluster()  # finds the state file, cleans up, starts
+        # What was the first run's alone is gone already (the cgroup root, the bridge and
+        # the chain names are shared with the second run: checked after it stops).
+        assert not Path(state.workdir).exists()
+        assert not first.workdir.exists()
+        assert not any(state.workdir in line for line in leftovers(state))
+    finally:
+        if second is not None:
+            second.stop()
+        else:
+            first.stop()
+    assert second is not None
+    assert second.node.left == []
+    assert not any(state.workdir in line for line in leftovers(state))
