@@ -6,8 +6,10 @@ also takes the most common ones as flags. The README lists them all.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -50,6 +52,10 @@ class Settings(BaseModel):
     """Default upper bound of the relays' retry delay."""
     cluster_domain: str = "cluster.local"
     """DNS suffix of in-cluster Service names."""
+    pod_node_selector: dict[str, str] = Field(default_factory=dict)
+    """nodeSelector of every ingest and relay pod (JSON in RESTREAM_POD_NODE_SELECTOR)."""
+    pod_tolerations: list[dict[str, Any]] = Field(default_factory=list)
+    """tolerations of every ingest and relay pod (JSON in RESTREAM_POD_TOLERATIONS)."""
     webhook_owner_clusterrole: str = ""
     """A ClusterRole that owns the webhook configurations, so that deleting it (helm
     uninstall) removes them too; empty: no owner."""
@@ -66,11 +72,19 @@ class Settings(BaseModel):
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        values = {
+        values: dict[str, Any] = {
             name: env[ENV_PREFIX + name.upper()]
             for name in cls.model_fields
             if ENV_PREFIX + name.upper() in env
         }
+        for name in ("pod_node_selector", "pod_tolerations"):  # structured: JSON
+            if name in values:
+                try:
+                    values[name] = json.loads(values[name])
+                except ValueError as exc:
+                    raise SettingsError(
+                        f"invalid operator settings: {ENV_PREFIX}{name.upper()}: not JSON ({exc})"
+                    ) from None
         try:
             return cls.model_validate(values)
         except ValidationError as exc:

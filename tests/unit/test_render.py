@@ -14,7 +14,7 @@ import yaml
 from restream_operator import models, naming, yamlio
 from restream_operator.cli import render_documents
 from restream_operator.render import Owner, render_children
-from restream_operator.settings import Settings
+from restream_operator.settings import Settings, SettingsError
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 GOLDEN = CHECKOUT / "tests" / "golden"
@@ -198,3 +198,19 @@ def test_dollar_signs_cannot_expand_environment_variables_in_the_relay_command()
     command = relay["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "$$(RESTREAM_PLAY_TOKEN)" in command
     assert "rtmp://h.example.com/$$(RESTREAM_DESTINATION_KEY)" in command
+
+
+def test_operator_wide_placement_of_media_pods() -> None:
+    settings = Settings.from_env(
+        {
+            "RESTREAM_POD_NODE_SELECTOR": '{"media": "true"}',
+            "RESTREAM_POD_TOLERATIONS": '[{"key": "media", "operator": "Exists"}]',
+        }
+    )
+    for obj in render_children(owner_of("secrets.yaml"), settings).applied:
+        if obj["kind"] == "Deployment":
+            pod = obj["spec"]["template"]["spec"]
+            assert pod["nodeSelector"] == {"media": "true"}
+            assert pod["tolerations"] == [{"key": "media", "operator": "Exists"}]
+    with pytest.raises(SettingsError, match="RESTREAM_POD_TOLERATIONS: not JSON"):
+        Settings.from_env({"RESTREAM_POD_TOLERATIONS": "[oops"})

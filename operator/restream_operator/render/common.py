@@ -7,6 +7,7 @@ from typing import Any
 
 from .. import models
 from ..models import ResourceRequirements
+from ..settings import Settings
 
 Obj = dict[str, Any]
 
@@ -56,6 +57,15 @@ def pod_security_context() -> Obj:
         "fsGroup": RUN_AS,
         "seccompProfile": {"type": "RuntimeDefault"},
     }
+
+
+def placement(pod_spec: Obj, settings: Settings) -> Obj:
+    """The operator-wide nodeSelector and tolerations of media pods, if any."""
+    if settings.pod_node_selector:
+        pod_spec["nodeSelector"] = dict(settings.pod_node_selector)
+    if settings.pod_tolerations:
+        pod_spec["tolerations"] = [dict(t) for t in settings.pod_tolerations]
+    return pod_spec
 
 
 def container_security_context() -> Obj:

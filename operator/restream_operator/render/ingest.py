@@ -127,17 +127,20 @@ def deployment(
                     "labels": labels,
                     "annotations": {ANNOTATION_CONFIG_HASH: config_hash},
                 },
-                "spec": {
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                    "securityContext": common.pod_security_context(),
-                    "terminationGracePeriodSeconds": 15,
-                    "containers": [container],
-                    "volumes": [
-                        {"name": "config", "configMap": {"name": config["metadata"]["name"]}},
-                        {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
-                    ],
-                },
+                "spec": common.placement(
+                    {
+                        "automountServiceAccountToken": False,
+                        "enableServiceLinks": False,
+                        "securityContext": common.pod_security_context(),
+                        "terminationGracePeriodSeconds": 15,
+                        "containers": [container],
+                        "volumes": [
+                            {"name": "config", "configMap": {"name": config["metadata"]["name"]}},
+                            {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+                        ],
+                    },
+                    settings,
+                ),
             },
         },
     }

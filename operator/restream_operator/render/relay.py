@@ -139,15 +139,18 @@ def deployment(
                     "labels": labels,
                     "annotations": {naming.ANNOTATION_RESTREAM_NAME: restream.name},
                 },
-                "spec": {
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                    "securityContext": common.pod_security_context(),
-                    # The agent stops ffmpeg gracefully (flushes the FLV trailer) well inside this.
-                    "terminationGracePeriodSeconds": 10,
-                    "containers": [container],
-                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
-                },
+                "spec": common.placement(
+                    {
+                        "automountServiceAccountToken": False,
+                        "enableServiceLinks": False,
+                        "securityContext": common.pod_security_context(),
+                        # The agent stops ffmpeg gracefully (FLV trailer flushed) well inside.
+                        "terminationGracePeriodSeconds": 10,
+                        "containers": [container],
+                        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+                    },
+                    settings,
+                ),
             },
         },
     }
