@@ -15,46 +15,37 @@ bins=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet
 
 complete() { for b in "${bins[@]}"; do [[ -x "$dest/bin/$b" ]] || return 1; done; }
 
-# helm, for the chart tests: its own cache entry, linked into the bin dir.
-helm_dir="$cache_root/helm-$HELM_VERSION"
-ensure_helm() {
-  if [[ ! -x "$helm_dir/helm" ]]; then
-    echo "[cluster build] go install helm $HELM_VERSION (about a minute)" >&2
+# Tools with their own cache entry (a version bump rebuilds only them), linked into the
+# bin dir: ensure_tool NAME VERSION PACKAGE@VERSION [LDFLAGS]
+ensure_tool() {
+  local name=$1 version=$2 pkg=$3 ldflags=${4:-}
+  local dir="$cache_root/$name-$version"
+  if [[ ! -x "$dir/$name" ]]; then
+    echo "[cluster build] go install $name $version (a minute or three)" >&2
     mkdir -p "$cache_root"
-    local tmp_helm
-    tmp_helm=$(mktemp -d "$cache_root/.helm-XXXXXX")
-    CGO_ENABLED=0 GOBIN="$tmp_helm" go install -trimpath \
-      -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
-      "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-    rm -rf "$helm_dir" && mv "$tmp_helm" "$helm_dir"
+    local tmp_dir
+    tmp_dir=$(mktemp -d "$cache_root/.$name-XXXXXX")
+    CGO_ENABLED=0 GOFLAGS='' GOBIN="$tmp_dir" go install -trimpath -ldflags "-s -w $ldflags" "$pkg"
+    rm -rf "$dir" && mv "$tmp_dir" "$dir"
   fi
-  ln -sfn "$helm_dir/helm" "$dest/bin/helm"
+  ln -sfn "$dir/$name" "$dest/bin/$name"
+}
+ensure_tools() {
+  # helm, for the chart tests
+  ensure_tool helm "$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" \
+    "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  # CoreDNS, the node tier's cluster DNS (tests/cluster/node.py packs it into an image)
+  ensure_tool coredns "$COREDNS_VERSION" "github.com/coredns/coredns@$COREDNS_VERSION"
 }
 
-# CoreDNS, the node tier's cluster DNS (tests/cluster/node.py packs it into a scratch
-# image): its own cache entry too, linked into the bin dir.
-coredns_dir="$cache_root/coredns-$COREDNS_VERSION"
-ensure_coredns() {
-  if [[ ! -x "$coredns_dir/coredns" ]]; then
-    echo "[cluster build] go install coredns $COREDNS_VERSION (about 3 minutes)" >&2
-    mkdir -p "$cache_root"
-    local tmp_coredns
-    tmp_coredns=$(mktemp -d "$cache_root/.coredns-XXXXXX")
-    CGO_ENABLED=0 GOFLAGS='' GOBIN="$tmp_coredns" go install -trimpath -ldflags "-s -w" \
-      "github.com/coredns/coredns@$COREDNS_VERSION"
-    rm -rf "$coredns_dir" && mv "$tmp_coredns" "$coredns_dir"
-  fi
-  ln -sfn "$coredns_dir/coredns" "$dest/bin/coredns"
-}
-
-if complete; then ensure_helm; ensure_coredns; echo "$dest/bin"; exit 0; fi
+if complete; then ensure_tools; echo "$dest/bin"; exit 0; fi
 
 command -v go >/dev/null || { echo "build.sh: go is not installed" >&2; exit 1; }
 mkdir -p "$cache_root"
 # One builder at a time: CI and a developer's shell may race for a cold cache.
 exec 9>"$cache_root/.build.lock"
 flock 9
-if complete; then ensure_helm; ensure_coredns; echo "$dest/bin"; exit 0; fi
+if complete; then ensure_tools; echo "$dest/bin"; exit 0; fi
 
 tmp=$(mktemp -d "$cache_root/.build-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
@@ -85,6 +76,5 @@ rm -rf "$dest"
 mv "$tmp" "$dest"
 trap - EXIT
 log "done: $(du -sh "$dest" | cut -f1)"
-ensure_helm
-ensure_coredns
+ensure_tools
 echo "$dest/bin"
