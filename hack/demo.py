@@ -8,13 +8,13 @@ examples/api-video-compatible.yaml and prints what a user would look at.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from tests.cluster.controlplane import free_port
+from tests.operator_process import OperatorProcess
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 STATE = CHECKOUT / ".cluster"
@@ -45,31 +45,12 @@ def operator_running() -> bool:
 
 
 def start_operator() -> None:
-    env = {**os.environ, "KUBECONFIG": str(KUBECONFIG), "RESTREAM_AGENT_POLL_SECONDS": "2"}
-    # The example's destinations are public names; resolving them needs DNS to the
-    # internet, which a demo should not depend on.
-    env["RESTREAM_RESOLVE_DESTINATIONS"] = "false"
-    with LOG.open("ab") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "restream_operator.cli",
-                "run",
-                "--standalone",
-                "--liveness",
-                "",
-                "--webhook",
-                f"local:127.0.0.1:{free_port()}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            cwd=CHECKOUT,
-            start_new_session=True,
-        )
-    PIDFILE.write_text(str(proc.pid))
+    # The example's destinations are public names: the operator does not resolve them
+    # (a demo should not depend on DNS to the internet); the name checks still apply.
+    proc = OperatorProcess(KUBECONFIG, LOG, env={"RESTREAM_AGENT_POLL_SECONDS": "2"}, detached=True)
+    proc.start("--webhook", f"local:127.0.0.1:{free_port()}")
+    assert proc.process is not None
+    PIDFILE.write_text(str(proc.process.pid))
 
 
 def wait(what: str, check: object, timeout: float = 60) -> None:

@@ -14,7 +14,14 @@ CHECKOUT = Path(__file__).resolve().parents[1]
 
 
 class OperatorProcess:
-    def __init__(self, kubeconfig: Path, log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        log: Path,
+        env: dict[str, str] | None = None,
+        detached: bool = False,  # `make demo`: outlives the command that started it
+    ) -> None:
+        self.detached = detached
         self.kubeconfig = kubeconfig
         self.log = log
         self.env = {
@@ -52,6 +59,7 @@ class OperatorProcess:
                 stdin=subprocess.DEVNULL,
                 env=self.env,
                 cwd=CHECKOUT,
+                start_new_session=self.detached,
             )
         time.sleep(0.5)
         if self.process.poll() is not None:
