@@ -1,0 +1,932 @@
+"""The whole product on the real node (issue 7): the operator installed with the Helm
+chart runs as a real pod and serves its webhook from it; a LiveStream applied with
+kubectl gets real ingest and relay pods (the project's images) that carry a real stream
+from an ffmpeg publisher on the host to three nginx-rtmp sink pods; status tells the
+truth; destinations are isolated; pods and the operator recover when deleted.
+
+Timings measured here are printed (``pytest -s``) as ``FIGURE name value``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from restream_operator.agent.ffmpeg import destination, preset_text
+from tests.cluster.controlplane import ClusterError
+from tests.cluster.node import REAL_NODE_SELECTOR, REAL_NODE_TOLERATION, NodeCluster
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "restream-operator"
+IMAGE_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / (
+    "restream-operator/images"
+)
+VERSION = "0.1.0"
+IMAGE_TARS = (
+    IMAGE_DIR / f"restream-operator-operator-{VERSION}.tar",
+    IMAGE_DIR / f"restream-operator-media-{VERSION}.tar",
+)
+MEDIA_IMAGE = f"docker.io/restream-operator/media:{VERSION}"
+RELEASE = "restream-operator"
+SYSTEM_NS = "restream-system"
+LS = "show"
+APP = "app"
+SINKS = ("sink-1", "sink-2", "sink-3", "sink-4")
+FLV_HEADER = 13  # 9-byte header + the first PreviousTagSize
+
+FIGURES: dict[str, Any] = {}
+
+
+def figure(name: str, value: Any) -> None:
+    FIGURES[name] = value
+    print(f"\nFIGURE {name} {json.dumps(value)}")
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def helm_path() -> Path:
+    out = subprocess.run(
+        ["bash", str(ROOT / "tests/cluster/build.sh")],
+        capture_output=True, text=True, check=True, timeout=1800,
+    )  # fmt: skip
+    return Path(out.stdout.strip().splitlines()[-1]) / "helm"
+
+
+def kubectl_bytes(cluster: NodeCluster, *args: str, timeout: float = 60) -> bytes:
+    proc = subprocess.run(
+        [str(cluster.kubectl_path), f"--kubeconfig={cluster.kubeconfig}", *args],
+        capture_output=True, timeout=timeout, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise ClusterError(f"kubectl {' '.join(args)}: {proc.stderr.decode(errors='replace')}")
+    return proc.stdout
+
+
+def get_json(cluster: NodeCluster, ns: str | None, *what: str) -> dict[str, Any]:
+    nsargs = ["-n", ns] if ns else []
+    return dict(json.loads(cluster.kubectl(*nsargs, "get", *what, "-o", "json").stdout))
+
+
+def apply(cluster: NodeCluster, ns: str, doc: dict[str, Any], check: bool = True) -> Any:
+    return cluster.kubectl("-n", ns, "apply", "-f", "-", input=json.dumps(doc), check=check)
+
+
+def sink_objects(name: str) -> list[dict[str, Any]]:
+    conf = f"""load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
+worker_processes 1;
+daemon off;
+pid /tmp/nginx/nginx.pid;
+error_log stderr info;
+events {{ worker_connections 256; }}
+rtmp {{
+    server {{
+        listen 1935;
+        access_log off;
+        application {APP} {{
+            live on;
+            record all;
+            record_path /tmp/rec;
+            record_unique on;
+        }}
+    }}
+}}
+"""
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name},
+            "data": {"nginx.conf": conf},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "labels": {"app": name}},
+            "spec": {
+                "nodeSelector": REAL_NODE_SELECTOR,
+                "tolerations": [REAL_NODE_TOLERATION],
+                "terminationGracePeriodSeconds": 1,
+                "securityContext": {"runAsUser": 10001, "runAsGroup": 10001},
+                "containers": [
+                    {
+                        "name": "nginx",
+                        "image": MEDIA_IMAGE,
+                        "imagePullPolicy": "Never",
+                        "args": [
+                            "sh",
+                            "-c",
+                            "mkdir -p /tmp/nginx /tmp/rec && exec nginx -c /etc/sink/nginx.conf"
+                            " -e stderr -p /tmp/nginx/",
+                        ],
+                        "ports": [{"containerPort": 1935}],
+                        "readinessProbe": {"tcpSocket": {"port": 1935}, "periodSeconds": 1},
+                        "securityContext": {
+                            "readOnlyRootFilesystem": True,
+                            "allowPrivilegeEscalation": False,
+                        },
+                        "volumeMounts": [
+                            {"name": "conf", "mountPath": "/etc/sink"},
+                            {"name": "tmp", "mountPath": "/tmp"},
+                        ],
+                    }
+                ],
+                "volumes": [
+                    {"name": "conf", "configMap": {"name": name}},
+                    {"name": "tmp", "emptyDir": {}},
+                ],
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name},
+            "spec": {"selector": {"app": name}, "ports": [{"port": 1935, "targetPort": 1935}]},
+        },
+    ]
+
+
+def livestream(ns: str, dests: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "apiVersion": "restream.dev/v1alpha1",
+        "kind": "LiveStream",
+        "metadata": {"name": LS, "namespace": ns},
+        "spec": {"restreams": dests},
+    }
+
+
+def dest(n: int, sink: str, ns: str, enabled: bool = True) -> dict[str, Any]:
+    return {
+        "name": f"dest-{n}",
+        "serverUrl": f"rtmp://{sink}.{ns}.svc.cluster.local:1935/{APP}",
+        "streamKey": f"key{n}",
+        "enabled": enabled,
+    }
+
+
+def sink_files(cluster: NodeCluster, ns: str, sink: str) -> dict[str, int]:
+    """The sink's recordings: name -> size."""
+    proc = cluster.kubectl(
+        "-n", ns, "exec", sink, "--", "sh", "-c",
+        "cd /tmp/rec && for f in *.flv; do [ -e \"$f\" ] && echo \"$f $(stat -c %s \"$f\")\"; done;"
+        " true",
+        check=False, timeout=20,
+    )  # fmt: skip
+    out: dict[str, int] = {}
+    for line in proc.stdout.splitlines():
+        name, _, size = line.partition(" ")
+        if size.isdigit():
+            out[name] = int(size)
+    return out
+
+
+def sink_total(cluster: NodeCluster, ns: str, sink: str) -> int:
+    return sum(sink_files(cluster, ns, sink).values())
+
+
+def fetch_recording(cluster: NodeCluster, ns: str, sink: str, name: str, dest: Path) -> Path:
+    path = dest / f"{sink}-{name}"
+    path.write_bytes(
+        kubectl_bytes(cluster, "-n", ns, "exec", sink, "--", "cat", f"/tmp/rec/{name}")
+    )
+    return path
+
+
+def probe(path: Path) -> tuple[set[str], float]:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries",
+         "format=duration:stream=codec_name,codec_type", "-of", "json", str(path)],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    doc = json.loads(out.stdout)
+    return {s["codec_name"] for s in doc["streams"]}, float(doc["format"]["duration"])
+
+
+def packet_times(path: Path) -> list[float]:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "packet=dts_time",
+         "-of", "csv=p=0", str(path)],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    return [float(x) for x in out.stdout.split() if x and x != "N/A"]
+
+
+def status(cluster: NodeCluster, ns: str) -> dict[str, Any]:
+    return dict(get_json(cluster, ns, "livestream", LS).get("status") or {})
+
+
+def restream_states(st: dict[str, Any]) -> dict[str, str]:
+    return {r["name"]: r.get("state", "") for r in st.get("restreams") or []}
+
+
+def relay_pods(cluster: NodeCluster, ns: str) -> dict[str, dict[str, Any]]:
+    """Restream name -> its relay pod (the newest non-terminating one)."""
+    pods = get_json(cluster, ns, "pods")["items"]
+    deploys = get_json(cluster, ns, "deployments")["items"]
+    by_prefix = {}
+    for d in deploys:
+        ann = d["metadata"].get("annotations") or {}
+        names = [v for k, v in ann.items() if k.endswith("restream-name")]
+        if d["metadata"]["name"].startswith(f"{LS}-relay-") and names:
+            by_prefix[d["metadata"]["name"] + "-"] = names[0]
+    out: dict[str, dict[str, Any]] = {}
+    for p in pods:
+        if p["metadata"].get("deletionTimestamp"):
+            continue
+        for prefix, rname in by_prefix.items():
+            if p["metadata"]["name"].startswith(prefix):
+                prev = out.get(rname)
+                if prev is None or (
+                    p["metadata"]["creationTimestamp"] > prev["metadata"]["creationTimestamp"]
+                ):
+                    out[rname] = p
+    return out
+
+
+def ls_pods(cluster: NodeCluster, ns: str) -> list[dict[str, Any]]:
+    return [
+        p
+        for p in get_json(cluster, ns, "pods")["items"]
+        if p["metadata"]["name"].startswith(f"{LS}-") and not p["metadata"].get("deletionTimestamp")
+    ]
+
+
+def ready(pod: dict[str, Any]) -> bool:
+    return any(
+        c["type"] == "Ready" and c["status"] == "True"
+        for c in pod.get("status", {}).get("conditions") or []
+    )
+
+
+class Publisher:
+    """ffmpeg on the host publishing a test pattern to the ingest Service's ClusterIP."""
+
+    def __init__(self, cluster: NodeCluster, ns: str, seconds: float | None) -> None:
+        svc = get_json(cluster, ns, "svc", f"{LS}-ingest")
+        ip = svc["spec"]["clusterIP"]
+        secret = get_json(cluster, ns, "secret", f"{LS}-stream-key")
+        key = base64.b64decode(secret["data"]["streamKey"]).decode()
+        d = destination(f"rtmp://{ip}:1935/live", key)
+        r, w = os.pipe()
+        os.write(w, preset_text(d.options).encode())
+        os.close(w)
+        duration = ["-t", f"{seconds:g}"] if seconds is not None else []
+        fps = 25
+        argv = [
+            "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
+            "-re", "-f", "lavfi", "-i", f"testsrc2=size=640x360:rate={fps}",
+            "-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+            *duration,
+            "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
+            "-g", str(fps), "-keyint_min", str(fps), "-b:v", "1200k", "-maxrate", "1200k",
+            "-bufsize", "600k", "-pix_fmt", "yuv420p",
+            "-c:a", "aac", "-b:a", "64k",
+            # like OBS, give up on a dead connection (then ReconnectingPublisher retries)
+            "-rw_timeout", "5000000",
+            "-fpre", f"/dev/fd/{r}", "-f", "flv", d.url,
+        ]  # fmt: skip
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - read by stderr() after exit
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=self.log, pass_fds=[r],
+            start_new_session=True,
+        )  # fmt: skip
+        os.close(r)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stderr(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-2000:]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout)
+
+
+@contextlib.contextmanager
+def publishing(cluster: NodeCluster, ns: str, seconds: float | None) -> Iterator[Publisher]:
+    pub = Publisher(cluster, ns, seconds)
+    try:
+        yield pub
+    finally:
+        pub.stop()
+
+
+def wait_status(
+    cluster: NodeCluster, ns: str, ok: Callable[[dict[str, Any]], bool], what: str, timeout: float
+) -> dict[str, Any]:
+    last: dict[str, Any] = {}
+
+    def check() -> dict[str, Any] | None:
+        nonlocal last
+        last = status(cluster, ns)
+        return last if ok(last) else None
+
+    try:
+        found = wait_for(check, what, timeout=timeout, every=0.25)
+    except Exception as e:
+        raise AssertionError(f"{what}: last status {json.dumps(last)}") from e
+    assert found is not None
+    return found
+
+
+def all_live(names: list[str]) -> Callable[[dict[str, Any]], bool]:
+    def ok(st: dict[str, Any]) -> bool:
+        states = restream_states(st)
+        return bool(st.get("broadcasting")) and all(states.get(n) == "Live" for n in names)
+
+    return ok
+
+
+# -- fixtures -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def product(node_cluster: NodeCluster, node_namespace: str) -> Iterator[dict[str, Any]]:
+    """Images imported into the node, the chart installed (operator pod on the real
+    node, webhook served from it), four sink pods with their Services."""
+    cluster = node_cluster
+    subprocess.run(["make", "-C", str(ROOT), "images"], check=True, timeout=3600,
+                   stdout=subprocess.DEVNULL)  # fmt: skip
+    t0 = time.monotonic()
+    for tar in IMAGE_TARS:
+        cluster.node.import_image(tar)
+    figure("image_import_s", round(time.monotonic() - t0, 1))
+    helm = helm_path()
+    values = {
+        "image": {"pullPolicy": "Never"},
+        "mediaImage": {"pullPolicy": "Never"},
+        "nodeSelector": REAL_NODE_SELECTOR,
+        "tolerations": [REAL_NODE_TOLERATION],
+        "mediaPods": {"nodeSelector": REAL_NODE_SELECTOR, "tolerations": [REAL_NODE_TOLERATION]},
+        "operator": {
+            "allowPrivateDestinations": True,
+            "resolveDestinations": False,
+            "agentPollSeconds": 1,
+        },
+    }
+    values_file = cluster.workdir / "product-values.json"
+    values_file.write_text(json.dumps(values))
+    helm_env = {
+        **os.environ,
+        "KUBECONFIG": str(cluster.kubeconfig),
+        "HELM_CACHE_HOME": str(cluster.workdir / "helm/cache"),
+        "HELM_CONFIG_HOME": str(cluster.workdir / "helm/config"),
+        "HELM_DATA_HOME": str(cluster.workdir / "helm/data"),
+    }
+    t0 = time.monotonic()
+    subprocess.run(
+        [str(helm), "install", RELEASE, str(CHART), "--namespace", SYSTEM_NS,
+         "--create-namespace", "-f", str(values_file)],
+        check=True, env=helm_env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    ns = node_namespace
+    objs = [o for s in SINKS for o in sink_objects(s)]
+    cluster.kubectl(
+        "-n",
+        ns,
+        "apply",
+        "-f",
+        "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objs}),
+    )
+    try:
+        cluster.kubectl(
+            "-n", SYSTEM_NS, "rollout", "status", f"deployment/{RELEASE}", "--timeout=120s",
+            timeout=130,
+        )  # fmt: skip
+        figure("helm_install_to_operator_ready_s", round(time.monotonic() - t0, 1))
+        for s in SINKS:
+            cluster.kubectl("-n", ns, "wait", "--for=condition=Ready", f"pod/{s}",
+                            "--timeout=120s", timeout=130)  # fmt: skip
+        yield {"ns": ns, "helm": helm, "helm_env": helm_env, "tmp": cluster.workdir}
+    except BaseException:
+        print(diagnostics(cluster, ns))
+        raise
+    finally:
+        with contextlib.suppress(Exception):
+            cluster.kubectl("-n", ns, "delete", "livestreams", "--all", "--wait=true",
+                            "--timeout=60s", timeout=70)  # fmt: skip
+        with contextlib.suppress(Exception):
+            subprocess.run([str(helm), "uninstall", RELEASE, "--namespace", SYSTEM_NS, "--wait"],
+                           env=helm_env, capture_output=True, timeout=120, check=False)  # fmt: skip
+
+
+def diagnostics(cluster: NodeCluster, ns: str) -> str:
+    parts = []
+    for args in (
+        ("get", "pods", "-A", "-o", "wide"),
+        ("-n", SYSTEM_NS, "logs", f"deployment/{RELEASE}", "--tail=60"),
+        ("-n", ns, "get", "livestream", LS, "-o", "yaml"),
+        ("-n", ns, "get", "events", "--sort-by=.lastTimestamp"),
+    ):
+        with contextlib.suppress(Exception):
+            p = cluster.kubectl(*args, check=False, timeout=20)
+            parts.append(f"$ kubectl {' '.join(args)}\n{p.stdout}{p.stderr}")
+    return "\n".join(parts)
+
+
+@contextlib.contextmanager
+def diagnosed(cluster: NodeCluster, ns: str) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        print(diagnostics(cluster, ns))
+        raise
+
+
+# -- 1. the operator from the chart --------------------------------------------------------
+
+
+def test_operator_pod_serves_the_webhook(
+    node_cluster: NodeCluster, product: dict[str, Any]
+) -> None:
+    cluster, ns = node_cluster, product["ns"]
+    pods = get_json(cluster, SYSTEM_NS, "pods", "-l", f"app.kubernetes.io/instance={RELEASE}")
+    assert len(pods["items"]) == 1
+    pod = pods["items"][0]
+    assert pod["spec"]["nodeName"] == cluster.node.name
+    assert ready(pod)
+    assert pod["status"]["containerStatuses"][0]["containerID"].startswith("containerd://")
+    vwc = wait_for(
+        lambda: cluster.kubectl("get", "validatingwebhookconfiguration", "restream-operator",
+                                "-o", "json", check=False).stdout or None,
+        "the operator to register its webhook configuration", timeout=60,
+    )  # fmt: skip
+    hooks = json.loads(str(vwc))["webhooks"]
+    names = [h["name"] for h in hooks]
+    assert "validate.livestreams.restream.dev" in names
+    svc = hooks[0]["clientConfig"]["service"]
+    assert (svc["namespace"], svc["name"]) == (SYSTEM_NS, f"{RELEASE}-webhook")
+    assert hooks[0]["clientConfig"].get("caBundle")
+
+    # A scheme the schema allows? Whatever the schema says, the answer must come from the
+    # webhook in the pod for a rule only it knows: more destinations than maxRestreams (5).
+    too_many = livestream(ns, [dest(i, "sink-1", ns) for i in range(1, 7)])
+    too_many["metadata"]["name"] = "too-many"
+
+    def refused() -> subprocess.CompletedProcess[str] | None:
+        p = apply(cluster, ns, too_many, check=False)
+        return p if p.returncode != 0 and "admission webhook" in p.stderr else None
+
+    proc = wait_for(refused, "the webhook to answer", timeout=60)
+    assert proc is not None
+    assert 'admission webhook "validate.livestreams.restream.dev"' in proc.stderr, proc.stderr
+    print(f"\nrefused: {proc.stderr.strip()}")
+    bad = livestream(ns, [{"name": "x", "serverUrl": "http://x", "streamKey": "k"}])
+    bad["metadata"]["name"] = "bad-scheme"
+    proc = apply(cluster, ns, bad, check=False)
+    assert proc.returncode != 0
+    print(f"refused: {proc.stderr.strip()}")
+    assert not cluster.kubectl("-n", ns, "get", "livestreams", "-o", "name").stdout.strip()
+
+
+# -- 2. three destinations, a real stream ------------------------------------------------
+
+
+def running(pod: dict[str, Any]) -> bool:
+    cs = pod.get("status", {}).get("containerStatuses") or []
+    return bool(cs) and all(c.get("started") and "running" in c.get("state", {}) for c in cs)
+
+
+def wait_all_ready(cluster: NodeCluster, ns: str, relays: list[str], timeout: float = 120) -> float:
+    """Until the ingest pod is Ready and every relay pod runs with its agent answering
+    (status Idle). A relay pod's readiness is "Live": it becomes Ready once it relays."""
+    t0 = time.monotonic()
+
+    def ok() -> bool:
+        pods = ls_pods(cluster, ns)
+        ingest = [p for p in pods if p["metadata"]["name"].startswith(f"{LS}-ingest-")]
+        relay = [p for p in pods if p["metadata"]["name"].startswith(f"{LS}-relay-")]
+        if len(ingest) != 1 or not ready(ingest[0]) or len(relay) != len(relays):
+            return False
+        if not all(running(p) for p in relay):
+            return False
+        states = restream_states(status(cluster, ns))
+        return all(states.get(n) in ("Idle", "Live") for n in relays)
+
+    wait_for(ok, f"ingest Ready, {len(relays)} relays running and Idle", timeout=timeout,
+             every=0.2)  # fmt: skip
+    return time.monotonic() - t0
+
+
+def first_bytes(
+    cluster: NodeCluster, ns: str, sinks: list[str], since: float, timeout: float = 60
+) -> dict[str, float]:
+    """Seconds from ``since`` until each sink's recordings grew past the FLV header."""
+    base = {s: sink_files(cluster, ns, s) for s in sinks}
+    out: dict[str, float] = {}
+    deadline = time.monotonic() + timeout
+    while len(out) < len(sinks) and time.monotonic() < deadline:
+        for s in sinks:
+            if s in out:
+                continue
+            files = sink_files(cluster, ns, s)
+            if any(size > FLV_HEADER and size != base[s].get(n) for n, size in files.items()):
+                out[s] = round(time.monotonic() - since, 2)
+        time.sleep(0.1)
+    assert len(out) == len(sinks), f"no bytes at {set(sinks) - set(out)} after {timeout}s"
+    return out
+
+
+def test_three_destinations_carry_a_real_stream(
+    node_cluster: NodeCluster, product: dict[str, Any]
+) -> None:
+    cluster, ns = node_cluster, product["ns"]
+    names = ["dest-1", "dest-2", "dest-3"]
+    with diagnosed(cluster, ns):
+        doc = livestream(ns, [dest(1, "sink-1", ns), dest(2, "sink-2", ns), dest(3, "sink-3", ns)])
+        t0 = time.monotonic()
+        apply(cluster, ns, doc)
+        ready_s = wait_all_ready(cluster, ns, names)
+        figure("apply_to_ingest_ready_relays_running_s", round(time.monotonic() - t0, 2))
+        pods = ls_pods(cluster, ns)
+        assert all(p["spec"]["nodeName"] == cluster.node.name for p in pods)
+        assert {p["spec"]["containers"][0]["image"] for p in pods} == {
+            f"restream-operator/media:{VERSION}"
+        } or all("media" in p["spec"]["containers"][0]["image"] for p in pods)
+        wait_status(
+            cluster, ns, lambda st: st.get("ingest", {}).get("rtmpUrl"), "ingest status", 60
+        )
+        del ready_s
+        sinks = ["sink-1", "sink-2", "sink-3"]
+        with publishing(cluster, ns, 60) as pub:
+            fb = first_bytes(cluster, ns, sinks, pub.started)
+            figure("publisher_start_to_first_byte_s", fb)
+            wait_status(cluster, ns, all_live(names), "broadcasting and every restream Live", 30)
+            figure("publisher_start_to_all_live_in_status_s",
+                   round(time.monotonic() - pub.started, 2))  # fmt: skip
+            wait_for(lambda: all(ready(p) for p in ls_pods(cluster, ns)), "relays Ready", 30)
+            figure("publisher_start_to_all_pods_Ready_s", round(time.monotonic() - pub.started, 2))
+            # while publishing, it stays so
+            samples = 0
+            while pub.alive() and time.monotonic() - pub.started < 55:
+                st = status(cluster, ns)
+                assert all_live(names)(st), json.dumps(st)
+                samples += 1
+                time.sleep(2)
+            rc = pub.wait(30)
+            assert rc == 0, pub.stderr()
+            stopped = time.monotonic()
+            wait_status(cluster, ns, lambda st: st.get("broadcasting") is False,
+                        "broadcasting: false", 5)  # fmt: skip
+            figure("publisher_stop_to_broadcasting_false_s", round(time.monotonic() - stopped, 2))
+        time.sleep(2)  # nginx-rtmp closes the recordings once the relays' streams end
+        tmp = Path(tempfile.mkdtemp(dir=product["tmp"]))
+        for s in sinks:
+            files = sink_files(cluster, ns, s)
+            assert len(files) == 1, f"{s}: {files}"
+            rec = fetch_recording(cluster, ns, s, next(iter(files)), tmp)
+            codecs, duration = probe(rec)
+            print(f"{s}: {codecs} {duration:.1f}s {rec.stat().st_size} bytes")
+            assert {"h264", "aac"} <= codecs
+            assert duration >= 55
+
+
+# -- 3. one destination changes while live; the others do not notice ----------------------
+
+
+class SizeSampler:
+    """Samples a sink's newest recording size every ``every`` s (kubectl exec) in a
+    thread; the longest time it did not grow."""
+
+    def __init__(self, cluster: NodeCluster, ns: str, sink: str, skip: set[str],
+                 every: float = 0.2) -> None:  # fmt: skip
+        self.cluster, self.ns, self.sink, self.skip, self.every = cluster, ns, sink, skip, every
+        self.samples: list[tuple[float, int, int]] = []  # (time, files, bytes)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> SizeSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            files = {n: s for n, s in sink_files(self.cluster, self.ns, self.sink).items()
+                     if n not in self.skip}  # fmt: skip
+            self.samples.append((time.monotonic(), len(files), sum(files.values())))
+            self._stop.wait(self.every)
+
+    def longest_stall(self) -> float:
+        longest, since, last = 0.0, None, -1
+        for t, _, size in self.samples:
+            if size != last:
+                if since is not None:
+                    longest = max(longest, t - since)
+                since, last = t, size
+        return longest
+
+    def longest_interval(self) -> float:
+        times = [t for t, _, _ in self.samples]
+        return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+
+
+def max_gap(times: list[float]) -> float:
+    return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+
+
+def test_change_one_destination_while_live(
+    node_cluster: NodeCluster, product: dict[str, Any]
+) -> None:
+    cluster, ns = node_cluster, product["ns"]
+    with diagnosed(cluster, ns):
+        before = relay_pods(cluster, ns)
+        pod1 = before["dest-1"]["metadata"]["name"]
+        old = {s: set(sink_files(cluster, ns, s)) for s in SINKS}
+        with publishing(cluster, ns, None) as pub:
+            wait_status(cluster, ns, all_live(["dest-1", "dest-2", "dest-3"]), "all Live", 30)
+            with SizeSampler(cluster, ns, "sink-1", old["sink-1"]) as sampler:
+                time.sleep(5)
+                changed = livestream(
+                    ns,
+                    [dest(1, "sink-1", ns), dest(2, "sink-4", ns), dest(3, "sink-3", ns, False)],
+                )
+                t0 = time.monotonic()
+                apply(cluster, ns, changed)
+                fb = first_bytes(cluster, ns, ["sink-4"], t0, timeout=30)
+                figure("change_to_first_byte_at_new_sink_s", fb["sink-4"])
+                st = wait_status(
+                    cluster, ns,
+                    lambda st: all_live(["dest-1", "dest-2"])(st)
+                    and restream_states(st).get("dest-3") == "Disabled",
+                    "dest-1, dest-2 Live and dest-3 Disabled", 30,
+                )  # fmt: skip
+                figure("change_to_status_settled_s", round(time.monotonic() - t0, 2))
+                time.sleep(8)
+                assert pub.alive(), pub.stderr()
+            stall = sampler.longest_stall()
+            figure("sink1_longest_growth_stall_s", round(stall, 2))
+            figure("sink1_sampling_longest_interval_s", round(sampler.longest_interval(), 2))
+        assert fb["sink-4"] <= 10
+        after = relay_pods(cluster, ns)
+        assert after["dest-1"]["metadata"]["name"] == pod1
+        assert after["dest-1"]["status"]["containerStatuses"][0]["restartCount"] == 0
+        assert "dest-3" not in after
+        assert restream_states(st)["dest-3"] == "Disabled"
+        # sink-1 got one uninterrupted recording for the whole session
+        time.sleep(2)
+        new1 = {
+            n: s for n, s in sink_files(cluster, ns, "sink-1").items() if n not in old["sink-1"]
+        }
+        assert len(new1) == 1, new1
+        tmp = Path(tempfile.mkdtemp(dir=product["tmp"]))
+        rec = fetch_recording(cluster, ns, "sink-1", next(iter(new1)), tmp)
+        gap = max_gap(packet_times(rec))
+        figure("sink1_max_video_dts_gap_s", round(gap, 3))
+        assert gap <= 1.0
+        assert stall <= 1.0, f"sink-1's recording did not grow for {stall:.2f}s"
+
+
+# -- 4. relay and ingest pods deleted: everything recovers by itself -----------------------
+
+
+class ReconnectingPublisher:
+    """An encoder that reconnects like OBS does: when its connection drops, it starts
+    again after a second (the ingest Service's address does not change)."""
+
+    def __init__(self, cluster: NodeCluster, ns: str) -> None:
+        self.cluster, self.ns = cluster, ns
+        self.pub: Publisher | None = None
+        self.restarts = 0
+        self.events: list[tuple[float, int | None, str]] = []  # (restart time, rc, stderr)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> ReconnectingPublisher:
+        self.pub = Publisher(self.cluster, self.ns, None)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+        if self.pub is not None:
+            self.pub.stop()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            if self.pub is not None and not self.pub.alive():
+                self._stop.wait(1)
+                if self._stop.is_set():
+                    return
+                self.restarts += 1
+                self.events.append((time.monotonic(), self.pub.proc.returncode,
+                                    self.pub.stderr()[-300:]))  # fmt: skip
+                with contextlib.suppress(Exception):
+                    self.pub = Publisher(self.cluster, self.ns, None)
+
+
+def recovered(cluster: NodeCluster, ns: str, before: dict[str, set[str]], names: list[str],
+              t0: float, timeout: float = 60) -> dict[str, float]:  # fmt: skip
+    """Seconds from t0 until each sink records a new session (nginx-rtmp's
+    record_unique: a new file per incoming stream) with media in it, and until the
+    status shows every restream Live again."""
+    out: dict[str, float] = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and len(out) < len(before) + 1:
+        for s, old in before.items():
+            if s in out:
+                continue
+            new = {n: size for n, size in sink_files(cluster, ns, s).items() if n not in old}
+            if any(size > 64 * 1024 for size in new.values()):
+                out[s] = round(time.monotonic() - t0, 2)
+        if "status" not in out and all_live(names)(status(cluster, ns)):
+            out["status"] = round(time.monotonic() - t0, 2)
+        time.sleep(0.2)
+    assert len(out) == len(before) + 1, f"not recovered after {timeout}s: {out}"
+    return out
+
+
+def test_deleted_pods_recover(node_cluster: NodeCluster, product: dict[str, Any]) -> None:
+    cluster, ns = node_cluster, product["ns"]
+    names = ["dest-1", "dest-2", "dest-3"]
+    sinks = ["sink-1", "sink-4", "sink-3"]
+    with diagnosed(cluster, ns):
+        apply(cluster, ns, livestream(
+            ns, [dest(1, "sink-1", ns), dest(2, "sink-4", ns), dest(3, "sink-3", ns)]
+        ))  # fmt: skip
+        wait_all_ready(cluster, ns, names)
+        with ReconnectingPublisher(cluster, ns) as enc:
+            wait_status(cluster, ns, all_live(names), "all Live", 30)
+            time.sleep(3)
+            # a relay pod
+            victim = relay_pods(cluster, ns)["dest-1"]["metadata"]["name"]
+            files = {"sink-1": set(sink_files(cluster, ns, "sink-1"))}
+            t0 = time.monotonic()
+            cluster.kubectl("-n", ns, "delete", "pod", victim, "--wait=false")
+            # wait for the status to notice, then for it and the sink to come back
+            wait_status(cluster, ns, lambda st: restream_states(st)["dest-1"] != "Live",
+                        "dest-1 to leave Live", 15)  # fmt: skip
+            rec = recovered(cluster, ns, files, names, t0)
+            assert relay_pods(cluster, ns)["dest-1"]["metadata"]["name"] != victim
+            figure("relay_pod_delete_recovery_s", rec)
+            time.sleep(3)
+            # the ingest pod: the encoder's connection drops; it reconnects by itself
+            ingest = next(p["metadata"]["name"] for p in ls_pods(cluster, ns)
+                          if p["metadata"]["name"].startswith(f"{LS}-ingest-"))  # fmt: skip
+            files = {s: set(sink_files(cluster, ns, s)) for s in sinks}
+            t0 = time.monotonic()
+            cluster.kubectl("-n", ns, "delete", "pod", ingest, "--wait=false")
+            wait_status(cluster, ns, lambda st: not all_live(names)(st),
+                        "status to notice the ingest going", 20)  # fmt: skip
+            figure("ingest_delete_to_status_not_live_s", round(time.monotonic() - t0, 2))
+            rec = recovered(cluster, ns, files, names, t0, timeout=90)
+            figure("ingest_pod_delete_recovery_s", rec)
+            if rec["status"] > 10:  # slow: show the LiveStream's timeline
+                print(cluster.kubectl("-n", ns, "get", "events", "--sort-by=.lastTimestamp",
+                                  "-o", "custom-columns=T:.lastTimestamp,OBJ:.involvedObject.name,"
+                                  "R:.reason,M:.message", check=False).stdout[-6000:])  # fmt: skip
+            if rec["status"] > 10:  # and what a relay's agent said
+                relay = relay_pods(cluster, ns)["dest-3"]["metadata"]["name"]
+                logs = cluster.kubectl("-n", ns, "logs", relay, check=False).stdout
+                print("\n".join(ln for ln in logs.splitlines() if "ingest" in ln)[-3000:])
+            figure("encoder_reconnects", enc.restarts)
+            for t, rc, err in enc.events:
+                print(f"encoder restarted at delete+{t - t0:.2f}s after exit {rc}: {err!r}")
+            time.sleep(3)
+            assert all_live(names)(status(cluster, ns))
+        wait_status(cluster, ns, lambda st: st.get("broadcasting") is False,
+                    "broadcasting: false", 5)  # fmt: skip
+
+
+# -- 5. the operator pod killed during a change ------------------------------------------
+
+
+def operator_pod(cluster: NodeCluster) -> dict[str, Any] | None:
+    pods = [p for p in get_json(cluster, SYSTEM_NS, "pods", "-l",
+                                f"app.kubernetes.io/instance={RELEASE}")["items"]
+            if not p["metadata"].get("deletionTimestamp")]  # fmt: skip
+    return pods[0] if len(pods) == 1 else None
+
+
+def test_operator_killed_during_a_change(
+    node_cluster: NodeCluster, product: dict[str, Any]
+) -> None:
+    cluster, ns = node_cluster, product["ns"]
+    names = ["dest-1", "dest-2", "dest-3"]
+    with diagnosed(cluster, ns):
+        old_op = operator_pod(cluster)
+        assert old_op is not None
+        gen_before = get_json(cluster, ns, "livestream", LS)["metadata"]["generation"]
+        changed = livestream(
+            ns, [dest(1, "sink-1", ns), dest(2, "sink-4", ns), dest(3, "sink-2", ns)]
+        )
+        t0 = time.monotonic()
+        apply(cluster, ns, changed)  # admitted by the webhook of the pod about to die
+        cluster.kubectl("-n", SYSTEM_NS, "delete", "pod", old_op["metadata"]["name"],
+                        "--grace-period=0", "--force", "--wait=false")  # fmt: skip
+        killed_after = time.monotonic() - t0
+        figure("change_applied_to_operator_killed_s", round(killed_after, 3))
+        ls = get_json(cluster, ns, "livestream", LS)
+        gen = ls["metadata"]["generation"]
+        assert gen == gen_before + 1
+        at_kill = (ls.get("status") or {}).get("observedGeneration")
+        print(f"observedGeneration right after the kill: {at_kill} (generation {gen})")
+
+        def replaced() -> dict[str, Any] | None:
+            p = operator_pod(cluster)
+            if p and p["metadata"]["name"] != old_name and ready(p):
+                return p
+            return None
+
+        old_name = old_op["metadata"]["name"]
+        new_op = wait_for(replaced, "a new operator pod Ready", timeout=120)
+        assert new_op is not None
+        figure("operator_kill_to_new_pod_ready_s", round(time.monotonic() - t0, 2))
+        assert new_op["spec"]["nodeName"] == cluster.node.name
+        wait_status(cluster, ns, lambda st: st.get("observedGeneration") == gen,
+                    "the change reconciled", 60)  # fmt: skip
+        figure("change_to_reconciled_with_operator_restart_s", round(time.monotonic() - t0, 2))
+        wait_all_ready(cluster, ns, names)
+        # it really relays to the new sink, and the figures: kubelet stats per relay pod
+        old2 = set(sink_files(cluster, ns, "sink-2"))
+        with publishing(cluster, ns, None) as pub:
+            wait_status(cluster, ns, all_live(names), "all Live", 30)
+            wait_for(lambda: any(n not in old2 and size > 64 * 1024 for n, size in
+                                 sink_files(cluster, ns, "sink-2").items()),
+                     "dest-3's stream at sink-2", 30)  # fmt: skip
+            time.sleep(10)
+            relay_stats(cluster, ns)
+            assert pub.alive(), pub.stderr()
+
+
+# -- 6. figures --------------------------------------------------------------------------
+
+
+def relay_stats(cluster: NodeCluster, ns: str, samples: int = 3) -> None:
+    """CPU and memory of each relay and the ingest pod from the kubelet's summary API."""
+    per_pod: dict[str, list[tuple[float, float, float]]] = {}
+    for _ in range(samples):
+        summary = json.loads(cluster.kubectl(
+            "get", "--raw", f"/api/v1/nodes/{cluster.node.name}/proxy/stats/summary"
+        ).stdout)  # fmt: skip
+        for pod in summary.get("pods", []):
+            ref = pod["podRef"]
+            if ref["namespace"] != ns or not ref["name"].startswith(f"{LS}-"):
+                continue
+            cpu = sum((c.get("cpu") or {}).get("usageNanoCores", 0) for c in pod["containers"])
+            rss = sum((c.get("memory") or {}).get("rssBytes", 0) for c in pod["containers"])
+            ws = sum((c.get("memory") or {}).get("workingSetBytes", 0) for c in pod["containers"])
+            per_pod.setdefault(ref["name"], []).append((cpu / 1e6, rss / 2**20, ws / 2**20))
+        time.sleep(5)
+    out = {
+        name: {
+            "cpu_millicores": round(statistics.median(v[0] for v in vals), 1),
+            "rss_MiB": round(statistics.median(v[1] for v in vals), 1),
+            "working_set_MiB": round(statistics.median(v[2] for v in vals), 1),
+        }
+        for name, vals in per_pod.items()
+    }
+    figure("kubelet_stats_while_live_1200kbps", out)
+    relays = [k for k in out if k.startswith(f"{LS}-relay-")]
+    assert len(relays) == 3, out
+    assert all(out[r]["rss_MiB"] > 0 for r in relays), out
+
+
+def test_apply_to_ready_median_of_3(node_cluster: NodeCluster, product: dict[str, Any]) -> None:
+    cluster, ns = node_cluster, product["ns"]
+    names = ["dest-1", "dest-2", "dest-3"]
+    doc = livestream(ns, [dest(1, "sink-1", ns), dest(2, "sink-2", ns), dest(3, "sink-3", ns)])
+    times = []
+    with diagnosed(cluster, ns):
+        for _ in range(3):
+            cluster.kubectl("-n", ns, "delete", "livestream", LS, "--wait=true", "--timeout=60s",
+                            timeout=70)  # fmt: skip
+            wait_for(lambda: not ls_pods(cluster, ns), "the LiveStream's pods gone", 60)
+            t0 = time.monotonic()
+            apply(cluster, ns, doc)
+            wait_all_ready(cluster, ns, names)
+            times.append(round(time.monotonic() - t0, 2))
+    figure("apply_to_ingest_ready_relays_running_s_runs", times)
+    figure("apply_to_ingest_ready_relays_running_s_median", statistics.median(times))
