@@ -110,6 +110,28 @@ def _is_zombie(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
+def wait_until_ready(
+    components: list[Component],
+    logs: Callable[[str], str],
+    ready: Callable[[], bool],
+    what: str,
+    timeout: float,
+) -> None:
+    """Polls `ready`, failing at once (with its log) if a component exits meanwhile."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for c in components:
+            if c.process is not None and c.process.poll() is not None:
+                raise ClusterError(
+                    f"{c.name} exited with {c.process.returncode} while waiting for {what}:\n"
+                    f"{logs(c.name)}"
+                )
+        if ready():
+            return
+        time.sleep(0.2)
+    raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
 def _kubeconfig(server: str, ca: Path, client: KeyPair, user: str) -> str:
     return json.dumps(
         {
@@ -391,18 +413,7 @@ class LocalCluster:
         return component
 
     def _wait(self, ready: Callable[[], bool], what: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for c in self.components:
-                if c.process is not None and c.process.poll() is not None:
-                    raise ClusterError(
-                        f"{c.name} exited with {c.process.returncode} while waiting for {what}:\n"
-                        f"{self.logs(c.name)}"
-                    )
-            if ready():
-                return
-            time.sleep(0.2)
-        raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what}")
+        wait_until_ready(self.components, self.logs, ready, what, timeout)
 
     def _ssl_context(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=str(self.ca.pair.cert))

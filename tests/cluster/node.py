@@ -66,6 +66,7 @@ from .controlplane import (
     _kubeconfig,
     free_port,
     stop_pid,
+    wait_until_ready,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -818,18 +819,7 @@ class RealNode:
         return component
 
     def _wait(self, ready: Callable[[], bool], what: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for c in self.components:
-                if c.process is not None and c.process.poll() is not None:
-                    raise ClusterError(
-                        f"{c.name} exited with {c.process.returncode} while waiting for {what}:\n"
-                        f"{self.cluster.logs(c.name)}"
-                    )
-            if ready():
-                return
-            time.sleep(0.2)
-        raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what}")
+        wait_until_ready(self.components, self.cluster.logs, ready, what, timeout)
 
     def _start_containerd(self) -> None:
         d = self.containerd_dir
