@@ -110,6 +110,24 @@ def _is_zombie(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
+def spawn(name: str, argv: list[str], log_dir: Path, cwd: Path, detached: bool) -> Component:
+    """Starts one component, its output in log_dir/<name>.log. Unless detached, it gets
+    SIGTERM when the test run dies."""
+    log = log_dir / f"{name}.log"
+    component = Component(name, argv, log)
+    with log.open("wb") as out:
+        component.process = subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            start_new_session=True,
+            preexec_fn=None if detached else _die_with_parent,  # noqa: PLW1509
+        )
+    return component
+
+
 def wait_until_ready(
     components: list[Component],
     logs: Callable[[str], str],
@@ -397,18 +415,7 @@ class LocalCluster:
 
     def _spawn(self, name: str, args: list[str]) -> Component:
         argv = [str(self.bin_dir / name), *args]
-        log = self.log_dir / f"{name}.log"
-        component = Component(name, argv, log)
-        with log.open("wb") as out:
-            component.process = subprocess.Popen(
-                argv,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=self.workdir,
-                start_new_session=True,
-                preexec_fn=None if self.detached else _die_with_parent,  # noqa: PLW1509
-            )
+        component = spawn(name, argv, self.log_dir, self.workdir, self.detached)
         self.components.append(component)
         return component
 

@@ -61,10 +61,10 @@ from .controlplane import (
     ClusterError,
     Component,
     LocalCluster,
-    _die_with_parent,
     _http_ok,
     _kubeconfig,
     free_port,
+    spawn,
     stop_pid,
     wait_until_ready,
 )
@@ -801,18 +801,8 @@ class RealNode:
             self.deploy_coredns(timeout)
 
     def _spawn(self, name: str, argv: list[str]) -> Component:
-        log = self.log_dir / f"{name}.log"
-        component = Component(name, argv, log)
-        with log.open("wb") as out:
-            component.process = subprocess.Popen(
-                argv,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=self.dir,
-                start_new_session=True,
-                preexec_fn=None if self.cluster.detached else _die_with_parent,  # noqa: PLW1509
-            )
+        component = spawn(name, argv, self.log_dir, self.dir, self.cluster.detached)
+        assert component.process is not None
         self.components.append(component)
         self.state.pids.append((component.process.pid, argv[0]))
         self.state.save()
