@@ -801,7 +801,7 @@ def test_deleted_pods_recover(node_cluster: NodeCluster, product: dict[str, Any]
             wait_status(cluster, ns, lambda st: not all_live(names)(st),
                         "status to notice the ingest going", 20)  # fmt: skip
             figure("ingest_delete_to_status_not_live_s", round(time.monotonic() - t0, 2))
-            rec = recovered(cluster, ns, files, names, t0, timeout=90)
+            rec = recovered(cluster, ns, files, names, t0, timeout=30)
             figure("ingest_pod_delete_recovery_s", rec)
             if rec["status"] > 10:  # slow: show the LiveStream's timeline
                 print(cluster.kubectl("-n", ns, "get", "events", "--sort-by=.lastTimestamp",

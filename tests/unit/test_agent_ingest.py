@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import socket
+import time
 
 import pytest
 
@@ -143,6 +146,37 @@ def test_http_server_basics() -> None:
             await server.close()
 
     asyncio.run(main())
+
+
+def test_http_get_gives_up_on_a_connect_nobody_answers() -> None:
+    """What a relay meets when its ingest pod has just gone: SYNs dropped, not refused.
+    A listener whose accept queue is full drops them too, for real, on loopback."""
+    listener = socket.socket()
+    held: list[socket.socket] = []
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        for _ in range(2):  # fills the queue; later SYNs go unanswered
+            c = socket.socket()
+            c.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                c.connect(("127.0.0.1", port))
+            held.append(c)
+        time.sleep(0.2)
+
+        async def main() -> float:
+            t0 = time.monotonic()
+            with pytest.raises(TimeoutError):
+                await http_get(f"http://127.0.0.1:{port}/status", 30, connect_timeout=0.5)
+            return time.monotonic() - t0
+
+        took = asyncio.run(main())
+        assert took < 10, f"the connect was held {took:.1f}s, not 0.5 s"
+    finally:
+        for c in held:
+            c.close()
+        listener.close()
 
 
 @pytest.mark.parametrize(

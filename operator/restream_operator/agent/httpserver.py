@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,9 @@ log = logging.getLogger("restream.http")
 MAX_HEAD = 16 * 1024
 MAX_BODY = 64 * 1024
 READ_TIMEOUT = 5.0
+KEEPALIVE_IDLE = 5
+KEEPALIVE_INTERVAL = 2
+KEEPALIVE_COUNT = 2
 REASONS = {
     200: "OK",
     302: "Found",
@@ -172,8 +176,17 @@ def split_listen(listen: str) -> tuple[str, int]:
     return (host or "0.0.0.0"), int(port)  # noqa: S104 - pods listen on their own address
 
 
-async def http_get(url: str, timeout: float) -> tuple[int, bytes]:
-    """GET over plain HTTP/1.0 (no chunked replies); (status, body)."""
+async def http_get(
+    url: str, timeout: float, connect_timeout: float | None = None
+) -> tuple[int, bytes]:
+    """GET over plain HTTP/1.0 (no chunked replies); (status, body).
+
+    ``connect_timeout`` bounds the TCP handshake on its own, for a long poll whose
+    ``timeout`` is long: through a Service, a SYN to a pod that just went away is dropped
+    rather than refused, and the connection's conntrack entry keeps it pinned to that pod
+    however soon the Service's endpoints change. A new attempt is a new entry. Once
+    connected, keepalive probes find a peer that vanished without closing.
+    """
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
         raise ValueError(f"not a plain http URL: {url!r}")
@@ -183,8 +196,11 @@ async def http_get(url: str, timeout: float) -> tuple[int, bytes]:
         target += "?" + parts.query
 
     async def fetch() -> tuple[int, bytes]:
-        reader, writer = await asyncio.open_connection(parts.hostname, port)
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(parts.hostname, port), connect_timeout or timeout
+        )
         try:
+            _keepalive(writer.get_extra_info("socket"))
             writer.write(
                 f"GET {target} HTTP/1.0\r\nHost: {parts.netloc}\r\n"
                 "Connection: close\r\nAccept: */*\r\n\r\n".encode("latin-1")
@@ -199,3 +215,18 @@ async def http_get(url: str, timeout: float) -> tuple[int, bytes]:
         return int(status_line[1]), body
 
     return await asyncio.wait_for(fetch(), timeout)
+
+
+def _keepalive(sock: Any) -> None:
+    """A long poll is silent by design: without probes, a peer that vanished without a
+    FIN would hold it until its timeout. These find it in about 9 s."""
+    if sock is None:
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for opt, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+        ("TCP_KEEPCNT", KEEPALIVE_COUNT),
+    ):
+        if hasattr(socket, opt):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, opt), value)

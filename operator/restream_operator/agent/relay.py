@@ -54,6 +54,9 @@ log = logging.getLogger("restream.relay")
 
 WATCHDOG_EVERY = 1.0
 LONG_POLL = 25  # seconds the ingest holds a /status request while nothing changes
+# The ingest Service answers a connect at once, or its pod is gone (see http_get): a new
+# ingest pod is then found within this many seconds, not after the long poll's timeout.
+INGEST_CONNECT_TIMEOUT = 2.0
 LIVE_BYTES = 1024  # more than FLV/TS headers and metadata: media is flowing
 BITRATE_WINDOW = 5.0
 MAX_ERROR = 300
@@ -184,7 +187,11 @@ class Relay:
         while not self._stop.is_set():
             asked = time.monotonic()
             try:
-                code, body = await http_get(self._status_url(), timeout=LONG_POLL + 5)
+                code, body = await http_get(
+                    self._status_url(),
+                    timeout=LONG_POLL + 5,
+                    connect_timeout=INGEST_CONNECT_TIMEOUT,
+                )
                 if code != 200:
                     raise ConnectionError(f"ingest status answered {code}")
                 doc = json.loads(body)
