@@ -92,20 +92,9 @@ fi
 [[ ${FORCE:-0} == 1 ]] && step "FORCE=1: rebuilding"
 
 # --- tools -----------------------------------------------------------------------------
-missing=()
-for p in docker.io debootstrap; do
-  dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  if ((EUID != 0)); then
-    echo "images: missing ${missing[*]}; run as root or apt-get install them" >&2
-    exit 1
-  fi
-  step "apt-get install ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  took
-fi
+step "docker.io and debootstrap"
+bash "$here/../packages.sh" images
+took
 
 # --- base root file system -------------------------------------------------------------
 step "base: bookworm minbase root file system"

@@ -20,7 +20,9 @@ from restream_operator.settings import DEFAULT_MEDIA_IMAGE
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 DOCKERFILE = (CHECKOUT / "Dockerfile").read_text()
-SCRIPTS = sorted((CHECKOUT / "hack" / "images").glob("*.sh"))
+SCRIPTS = sorted(
+    [*(CHECKOUT / "hack").rglob("*.sh"), *(CHECKOUT / "tests").rglob("*.sh"), CHECKOUT / ".ci/run"]
+)
 
 
 def _stages() -> dict[str, str]:

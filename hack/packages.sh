@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs the Debian packages a group of tasks needs, only those missing:
+#   bash hack/packages.sh GROUP...
+# Groups:
+#   media   nginx-rtmp and ffmpeg (the media tier runs them on the host)
+#   lint    shellcheck
+#   node    the real node: containerd, runc, CNI plugins, iptables, iproute2, busybox
+#           (a test image), gcc (the pause image), ffmpeg (an encoder on the host)
+#   images  docker.io (a private dockerd) and debootstrap (the base root file system)
+# Not root and something missing: says what, exits 2, installs nothing.
+set -euo pipefail
+
+declare -A GROUPS_=(
+  [media]="nginx libnginx-mod-rtmp libnginx-mod-stream ffmpeg"
+  [lint]="shellcheck"
+  [node]="containerd runc containernetworking-plugins busybox-static iptables iproute2 gcc libc6-dev ffmpeg"
+  [images]="docker.io debootstrap"
+)
+
+wanted=()
+for group in "$@"; do
+  [[ -n ${GROUPS_[$group]:-} ]] || { echo "packages.sh: unknown group '$group'" >&2; exit 1; }
+  read -ra list <<<"${GROUPS_[$group]}"
+  wanted+=("${list[@]}")
+done
+
+missing=()
+for p in "${wanted[@]}"; do
+  [[ " ${missing[*]} " == *" $p "* ]] && continue
+  dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
+done
+((${#missing[@]})) || exit 0
+if ((EUID != 0)); then
+  echo "packages.sh: missing ${missing[*]}; run as root or apt-get install them" >&2
+  exit 2
+fi
+echo "apt-get install ${missing[*]}"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
