@@ -9,6 +9,7 @@ produces no writes at all.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,10 @@ from .settings import Settings
 
 # Bitrates wobble; a status write for every wobble would be churn.
 _BITRATE_CHANGE = 0.10
+# When a broadcast starts, relays hear of it and connect within a second or two: being
+# Idle that long is the normal start, not a fault that should flip Ready and page
+# someone. (Connecting needs no grace: a relay's own connect timeout turns it Retrying.)
+BROADCAST_START_GRACE = 10.0
 
 READY = "Ready"
 INGEST_READY = "IngestReady"
@@ -216,8 +221,23 @@ def _restream_entries(
     return out
 
 
+def _just_started(agent: IngestAgentStatus | None, now: str) -> bool:
+    since = (agent or {}).get("since")
+    if not since:
+        return False
+    try:
+        age = dt.datetime.fromisoformat(now) - dt.datetime.fromisoformat(since)
+    except ValueError:
+        return False
+    return age.total_seconds() < BROADCAST_START_GRACE
+
+
 def _restreams_verdict(
-    owner: Owner, entries: list[dict[str, Any]], broadcasting: bool, observed: Observed
+    owner: Owner,
+    entries: list[dict[str, Any]],
+    broadcasting: bool,
+    starting: bool,
+    observed: Observed,
 ) -> Verdict:
     assert owner.spec is not None
     enabled = {r.name for r in owner.spec.restreams if r.enabled}
@@ -228,9 +248,9 @@ def _restreams_verdict(
         return "False", "SecretMissing", "; ".join(relay_secrets)
     if not enabled:
         return "True", "NoRestreams", "no restream is enabled"
-    fine = {RestreamState.LIVE.value}
-    if not broadcasting:
-        fine |= {RestreamState.IDLE.value, RestreamState.CONNECTING.value}
+    fine = {RestreamState.LIVE.value, RestreamState.CONNECTING.value}
+    if not broadcasting or starting:
+        fine.add(RestreamState.IDLE.value)
     troubles = [
         f"{e['name']}: {e['state']}"
         for e in entries
@@ -265,7 +285,8 @@ def compute_status(
     broadcasting = bool(agent.get("publishing")) if agent else bool(previous.get("broadcasting"))
     entries = _restream_entries(owner, previous, observed, now)
     ingest_v = _ingest_verdict(owner, observed)
-    restreams_v = _restreams_verdict(owner, entries, broadcasting, observed)
+    starting = broadcasting and _just_started(agent, now)
+    restreams_v = _restreams_verdict(owner, entries, broadcasting, starting, observed)
     verdicts = {
         READY: _ready_verdict(ingest_v, restreams_v, observed.reconcile_error),
         INGEST_READY: ingest_v,

@@ -158,6 +158,34 @@ TABLE = [
         ("False", "NotAllHealthy"),
     ),
     (
+        "broadcast started 3 s ago: a relay still idle is the normal start",
+        Observed(
+            deployments=deployments(),
+            pods=pods(),
+            ingest_agent={"publishing": True, "since": "2026-01-01T00:00:57Z"},
+            relay_agents={"Youtube": relay("Live"), "Twitch": relay("Idle")},
+        ),
+        {"Youtube": "Live", "Twitch": "Idle", "Off": "Disabled"},
+        ("True", "Ready"),
+        ("True", "Available"),
+        ("True", "Publishing"),
+        ("True", "AllHealthy"),
+    ),
+    (
+        "broadcasting, a relay connecting (its own timeout turns it Retrying)",
+        Observed(
+            deployments=deployments(),
+            pods=pods(),
+            ingest_agent=PUBLISHING,
+            relay_agents={"Youtube": relay("Live"), "Twitch": relay("Connecting")},
+        ),
+        {"Youtube": "Live", "Twitch": "Connecting", "Off": "Disabled"},
+        ("True", "Ready"),
+        ("True", "Available"),
+        ("True", "Publishing"),
+        ("True", "AllHealthy"),
+    ),
+    (
         "referenced Secret missing",
         Observed(
             deployments=deployments(),
