@@ -399,6 +399,7 @@ class LocalCluster:
     def state(self) -> dict[str, object]:
         """What `python -m tests.cluster down` needs to stop a detached cluster."""
         return {
+            "bin_dir": str(self.bin_dir),
             "workdir": str(self.workdir),
             "kubeconfig": str(self.kubeconfig),
             "server": self.server,

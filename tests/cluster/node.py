@@ -406,6 +406,9 @@ class NodeState:
     shim_sockets: list[str] = field(default_factory=list)
     dirs_before: list[str] = field(default_factory=list)  # which of HOST_DIRS existed
     started_at: float = 0.0  # time.time() at the start: files newer than that are ours
+    # `make cluster-up`/`make demo`: the node outlives the process that started it (and
+    # its lock); `make cluster-down` stops it, and no other run may take it for a leftover
+    detached: bool = False
 
     def save(self) -> None:
         STATE.write_text(json.dumps(self.__dict__, indent=2))
@@ -418,6 +421,19 @@ class NodeState:
             return None
         data["pids"] = [tuple(p) for p in data.get("pids", [])]
         return cls(**data)
+
+
+def _alive(pid: int, binary: str) -> bool:
+    try:
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0].decode()
+    except OSError:
+        return False
+    return Path(argv0).name == Path(binary).name and not _zombie(pid)
+
+
+def running(state: NodeState) -> bool:
+    """Whether a component the run started (containerd, kubelet, kube-proxy) still runs."""
+    return any(_alive(pid, binary) for pid, binary in state.pids)
 
 
 _NODE_BINARIES = {b"containerd", b"containerd-shim-runc-v2", b"runc", b"kubelet", b"kube-proxy"}
@@ -643,6 +659,58 @@ def _cmdline(pid: int) -> str:
         return "?"
 
 
+def ctr(
+    address: str, *args: str, check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """containerd's CLI on the node's containerd, in the namespace the CRI plugin uses."""
+    return run([CTR, "--address", address, "--namespace", "k8s.io", *args],
+               check=check, timeout=timeout)  # fmt: skip
+
+
+def import_image(address: str, tarball: Path) -> None:
+    """Makes a docker-archive (`docker save`, `make images`) available to pods."""
+    ctr(address, "images", "import", str(tarball), timeout=300)
+
+
+def evict_pods(cluster: LocalCluster, address: str, name: str, timeout: float = 30) -> None:
+    """Lets the kubelet stop every pod (CNI DEL, volumes unmounted) while it still runs:
+    a NoExecute taint evicts them and keeps their controllers' replacements away."""
+    taint = cluster.kubectl(
+        "taint", "node", name, f"{TEARDOWN_TAINT}=true:NoExecute", "--overwrite", check=False
+    )
+    if taint.returncode != 0:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pods = cluster.kubectl(
+            "get", "pods", "-A", "--field-selector", f"spec.nodeName={name}",
+            "-o", "name", check=False,
+        )  # fmt: skip
+        tasks = ctr(address, "tasks", "ls", "-q", check=False).stdout.split()
+        if pods.returncode == 0 and not pods.stdout.strip() and not tasks:
+            return
+        time.sleep(0.5)
+
+
+def stop_detached(cluster: LocalCluster) -> list[str]:
+    """`make cluster-down`: stops the node a detached NodeCluster left running (its pods
+    first, while the control plane still runs) and removes everything it put on the
+    host. Returns what is left (empty: nothing)."""
+    state = NodeState.load()
+    if state is None:
+        return []
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with LOCK.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if any(_alive(pid, b) for pid, b in state.pids if Path(b).name == "kubelet"):
+            evict_pods(cluster, state.containerd_address, NODE_NAME)
+        teardown(state)
+        left = leftovers(state)
+        if not left:
+            STATE.unlink(missing_ok=True)
+    return left
+
+
 # ---- the node ----------------------------------------------------------------------------
 
 
@@ -676,8 +744,13 @@ class RealNode:
             workdir=str(self.dir),
             cluster_workdir=str(cluster.workdir),
             containerd_address=str(self.containerd_sock),
+            detached=cluster.detached,
         )
         self._lock: IO[str] | None = None
+        # False until prepare_host has checked the host is free: a start refused before
+        # that (another node's bridge, a detached node running) must not tear down what
+        # is not its own (the bridge, chain and cgroup names are shared by every run)
+        self.owns_host = False
         self.coredns_ready = False
         self.left: list[str] = []  # what stop() found left on the host (empty: nothing)
 
@@ -704,6 +777,13 @@ class RealNode:
                     ) from None
                 time.sleep(1)
         stale = NodeState.load()
+        if stale is not None and stale.detached and running(stale):
+            self._lock.close()
+            self._lock = None
+            raise ClusterError(
+                "the real node that `make cluster-up` or `make demo` started still runs "
+                f"(state {STATE}); `make cluster-down` stops it"
+            )
         if stale is not None:  # a run that was killed before its teardown
             teardown(stale, stale=True)
             STATE.unlink(missing_ok=True)
@@ -711,6 +791,7 @@ class RealNode:
             raise ClusterError(f"interface {BRIDGE} exists already: not ours, not touching it")
 
         self.dir.mkdir(parents=True)
+        self.owns_host = True  # from here on, stop() has this run's things to remove
         self.state.chains_before = _chains()
         self.state.netns_before = _netns_names()
         self.state.dirs_before = [str(d) for d in HOST_DIRS if d.is_dir()]
@@ -860,15 +941,10 @@ class RealNode:
     def ctr(
         self, *args: str, check: bool = True, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
-        return run(
-            [CTR, "--address", str(self.containerd_sock), "--namespace", "k8s.io", *args],
-            check=check,
-            timeout=timeout,
-        )
+        return ctr(str(self.containerd_sock), *args, check=check, timeout=timeout)
 
     def import_image(self, tarball: Path) -> None:
-        """Makes a docker-archive (`docker save`, `make images`) available to pods."""
-        self.ctr("images", "import", str(tarball), timeout=300)
+        import_image(str(self.containerd_sock), tarball)
 
     def _start_kubelet(self, kubeconfig: Path, serving: Any) -> None:
         root = self.dir / "kubelet"
@@ -999,6 +1075,11 @@ class RealNode:
     # ---- stop ------------------------------------------------------------------------------
 
     def stop(self) -> None:
+        if not self.owns_host:
+            if self._lock is not None:
+                self._lock.close()
+                self._lock = None
+            return
         keep = os.environ.get("RESTREAM_NODE_KEEP_LOGS")  # a directory to copy the logs to
         if keep and self.log_dir.exists():
             shutil.rmtree(keep, ignore_errors=True)
@@ -1023,31 +1104,13 @@ class RealNode:
                 self._lock.close()
                 self._lock = None
 
-    def _evict_pods(self, timeout: float = 30) -> None:
-        """Lets the kubelet stop every pod (CNI DEL, volumes unmounted) while it still runs:
-        a NoExecute taint evicts them and keeps their controllers' replacements away."""
+    def _evict_pods(self) -> None:
         kubelet_up = any(
             c.name == "kubelet" and c.process is not None and c.process.poll() is None
             for c in self.components
         )
-        if not kubelet_up or not self.cluster.components:
-            return
-        taint = self.cluster.kubectl(
-            "taint", "node", self.name, f"{TEARDOWN_TAINT}=true:NoExecute", "--overwrite",
-            check=False,
-        )  # fmt: skip
-        if taint.returncode != 0:
-            return
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            pods = self.cluster.kubectl(
-                "get", "pods", "-A", "--field-selector", f"spec.nodeName={self.name}",
-                "-o", "name", check=False,
-            )  # fmt: skip
-            tasks = self.ctr("tasks", "ls", "-q", check=False).stdout.split()
-            if pods.returncode == 0 and not pods.stdout.strip() and not tasks:
-                return
-            time.sleep(0.5)
+        if kubelet_up and self.cluster.components:
+            evict_pods(self.cluster, str(self.containerd_sock), self.name)
 
 
 class NodeCluster(LocalCluster):

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.controlplane import build_binaries
+from tests.cluster.controlplane import LocalCluster, build_binaries
 from tests.cluster.node import (
     BUSYBOX_IMAGE,
     REAL_NODE_SELECTOR,
@@ -83,7 +83,7 @@ def busybox_pod(
     }
 
 
-def wait_ready(cluster: NodeCluster, namespace: str, pod: str, timeout: float = 120) -> float:
+def wait_ready(cluster: LocalCluster, namespace: str, pod: str, timeout: float = 120) -> float:
     """Waits for the pod's Ready condition; returns the seconds it took from now."""
     t0 = time.monotonic()
     cluster.kubectl(
