@@ -107,9 +107,10 @@ def main() -> int:
     )
     print()
     print("What is simulated: the node is kwok's. Pods are scheduled and report Ready, but")
-    print("nothing runs in them, so the restreams show Live from the pods' readiness and")
-    print("nothing is published. Everything else is real: the apiserver, the CRD and its")
-    print("rules, the admission webhooks, the operator and the objects it made.")
+    print("nothing runs in them: no agent answers, so the restreams show Unknown (healthy by")
+    print("their pods' readiness) and nothing can be published. Everything else is real: the")
+    print("apiserver, the CRD and its rules, the admission webhooks, the operator and the")
+    print("objects it made.")
     print(f"The operator logs to {LOG}. Try: kubectl edit livestream launch")
     print(f"export KUBECONFIG={KUBECONFIG} PATH={KUBECTL.parent}:$PATH")
     return 0

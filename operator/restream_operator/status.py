@@ -138,9 +138,12 @@ def _relay_state(
             details["lastError"] = f"{pod.waiting_reason}: {pod.waiting_message or ''}".strip()
         return RestreamState.PENDING, details
     if pod.ready:
-        # A relay's readiness probe passes only while it is Live (agent contract), so a
-        # Ready pod whose agent this operator cannot reach is Live, as of the kubelet.
-        return RestreamState.LIVE, {"since": pod.ready_since, "restarts": pod.restarts}
+        # The kubelet says it is not failing (a relay is Ready unless Retrying or Failed)
+        # but not whether it is Live: only its agent knows.
+        return RestreamState.UNKNOWN, {
+            "restarts": pod.restarts,
+            "lastError": "the relay agent did not answer; its pod is Ready (not failing)",
+        }
     return RestreamState.UNKNOWN, {"restarts": pod.restarts}
 
 
@@ -232,6 +235,17 @@ def _just_started(agent: IngestAgentStatus | None, now: str) -> bool:
     return age.total_seconds() < BROADCAST_START_GRACE
 
 
+def _ready_pod_no_agent(owner: Owner, observed: Observed) -> set[str]:
+    """Restreams whose agent did not answer but whose pod the kubelet reports Ready."""
+    assert owner.spec is not None
+    out = set()
+    for r in owner.spec.restreams:
+        pod = live_pod(observed.pods.get(naming.restream_slug(r.name), []))
+        if r.name not in observed.relay_agents and pod is not None and pod.ready:
+            out.add(r.name)
+    return out
+
+
 def _restreams_verdict(
     owner: Owner,
     entries: list[dict[str, Any]],
@@ -251,14 +265,19 @@ def _restreams_verdict(
     fine = {RestreamState.LIVE.value, RestreamState.CONNECTING.value}
     if not broadcasting or starting:
         fine.add(RestreamState.IDLE.value)
+    # Without its agent, the kubelet's readiness is the evidence that a relay is fine.
+    kubelet_only = _ready_pod_no_agent(owner, observed) & enabled
     troubles = [
         f"{e['name']}: {e['state']}"
         for e in entries
-        if e["name"] in enabled and e["state"] not in fine
+        if e["name"] in enabled and e["state"] not in fine and e["name"] not in kubelet_only
     ]
     if troubles:
         return "False", "NotAllHealthy", "; ".join(troubles)
-    return "True", "AllHealthy", f"{len(enabled)}/{len(enabled)} enabled restreams are healthy"
+    message = f"{len(enabled)}/{len(enabled)} enabled restreams are healthy"
+    if kubelet_only:
+        message += f" ({len(kubelet_only)} as their pods' readiness shows: agents unreachable)"
+    return "True", "AllHealthy", message
 
 
 def _ready_verdict(ingest_v: Verdict, restreams_v: Verdict, error: str | None) -> Verdict:

@@ -247,6 +247,9 @@ def test_wrong_key_is_refused_then_the_right_key_publishes(plane: Plane) -> None
     assert right.popen.wait(8) == 0
     wait_for(lambda: not plane.ingest_status()["publishing"], "the broadcast to end", 5)
     plane.wait_all("Idle", 10)
+    # waiting for a broadcast is a relay's job too: its pod stays Ready between them
+    for relay in plane.relays.values():
+        assert http_status(f"http://127.0.0.1:{relay.agent_port}/readyz") == 200
 
 
 def test_three_relays_deliver_h264_aac_of_the_expected_duration(plane: Plane) -> None:
@@ -331,6 +334,12 @@ def test_one_sink_down_10s_leaves_the_others_alone_and_recovers(plane: Plane) ->
         sink.stop()
         wait_for(lambda: plane.status.state(plane.relays[down]) in ("Retrying", "Failed"),
                  "the relay to notice", 5)  # fmt: skip
+        # a failing destination makes its pod NotReady (kubectl, alerts), the others not
+        wait_for(lambda: http_status(
+            f"http://127.0.0.1:{plane.relays[down].agent_port}/readyz") == 503,
+            "the failing relay to report not ready", 5)  # fmt: skip
+        assert all(http_status(f"http://127.0.0.1:{plane.relays[n].agent_port}/readyz") == 200
+                   for n in others)  # fmt: skip
         seen = set()
         while time.monotonic() - stopped < 10:
             seen.add(plane.status.state(plane.relays[down]))

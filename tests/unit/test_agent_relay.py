@@ -182,3 +182,32 @@ def test_no_key_is_reported_not_fatal(tmp_path: Path) -> None:
         assert not out.exists()  # ffmpeg never started
 
     run(tmp_path, "live", scenario, key="")
+
+
+def test_ready_unless_failing_idle_included(tmp_path: Path) -> None:
+    """/readyz (the pod's readiness): 200 while Idle, Connecting afresh or Live; 503 from
+    the first failure until Live again, reconnect attempts included (no flapping)."""
+
+    async def scenario(relay: Relay, ingest: Ingest, _: Path) -> None:
+        readyz = relay.routes()[("GET", "/readyz")]
+        seen: set[tuple[str, int, bool]] = set()
+
+        async def sample(until: Callable[[], bool]) -> None:
+            deadline = asyncio.get_running_loop().time() + 10
+            while not until():
+                assert asyncio.get_running_loop().time() < deadline, f"timed out: {seen}"
+                code = (await readyz(Request("GET", "/readyz", {}, {}, b"", "::1"))).status
+                seen.add((relay.state.value, code, relay._backoff.failures > 0))
+                await asyncio.sleep(0.01)
+
+        await sample(lambda: relay.restarts >= 2)  # Live, fails, retries, Live, fails...
+        assert ("Retrying", 503, True) in seen
+        assert ("Connecting", 503, True) in seen  # a reconnect attempt is not Ready
+        assert ("Connecting", 200, True) not in seen
+        assert ("Live", 200, True) in seen  # Live again is
+        ingest.doc = {"publishing": False, "since": "2024-01-01T00:00:05.000Z"}
+        await _until(lambda: relay.state == RestreamState.IDLE)
+        code = (await readyz(Request("GET", "/readyz", {}, {}, b"", "::1"))).status
+        assert code == 200  # between broadcasts a relay is Ready
+
+    run(tmp_path, "fail", scenario, min_delay=0.2, max_delay=0.3, failed_after=10)

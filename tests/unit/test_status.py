@@ -95,9 +95,9 @@ TABLE = [
         ("False", "NotAllHealthy"),
     ),
     (
-        "pods ready, agents unreachable (simulated node): readiness means Live",
+        "pods ready, agents unreachable (simulated node): healthy by readiness, state Unknown",
         Observed(deployments=deployments(), pods=pods()),
-        {"Youtube": "Live", "Twitch": "Live", "Off": "Disabled"},
+        {"Youtube": "Unknown", "Twitch": "Unknown", "Off": "Disabled"},
         ("True", "Ready"),
         ("True", "Available"),
         ("Unknown", "AgentUnreachable"),
@@ -201,7 +201,7 @@ TABLE = [
     (
         "reconcile failing",
         Observed(deployments=deployments(), pods=pods(), reconcile_error="reconcile failed: 403"),
-        {"Youtube": "Live", "Twitch": "Live", "Off": "Disabled"},
+        {"Youtube": "Unknown", "Twitch": "Unknown", "Off": "Disabled"},
         ("False", "ReconcileFailed"),
         ("True", "Available"),
         ("Unknown", "AgentUnreachable"),

@@ -471,8 +471,15 @@ class Relay:
             return Response.text("ok\n")
 
         async def readyz(_: Request) -> Response:
-            live = self.state == RestreamState.LIVE
-            return Response.text(f"{self.state.value}\n", 200 if live else 503)
+            # Ready: doing its job as far as it can. Waiting for a broadcast is that job
+            # too; "Ready only while Live" made every idle relay a NotReady pod, which
+            # alerts (KubePodNotReady), stalls `kubectl rollout status` and ends in
+            # ProgressDeadlineExceeded. A destination that fails is not Ready until it
+            # is Live again (not at each reconnect attempt: the pod would flap).
+            ok = self.state in (RestreamState.IDLE, RestreamState.LIVE) or (
+                self.state == RestreamState.CONNECTING and self._backoff.failures == 0
+            )
+            return Response.text(f"{self.state.value}\n", 200 if ok else 503)
 
         async def metrics(_: Request) -> Response:
             return Response(200, self.metrics().encode(), CONTENT_TYPE)

@@ -114,7 +114,7 @@ def deployment(
             common.secret_env(contract.ENV_PLAY_TOKEN, play_token_secret, "token"),
         ],
         "ports": [{"name": "agent", "containerPort": contract.AGENT_PORT, "protocol": "TCP"}],
-        # Ready means Live: the relay is delivering to its destination.
+        # Ready unless Retrying or Failed (idle between broadcasts is ready).
         "readinessProbe": common.http_probe(contract.PATH_READYZ, "agent", 2, 1),
         "livenessProbe": common.http_probe(contract.PATH_HEALTHZ, "agent", 10, 3),
         "resources": common.resources(owner.spec.relay.resources, DEFAULT_RESOURCES),
