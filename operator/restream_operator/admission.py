@@ -1108,7 +1108,7 @@ def _rule_restreams(value: object, path: str, check: _Check) -> None:
             path,
             f"has {len(value)} destinations, more than this operator allows ({limit}): "
             "remove some, or raise the operator's limit (environment variable "
-            "RESTREAM_MAX_RESTREAMS, Helm value maxRestreams; at most "
+            "RESTREAM_MAX_RESTREAMS, Helm value operator.maxRestreams; at most "
             f"{models.MAX_RESTREAMS_CEILING})",
             rule="restreams.count",
         )

@@ -406,7 +406,7 @@ BAD = [
     pytest.param(
         livestream(*SIX),
         "spec.restreams",
-        "RESTREAM_MAX_RESTREAMS, Helm value maxRestreams; at most 50",
+        "RESTREAM_MAX_RESTREAMS, Helm value operator.maxRestreams; at most 50",
         id="limit-how-to-raise",
     ),
     # ---- the rest of the spec and metadata ---------------------------------------------
