@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lint crd deploy kind-up test test-unit cluster-build cluster-up cluster-down demo bench
+.PHONY: help venv lint crd deploy kind-up test test-unit cluster-build cluster-up cluster-down demo
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -43,18 +43,24 @@ test-e2e: $(PY) cluster-build ## the node tier: a real kubelet + containerd node
 cluster-build: ## build (or reuse from the cache) the pinned Kubernetes binaries
 	@bash tests/cluster/build.sh >/dev/null
 
-cluster-up: $(PY) cluster-build ## start the local control plane and leave it running
-	@$(PY) -m tests.cluster up
+NODE ?= off
+cluster-up: $(PY) cluster-build ## start the local cluster and leave it running (NODE=auto|on: a real node too)
+	@$(PY) -m tests.cluster up --node $(NODE)
 
-cluster-down: $(PY) ## stop the local control plane started by cluster-up
+cluster-down: $(PY) ## stop what cluster-up or demo started: processes, the real node, files
 	@$(PY) -m tests.cluster down
 
 kind-up: ## on a machine with Docker and kind: images, kind cluster, chart, example
 	bash hack/kind-up.sh
 
-demo: $(PY) cluster-build ## the main job: local cluster + CRD + operator + example LiveStream
-	@[ -f .cluster/state.json ] || $(PY) -m tests.cluster up
+demo: $(PY) cluster-build ## the main job: local cluster (real node if possible), operator, LiveStream
+	@[ -f .cluster/state.json ] || { bash hack/packages.sh node || true; $(PY) -m tests.cluster up --node auto; }
 	@$(PY) -m hack.demo
+
+.PHONY: publish
+DURATION ?= 0
+publish: $(PY) ## publish a test pattern to the demo's ingest (DURATION=0: until Ctrl-C)
+	@$(PY) -m hack.demo publish $(DURATION)
 
 .PHONY: images
 images: ## build, check and export both images on a private dockerd (FORCE=1 rebuilds)

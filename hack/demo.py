@@ -1,120 +1,296 @@
-"""`make demo`: the local control plane, the CRD, the operator and the example LiveStream.
+"""`make demo`: the local cluster, the operator and a LiveStream, as a user would see them.
 
-Runs against the cluster `make cluster-up` started (.cluster/), starts the operator as a
-local process (its PID in .cluster/operator.pid; `make cluster-down` stops it), applies
-examples/api-video-compatible.yaml and prints what a user would look at.
+On the real node (`python -m tests.cluster up --node auto` made one: root and the node's
+Debian packages present): the project's images are built and imported, the operator is
+installed with the Helm chart and runs as a pod, two nginx-rtmp sink pods stand in for
+YouTube and Twitch, and the LiveStream `launch` gets real ingest and relay pods. A test
+pattern is then published from the host for DEMO_PUBLISH_SECONDS (default 15; 0 skips
+it) and the demo shows the status and the sinks' recordings as they happen. Everything
+stays up for you to publish with OBS or ffmpeg (`make publish`); `make cluster-down`
+stops it all.
+
+Without a real node (kwok's simulated one): the operator runs as a local process and the
+example LiveStream is applied; it says what is simulated.
+
+`python -m hack.demo publish [SECONDS]` is `make publish`: the test pattern to the demo's
+ingest, the key read from its Secret and handed to ffmpeg through a pipe.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from tests.cluster.controlplane import free_port
+from tests.cluster.__main__ import STATE, STATE_DIR, attach
+from tests.cluster.controlplane import ClusterError, LocalCluster, free_port
+from tests.cluster.node import import_image
+from tests.cluster.product import (
+    IMAGE_TARS,
+    RELEASE,
+    SYSTEM_NS,
+    Helm,
+    build_images,
+    chart_values,
+    ingest_from_host,
+    sink_files,
+    sink_objects,
+    sink_url,
+    wait_operator,
+)
+from tests.encoder import Publisher
 from tests.operator_process import OperatorProcess
+from tests.waiting import wait_for
 
 CHECKOUT = Path(__file__).resolve().parents[1]
-STATE = CHECKOUT / ".cluster"
-KUBECONFIG = STATE / "kubeconfig"
-KUBECTL = STATE / "bin" / "kubectl"
-PIDFILE = STATE / "operator.pid"
-LOG = STATE / "operator.log"
+KUBECTL = STATE_DIR / "bin" / "kubectl"
+KUBECONFIG = STATE_DIR / "kubeconfig"
+PIDFILE = STATE_DIR / "operator.pid"
+LOG = STATE_DIR / "operator.log"
+MANIFEST = STATE_DIR / "demo.yaml"  # what the real-node demo applied, to read or edit
+LS = "launch"
+NS = "default"
+SINKS = {"Youtube": "sink-youtube", "Twitch": "sink-twitch"}  # restream -> its sink pod
 
 
-def kubectl(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(KUBECTL), f"--kubeconfig={KUBECONFIG}", *args],
-        capture_output=True,
-        text=True,
-        check=check,
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def livestream_ready(cluster: LocalCluster) -> bool:
+    got = cluster.kubectl("-n", NS, "get", "livestream", LS, "-o", "json", check=False)
+    if got.returncode:
+        return False
+    conds = json.loads(got.stdout).get("status", {}).get("conditions", [])
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
+
+
+def show(cluster: LocalCluster, *args: str) -> None:
+    out = cluster.kubectl(*args, check=False)
+    say(f"$ kubectl {' '.join(args)}")
+    say((out.stdout + out.stderr).rstrip())
+    say()
+
+
+def footer() -> None:
+    say(f"export KUBECONFIG={KUBECONFIG} PATH={KUBECTL.parent}:$PATH")
+    say("kubectl get livestreams -w      # watch it; `make cluster-down` stops everything")
+
+
+# -- on the real node ----------------------------------------------------------------------
+
+
+def demo_objects() -> list[dict[str, Any]]:
+    """Two sinks, their keys in a Secret, and the LiveStream restreaming to both."""
+    objects = [o for sink in SINKS.values() for o in sink_objects(sink)]
+    objects.append(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "sink-keys"},
+            "stringData": {name.lower(): f"demo-{name.lower()}" for name in SINKS},
+        }
     )
+    objects.append(
+        {
+            "apiVersion": "restream.dev/v1alpha1",
+            "kind": "LiveStream",
+            "metadata": {"name": LS},
+            "spec": {
+                "restreams": [
+                    {
+                        "name": name,
+                        "serverUrl": sink_url(sink, NS),
+                        "streamKeySecretRef": {"name": "sink-keys", "key": name.lower()},
+                    }
+                    for name, sink in SINKS.items()
+                ]
+            },
+        }
+    )
+    return objects
+
+
+def install(cluster: LocalCluster, containerd: str) -> None:
+    say("Building the images (make images: about 2 min the first time, then cached)...")
+    build_images()
+    for tar in IMAGE_TARS:
+        import_image(containerd, tar)
+    say("Images imported into the node's containerd (namespace k8s.io).")
+    helm = Helm(cluster, STATE_DIR / "helm")
+    installed = subprocess.run(
+        [str(helm.binary), "status", RELEASE, "--namespace", SYSTEM_NS],
+        env=helm.env, capture_output=True, check=False,
+    ).returncode == 0  # fmt: skip
+    if not installed:
+        say("helm install restream-operator charts/restream-operator (values: .cluster/helm/)")
+        helm.install(chart_values(agent_poll_seconds=2))
+    wait_operator(cluster)
+    say("The operator runs as a pod on the node and serves its admission webhook from it.")
+
+
+def apply_demo(cluster: LocalCluster) -> None:
+    MANIFEST.write_text(
+        "# Applied by `make demo`: two nginx-rtmp sinks standing in for YouTube and Twitch,\n"
+        "# their keys, and the LiveStream that restreams to both.\n"
+        + json.dumps({"apiVersion": "v1", "kind": "List", "items": demo_objects()}, indent=2)
+        + "\n"
+    )
+    # The operator registers its webhook configurations as it starts: until its pod
+    # answers them, an apply can be refused. Try again for a while.
+    t0 = time.monotonic()
+    deadline = t0 + 60
+    while (out := cluster.kubectl("apply", "-n", NS, "-f", str(MANIFEST), check=False)).returncode:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"demo: kubectl apply -f {MANIFEST} failed: {out.stderr.strip()}")
+        time.sleep(1)
+    shown = MANIFEST.relative_to(CHECKOUT) if MANIFEST.is_relative_to(CHECKOUT) else MANIFEST
+    say(f"$ kubectl apply -f {shown}")
+    say(out.stdout.strip())
+    for sink in SINKS.values():
+        cluster.kubectl("-n", NS, "wait", "--for=condition=Ready", f"pod/{sink}",
+                        "--timeout=120s", timeout=130)  # fmt: skip
+    wait_for(lambda: livestream_ready(cluster), "the LiveStream to be Ready", timeout=120)
+    cluster.kubectl("-n", NS, "wait", "--for=condition=Ready", "pod", "-l",
+                    f"restream.dev/livestream={LS}", "--timeout=120s", timeout=130)  # fmt: skip
+    say(f"LiveStream {LS} and its pods Ready {time.monotonic() - t0:.1f}s after the apply.")
+    say()
+
+
+def broadcast(cluster: LocalCluster, seconds: float) -> None:
+    url, key = ingest_from_host(cluster, NS, LS)
+    before = {s: sum(sink_files(cluster, NS, s).values()) for s in SINKS.values()}
+    say(f"Publishing a test pattern for {seconds:g}s from this host to {url}/<key>:")
+    pub = Publisher(url, key, seconds)
+    try:
+        while pub.alive():
+            time.sleep(3)
+            got_status = cluster.kubectl("-n", NS, "get", "livestream", LS, "-o", "json")
+            st = json.loads(got_status.stdout).get("status") or {}
+            restreams = st.get("restreams") or []
+            states = ", ".join(f"{r['name']} {r.get('state', '?')}" for r in restreams)
+            got = ", ".join(
+                f"{s} +{(sum(sink_files(cluster, NS, s).values()) - before[s]) / 1024:.0f} KiB"
+                for s in SINKS.values()
+            )
+            say(f"  +{time.monotonic() - pub.started:4.1f}s broadcasting={st.get('broadcasting')}"
+                f" [{states}] recorded: {got}")  # fmt: skip
+        if pub.wait(10) != 0:
+            say(f"the publisher failed: {pub.stderr()}")
+    finally:
+        pub.stop()
+    time.sleep(3)
+    say()
+    show(cluster, "-n", NS, "get", "livestream", LS)
+    for sink in SINKS.values():
+        show(cluster, "-n", NS, "exec", sink, "--", "ls", "-l", "/tmp/rec")
+
+
+def real_node_demo(cluster: LocalCluster, containerd: str) -> int:
+    install(cluster, containerd)
+    apply_demo(cluster)
+    show(cluster, "-n", NS, "get", "livestreams")
+    show(cluster, "-n", NS, "get", "pods", "-o", "wide")
+    seconds = float(os.environ.get("DEMO_PUBLISH_SECONDS", "15"))
+    if seconds > 0:
+        broadcast(cluster, seconds)
+    url, _ = ingest_from_host(cluster, NS, LS)
+    say("Real: every pod above runs in containerd on this machine's node (kubelet,")
+    say("runc, CNI bridge 10.244.0.0/24, kube-proxy, CoreDNS). The sinks are nginx-rtmp")
+    say("pods recording what they receive, in place of YouTube and Twitch.")
+    say()
+    say("Publish yourself (from this host; the ingest Service's ClusterIP is routed here):")
+    say(f"  OBS: Settings > Stream > Custom, Server {url}, Stream Key:")
+    say(f"       kubectl get secret {LS}-stream-key -o jsonpath='{{.data.streamKey}}' | base64 -d")
+    say("  ffmpeg, a test pattern until Ctrl-C:  make publish  (DURATION=60 for a minute)")
+    say("Recordings: kubectl exec sink-youtube -- ls -l /tmp/rec")
+    footer()
+    return 0
+
+
+# -- on kwok's simulated node --------------------------------------------------------------
 
 
 def operator_running() -> bool:
     if not PIDFILE.exists():
         return False
-    pid = int(PIDFILE.read_text())
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        cmdline = Path(f"/proc/{int(PIDFILE.read_text())}/cmdline").read_bytes()
     except OSError:
         return False
     return b"restream_operator" in cmdline
 
 
-def start_operator() -> None:
-    # The example's destinations are public names: the operator does not resolve them
-    # (a demo should not depend on DNS to the internet); the name checks still apply.
-    proc = OperatorProcess(KUBECONFIG, LOG, env={"RESTREAM_AGENT_POLL_SECONDS": "2"}, detached=True)
-    proc.start("--webhook", f"local:127.0.0.1:{free_port()}")
-    assert proc.process is not None
-    PIDFILE.write_text(str(proc.process.pid))
-
-
-def wait(what: str, check: object, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(check) and check():
-            return
-        time.sleep(0.5)
-    raise SystemExit(f"demo: timed out waiting for {what}; see {LOG}")
-
-
-def main() -> int:
-    if not KUBECONFIG.exists():
-        print("demo: no local cluster; run `make cluster-up` first", file=sys.stderr)
-        return 1
-    kubectl("apply", "--server-side", "-f", str(CHECKOUT / "crds"))
-    kubectl("wait", "--for=condition=Established", "crd/livestreams.restream.dev")
+def simulated_demo(cluster: LocalCluster, why: str) -> int:
+    cluster.kubectl("apply", "--server-side", "-f", str(CHECKOUT / "crds"))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/livestreams.restream.dev")
     if not operator_running():
-        start_operator()
-    wait(
+        # The example's destinations are public names: the operator does not resolve
+        # them (a demo should not depend on DNS to the internet); the name checks apply.
+        proc = OperatorProcess(
+            KUBECONFIG, LOG, env={"RESTREAM_AGENT_POLL_SECONDS": "2"}, detached=True
+        )
+        proc.start("--webhook", f"local:127.0.0.1:{free_port()}")
+        assert proc.process is not None
+        PIDFILE.write_text(str(proc.process.pid))
+    webhook = ("get", "validatingwebhookconfiguration", "restream-operator")
+    wait_for(
+        lambda: cluster.kubectl(*webhook, check=False).returncode == 0,
         "the operator's admission webhook",
-        lambda: (
-            kubectl(
-                "get", "validatingwebhookconfiguration", "restream-operator", check=False
-            ).returncode
-            == 0
-        ),
     )
-    out = kubectl("apply", "-f", str(CHECKOUT / "examples" / "api-video-compatible.yaml"))
-    print(out.stdout.strip())
+    out = cluster.kubectl("apply", "-f", str(CHECKOUT / "examples" / "api-video-compatible.yaml"))
+    say(out.stdout.strip())
     for line in out.stderr.strip().splitlines():
-        print(f"  {line}")
-
-    def ready() -> bool:
-        got = kubectl("get", "livestream", "launch", "-o", "json", check=False)
-        if got.returncode:
-            return False
-        conds = json.loads(got.stdout).get("status", {}).get("conditions", [])
-        return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
-
-    wait("the LiveStream to be Ready", ready)
-    print()
-    print(kubectl("get", "livestreams", "-o", "wide").stdout)
-    print(
-        kubectl(
-            "get", "deployments,services,secrets", "-l", "restream.dev/livestream=launch"
-        ).stdout
-    )
-    url = kubectl("get", "livestream", "launch", "-o", "jsonpath={.status.ingest.rtmpUrl}").stdout
-    print(f"Ingest URL: {url}/<stream key>")
-    print(
-        "Stream key: kubectl get secret launch-stream-key -o jsonpath='{.data.streamKey}' "
-        "| base64 -d"
-    )
-    print()
-    print("What is simulated: the node is kwok's. Pods are scheduled and report Ready, but")
-    print("nothing runs in them: no agent answers, so the restreams show Unknown (healthy by")
-    print("their pods' readiness) and nothing can be published. Everything else is real: the")
-    print("apiserver, the CRD and its rules, the admission webhooks, the operator and the")
-    print("objects it made.")
-    print(f"The operator logs to {LOG}. Try: kubectl edit livestream launch")
-    print(f"export KUBECONFIG={KUBECONFIG} PATH={KUBECTL.parent}:$PATH")
+        say(f"  {line}")
+    wait_for(lambda: livestream_ready(cluster), "the LiveStream to be Ready")
+    say()
+    show(cluster, "get", "livestreams", "-o", "wide")
+    show(cluster, "get", "deployments,services,secrets", "-l", f"restream.dev/livestream={LS}")
+    say(f"What is simulated: the node is kwok's ({why}). Pods are scheduled and")
+    say("report Ready, but nothing runs in them: no agent answers, so the restreams show")
+    say("Unknown (healthy by their pods' readiness) and nothing can be published. The rest")
+    say("is real: the apiserver, the CRD and its rules, the admission webhooks, the operator")
+    say("and the objects it made.")
+    say(f"The operator logs to {LOG}. Try: kubectl edit livestream {LS}")
+    footer()
     return 0
 
 
+def main(argv: list[str]) -> int:
+    if not STATE.exists():
+        print("demo: no local cluster; run `make cluster-up` first", file=sys.stderr)
+        return 1
+    cluster, state = attach()
+    node = state.get("node")
+    if argv[:1] == ["publish"]:
+        if not node:
+            print("demo: `make publish` needs the real node (see `make demo`)", file=sys.stderr)
+            return 1
+        seconds = float(argv[1]) if len(argv) > 1 and float(argv[1]) > 0 else None
+        url, key = ingest_from_host(cluster, NS, LS)
+        pub = Publisher(url, key, seconds)
+        say(f"publishing to {url}/<key> {'until Ctrl-C' if seconds is None else f'{seconds:g}s'}")
+        try:
+            rc = pub.wait(seconds + 30 if seconds else 10**9)
+        except KeyboardInterrupt:
+            rc = 0
+        finally:
+            pub.stop()
+        if rc:
+            print(pub.stderr(), file=sys.stderr)
+        return rc
+    try:
+        if node:
+            return real_node_demo(cluster, node["containerd"])
+        return simulated_demo(cluster, state.get("why_simulated") or "no real node")
+    except (ClusterError, AssertionError) as e:  # AssertionError: wait_for timed out
+        print(f"demo: {e}", file=sys.stderr)
+        return 1
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

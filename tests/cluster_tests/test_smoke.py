@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 
 import pytest
 
 from tests.cluster.controlplane import KWOK_NODE_NAME, LocalCluster
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def get_json(cluster: LocalCluster, *args: str) -> dict[str, object]:

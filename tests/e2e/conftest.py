@@ -7,9 +7,13 @@ module; a module's finalizer also proves that the teardown left nothing on the h
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +26,24 @@ from tests.cluster.node import (
     NodeCluster,
     missing_requirements,
 )
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+def run_module(
+    state_dir: Path,
+    module: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    """`python -m module args` as the Makefile runs it (`tests.cluster`, `hack.demo`),
+    its .cluster directory at ``state_dir``."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=CHECKOUT, capture_output=True, text=True, timeout=timeout, check=False,
+        env={**os.environ, "RESTREAM_CLUSTER_DIR": str(state_dir), **(env or {})},
+    )  # fmt: skip
 
 
 def start_node_cluster() -> NodeCluster:

@@ -8,8 +8,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,11 +16,9 @@ from tests.cluster.__main__ import attach
 from tests.cluster.controlplane import LocalCluster
 from tests.cluster.node import NodeCluster, NodeState, leftovers, running
 
-from .conftest import busybox_pod, start_node_cluster, wait_ready
+from .conftest import busybox_pod, run_module, start_node_cluster, wait_ready
 
 pytestmark = pytest.mark.e2e
-
-CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 def run_workload(cluster: LocalCluster) -> None:
@@ -110,22 +106,13 @@ def test_next_run_cleans_up_after_a_killed_run() -> None:
     assert not any(state.workdir in line for line in leftovers(state))
 
 
-def cli(state_dir: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """`python -m tests.cluster ...` as `make cluster-up`/`make demo` run it."""
-    return subprocess.run(
-        [sys.executable, "-m", "tests.cluster", *args],
-        cwd=CHECKOUT, env={**os.environ, "RESTREAM_CLUSTER_DIR": str(state_dir)},
-        capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
-
-
 def test_detached_node_outlives_up_is_left_alone_and_down_removes_it(tmp_path: Path) -> None:
     """`make demo`'s node: `up` exits and the node runs on; a test run that wants a node
     meanwhile is refused without touching it; `make cluster-down` removes everything."""
     demo_dir, other_dir = tmp_path / "demo", tmp_path / "other"
     state: NodeState | None = None
     try:
-        up = cli(demo_dir, "up", "--node", "on")
+        up = run_module(demo_dir, "tests.cluster", "up", "--node", "on")
         assert up.returncode == 0, up.stdout + up.stderr
         assert "real node restream-node-0" in up.stdout
         state = NodeState.load()
@@ -135,7 +122,7 @@ def test_detached_node_outlives_up_is_left_alone_and_down_removes_it(tmp_path: P
         pod_before = cluster.kubectl("-n", "default", "get", "pod", "web", "-o", "json").stdout
         uid = json.loads(pod_before)["metadata"]["uid"]
 
-        refused = cli(other_dir, "up", "--node", "on")
+        refused = run_module(other_dir, "tests.cluster", "up", "--node", "on")
         assert refused.returncode == 1
         assert "`make cluster-down` stops it" in refused.stderr, refused.stderr
         assert not other_dir.exists()
@@ -147,7 +134,7 @@ def test_detached_node_outlives_up_is_left_alone_and_down_removes_it(tmp_path: P
         with socket.create_connection((pod["status"]["podIP"], 8080), timeout=5):
             pass  # the pod's network is intact: its server accepts
     finally:
-        down = cli(demo_dir, "down")
+        down = run_module(demo_dir, "tests.cluster", "down")
     assert down.returncode == 0, down.stdout + down.stderr
     assert "real node torn down" in down.stdout
     assert not demo_dir.exists()

@@ -9,11 +9,9 @@ Timings measured here are printed (``pytest -s``) as ``FIGURE name value``.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import itertools
 import json
-import os
 import statistics
 import subprocess
 import tempfile
@@ -25,28 +23,28 @@ from typing import Any
 
 import pytest
 
-from restream_operator.agent.ffmpeg import destination, preset_text
 from tests.cluster.controlplane import ClusterError
-from tests.cluster.node import REAL_NODE_SELECTOR, REAL_NODE_TOLERATION, NodeCluster
+from tests.cluster.node import NodeCluster
+from tests.cluster.product import (
+    IMAGE_TARS,
+    RELEASE,
+    SYSTEM_NS,
+    VERSION,
+    Helm,
+    build_images,
+    chart_values,
+    ingest_from_host,
+    sink_files,
+    sink_objects,
+    sink_url,
+    wait_operator,
+)
+from tests.encoder import Publisher
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "charts" / "restream-operator"
-IMAGE_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / (
-    "restream-operator/images"
-)
-VERSION = "0.1.0"
-IMAGE_TARS = (
-    IMAGE_DIR / f"restream-operator-operator-{VERSION}.tar",
-    IMAGE_DIR / f"restream-operator-media-{VERSION}.tar",
-)
-MEDIA_IMAGE = f"docker.io/restream-operator/media:{VERSION}"
-RELEASE = "restream-operator"
-SYSTEM_NS = "restream-system"
 LS = "show"
-APP = "app"
 SINKS = ("sink-1", "sink-2", "sink-3", "sink-4")
 FLV_HEADER = 13  # 9-byte header + the first PreviousTagSize
 
@@ -59,14 +57,6 @@ def figure(name: str, value: Any) -> None:
 
 
 # -- helpers ----------------------------------------------------------------------------
-
-
-def helm_path() -> Path:
-    out = subprocess.run(
-        ["bash", str(ROOT / "tests/cluster/build.sh")],
-        capture_output=True, text=True, check=True, timeout=1800,
-    )  # fmt: skip
-    return Path(out.stdout.strip().splitlines()[-1]) / "helm"
 
 
 def kubectl_bytes(cluster: NodeCluster, *args: str, timeout: float = 60) -> bytes:
@@ -88,80 +78,6 @@ def apply(cluster: NodeCluster, ns: str, doc: dict[str, Any], check: bool = True
     return cluster.kubectl("-n", ns, "apply", "-f", "-", input=json.dumps(doc), check=check)
 
 
-def sink_objects(name: str) -> list[dict[str, Any]]:
-    conf = f"""load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
-worker_processes 1;
-daemon off;
-pid /tmp/nginx/nginx.pid;
-error_log stderr info;
-events {{ worker_connections 256; }}
-rtmp {{
-    server {{
-        listen 1935;
-        access_log off;
-        application {APP} {{
-            live on;
-            record all;
-            record_path /tmp/rec;
-            record_unique on;
-        }}
-    }}
-}}
-"""
-    return [
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": name},
-            "data": {"nginx.conf": conf},
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": name, "labels": {"app": name}},
-            "spec": {
-                "nodeSelector": REAL_NODE_SELECTOR,
-                "tolerations": [REAL_NODE_TOLERATION],
-                "terminationGracePeriodSeconds": 1,
-                "securityContext": {"runAsUser": 10001, "runAsGroup": 10001},
-                "containers": [
-                    {
-                        "name": "nginx",
-                        "image": MEDIA_IMAGE,
-                        "imagePullPolicy": "Never",
-                        "args": [
-                            "sh",
-                            "-c",
-                            "mkdir -p /tmp/nginx /tmp/rec && exec nginx -c /etc/sink/nginx.conf"
-                            " -e stderr -p /tmp/nginx/",
-                        ],
-                        "ports": [{"containerPort": 1935}],
-                        "readinessProbe": {"tcpSocket": {"port": 1935}, "periodSeconds": 1},
-                        "securityContext": {
-                            "readOnlyRootFilesystem": True,
-                            "allowPrivilegeEscalation": False,
-                        },
-                        "volumeMounts": [
-                            {"name": "conf", "mountPath": "/etc/sink"},
-                            {"name": "tmp", "mountPath": "/tmp"},
-                        ],
-                    }
-                ],
-                "volumes": [
-                    {"name": "conf", "configMap": {"name": name}},
-                    {"name": "tmp", "emptyDir": {}},
-                ],
-            },
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": name},
-            "spec": {"selector": {"app": name}, "ports": [{"port": 1935, "targetPort": 1935}]},
-        },
-    ]
-
-
 def livestream(ns: str, dests: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "apiVersion": "restream.dev/v1alpha1",
@@ -174,26 +90,10 @@ def livestream(ns: str, dests: list[dict[str, Any]]) -> dict[str, Any]:
 def dest(n: int, sink: str, ns: str, enabled: bool = True) -> dict[str, Any]:
     return {
         "name": f"dest-{n}",
-        "serverUrl": f"rtmp://{sink}.{ns}.svc.cluster.local:1935/{APP}",
+        "serverUrl": sink_url(sink, ns),
         "streamKey": f"key{n}",
         "enabled": enabled,
     }
-
-
-def sink_files(cluster: NodeCluster, ns: str, sink: str) -> dict[str, int]:
-    """The sink's recordings: name -> size."""
-    proc = cluster.kubectl(
-        "-n", ns, "exec", sink, "--", "sh", "-c",
-        "cd /tmp/rec && for f in *.flv; do [ -e \"$f\" ] && echo \"$f $(stat -c %s \"$f\")\"; done;"
-        " true",
-        check=False, timeout=20,
-    )  # fmt: skip
-    out: dict[str, int] = {}
-    for line in proc.stdout.splitlines():
-        name, _, size = line.partition(" ")
-        if size.isdigit():
-            out[name] = int(size)
-    return out
 
 
 def sink_total(cluster: NodeCluster, ns: str, sink: str) -> int:
@@ -274,64 +174,14 @@ def ready(pod: dict[str, Any]) -> bool:
     )
 
 
-class Publisher:
+def publisher(cluster: NodeCluster, ns: str, seconds: float | None) -> Publisher:
     """ffmpeg on the host publishing a test pattern to the ingest Service's ClusterIP."""
-
-    def __init__(self, cluster: NodeCluster, ns: str, seconds: float | None) -> None:
-        svc = get_json(cluster, ns, "svc", f"{LS}-ingest")
-        ip = svc["spec"]["clusterIP"]
-        secret = get_json(cluster, ns, "secret", f"{LS}-stream-key")
-        key = base64.b64decode(secret["data"]["streamKey"]).decode()
-        d = destination(f"rtmp://{ip}:1935/live", key)
-        r, w = os.pipe()
-        os.write(w, preset_text(d.options).encode())
-        os.close(w)
-        duration = ["-t", f"{seconds:g}"] if seconds is not None else []
-        fps = 25
-        argv = [
-            "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
-            "-re", "-f", "lavfi", "-i", f"testsrc2=size=640x360:rate={fps}",
-            "-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-            *duration,
-            "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
-            "-g", str(fps), "-keyint_min", str(fps), "-b:v", "1200k", "-maxrate", "1200k",
-            "-bufsize", "600k", "-pix_fmt", "yuv420p",
-            "-c:a", "aac", "-b:a", "64k",
-            # like OBS, give up on a dead connection (then ReconnectingPublisher retries)
-            "-rw_timeout", "5000000",
-            "-fpre", f"/dev/fd/{r}", "-f", "flv", d.url,
-        ]  # fmt: skip
-        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - read by stderr() after exit
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(
-            argv, stdout=subprocess.DEVNULL, stderr=self.log, pass_fds=[r],
-            start_new_session=True,
-        )  # fmt: skip
-        os.close(r)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def stderr(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")[-2000:]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-    def wait(self, timeout: float) -> int:
-        return self.proc.wait(timeout)
+    return Publisher(*ingest_from_host(cluster, ns, LS), seconds)
 
 
 @contextlib.contextmanager
 def publishing(cluster: NodeCluster, ns: str, seconds: float | None) -> Iterator[Publisher]:
-    pub = Publisher(cluster, ns, seconds)
+    pub = publisher(cluster, ns, seconds)
     try:
         yield pub
     finally:
@@ -372,60 +222,27 @@ def product(node_cluster: NodeCluster, node_namespace: str) -> Iterator[dict[str
     """Images imported into the node, the chart installed (operator pod on the real
     node, webhook served from it), four sink pods with their Services."""
     cluster = node_cluster
-    subprocess.run(["make", "-C", str(ROOT), "images"], check=True, timeout=3600,
-                   stdout=subprocess.DEVNULL)  # fmt: skip
+    build_images()
     t0 = time.monotonic()
     for tar in IMAGE_TARS:
         cluster.node.import_image(tar)
     figure("image_import_s", round(time.monotonic() - t0, 1))
-    helm = helm_path()
-    values = {
-        "image": {"pullPolicy": "Never"},
-        "mediaImage": {"pullPolicy": "Never"},
-        "nodeSelector": REAL_NODE_SELECTOR,
-        "tolerations": [REAL_NODE_TOLERATION],
-        "mediaPods": {"nodeSelector": REAL_NODE_SELECTOR, "tolerations": [REAL_NODE_TOLERATION]},
-        "operator": {
-            "allowPrivateDestinations": True,
-            "resolveDestinations": False,
-            "agentPollSeconds": 1,
-        },
-    }
-    values_file = cluster.workdir / "product-values.json"
-    values_file.write_text(json.dumps(values))
-    helm_env = {
-        **os.environ,
-        "KUBECONFIG": str(cluster.kubeconfig),
-        "HELM_CACHE_HOME": str(cluster.workdir / "helm/cache"),
-        "HELM_CONFIG_HOME": str(cluster.workdir / "helm/config"),
-        "HELM_DATA_HOME": str(cluster.workdir / "helm/data"),
-    }
+    helm = Helm(cluster, cluster.workdir / "helm")
     t0 = time.monotonic()
-    subprocess.run(
-        [str(helm), "install", RELEASE, str(CHART), "--namespace", SYSTEM_NS,
-         "--create-namespace", "-f", str(values_file)],
-        check=True, env=helm_env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    helm.install(chart_values(agent_poll_seconds=1))
     ns = node_namespace
     objs = [o for s in SINKS for o in sink_objects(s)]
     cluster.kubectl(
-        "-n",
-        ns,
-        "apply",
-        "-f",
-        "-",
+        "-n", ns, "apply", "-f", "-",
         input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objs}),
-    )
+    )  # fmt: skip
     try:
-        cluster.kubectl(
-            "-n", SYSTEM_NS, "rollout", "status", f"deployment/{RELEASE}", "--timeout=120s",
-            timeout=130,
-        )  # fmt: skip
+        wait_operator(cluster)
         figure("helm_install_to_operator_ready_s", round(time.monotonic() - t0, 1))
         for s in SINKS:
             cluster.kubectl("-n", ns, "wait", "--for=condition=Ready", f"pod/{s}",
                             "--timeout=120s", timeout=130)  # fmt: skip
-        yield {"ns": ns, "helm": helm, "helm_env": helm_env, "tmp": cluster.workdir}
+        yield {"ns": ns, "tmp": cluster.workdir}
     except BaseException:
         print(diagnostics(cluster, ns))
         raise
@@ -434,8 +251,7 @@ def product(node_cluster: NodeCluster, node_namespace: str) -> Iterator[dict[str
             cluster.kubectl("-n", ns, "delete", "livestreams", "--all", "--wait=true",
                             "--timeout=60s", timeout=70)  # fmt: skip
         with contextlib.suppress(Exception):
-            subprocess.run([str(helm), "uninstall", RELEASE, "--namespace", SYSTEM_NS, "--wait"],
-                           env=helm_env, capture_output=True, timeout=120, check=False)  # fmt: skip
+            helm.uninstall()
 
 
 def diagnostics(cluster: NodeCluster, ns: str) -> str:
@@ -510,14 +326,9 @@ def test_operator_pod_serves_the_webhook(
 # -- 2. three destinations, a real stream ------------------------------------------------
 
 
-def running(pod: dict[str, Any]) -> bool:
-    cs = pod.get("status", {}).get("containerStatuses") or []
-    return bool(cs) and all(c.get("started") and "running" in c.get("state", {}) for c in cs)
-
-
 def wait_all_ready(cluster: NodeCluster, ns: str, relays: list[str], timeout: float = 120) -> float:
-    """Until the ingest pod is Ready and every relay pod runs with its agent answering
-    (status Idle). A relay pod's readiness is "Live": it becomes Ready once it relays."""
+    """Until every pod of the LiveStream is Ready (relays are Ready while Idle too) and
+    every relay's agent answers (status Idle or Live)."""
     t0 = time.monotonic()
 
     def ok() -> bool:
@@ -526,12 +337,12 @@ def wait_all_ready(cluster: NodeCluster, ns: str, relays: list[str], timeout: fl
         relay = [p for p in pods if p["metadata"]["name"].startswith(f"{LS}-relay-")]
         if len(ingest) != 1 or not ready(ingest[0]) or len(relay) != len(relays):
             return False
-        if not all(running(p) for p in relay):
+        if not all(ready(p) for p in relay):
             return False
         states = restream_states(status(cluster, ns))
         return all(states.get(n) in ("Idle", "Live") for n in relays)
 
-    wait_for(ok, f"ingest Ready, {len(relays)} relays running and Idle", timeout=timeout,
+    wait_for(ok, f"ingest and {len(relays)} relay pods Ready, relays Idle", timeout=timeout,
              every=0.2)  # fmt: skip
     return time.monotonic() - t0
 
@@ -565,7 +376,7 @@ def test_three_destinations_carry_a_real_stream(
         t0 = time.monotonic()
         apply(cluster, ns, doc)
         ready_s = wait_all_ready(cluster, ns, names)
-        figure("apply_to_ingest_ready_relays_running_s", round(time.monotonic() - t0, 2))
+        figure("apply_to_all_pods_ready_s", round(time.monotonic() - t0, 2))
         pods = ls_pods(cluster, ns)
         assert all(p["spec"]["nodeName"] == cluster.node.name for p in pods)
         assert {p["spec"]["containers"][0]["image"] for p in pods} == {
@@ -724,7 +535,7 @@ class ReconnectingPublisher:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> ReconnectingPublisher:
-        self.pub = Publisher(self.cluster, self.ns, None)
+        self.pub = publisher(self.cluster, self.ns, None)
         self._thread.start()
         return self
 
@@ -744,7 +555,7 @@ class ReconnectingPublisher:
                 self.events.append((time.monotonic(), self.pub.proc.returncode,
                                     self.pub.stderr()[-300:]))  # fmt: skip
                 with contextlib.suppress(Exception):
-                    self.pub = Publisher(self.cluster, self.ns, None)
+                    self.pub = publisher(self.cluster, self.ns, None)
 
 
 def recovered(cluster: NodeCluster, ns: str, before: dict[str, set[str]], names: list[str],
@@ -928,5 +739,5 @@ def test_apply_to_ready_median_of_3(node_cluster: NodeCluster, product: dict[str
             apply(cluster, ns, doc)
             wait_all_ready(cluster, ns, names)
             times.append(round(time.monotonic() - t0, 2))
-    figure("apply_to_ingest_ready_relays_running_s_runs", times)
-    figure("apply_to_ingest_ready_relays_running_s_median", statistics.median(times))
+    figure("apply_to_all_pods_ready_s_runs", times)
+    figure("apply_to_all_pods_ready_s_median", statistics.median(times))

@@ -31,9 +31,9 @@ import yaml
 
 from restream_operator import certs
 from restream_operator.agent import contract
-from restream_operator.agent.ffmpeg import destination, preset_text
 from restream_operator.render.nginx import RTMP_MODULE, NginxParams, nginx_conf
 from tests import waiting
+from tests.encoder import preset_pipe, publisher_argv
 
 BIN = Path(sys.executable).parent
 RENDER = str(BIN / "restream-operator")
@@ -150,13 +150,6 @@ class Processes:
                         with contextlib.suppress(ProcessLookupError):
                             os.kill(child, signal.SIGCONT)
                 proc.stop(signal.SIGTERM, timeout=5)
-
-
-def pipe_with(data: bytes) -> int:
-    r, w = os.pipe()
-    os.write(w, data)
-    os.close(w)
-    return r
 
 
 # -- what the operator renders --------------------------------------------------------
@@ -464,35 +457,12 @@ def self_signed(root: Path) -> tuple[Path, Path]:
 # -- the encoder ----------------------------------------------------------------------
 
 
-def publisher_argv(
-    url: str, preset_fd: int, seconds: float | None, size: str = "640x360", fps: int = 25
-) -> list[str]:
-    """OBS stand-in: test pattern + tone, H.264 (a keyframe every second) + AAC, real time.
-
-    The stream key goes through a preset pipe, as the relay does it, so that no process
-    of the test shows a key in `ps` either.
-    """
-    duration = ["-t", f"{seconds:g}"] if seconds is not None else []
-    return [
-        "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
-        "-re", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}",
-        "-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-        *duration,
-        "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
-        "-g", str(fps), "-keyint_min", str(fps), "-b:v", "1200k", "-maxrate", "1200k",
-        "-bufsize", "600k", "-pix_fmt", "yuv420p",
-        "-c:a", "aac", "-b:a", "64k",
-        "-fpre", f"/dev/fd/{preset_fd}", "-f", "flv", url,
-    ]  # fmt: skip
-
-
 def start_publisher(
     procs: Processes, ingest: Ingest, key: str, seconds: float | None = None
 ) -> Proc:
-    dest = destination(ingest.publish_url(), key)
-    fd = pipe_with(preset_text(dest.options).encode())
+    url, fd = preset_pipe(ingest.publish_url(), key)
     try:
-        return procs.start("publisher", publisher_argv(dest.url, fd, seconds), pass_fds=[fd])
+        return procs.start("publisher", publisher_argv(url, fd, seconds), pass_fds=[fd])
     finally:
         os.close(fd)
 

@@ -15,8 +15,9 @@ import time
 import pytest
 
 from restream_operator.agent.ffmpeg import compose_url, destination, preset_text
+from tests.encoder import pipe_with
 
-from .harness import Processes, RtmpSink, free_port, pipe_with, workdir
+from .harness import Processes, RtmpSink, free_port, workdir
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(90)]
 

@@ -1,0 +1,212 @@
+"""The product on the real node, as a user would run it: the project's images in the
+node's containerd, the Helm chart installed with its pods placed on the node, nginx-rtmp
+sink pods to restream to, and an ffmpeg encoder on the host.
+
+Shared by the node tier's tests (tests/e2e/test_product.py) and `make demo`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from restream_operator import __version__
+
+from .controlplane import LocalCluster
+from .node import CACHE, REAL_NODE_SELECTOR, REAL_NODE_TOLERATION
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "restream-operator"
+VERSION = __version__
+IMAGE_TARS = tuple(
+    CACHE / "images" / f"restream-operator-{target}-{VERSION}.tar"
+    for target in ("operator", "media")
+)
+MEDIA_IMAGE = f"docker.io/restream-operator/media:{VERSION}"
+RELEASE = "restream-operator"
+SYSTEM_NS = "restream-system"
+SINK_APP = "app"  # the sinks' nginx-rtmp application: rtmp://<sink>:1935/app/<key>
+ON_THE_NODE = {"nodeSelector": REAL_NODE_SELECTOR, "tolerations": [REAL_NODE_TOLERATION]}
+
+
+def build_images() -> None:
+    """`make images`: a no-op when the cached archives match the sources."""
+    subprocess.run(["make", "-C", str(ROOT), "images"], check=True, timeout=3600,
+                   stdout=subprocess.DEVNULL)  # fmt: skip
+
+
+def helm_binary() -> Path:
+    out = subprocess.run(
+        ["bash", str(ROOT / "tests/cluster/build.sh")],
+        capture_output=True, text=True, check=True, timeout=1800,
+    )  # fmt: skip
+    return Path(out.stdout.strip().splitlines()[-1]) / "helm"
+
+
+def chart_values(agent_poll_seconds: int = 1) -> dict[str, Any]:
+    """The chart's values for the local node: images already in containerd, every pod
+    on the real node, and destinations that are pods of this cluster (private addresses,
+    which the SSRF guard refuses by default; nothing resolves public names here)."""
+    return {
+        "image": {"pullPolicy": "Never"},
+        "mediaImage": {"pullPolicy": "Never"},
+        **ON_THE_NODE,
+        "mediaPods": ON_THE_NODE,
+        "operator": {
+            "allowPrivateDestinations": True,
+            "resolveDestinations": False,
+            "agentPollSeconds": agent_poll_seconds,
+        },
+    }
+
+
+class Helm:
+    """The pinned helm, with its own cache and config under ``home``."""
+
+    def __init__(self, cluster: LocalCluster, home: Path) -> None:
+        self.binary = helm_binary()
+        self.env = {
+            **os.environ,
+            "KUBECONFIG": str(cluster.kubeconfig),
+            "HELM_CACHE_HOME": str(home / "cache"),
+            "HELM_CONFIG_HOME": str(home / "config"),
+            "HELM_DATA_HOME": str(home / "data"),
+        }
+        self.home = home
+
+    def install(self, values: dict[str, Any]) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        values_file = self.home / "values.json"
+        values_file.write_text(json.dumps(values, indent=2))
+        subprocess.run(
+            [str(self.binary), "install", RELEASE, str(CHART), "--namespace", SYSTEM_NS,
+             "--create-namespace", "-f", str(values_file)],
+            check=True, env=self.env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    def uninstall(self) -> None:
+        subprocess.run([str(self.binary), "uninstall", RELEASE, "--namespace", SYSTEM_NS, "--wait"],
+                       env=self.env, capture_output=True, timeout=120, check=False)  # fmt: skip
+
+
+def wait_operator(cluster: LocalCluster, timeout: int = 120) -> None:
+    cluster.kubectl(
+        "-n", SYSTEM_NS, "rollout", "status", f"deployment/{RELEASE}", f"--timeout={timeout}s",
+        timeout=timeout + 10,
+    )  # fmt: skip
+
+
+# -- sinks: nginx-rtmp pods that record what they receive --------------------------------
+
+
+def sink_objects(name: str) -> list[dict[str, Any]]:
+    """A ConfigMap, a Pod (the media image's nginx-rtmp, recording every stream it is
+    sent to /tmp/rec, one file per session) and a Service named ``name``."""
+    conf = f"""load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
+worker_processes 1;
+daemon off;
+pid /tmp/nginx/nginx.pid;
+error_log stderr info;
+events {{ worker_connections 256; }}
+rtmp {{
+    server {{
+        listen 1935;
+        access_log off;
+        application {SINK_APP} {{
+            live on;
+            record all;
+            record_path /tmp/rec;
+            record_unique on;
+        }}
+    }}
+}}
+"""
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name},
+            "data": {"nginx.conf": conf},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "labels": {"app": name}},
+            "spec": {
+                **ON_THE_NODE,
+                "terminationGracePeriodSeconds": 1,
+                "securityContext": {"runAsUser": 10001, "runAsGroup": 10001},
+                "containers": [
+                    {
+                        "name": "nginx",
+                        "image": MEDIA_IMAGE,
+                        "imagePullPolicy": "Never",
+                        "args": [
+                            "sh",
+                            "-c",
+                            "mkdir -p /tmp/nginx /tmp/rec && exec nginx -c /etc/sink/nginx.conf"
+                            " -e stderr -p /tmp/nginx/",
+                        ],
+                        "ports": [{"containerPort": 1935}],
+                        "readinessProbe": {"tcpSocket": {"port": 1935}, "periodSeconds": 1},
+                        "securityContext": {
+                            "readOnlyRootFilesystem": True,
+                            "allowPrivilegeEscalation": False,
+                        },
+                        "volumeMounts": [
+                            {"name": "conf", "mountPath": "/etc/sink"},
+                            {"name": "tmp", "mountPath": "/tmp"},
+                        ],
+                    }
+                ],
+                "volumes": [
+                    {"name": "conf", "configMap": {"name": name}},
+                    {"name": "tmp", "emptyDir": {}},
+                ],
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name},
+            "spec": {"selector": {"app": name}, "ports": [{"port": 1935, "targetPort": 1935}]},
+        },
+    ]
+
+
+def sink_url(sink: str, ns: str) -> str:
+    return f"rtmp://{sink}.{ns}.svc.cluster.local:1935/{SINK_APP}"
+
+
+def sink_files(cluster: LocalCluster, ns: str, sink: str) -> dict[str, int]:
+    """The sink's recordings: name -> size."""
+    proc = cluster.kubectl(
+        "-n", ns, "exec", sink, "--", "sh", "-c",
+        "cd /tmp/rec && for f in *.flv; do [ -e \"$f\" ] && echo \"$f $(stat -c %s \"$f\")\"; done;"
+        " true",
+        check=False, timeout=20,
+    )  # fmt: skip
+    out: dict[str, int] = {}
+    for line in proc.stdout.splitlines():
+        name, _, size = line.partition(" ")
+        if size.isdigit():
+            out[name] = int(size)
+    return out
+
+
+# -- the encoder ---------------------------------------------------------------------------
+
+
+def ingest_from_host(cluster: LocalCluster, ns: str, livestream: str) -> tuple[str, str]:
+    """(RTMP URL, stream key) of a LiveStream's ingest as the host reaches it: the
+    Service's ClusterIP (kube-proxy's rules on this host) instead of its DNS name."""
+    svc = json.loads(cluster.kubectl("-n", ns, "get", "svc", f"{livestream}-ingest",
+                                     "-o", "json").stdout)  # fmt: skip
+    secret = json.loads(cluster.kubectl("-n", ns, "get", "secret", f"{livestream}-stream-key",
+                                        "-o", "json").stdout)  # fmt: skip
+    key = base64.b64decode(secret["data"]["streamKey"]).decode()
+    return f"rtmp://{svc['spec']['clusterIP']}:1935/live", key
