@@ -70,7 +70,11 @@ def up(node: str) -> int:
     else:
         state["node"] = None
         lacks = "this machine lacks " + ", ".join(missing)
-        state["why_simulated"] = "no real node asked for" if node == "off" else lacks
+        state["why_simulated"] = (
+            "the cluster was started without one: `make cluster-down`, then `make demo`"
+            if node == "off"
+            else lacks
+        )
     STATE.write_text(json.dumps(state, indent=2))
     print(f"local cluster up in {time.monotonic() - started:.1f}s at {cluster.server}")
     if isinstance(cluster, NodeCluster):
@@ -78,7 +82,7 @@ def up(node: str) -> int:
         print("containerd on this machine (pod network 10.244.0.0/24, reachable from here)")
     else:
         print("(nodes are simulated by kwok: pods are scheduled and report Ready, nothing runs;")
-        print(f" {state['why_simulated']})")
+        print(" NODE=auto adds a real node)" if node == "off" else f" {lacks})")
     print(f"export KUBECONFIG={kubeconfig} PATH={link.parent}:$PATH")
     return 0
 
