@@ -20,19 +20,17 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from tests import livestreams
 from tests.cluster.__main__ import STATE, STATE_DIR, attach
 from tests.cluster.controlplane import ClusterError, LocalCluster, free_port
-from tests.cluster.node import import_image
+from tests.cluster.node import NodeState, import_image
 from tests.cluster.product import (
     IMAGE_TARS,
-    RELEASE,
-    SYSTEM_NS,
     Helm,
     build_images,
     chart_values,
@@ -59,14 +57,6 @@ SINKS = {"Youtube": "sink-youtube", "Twitch": "sink-twitch"}  # restream -> its 
 
 def say(text: str = "") -> None:
     print(text, flush=True)
-
-
-def livestream_ready(cluster: LocalCluster) -> bool:
-    got = cluster.kubectl("-n", NS, "get", "livestream", LS, "-o", "json", check=False)
-    if got.returncode:
-        return False
-    conds = json.loads(got.stdout).get("status", {}).get("conditions", [])
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
 
 
 def show(cluster: LocalCluster, *args: str) -> None:
@@ -121,14 +111,9 @@ def install(cluster: LocalCluster, containerd: str) -> None:
     for tar in IMAGE_TARS:
         import_image(containerd, tar)
     say("Images imported into the node's containerd (namespace k8s.io).")
-    helm = Helm(cluster, STATE_DIR / "helm")
-    installed = subprocess.run(
-        [str(helm.binary), "status", RELEASE, "--namespace", SYSTEM_NS],
-        env=helm.env, capture_output=True, check=False,
-    ).returncode == 0  # fmt: skip
-    if not installed:
-        say("helm install restream-operator charts/restream-operator (values: .cluster/helm/)")
-        helm.install(chart_values(agent_poll_seconds=2))
+    say("helm upgrade --install restream-operator charts/restream-operator"
+        " (values: .cluster/helm/values.json)")  # fmt: skip
+    Helm(cluster, STATE_DIR / "helm").install(chart_values(agent_poll_seconds=2))
     wait_operator(cluster)
     say("The operator runs as a pod on the node and serves its admission webhook from it.")
 
@@ -154,7 +139,7 @@ def apply_demo(cluster: LocalCluster) -> None:
     for sink in SINKS.values():
         cluster.kubectl("-n", NS, "wait", "--for=condition=Ready", f"pod/{sink}",
                         "--timeout=120s", timeout=130)  # fmt: skip
-    wait_for(lambda: livestream_ready(cluster), "the LiveStream to be Ready", timeout=120)
+    wait_for(lambda: livestreams.ready(cluster, NS, LS), "the LiveStream to be Ready", timeout=120)
     cluster.kubectl("-n", NS, "wait", "--for=condition=Ready", "pod", "-l",
                     f"restream.dev/livestream={LS}", "--timeout=120s", timeout=130)  # fmt: skip
     say(f"LiveStream {LS} and its pods Ready {time.monotonic() - t0:.1f}s after the apply.")
@@ -169,8 +154,7 @@ def broadcast(cluster: LocalCluster, seconds: float) -> None:
     try:
         while pub.alive():
             time.sleep(3)
-            got_status = cluster.kubectl("-n", NS, "get", "livestream", LS, "-o", "json")
-            st = json.loads(got_status.stdout).get("status") or {}
+            st = livestreams.status(cluster, NS, LS)
             restreams = st.get("restreams") or []
             states = ", ".join(f"{r['name']} {r.get('state', '?')}" for r in restreams)
             got = ", ".join(
@@ -246,7 +230,7 @@ def simulated_demo(cluster: LocalCluster, why: str) -> int:
     say(out.stdout.strip())
     for line in out.stderr.strip().splitlines():
         say(f"  {line}")
-    wait_for(lambda: livestream_ready(cluster), "the LiveStream to be Ready")
+    wait_for(lambda: livestreams.ready(cluster, NS, LS), "the LiveStream to be Ready")
     say()
     show(cluster, "get", "livestreams", "-o", "wide")
     show(cluster, "get", "deployments,services,secrets", "-l", f"restream.dev/livestream={LS}")
@@ -286,7 +270,10 @@ def main(argv: list[str]) -> int:
         return rc
     try:
         if node:
-            return real_node_demo(cluster, node["containerd"])
+            node_state = NodeState.load()
+            if node_state is None:
+                raise ClusterError(f"node {node} has no state file; `make cluster-down` first")
+            return real_node_demo(cluster, node_state.containerd_address)
         return simulated_demo(cluster, state.get("why_simulated") or "no real node")
     except (ClusterError, AssertionError) as e:  # AssertionError: wait_for timed out
         print(f"demo: {e}", file=sys.stderr)

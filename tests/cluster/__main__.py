@@ -63,10 +63,7 @@ def up(node: str) -> int:
     link.symlink_to(cluster.kubectl_path)
     state: dict[str, Any] = cluster.state()
     if isinstance(cluster, NodeCluster):
-        state["node"] = {
-            "name": cluster.node.name,
-            "containerd": str(cluster.node.containerd_sock),
-        }
+        state["node"] = cluster.node.name  # the rest is in its NodeState
     else:
         state["node"] = None
         lacks = "this machine lacks " + ", ".join(missing)

@@ -83,26 +83,31 @@ class Component:
         return self.process.pid if self.process else None
 
 
-def stop_pid(pid: int, binary: str, timeout: float = 15.0) -> None:
-    """SIGTERM, then SIGKILL, a process we started, checking it still is the one we started."""
+def alive(pid: int, binary: str) -> bool:
+    """Whether ``pid`` runs and still is ``binary`` (not a reused PID, not a zombie)."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
     except OSError:
-        return
-    if Path(cmdline).name != Path(binary).name:
-        return  # the PID was reused by something that is not ours
+        return False
+    return Path(cmdline).name == Path(binary).name and not is_zombie(pid)
+
+
+def stop_pid(pid: int, binary: str, timeout: float = 15.0) -> None:
+    """SIGTERM, then SIGKILL, a process we started, checking it still is the one we started."""
+    if not alive(pid, binary):
+        return  # gone, or the PID was reused by something that is not ours
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not Path(f"/proc/{pid}").exists() or _is_zombie(pid):
+        if not Path(f"/proc/{pid}").exists() or is_zombie(pid):
             return
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
 
 
-def _is_zombie(pid: int) -> bool:
+def is_zombie(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:

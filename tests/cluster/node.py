@@ -63,7 +63,9 @@ from .controlplane import (
     LocalCluster,
     _http_ok,
     _kubeconfig,
+    alive,
     free_port,
+    is_zombie,
     spawn,
     stop_pid,
     wait_until_ready,
@@ -423,17 +425,9 @@ class NodeState:
         return cls(**data)
 
 
-def _alive(pid: int, binary: str) -> bool:
-    try:
-        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0].decode()
-    except OSError:
-        return False
-    return Path(argv0).name == Path(binary).name and not _zombie(pid)
-
-
 def running(state: NodeState) -> bool:
     """Whether a component the run started (containerd, kubelet, kube-proxy) still runs."""
-    return any(_alive(pid, binary) for pid, binary in state.pids)
+    return any(alive(pid, binary) for pid, binary in state.pids)
 
 
 _NODE_BINARIES = {b"containerd", b"containerd-shim-runc-v2", b"runc", b"kubelet", b"kube-proxy"}
@@ -470,15 +464,8 @@ def _kill_pids(pids: list[int], timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     remaining = list(pids)
     while remaining and time.monotonic() < deadline:
-        remaining = [p for p in remaining if Path(f"/proc/{p}").exists() and not _zombie(p)]
+        remaining = [p for p in remaining if Path(f"/proc/{p}").exists() and not is_zombie(p)]
         time.sleep(0.1)
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
 
 
 def _new_netns(state: NodeState) -> list[str]:
@@ -702,7 +689,7 @@ def stop_detached(cluster: LocalCluster) -> list[str]:
     CACHE.mkdir(parents=True, exist_ok=True)
     with LOCK.open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if any(_alive(pid, b) for pid, b in state.pids if Path(b).name == "kubelet"):
+        if any(alive(pid, b) for pid, b in state.pids if Path(b).name == "kubelet"):
             evict_pods(cluster, state.containerd_address, NODE_NAME)
         teardown(state)
         left = leftovers(state)
@@ -778,8 +765,6 @@ class RealNode:
                 time.sleep(1)
         stale = NodeState.load()
         if stale is not None and stale.detached and running(stale):
-            self._lock.close()
-            self._lock = None
             raise ClusterError(
                 "the real node that `make cluster-up` or `make demo` started still runs "
                 f"(state {STATE}); `make cluster-down` stops it"

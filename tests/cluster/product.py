@@ -79,12 +79,13 @@ class Helm:
         self.home = home
 
     def install(self, values: dict[str, Any]) -> None:
+        """Installs the release, or upgrades it to these values if it is there."""
         self.home.mkdir(parents=True, exist_ok=True)
         values_file = self.home / "values.json"
         values_file.write_text(json.dumps(values, indent=2))
         subprocess.run(
-            [str(self.binary), "install", RELEASE, str(CHART), "--namespace", SYSTEM_NS,
-             "--create-namespace", "-f", str(values_file)],
+            [str(self.binary), "upgrade", "--install", RELEASE, str(CHART),
+             "--namespace", SYSTEM_NS, "--create-namespace", "-f", str(values_file)],
             check=True, env=self.env, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
 

@@ -14,6 +14,7 @@ import pytest
 import yaml
 from hack import deploy as deploy_gen
 
+from tests import livestreams
 from tests.cluster.controlplane import LocalCluster, free_port
 from tests.conftest import wait_for_webhooks
 from tests.operator_process import OperatorProcess
@@ -296,12 +297,8 @@ def test_operator_with_only_the_charts_rbac_runs_a_livestream_lifecycle(
         }
         cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(doc))
 
-        def ready() -> bool:
-            out = cluster.kubectl("get", "livestream", "launch", "-n", namespace, "-o", "json")
-            conds = json.loads(out.stdout).get("status", {}).get("conditions", [])
-            return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
-
-        wait_for(ready, "the LiveStream to be Ready under the chart's RBAC", timeout=60)
+        wait_for(lambda: livestreams.ready(cluster, namespace, "launch"),
+                 "the LiveStream to be Ready under the chart's RBAC", timeout=60)  # fmt: skip
         del doc["spec"]["restreams"][1]
         cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(doc))
         wait_for(
@@ -388,12 +385,8 @@ def test_server_side_apply_twice_changes_nothing_and_diff_shows_no_drift(
     example = str(CHECKOUT / "examples" / "api-video-compatible.yaml")
     cluster.kubectl("apply", "--server-side", "-n", namespace, "-f", example)
 
-    def ready() -> bool:
-        out = cluster.kubectl("get", "livestream", "launch", "-n", namespace, "-o", "json")
-        conds = json.loads(out.stdout).get("status", {}).get("conditions", [])
-        return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
-
-    wait_for(ready, "the LiveStream to be reconciled")
+    wait_for(lambda: livestreams.ready(cluster, namespace, "launch"),
+             "the LiveStream to be reconciled")  # fmt: skip
     before = json.loads(
         cluster.kubectl("get", "livestream", "launch", "-n", namespace, "-o", "json").stdout
     )

@@ -12,8 +12,10 @@ import pytest
 import yaml
 
 from restream_operator import naming
+from tests import livestreams
 from tests.cluster.controlplane import LocalCluster
 from tests.conftest import wait_for_webhooks
+from tests.livestreams import condition
 from tests.operator_process import OperatorProcess
 from tests.waiting import wait_for
 
@@ -53,16 +55,12 @@ def children(
 
 
 def status(cluster: LocalCluster, namespace: str, name: str = "launch") -> dict[str, Any]:
-    return dict(get(cluster, f"livestream/{name}", namespace).get("status") or {})
-
-
-def condition(st: dict[str, Any], type_: str) -> str | None:
-    return next((c["status"] for c in st.get("conditions", []) if c["type"] == type_), None)
+    return livestreams.status(cluster, namespace, name)
 
 
 def ready(cluster: LocalCluster, namespace: str, name: str = "launch") -> bool:
     st = status(cluster, namespace, name)
-    return condition(st, "IngestReady") == "True" and condition(st, "RestreamsReady") == "True"
+    return all(condition(st, c) == "True" for c in ("IngestReady", "RestreamsReady"))
 
 
 def relay(name: str) -> str:
@@ -374,7 +372,7 @@ def test_more_destinations_than_the_operator_allows_is_reported_not_half_applied
 
     def ready_condition() -> dict[str, Any] | None:
         st = status(cluster, namespace)
-        return next((c for c in st.get("conditions", []) if c["type"] == "Ready"), None)
+        return next((c for c in st.get("conditions") or [] if c["type"] == "Ready"), None)
 
     wait_for(
         lambda: (ready_condition() or {}).get("reason") == "ReconcileFailed",

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from tests import livestreams
 from tests.cluster.controlplane import ClusterError
 from tests.cluster.node import NodeCluster
 from tests.cluster.product import (
@@ -40,6 +41,7 @@ from tests.cluster.product import (
     wait_operator,
 )
 from tests.encoder import Publisher
+from tests.media.harness import GrowthSampler, codecs_and_duration, packet_times
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -108,27 +110,8 @@ def fetch_recording(cluster: NodeCluster, ns: str, sink: str, name: str, dest: P
     return path
 
 
-def probe(path: Path) -> tuple[set[str], float]:
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_entries",
-         "format=duration:stream=codec_name,codec_type", "-of", "json", str(path)],
-        capture_output=True, text=True, check=True, timeout=60,
-    )  # fmt: skip
-    doc = json.loads(out.stdout)
-    return {s["codec_name"] for s in doc["streams"]}, float(doc["format"]["duration"])
-
-
-def packet_times(path: Path) -> list[float]:
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "packet=dts_time",
-         "-of", "csv=p=0", str(path)],
-        capture_output=True, text=True, check=True, timeout=60,
-    )  # fmt: skip
-    return [float(x) for x in out.stdout.split() if x and x != "N/A"]
-
-
 def status(cluster: NodeCluster, ns: str) -> dict[str, Any]:
-    return dict(get_json(cluster, ns, "livestream", LS).get("status") or {})
+    return livestreams.status(cluster, ns, LS)
 
 
 def restream_states(st: dict[str, Any]) -> dict[str, str]:
@@ -414,53 +397,13 @@ def test_three_destinations_carry_a_real_stream(
             files = sink_files(cluster, ns, s)
             assert len(files) == 1, f"{s}: {files}"
             rec = fetch_recording(cluster, ns, s, next(iter(files)), tmp)
-            codecs, duration = probe(rec)
+            codecs, duration = codecs_and_duration(rec)
             print(f"{s}: {codecs} {duration:.1f}s {rec.stat().st_size} bytes")
             assert {"h264", "aac"} <= codecs
             assert duration >= 55
 
 
 # -- 3. one destination changes while live; the others do not notice ----------------------
-
-
-class SizeSampler:
-    """Samples a sink's newest recording size every ``every`` s (kubectl exec) in a
-    thread; the longest time it did not grow."""
-
-    def __init__(self, cluster: NodeCluster, ns: str, sink: str, skip: set[str],
-                 every: float = 0.2) -> None:  # fmt: skip
-        self.cluster, self.ns, self.sink, self.skip, self.every = cluster, ns, sink, skip, every
-        self.samples: list[tuple[float, int, int]] = []  # (time, files, bytes)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> SizeSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(30)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            files = {n: s for n, s in sink_files(self.cluster, self.ns, self.sink).items()
-                     if n not in self.skip}  # fmt: skip
-            self.samples.append((time.monotonic(), len(files), sum(files.values())))
-            self._stop.wait(self.every)
-
-    def longest_stall(self) -> float:
-        longest, since, last = 0.0, None, -1
-        for t, _, size in self.samples:
-            if size != last:
-                if since is not None:
-                    longest = max(longest, t - since)
-                since, last = t, size
-        return longest
-
-    def longest_interval(self) -> float:
-        times = [t for t, _, _ in self.samples]
-        return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
 
 
 def max_gap(times: list[float]) -> float:
@@ -477,7 +420,13 @@ def test_change_one_destination_while_live(
         old = {s: set(sink_files(cluster, ns, s)) for s in SINKS}
         with publishing(cluster, ns, None) as pub:
             wait_status(cluster, ns, all_live(["dest-1", "dest-2", "dest-3"]), "all Live", 30)
-            with SizeSampler(cluster, ns, "sink-1", old["sink-1"]) as sampler:
+
+            def sink1_bytes() -> int:  # the new recordings only
+                files = sink_files(cluster, ns, "sink-1")
+                return sum(size for n, size in files.items() if n not in old["sink-1"])
+
+            # every sample is a kubectl exec: about 0.2 s apart at best
+            with GrowthSampler({"sink-1": sink1_bytes}, every=0.2) as sampler:
                 time.sleep(5)
                 changed = livestream(
                     ns,
@@ -496,9 +445,10 @@ def test_change_one_destination_while_live(
                 figure("change_to_status_settled_s", round(time.monotonic() - t0, 2))
                 time.sleep(8)
                 assert pub.alive(), pub.stderr()
-            stall = sampler.longest_stall()
+            stall = sampler.longest_between_changes("sink-1")
             figure("sink1_longest_growth_stall_s", round(stall, 2))
-            figure("sink1_sampling_longest_interval_s", round(sampler.longest_interval(), 2))
+            times = [t for t, _ in sampler.samples["sink-1"]]
+            figure("sink1_sampling_longest_interval_s", round(max_gap(times), 2))
         assert fb["sink-4"] <= 10
         after = relay_pods(cluster, ns)
         assert after["dest-1"]["metadata"]["name"] == pod1

@@ -542,7 +542,7 @@ class GrowthSampler:
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
-        self._thread.join(5)
+        self._thread.join(30)  # a sample may be a slow subprocess (kubectl exec)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -553,6 +553,7 @@ class GrowthSampler:
             self._stop.wait(self._every)
 
     def longest_stall(self, name: str) -> float:
+        """The longest a size was seen not growing (from its last change to a sample)."""
         samples = self.samples[name]
         longest, last_change = 0.0, samples[0][0]
         for (_, a), (t, b) in itertools.pairwise(samples):
@@ -560,6 +561,13 @@ class GrowthSampler:
                 last_change = t
             longest = max(longest, t - last_change)
         return longest
+
+    def longest_between_changes(self, name: str) -> float:
+        """The longest time from one sample that saw a size change to the next: the
+        stall bounded from above (sparse samples, e.g. kubectl exec, widen it)."""
+        samples = self.samples[name]
+        changes = [t for (_, a), (t, b) in itertools.pairwise(samples) if b != a]
+        return max((b - a for a, b in itertools.pairwise([samples[0][0], *changes])), default=0.0)
 
 
 class PsSampler:

@@ -23,6 +23,7 @@ import pytest
 
 from restream_operator import naming
 from restream_operator.agent import contract
+from tests import livestreams
 from tests.cluster.controlplane import LocalCluster, free_port
 from tests.conftest import wait_for_webhooks
 from tests.operator_process import OperatorProcess
@@ -87,8 +88,7 @@ class Forwarder:
 
 
 def livestream_status(cluster: LocalCluster, namespace: str) -> dict[str, Any]:
-    out = cluster.kubectl("get", "livestream", "show", "-n", namespace, "-o", "json")
-    return dict(json.loads(out.stdout).get("status") or {})
+    return livestreams.status(cluster, namespace, "show")
 
 
 def pod_ips(cluster: LocalCluster, namespace: str) -> dict[str, str]:
@@ -187,10 +187,7 @@ def test_status_follows_the_real_agents(
                 return {r["name"]: r["state"] for r in st.get("restreams", [])}
 
             def condition(type_: str) -> str | None:
-                st = livestream_status(cluster, namespace)
-                return next(
-                    (c["status"] for c in st.get("conditions", []) if c["type"] == type_), None
-                )
+                return livestreams.condition(livestream_status(cluster, namespace), type_)
 
             # No publisher: the agents say so, and status with them.
             wait_for(lambda: states() == {"One": "Idle", "Two": "Idle"}, "Idle restreams", 20)
