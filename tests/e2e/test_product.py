@@ -244,6 +244,8 @@ def diagnostics(cluster: NodeCluster, ns: str) -> str:
         ("-n", SYSTEM_NS, "logs", f"deployment/{RELEASE}", "--tail=60"),
         ("-n", ns, "get", "livestream", LS, "-o", "yaml"),
         ("-n", ns, "get", "events", "--sort-by=.lastTimestamp"),
+        ("-n", ns, "logs", f"deployment/{LS}-ingest", "--tail=40"),
+        ("-n", ns, "get", "svc,endpointslices", "-o", "wide"),
     ):
         with contextlib.suppress(Exception):
             p = cluster.kubectl(*args, check=False, timeout=20)
@@ -331,13 +333,21 @@ def wait_all_ready(cluster: NodeCluster, ns: str, relays: list[str], timeout: fl
 
 
 def first_bytes(
-    cluster: NodeCluster, ns: str, sinks: list[str], since: float, timeout: float = 60
+    cluster: NodeCluster,
+    ns: str,
+    sinks: list[str],
+    since: float,
+    timeout: float = 60,
+    pub: Publisher | None = None,
 ) -> dict[str, float]:
-    """Seconds from ``since`` until each sink's recordings grew past the FLV header."""
+    """Seconds from ``since`` until each sink's recordings grew past the FLV header
+    (failing at once, with its errors, if the publisher ``pub`` gives up)."""
     base = {s: sink_files(cluster, ns, s) for s in sinks}
     out: dict[str, float] = {}
     deadline = time.monotonic() + timeout
     while len(out) < len(sinks) and time.monotonic() < deadline:
+        if pub is not None and not pub.alive():
+            raise AssertionError(f"the publisher exited {pub.proc.returncode}: {pub.stderr()}")
         for s in sinks:
             if s in out:
                 continue
@@ -371,7 +381,7 @@ def test_three_destinations_carry_a_real_stream(
         del ready_s
         sinks = ["sink-1", "sink-2", "sink-3"]
         with publishing(cluster, ns, 60) as pub:
-            fb = first_bytes(cluster, ns, sinks, pub.started)
+            fb = first_bytes(cluster, ns, sinks, pub.started, pub=pub)
             figure("publisher_start_to_first_byte_s", fb)
             wait_status(cluster, ns, all_live(names), "broadcasting and every restream Live", 30)
             figure("publisher_start_to_all_live_in_status_s",
@@ -434,7 +444,7 @@ def test_change_one_destination_while_live(
                 )
                 t0 = time.monotonic()
                 apply(cluster, ns, changed)
-                fb = first_bytes(cluster, ns, ["sink-4"], t0, timeout=30)
+                fb = first_bytes(cluster, ns, ["sink-4"], t0, timeout=30, pub=pub)
                 figure("change_to_first_byte_at_new_sink_s", fb["sink-4"])
                 st = wait_status(
                     cluster, ns,
