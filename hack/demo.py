@@ -38,6 +38,7 @@ from tests.cluster.product import (
     sink_files,
     sink_objects,
     sink_url,
+    wait_ingest_reachable,
     wait_operator,
 )
 from tests.encoder import Publisher
@@ -142,6 +143,7 @@ def apply_demo(cluster: LocalCluster) -> None:
     wait_for(lambda: livestreams.ready(cluster, NS, LS), "the LiveStream to be Ready", timeout=120)
     cluster.kubectl("-n", NS, "wait", "--for=condition=Ready", "pod", "-l",
                     f"restream.dev/livestream={LS}", "--timeout=120s", timeout=130)  # fmt: skip
+    wait_ingest_reachable(cluster, NS, LS)
     say(f"LiveStream {LS} and its pods Ready {time.monotonic() - t0:.1f}s after the apply.")
     say()
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import socket
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,25 @@ def chart_values(agent_poll_seconds: int = 1) -> dict[str, Any]:
             "agentPollSeconds": agent_poll_seconds,
         },
     }
+
+
+def wait_ingest_reachable(
+    cluster: LocalCluster, ns: str, livestream: str, timeout: float = 30
+) -> None:
+    """Until the ingest Service accepts a TCP connection from the host. A Ready ingest
+    pod is not enough: kube-proxy programs the Service's new endpoint a moment later,
+    and until then a connect is refused (an encoder would retry; ffmpeg does not)."""
+    url, _ = ingest_from_host(cluster, ns, livestream)
+    host = url.split("://", 1)[1].split(":", 1)[0]
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, 1935), timeout=1):
+                return
+        except OSError as e:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the ingest Service {host}:1935 refuses: {e}") from e
+            time.sleep(0.1)
 
 
 class Helm:

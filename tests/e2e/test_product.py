@@ -38,6 +38,7 @@ from tests.cluster.product import (
     sink_files,
     sink_objects,
     sink_url,
+    wait_ingest_reachable,
     wait_operator,
 )
 from tests.encoder import Publisher
@@ -312,8 +313,9 @@ def test_operator_pod_serves_the_webhook(
 
 
 def wait_all_ready(cluster: NodeCluster, ns: str, relays: list[str], timeout: float = 120) -> float:
-    """Until every pod of the LiveStream is Ready (relays are Ready while Idle too) and
-    every relay's agent answers (status Idle or Live)."""
+    """Until every pod of the LiveStream is Ready (relays are Ready while Idle too),
+    every relay's agent answers (status Idle or Live) and the ingest Service accepts
+    connections: ready to publish to."""
     t0 = time.monotonic()
 
     def ok() -> bool:
@@ -329,6 +331,7 @@ def wait_all_ready(cluster: NodeCluster, ns: str, relays: list[str], timeout: fl
 
     wait_for(ok, f"ingest and {len(relays)} relay pods Ready, relays Idle", timeout=timeout,
              every=0.2)  # fmt: skip
+    wait_ingest_reachable(cluster, ns, LS)
     return time.monotonic() - t0
 
 
