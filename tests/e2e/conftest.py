@@ -26,6 +26,7 @@ from tests.cluster.node import (
     NodeCluster,
     missing_requirements,
 )
+from tests.waiting import wait_for
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 
@@ -73,9 +74,13 @@ def node_cluster() -> Iterator[NodeCluster]:
 def node_namespace(node_cluster: NodeCluster) -> str:
     name = f"e2e-{uuid.uuid4().hex[:8]}"
     node_cluster.kubectl("create", "namespace", name)
-    node_cluster.kubectl(
-        "-n", name, "wait", "--for=jsonpath={.metadata.name}", "serviceaccount/default",
-        "--timeout=30s",
+    # Pods need the namespace's default ServiceAccount, which the controller-manager
+    # creates a moment later; `kubectl wait` fails at once on an object not yet there.
+    wait_for(
+        lambda: node_cluster.kubectl(
+            "-n", name, "get", "serviceaccount", "default", check=False
+        ).returncode == 0,
+        "the namespace's default ServiceAccount", timeout=30,
     )  # fmt: skip
     return name
 
