@@ -17,8 +17,6 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from .agent.contract import RestreamState
-
 GROUP = "restream.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -291,6 +289,21 @@ class LiveStreamSpec(Model):
 
 
 # ---- status --------------------------------------------------------------------------
+
+
+class RestreamState(StrEnum):
+    """States of a restream: what its relay agent reports (Idle, Connecting, Live,
+    Retrying, Failed), or the operator's word for a relay that is off (Disabled), whose
+    pod is not ready (Pending), or whose agent does not answer (Unknown)."""
+
+    DISABLED = "Disabled"
+    PENDING = "Pending"
+    IDLE = "Idle"
+    CONNECTING = "Connecting"
+    LIVE = "Live"
+    RETRYING = "Retrying"
+    FAILED = "Failed"
+    UNKNOWN = "Unknown"
 
 
 class ConditionStatus(StrEnum):

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from restream_operator.agent import relay as relay_module
-from restream_operator.agent.contract import RestreamState
+from restream_operator.agent.contract import RelayState
 from restream_operator.agent.httpserver import HttpServer, Request, Response
 from restream_operator.agent.redact import Redactor
 from restream_operator.agent.relay import Relay, RelayConfig
@@ -124,7 +124,7 @@ def _calls(out: Path) -> list[dict[str, object]]:
 
 def test_secrets_reach_ffmpeg_through_pipes_only(tmp_path: Path) -> None:
     async def scenario(relay: Relay, _: Ingest, out: Path) -> None:
-        await _until(lambda: relay.state == RestreamState.LIVE)
+        await _until(lambda: relay.state == RelayState.LIVE)
         call = _calls(out)[0]
         argv = json.dumps(call["argv"])
         assert KEY not in argv and TOKEN not in argv
@@ -142,19 +142,19 @@ def test_secrets_reach_ffmpeg_through_pipes_only(tmp_path: Path) -> None:
 
 def test_a_failing_ffmpeg_is_retried_with_its_error_masked(tmp_path: Path) -> None:
     async def scenario(relay: Relay, _: Ingest, out: Path) -> None:
-        await _until(lambda: relay.state == RestreamState.LIVE)
-        await _until(lambda: relay.state == RestreamState.RETRYING)
+        await _until(lambda: relay.state == RelayState.LIVE)
+        await _until(lambda: relay.state == RelayState.RETRYING)
         assert relay.last_error == "rtmp://h/live2/***: Broken pipe"
         await _until(lambda: relay.restarts >= 2 and len(_calls(out)) >= 3)
-        await _until(lambda: relay.state == RestreamState.FAILED)  # the same error 3 times
+        await _until(lambda: relay.state == RelayState.FAILED)  # the same error 3 times
 
     run(tmp_path, "fail", scenario, min_delay=0.1, max_delay=0.3, failed_after=3)
 
 
 def test_a_stalled_ffmpeg_is_killed(tmp_path: Path) -> None:
     async def scenario(relay: Relay, _: Ingest, out: Path) -> None:
-        await _until(lambda: relay.state == RestreamState.LIVE)
-        await _until(lambda: relay.state == RestreamState.RETRYING)
+        await _until(lambda: relay.state == RelayState.LIVE)
+        await _until(lambda: relay.state == RelayState.RETRYING)
         assert relay.last_error == "stalled: no progress for 0.5 s"
 
     run(tmp_path, "stall", scenario, stall_timeout=0.5, min_delay=1, max_delay=1)
@@ -162,21 +162,21 @@ def test_a_stalled_ffmpeg_is_killed(tmp_path: Path) -> None:
 
 def test_end_of_broadcast_stops_ffmpeg_politely_and_idles(tmp_path: Path) -> None:
     async def scenario(relay: Relay, ingest: Ingest, out: Path) -> None:
-        await _until(lambda: relay.state == RestreamState.LIVE)
+        await _until(lambda: relay.state == RelayState.LIVE)
         ingest.doc = {"publishing": False, "since": "2024-01-01T00:00:01.000Z"}
-        await _until(lambda: relay.state == RestreamState.IDLE)
+        await _until(lambda: relay.state == RelayState.IDLE)
         await _until(lambda: any("stopped" in c for c in _calls(out)))
         assert relay.last_error is None and relay.restarts == 0
         # The next broadcast starts ffmpeg at once.
         ingest.doc = {"publishing": True, "since": "2024-01-01T00:00:02.000Z"}
-        await _until(lambda: relay.state == RestreamState.LIVE, 3)
+        await _until(lambda: relay.state == RelayState.LIVE, 3)
 
     run(tmp_path, "live", scenario)
 
 
 def test_no_key_is_reported_not_fatal(tmp_path: Path) -> None:
     async def scenario(relay: Relay, _: Ingest, out: Path) -> None:
-        await _until(lambda: relay.state == RestreamState.FAILED)
+        await _until(lambda: relay.state == RelayState.FAILED)
         assert relay.last_error == "RESTREAM_DESTINATION_KEY is not set"
         await asyncio.sleep(0.2)
         assert not out.exists()  # ffmpeg never started
@@ -206,7 +206,7 @@ def test_ready_unless_failing_idle_included(tmp_path: Path) -> None:
         assert ("Connecting", 200, True) not in seen
         assert ("Live", 200, True) in seen  # Live again is
         ingest.doc = {"publishing": False, "since": "2024-01-01T00:00:05.000Z"}
-        await _until(lambda: relay.state == RestreamState.IDLE)
+        await _until(lambda: relay.state == RelayState.IDLE)
         code = (await readyz(Request("GET", "/readyz", {}, {}, b"", "::1"))).status
         assert code == 200  # between broadcasts a relay is Ready
 

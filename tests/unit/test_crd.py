@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from restream_operator import crd, models
+from restream_operator.agent.contract import RelayState
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 COMMITTED = CHECKOUT / "crds" / "restream.dev_livestreams.yaml"
@@ -107,3 +108,10 @@ def test_api_video_payload_is_accepted_as_is() -> None:
     assert all(r.enabled for r in spec.restreams)
     example = yaml.safe_load((CHECKOUT / "examples" / "api-video-compatible.yaml").read_text())
     assert example["spec"]["restreams"] == payload
+
+
+def test_what_relay_agents_report_is_spelt_as_the_api_spells_it() -> None:
+    api = {s.value for s in models.RestreamState}
+    assert {s.value for s in RelayState} <= api
+    # Only the operator's own words are missing from what agents say.
+    assert api - {s.value for s in RelayState} == {"Disabled", "Pending", "Unknown"}

@@ -42,19 +42,16 @@ PATH_READYZ = "/readyz"
 PATH_METRICS = "/metrics"
 
 
-class RestreamState(StrEnum):
-    """States of a restream. A relay agent reports Idle, Connecting, Live, Retrying or
-    Failed; Disabled, Pending and Unknown are the operator's words for a relay that is
-    off, whose pod is not ready, or whose agent does not answer."""
+class RelayState(StrEnum):
+    """What a relay agent reports in ``state``. The API's ``RestreamState``
+    (models.py) has these and the operator's own words for a relay that is off, not
+    ready or silent; a unit test holds the two to the same spelling."""
 
-    DISABLED = "Disabled"
-    PENDING = "Pending"
     IDLE = "Idle"
     CONNECTING = "Connecting"
     LIVE = "Live"
     RETRYING = "Retrying"
     FAILED = "Failed"
-    UNKNOWN = "Unknown"
 
 
 class IngestAgentStatus(TypedDict, total=False):
@@ -72,7 +69,7 @@ class IngestAgentStatus(TypedDict, total=False):
 class RelayAgentStatus(TypedDict, total=False):
     """GET /status of a relay agent (JSON, camelCase keys)."""
 
-    state: str  # a RestreamState value: Idle, Connecting, Live, Retrying or Failed
+    state: str  # a RelayState value: Idle, Connecting, Live, Retrying or Failed
     since: str | None
     restarts: int
     lastError: str | None  # redacted: no key ever appears here

@@ -33,7 +33,7 @@ from urllib.parse import quote
 
 from . import contract, process, tcpwatch
 from .backoff import Backoff, RepeatCounter
-from .contract import RelayAgentStatus, RestreamState
+from .contract import RelayAgentStatus, RelayState
 from .ffmpeg import (
     Destination,
     DestinationError,
@@ -61,13 +61,6 @@ LIVE_BYTES = 1024  # more than FLV/TS headers and metadata: media is flowing
 BITRATE_WINDOW = 5.0
 MAX_ERROR = 300
 INPUT_ENDED = "the ingest stream ended"
-RELAY_STATES = (
-    RestreamState.IDLE,
-    RestreamState.CONNECTING,
-    RestreamState.LIVE,
-    RestreamState.RETRYING,
-    RestreamState.FAILED,
-)
 
 
 @dataclass
@@ -118,7 +111,7 @@ class Relay:
         self.cfg = cfg
         self._redact = redact
         self._token = token
-        self.state = RestreamState.IDLE
+        self.state = RelayState.IDLE
         self.since = utc_now()
         self.restarts = 0
         self.last_error: str | None = None
@@ -151,7 +144,7 @@ class Relay:
         self._stop.set()
         self._wake.set()
 
-    def _enter(self, state: RestreamState, error: str | None = None) -> None:
+    def _enter(self, state: RelayState, error: str | None = None) -> None:
         if error is not None:
             self.last_error = self._redact(error)[:MAX_ERROR]
         if state == self.state:
@@ -229,13 +222,13 @@ class Relay:
     async def _loop(self) -> None:
         if self._config_error is not None:
             # Never exit: the pod would crash-loop. Report why, and wait to be replaced.
-            self._enter(RestreamState.FAILED, self._config_error)
+            self._enter(RelayState.FAILED, self._config_error)
             log.error("relay cannot start: %s", self._config_error)
             await self._stop.wait()
             return
         while not self._stop.is_set():
             if self.publishing is not True:
-                self._enter(RestreamState.IDLE)
+                self._enter(RelayState.IDLE)
                 self._backoff.reset()
                 self._repeats.reset()
                 await self._wait(lambda: self.publishing is True, None)
@@ -257,7 +250,7 @@ class Relay:
             self._repeats.reset()
         delay = self._backoff.next_delay()
         failed = self._repeats.record(outcome.error)
-        self._enter(RestreamState.FAILED if failed else RestreamState.RETRYING, outcome.error)
+        self._enter(RelayState.FAILED if failed else RelayState.RETRYING, outcome.error)
         log.warning(
             "ffmpeg failed: %s; retrying in %.1f s",
             self.last_error,
@@ -297,7 +290,7 @@ class Relay:
 
     async def _run_ffmpeg(self) -> _Outcome | None:
         """One ffmpeg run; None when it was stopped on purpose (idle or shutdown)."""
-        self._enter(RestreamState.CONNECTING)
+        self._enter(RelayState.CONNECTING)
         argv, fds = self._spawn_args()
         self._input_path = f"/dev/fd/{fds[0]}"
         self._command = self._redact(shown_command(argv))
@@ -392,7 +385,7 @@ class Relay:
         run.out_time_us, run.last_advance = out_time_us, now
         if run.live_since is None and out_time_us > 0 and run.total_size > LIVE_BYTES:
             run.live_since = now
-            self._enter(RestreamState.LIVE)
+            self._enter(RelayState.LIVE)
 
     def _on_stderr(self, line: str) -> None:
         # "/dev/fd/7: Input/output error" is about the input: say so.
@@ -412,7 +405,7 @@ class Relay:
 
     def bitrate_kbps(self) -> int | None:
         run = self._run
-        if run is None or self.state != RestreamState.LIVE:
+        if run is None or self.state != RelayState.LIVE:
             return None
         now = time.monotonic()
         window = [(t, b) for t, b in run.samples if now - t <= BITRATE_WINDOW]
@@ -437,9 +430,9 @@ class Relay:
 
     def metrics(self) -> str:
         labels = {"restream": self.cfg.name}
-        live = self.state == RestreamState.LIVE
+        live = self.state == RelayState.LIVE
         exp = Exposition()
-        states = [({**labels, "state": s.value}, float(s == self.state)) for s in RELAY_STATES]
+        states = [({**labels, "state": s.value}, float(s == self.state)) for s in RelayState]
         exp.add("restream_relay_state", "gauge", "1 for the relay's current state", states)
         exp.add("restream_relay_live", "gauge", "1 while delivering", [(labels, float(live))])
         exp.add(
@@ -476,8 +469,8 @@ class Relay:
             # alerts (KubePodNotReady), stalls `kubectl rollout status` and ends in
             # ProgressDeadlineExceeded. A destination that fails is not Ready until it
             # is Live again (not at each reconnect attempt: the pod would flap).
-            ok = self.state in (RestreamState.IDLE, RestreamState.LIVE) or (
-                self.state == RestreamState.CONNECTING and self._backoff.failures == 0
+            ok = self.state in (RelayState.IDLE, RelayState.LIVE) or (
+                self.state == RelayState.CONNECTING and self._backoff.failures == 0
             )
             return Response.text(f"{self.state.value}\n", 200 if ok else 503)
 
