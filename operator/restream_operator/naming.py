@@ -42,6 +42,11 @@ def ingest_name(livestream: str) -> str:
     return f"{livestream}-ingest"
 
 
+def ingest_internal_name(livestream: str) -> str:
+    """The ClusterIP-only Service relays use (RTMP play and the agent's port)."""
+    return f"{ingest_name(livestream)}-internal"
+
+
 def generated_key_secret(livestream: str) -> str:
     return f"{livestream}-stream-key"
 

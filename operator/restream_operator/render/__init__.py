@@ -32,7 +32,6 @@ class Children:
     applied: list[Obj] = field(default_factory=list)
     generated: dict[str, str] = field(default_factory=dict)  # secret name -> data key
     relays: dict[str, str] = field(default_factory=dict)
-    key_secret: tuple[str, str] = ("", "")
 
 
 def generated_secret(owner: Owner, name: str, data_key: str, value: str) -> Obj:
@@ -46,7 +45,6 @@ def generated_secret(owner: Owner, name: str, data_key: str, value: str) -> Obj:
 
 
 def ingest_key_ref(owner: Owner) -> tuple[str, str]:
-    assert owner.spec is not None
     ref = owner.spec.stream_key_secret_ref
     if ref is not None:
         return ref.name, ref.key
@@ -55,7 +53,6 @@ def ingest_key_ref(owner: Owner) -> tuple[str, str]:
 
 def render_children(owner: Owner, settings: Settings) -> Children:
     spec = owner.spec
-    assert spec is not None
     key_secret = ingest_key_ref(owner)
     play_secret = naming.play_token_secret(owner.name)
     generated = {play_secret: PLAY_TOKEN_KEY}
@@ -79,7 +76,7 @@ def render_children(owner: Owner, settings: Settings) -> Children:
         deployment = relay.deployment(owner, restream, settings, play_secret)
         applied.append(deployment)
         relays[restream.name] = deployment["metadata"]["name"]
-    return Children(applied=applied, generated=generated, relays=relays, key_secret=key_secret)
+    return Children(applied=applied, generated=generated, relays=relays)
 
 
 def owner_from_object(obj: Obj) -> Owner:

@@ -21,8 +21,8 @@ class Owner:
 
     name: str
     namespace: str
-    uid: str = ""
-    spec: models.LiveStreamSpec | None = None
+    uid: str
+    spec: models.LiveStreamSpec
 
 
 def metadata(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 
-from .. import naming
+from .. import endpoints, naming
 from ..agent import contract
 from ..settings import Settings
 from . import common
@@ -25,35 +25,6 @@ DEFAULT_RESOURCES: Obj = {
     "requests": {"cpu": "100m", "memory": "64Mi"},
     "limits": {"memory": "512Mi"},
 }
-
-
-def internal_service_name(livestream: str) -> str:
-    return f"{naming.ingest_name(livestream)}-internal"
-
-
-def service_host(owner: Owner, service: str, settings: Settings) -> str:
-    return f"{service}.{owner.namespace}.svc.{settings.cluster_domain}"
-
-
-def play_url(owner: Owner, settings: Settings) -> str:
-    """What relays play, without the token (the agent appends it from its environment)."""
-    host = service_host(owner, internal_service_name(owner.name), settings)
-    return f"rtmp://{host}:{contract.RTMP_PORT}/{contract.APPLICATION}/{contract.STREAM_NAME}"
-
-
-def publish_url(owner: Owner, settings: Settings) -> str:
-    host = service_host(owner, naming.ingest_name(owner.name), settings)
-    return f"rtmp://{host}:{contract.RTMP_PORT}/{contract.APPLICATION}"
-
-
-def agent_status_url(owner: Owner, settings: Settings) -> str:
-    host = service_host(owner, internal_service_name(owner.name), settings)
-    return f"http://{host}:{contract.AGENT_PORT}{contract.PATH_STATUS}"
-
-
-def hls_url(owner: Owner, settings: Settings) -> str:
-    host = service_host(owner, naming.ingest_name(owner.name), settings)
-    return f"http://{host}:{contract.HLS_PORT}/hls/{contract.STREAM_NAME}.m3u8"
 
 
 def config_map(owner: Owner, hls: bool) -> Obj:
@@ -76,7 +47,6 @@ def deployment(
     key_secret: tuple[str, str],
     play_token_secret: str,
 ) -> Obj:
-    assert owner.spec is not None
     name = naming.ingest_name(owner.name)
     labels = naming.labels(owner.name, naming.COMPONENT_INGEST)
     config_hash = hashlib.sha256(config["data"][CONFIG_FILE].encode()).hexdigest()[:16]
@@ -97,7 +67,7 @@ def deployment(
             f"{CONFIG_DIR}/{CONFIG_FILE}",
             "--listen",
             f"0.0.0.0:{contract.AGENT_PORT}",
-            *(["--hls-url", hls_url(owner, settings)] if owner.spec.playback.hls else []),
+            *(["--hls-url", endpoints.hls_url(owner, settings)] if owner.spec.playback.hls else []),
         ],
         "env": [
             common.secret_env(contract.ENV_STREAM_KEY, *key_secret),
@@ -147,7 +117,6 @@ def deployment(
 
 
 def service(owner: Owner) -> Obj:
-    assert owner.spec is not None
     ingest = owner.spec.ingest
     ports = [{"name": "rtmp", "port": contract.RTMP_PORT, "targetPort": "rtmp", "protocol": "TCP"}]
     if owner.spec.playback.hls:
@@ -177,7 +146,7 @@ def internal_service(owner: Owner) -> Obj:
         "kind": "Service",
         "metadata": common.metadata(
             owner,
-            internal_service_name(owner.name),
+            naming.ingest_internal_name(owner.name),
             naming.labels(owner.name, naming.COMPONENT_INGEST),
         ),
         "spec": {

@@ -10,12 +10,11 @@ from __future__ import annotations
 import base64
 from urllib.parse import urlsplit
 
-from .. import models, naming
+from .. import endpoints, models, naming
 from ..agent import contract
 from ..settings import Settings
 from . import common
 from .common import Obj, Owner
-from .ingest import agent_status_url, play_url
 
 DEFAULT_RESOURCES: Obj = {
     "requests": {"cpu": "50m", "memory": "96Mi"},
@@ -73,7 +72,6 @@ def _literal(value: str) -> str:
 
 def relay_command(owner: Owner, restream: models.Restream, settings: Settings) -> list[str]:
     """The relay container's command: everything but the secrets, which come from env."""
-    assert owner.spec is not None
     low, high = reconnect_delays(owner.spec, settings)
     return [
         "restream-agent",
@@ -81,9 +79,9 @@ def relay_command(owner: Owner, restream: models.Restream, settings: Settings) -
         "--name",
         _literal(restream.name),
         "--source",
-        play_url(owner, settings),
+        endpoints.play_url(owner, settings),
         "--ingest-status",
-        agent_status_url(owner, settings),
+        endpoints.agent_status_url(owner, settings),
         "--destination",
         _literal(restream.server_url),
         "--format",
@@ -100,7 +98,6 @@ def relay_command(owner: Owner, restream: models.Restream, settings: Settings) -
 def deployment(
     owner: Owner, restream: models.Restream, settings: Settings, play_token_secret: str
 ) -> Obj:
-    assert owner.spec is not None
     name = naming.relay_name(owner.name, restream.name)
     labels = naming.labels(owner.name, naming.COMPONENT_RELAY, restream.name)
     container: Obj = {
