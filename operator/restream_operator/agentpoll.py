@@ -15,7 +15,7 @@ from . import naming
 from .agent.contract import AGENT_PORT, PATH_STATUS, IngestAgentStatus, RelayAgentStatus
 from .render import Owner
 from .runtime import Runtime
-from .status import PodView, live_pod
+from .views import PodView, live_pod
 
 _MAX_BODY = 64 * 1024
 
@@ -55,7 +55,6 @@ async def _poll(runtime: Runtime, pod: PodView | None) -> dict[str, Any] | None:
 async def poll_agents(
     runtime: Runtime, owner: Owner, pods: dict[str, list[PodView]]
 ) -> tuple[IngestAgentStatus | None, dict[str, RelayAgentStatus]]:
-    assert owner.spec is not None
     enabled = [r.name for r in owner.spec.restreams if r.enabled and not owner.spec.suspend]
     targets = [live_pod(pods.get("ingest", []))]
     targets += [live_pod(pods.get(naming.restream_slug(name), [])) for name in enabled]

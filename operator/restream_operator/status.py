@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from . import models, naming
-from .agent.contract import IngestAgentStatus, RelayAgentStatus, RestreamState
-from .render import Owner, ingest
+from . import endpoints, models, naming
+from .agent.contract import IngestAgentStatus, RelayAgentStatus
+from .models import RestreamState
+from .render import Owner
+from .secretrefs import MissingSecret
 from .settings import Settings
+from .views import DeploymentView, PodView, ServiceView, live_pod
 
 # Bitrates wobble; a status write for every wobble would be churn.
 _BITRATE_CHANGE = 0.10
@@ -33,35 +36,6 @@ CONDITION_TYPES = (READY, INGEST_READY, BROADCASTING, RESTREAMS_READY)
 STATUS_KEYS = tuple(
     field.alias or name for name, field in models.LiveStreamStatus.model_fields.items()
 )
-_INGEST_REF = "spec.streamKeySecretRef"
-
-
-@dataclass(frozen=True)
-class PodView:
-    name: str
-    ip: str | None = None
-    phase: str = "Pending"
-    ready: bool = False
-    ready_since: str | None = None
-    restarts: int = 0
-    waiting_reason: str | None = None
-    waiting_message: str | None = None
-    deleting: bool = False
-
-
-@dataclass(frozen=True)
-class DeploymentView:
-    name: str
-    replicas: int = 1
-    available: int = 0
-    rolled_out: bool = False  # the controller has seen the latest spec and finished
-
-
-@dataclass(frozen=True)
-class ServiceView:
-    type: str = "ClusterIP"
-    load_balancer_host: str | None = None
-    node_port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -72,22 +46,16 @@ class Observed:
     service: ServiceView | None = None
     ingest_agent: IngestAgentStatus | None = None
     relay_agents: dict[str, RelayAgentStatus] = field(default_factory=dict)  # by restream name
-    missing_secrets: tuple[str, ...] = ()
+    missing_secrets: tuple[MissingSecret, ...] = ()
     reconciled_generation: int | None = None
     reconcile_error: str | None = None
 
 
 @dataclass(frozen=True)
 class Transition:
-    type: str  # Normal or Warning
+    type: Literal["Normal", "Warning"]
     reason: str
     message: str
-
-
-def live_pod(pods: list[PodView]) -> PodView | None:
-    """The pod that matters: the newest one not being deleted (Recreate: at most one)."""
-    candidates = [p for p in pods if not p.deleting]
-    return candidates[-1] if candidates else None
 
 
 def _condition(
@@ -154,10 +122,9 @@ def _bitrate(old: int | None, new: int | None) -> int | None:
 
 
 def _ingest_status(owner: Owner, settings: Settings, observed: Observed) -> dict[str, Any]:
-    assert owner.spec is not None
     ref = owner.spec.stream_key_secret_ref
     out: dict[str, Any] = {
-        "rtmpUrl": ingest.publish_url(owner, settings),
+        "rtmpUrl": endpoints.publish_url(owner, settings),
         "streamKeySecret": ref.name if ref else naming.generated_key_secret(owner.name),
     }
     svc = observed.service
@@ -166,7 +133,7 @@ def _ingest_status(owner: Owner, settings: Settings, observed: Observed) -> dict
     elif svc is not None and svc.type == "NodePort" and svc.node_port:
         out["externalUrl"] = f"rtmp://<node address>:{svc.node_port}/live"
     if owner.spec.playback.hls:
-        out["hlsUrl"] = ingest.hls_url(owner, settings)
+        out["hlsUrl"] = endpoints.hls_url(owner, settings)
     return out
 
 
@@ -174,7 +141,7 @@ Verdict = tuple[str, str, str]  # condition status, reason, message
 
 
 def _ingest_verdict(owner: Owner, observed: Observed) -> Verdict:
-    ingest_secret = [m for m in observed.missing_secrets if _INGEST_REF in m]
+    ingest_secret = [str(m) for m in observed.missing_secrets if m.for_ingest]
     dep = observed.deployments.get(naming.ingest_name(owner.name))
     pod = live_pod(observed.pods.get(naming.COMPONENT_INGEST, []))
     if ingest_secret:
@@ -200,7 +167,6 @@ def _broadcast_verdict(agent: IngestAgentStatus | None) -> Verdict:
 def _restream_entries(
     owner: Owner, previous: dict[str, Any], observed: Observed, now: str
 ) -> list[dict[str, Any]]:
-    assert owner.spec is not None
     prev = {r.get("name"): r for r in previous.get("restreams") or []}
     out = []
     for r in owner.spec.restreams:
@@ -237,7 +203,6 @@ def _just_started(agent: IngestAgentStatus | None, now: str) -> bool:
 
 def _ready_pod_no_agent(owner: Owner, observed: Observed) -> set[str]:
     """Restreams whose agent did not answer but whose pod the kubelet reports Ready."""
-    assert owner.spec is not None
     out = set()
     for r in owner.spec.restreams:
         pod = live_pod(observed.pods.get(naming.restream_slug(r.name), []))
@@ -253,9 +218,8 @@ def _restreams_verdict(
     starting: bool,
     observed: Observed,
 ) -> Verdict:
-    assert owner.spec is not None
     enabled = {r.name for r in owner.spec.restreams if r.enabled}
-    relay_secrets = [m for m in observed.missing_secrets if _INGEST_REF not in m]
+    relay_secrets = [str(m) for m in observed.missing_secrets if not m.for_ingest]
     if owner.spec.suspend:
         return "False", "Suspended", "spec.suspend is true: every relay is scaled to zero"
     if relay_secrets:
@@ -298,7 +262,6 @@ def compute_status(
     settings: Settings,
     now: str,
 ) -> dict[str, Any]:
-    assert owner.spec is not None
     agent = observed.ingest_agent
     # An agent that does not answer is not a broadcast that ended: keep the last word.
     broadcasting = bool(agent.get("publishing")) if agent else bool(previous.get("broadcasting"))
@@ -354,5 +317,6 @@ def transitions(previous: dict[str, Any], new: dict[str, Any]) -> list[Transitio
         message = f"restream {r['name']!r}: {before or 'new'} -> {after}"
         if bad and r.get("lastError"):
             message += f" ({r['lastError']})"
-        out.append(Transition("Warning" if bad else "Normal", f"Restream{after}", message))
+        kind: Literal["Normal", "Warning"] = "Warning" if bad else "Normal"
+        out.append(Transition(kind, f"Restream{after}", message))
     return out

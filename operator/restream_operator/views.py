@@ -1,7 +1,7 @@
 """What the operator keeps of its children: small views built from watch events.
 
-Built by pure functions from the objects kopf's watches deliver; ``status.py`` computes
-from them. Keyed by (namespace, LiveStream name), from the children's labels.
+Built by pure functions (``*_view``) from the objects kopf's watches deliver; ``status.py``
+computes from them. Keyed by (namespace, LiveStream name), from the children's labels.
 """
 
 from __future__ import annotations
@@ -10,25 +10,86 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import naming
-from .status import DeploymentView, PodView, ServiceView
 
 IndexKey = tuple[str, str]  # (namespace, livestream name)
+
+
+@dataclass(frozen=True)
+class PodView:
+    name: str
+    group: str = ""  # what the pod belongs to: "ingest", or its relay's restream slug
+    ip: str | None = None
+    phase: str = "Pending"
+    ready: bool = False
+    restarts: int = 0
+    waiting_reason: str | None = None
+    waiting_message: str | None = None
+    deleting: bool = False
+
+
+@dataclass(frozen=True)
+class DeploymentView:
+    name: str
+    available: int = 0
+    rolled_out: bool = False  # the controller has seen the latest spec and finished
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    name: str
+    type: str = "ClusterIP"
+    load_balancer_host: str | None = None
+    node_port: int | None = None
+
+
+ChildView = PodView | DeploymentView | ServiceView
 
 
 @dataclass
 class ChildViews:
     deployments: dict[str, DeploymentView] = field(default_factory=dict)
-    pods: dict[str, tuple[str, PodView]] = field(default_factory=dict)  # name -> (group, view)
-    service: ServiceView | None = None
+    pods: dict[str, PodView] = field(default_factory=dict)
+    service: ServiceView | None = None  # the public ingest Service
+
+    def put(self, view: ChildView) -> None:
+        if isinstance(view, DeploymentView):
+            self.deployments[view.name] = view
+        elif isinstance(view, PodView):
+            self.pods[view.name] = view
+        else:
+            self.service = view
+
+    def drop(self, kind: str, name: str) -> None:
+        if kind == "Deployment":
+            self.deployments.pop(name, None)
+        elif kind == "Pod":
+            self.pods.pop(name, None)
+        elif kind == "Service" and self.service is not None and self.service.name == name:
+            self.service = None
+
+    def empty(self) -> bool:
+        return not self.deployments and not self.pods and self.service is None
 
     def pods_by_group(self) -> dict[str, list[PodView]]:
         out: dict[str, list[PodView]] = {}
-        for group, pod in self.pods.values():
-            out.setdefault(group, []).append(pod)
+        for pod in self.pods.values():
+            out.setdefault(pod.group, []).append(pod)
         return out
 
 
+def live_pod(pods: list[PodView]) -> PodView | None:
+    """The pod that matters: the newest one not being deleted (Recreate: at most one)."""
+    candidates = [p for p in pods if not p.deleting]
+    return candidates[-1] if candidates else None
+
+
+def livestream_key(obj: dict[str, Any]) -> IndexKey:
+    meta = obj["metadata"]
+    return (meta.get("namespace") or "", meta["name"])
+
+
 def key_of(obj: dict[str, Any]) -> IndexKey | None:
+    """The LiveStream a child belongs to, from its labels."""
     meta = obj.get("metadata") or {}
     livestream = (meta.get("labels") or {}).get(naming.LABEL_LIVESTREAM)
     return (meta.get("namespace") or "", livestream) if livestream else None
@@ -40,7 +101,6 @@ def deployment_view(obj: dict[str, Any]) -> DeploymentView:
     seen = int(status.get("observedGeneration") or 0) >= int(meta.get("generation") or 0)
     return DeploymentView(
         name=meta["name"],
-        replicas=replicas,
         available=int(status.get("availableReplicas") or 0),
         rolled_out=seen and int(status.get("updatedReplicas") or 0) >= replicas,
     )
@@ -62,10 +122,10 @@ def pod_view(obj: dict[str, Any]) -> PodView:
     )
     return PodView(
         name=meta["name"],
+        group=pod_group(obj),
         ip=status.get("podIP"),
         phase=status.get("phase") or "Pending",
         ready=ready.get("status") == "True",
-        ready_since=ready.get("lastTransitionTime"),
         restarts=sum(int(c.get("restartCount") or 0) for c in containers),
         waiting_reason=waiting.get("reason"),
         waiting_message=waiting.get("message"),
@@ -74,10 +134,11 @@ def pod_view(obj: dict[str, Any]) -> PodView:
 
 
 def service_view(obj: dict[str, Any]) -> ServiceView:
-    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
     ingress = (status.get("loadBalancer") or {}).get("ingress") or [{}]
     node_ports = [p.get("nodePort") for p in spec.get("ports") or [] if p.get("name") == "rtmp"]
     return ServiceView(
+        name=meta["name"],
         type=spec.get("type", "ClusterIP"),
         load_balancer_host=ingress[0].get("hostname") or ingress[0].get("ip"),
         node_port=node_ports[0] if node_ports else None,

@@ -293,39 +293,64 @@ def test_no_status_write_while_nothing_changes(
     assert before == after, "the LiveStream was written while nothing changed"
 
 
+YT_BY_REF = {
+    "name": "Youtube",
+    "serverUrl": "rtmp://a.example.com/live2",
+    "streamKeySecretRef": {"name": "yt", "key": "key"},
+}
+# Who waits for a missing Secret decides which condition says so: a relay
+# (RestreamsReady) or the ingest (IngestReady). The second case is a restream whose name
+# is the ingest's field path: it is still a relay's Secret, not the ingest's.
+MISSING_SECRET_CASES: dict[str, tuple[dict[str, Any], str, str, str, str]] = {
+    "relay": ({"restreams": [YT_BY_REF]}, "yt", "key", "RestreamsReady", "IngestReady"),
+    "relay named like the ingest field": (
+        {"restreams": [{**YT_BY_REF, "name": "spec.streamKeySecretRef"}]},
+        "yt",
+        "key",
+        "RestreamsReady",
+        "IngestReady",
+    ),
+    "ingest": (
+        {"restreams": [YT_BY_REF], "streamKeySecretRef": {"name": "ingest-key", "key": "k"}},
+        "ingest-key",
+        "k",
+        "IngestReady",
+        "RestreamsReady",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(MISSING_SECRET_CASES))
 def test_referenced_secret_missing_is_a_condition_until_it_exists(
-    cluster: LocalCluster, namespace: str, operator: OperatorProcess
+    cluster: LocalCluster, namespace: str, operator: OperatorProcess, case: str
 ) -> None:
-    doc = livestream(
-        restreams=[
-            {
-                "name": "Youtube",
-                "serverUrl": "rtmp://a.example.com/live2",
-                "streamKeySecretRef": {"name": "yt", "key": "key"},
-            }
-        ]
-    )
-    apply(cluster, namespace, doc)
-
-    def reason() -> str | None:
-        st = status(cluster, namespace)
-        return next(
-            (c["reason"] for c in st.get("conditions", []) if c["type"] == "RestreamsReady"), None
+    spec, secret, key, waiting, other = MISSING_SECRET_CASES[case]
+    if secret != "yt":
+        cluster.kubectl(
+            "create", "secret", "generic", "yt", "-n", namespace, "--from-literal=key=a"
         )
+    spec = dict(spec)
+    apply(cluster, namespace, livestream(restreams=spec.pop("restreams"), **spec))
 
-    wait_for(lambda: reason() == "SecretMissing", "the SecretMissing condition")
+    def reason(type_: str) -> str | None:
+        st = status(cluster, namespace)
+        return next((c["reason"] for c in st.get("conditions", []) if c["type"] == type_), None)
+
+    wait_for(lambda: reason(waiting) == "SecretMissing", f"the SecretMissing reason of {waiting}")
     message = next(
-        c["message"]
-        for c in status(cluster, namespace)["conditions"]
-        if c["type"] == "RestreamsReady"
+        c["message"] for c in status(cluster, namespace)["conditions"] if c["type"] == waiting
     )
-    assert "'yt'" in message
+    assert f"'{secret}'" in message
+    assert reason(other) != "SecretMissing", f"{other} blames the Secret {waiting} waits for"
     events = get(
         cluster, "events", namespace, "--field-selector", "involvedObject.kind=LiveStream"
     )["items"]
     assert any(e["reason"] == "SecretMissing" for e in events)
-    cluster.kubectl("create", "secret", "generic", "yt", "-n", namespace, "--from-literal=key=abc")
-    wait_for(lambda: reason() == "AllHealthy", "the condition to clear once the Secret exists")
+    cluster.kubectl(
+        "create", "secret", "generic", secret, "-n", namespace, f"--from-literal={key}=abc"
+    )
+    healthy = "AllHealthy" if waiting == "RestreamsReady" else "Available"
+    wait_for(lambda: reason(waiting) == healthy, "the condition to clear once the Secret exists")
 
 
 def test_no_key_literal_in_pods_status_events_or_logs(

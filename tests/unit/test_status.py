@@ -9,14 +9,10 @@ import pytest
 from restream_operator import models, naming
 from restream_operator.agent.contract import IngestAgentStatus, RelayAgentStatus
 from restream_operator.render import Owner
+from restream_operator.secretrefs import MissingSecret, SecretUse
 from restream_operator.settings import Settings
-from restream_operator.status import (
-    DeploymentView,
-    Observed,
-    PodView,
-    compute_status,
-    transitions,
-)
+from restream_operator.status import Observed, compute_status, transitions
+from restream_operator.views import DeploymentView, PodView
 
 T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z"
 SPEC = {
@@ -43,18 +39,18 @@ def owner(**spec_changes: Any) -> Owner:
 def deployments(ingest: bool = True, relays: bool = True) -> dict[str, DeploymentView]:
     out = {}
     if ingest:
-        out["launch-ingest"] = DeploymentView("launch-ingest", 1, 1, True)
+        out["launch-ingest"] = DeploymentView("launch-ingest", available=1, rolled_out=True)
     if relays:
         for name in ("Youtube", "Twitch"):
             n = naming.relay_name("launch", name)
-            out[n] = DeploymentView(n, 1, 1, True)
+            out[n] = DeploymentView(n, available=1, rolled_out=True)
     return out
 
 
 def pods(ready: bool = True, running: bool = True) -> dict[str, list[PodView]]:
     phase = "Running" if running else "Pending"
     return {
-        g: [PodView(f"{g}-pod", "127.100.0.9", phase, ready, T0)]
+        g: [PodView(f"{g}-pod", g, "127.100.0.9", phase, ready)]
         for g in (naming.COMPONENT_INGEST, YT, TW)
     }
 
@@ -190,7 +186,7 @@ TABLE = [
         Observed(
             deployments=deployments(),
             pods=pods(ready=False),
-            missing_secrets=("Secret 'yt' (for restream 'Youtube') does not exist",),
+            missing_secrets=(MissingSecret(SecretUse("yt", "key", "Youtube")),),
         ),
         {"Youtube": "Unknown", "Twitch": "Unknown", "Off": "Disabled"},
         ("False", "RestreamsNotReady"),
@@ -236,7 +232,11 @@ def test_status_table(
 
 def test_pending_pod_reports_why() -> None:
     waiting = PodView(
-        "p", None, "Pending", False, None, 0, "CreateContainerConfigError", 'secret "yt" not found'
+        "p",
+        YT,
+        phase="Pending",
+        waiting_reason="CreateContainerConfigError",
+        waiting_message='secret "yt" not found',
     )
     status = run(Observed(deployments=deployments(), pods={YT: [waiting]}))
     yt = status["restreams"][0]
@@ -330,3 +330,34 @@ def test_unreachable_ingest_agent_keeps_the_last_known_broadcast() -> None:
     later = run(Observed(deployments=deployments(), pods=pods()), previous=live, now=T1)
     assert later["broadcasting"] is True
     assert cond(later, "Broadcasting") == ("Unknown", "AgentUnreachable")
+
+
+def test_a_missing_secret_is_blamed_on_whoever_reads_it_whatever_the_names() -> None:
+    # A restream may be named anything, the ingest's own field path included.
+    odd = "spec.streamKeySecretRef"
+    spec = {
+        "streamKeySecretRef": {"name": "ingest-key", "key": "k"},
+        "restreams": [{"name": odd, "serverUrl": "rtmp://a.example.com/live2", "streamKey": "x"}],
+    }
+    o = Owner("launch", "demo", "uid", models.LiveStreamSpec.model_validate(spec))
+    relay_pods = {naming.restream_slug(odd): [PodView("r", naming.restream_slug(odd))]}
+
+    def verdicts(*missing: MissingSecret) -> tuple[tuple[str, str], tuple[str, str]]:
+        observed = Observed(deployments=deployments(), pods=relay_pods, missing_secrets=missing)
+        status = compute_status(o, 1, {}, observed, Settings(), T1)
+        return cond(status, "IngestReady"), cond(status, "RestreamsReady")
+
+    ingest, restreams = verdicts(MissingSecret(SecretUse("yt", "key", odd)))
+    assert ingest == ("True", "Available")
+    assert restreams == ("False", "SecretMissing")
+
+    ingest, restreams = verdicts(MissingSecret(SecretUse("ingest-key", "k"), secret_exists=True))
+    assert ingest == ("False", "SecretMissing")
+    assert restreams[1] != "SecretMissing"
+
+
+def test_missing_secret_messages_say_which_secret_key_and_reader() -> None:
+    gone = MissingSecret(SecretUse("yt", "key", "Youtube"))
+    keyless = MissingSecret(SecretUse("launch-key", "k"), secret_exists=True)
+    assert str(gone) == "Secret 'yt' (for restream 'Youtube') does not exist"
+    assert str(keyless) == "Secret 'launch-key' has no key 'k' (for spec.streamKeySecretRef)"

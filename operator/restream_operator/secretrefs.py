@@ -1,0 +1,78 @@
+"""The Secrets a LiveStream's spec names, and which of them are missing: as records.
+
+The status decides from these whether the ingest or a relay is waiting for a Secret, so
+the decision rests on who reads the Secret, never on the wording of a message (a
+restream may be named anything, "spec.streamKeySecretRef" included).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import models
+
+
+@dataclass(frozen=True)
+class SecretUse:
+    """One Secret key the spec names, and who reads it: the ingest (restream None) or
+    the relay of one restream."""
+
+    name: str
+    key: str
+    restream: str | None = None
+
+    @property
+    def reader(self) -> str:
+        return "spec.streamKeySecretRef" if self.restream is None else f"restream {self.restream!r}"
+
+
+@dataclass(frozen=True)
+class MissingSecret:
+    """A named Secret that does not exist (``secret_exists`` False), or exists without
+    the named key."""
+
+    use: SecretUse
+    secret_exists: bool = False
+
+    @property
+    def for_ingest(self) -> bool:
+        return self.use.restream is None
+
+    def __str__(self) -> str:
+        u = self.use
+        if self.secret_exists:
+            return f"Secret {u.name!r} has no key {u.key!r} (for {u.reader})"
+        return f"Secret {u.name!r} (for {u.reader}) does not exist"
+
+
+def secret_uses(spec: models.LiveStreamSpec) -> list[SecretUse]:
+    """Every Secret key a user named in the spec that a pod will read."""
+    uses = []
+    if spec.stream_key_secret_ref is not None:
+        ref = spec.stream_key_secret_ref
+        uses.append(SecretUse(ref.name, ref.key))
+    for r in spec.restreams:
+        if r.enabled and r.stream_key_secret_ref is not None:
+            ref = r.stream_key_secret_ref
+            uses.append(SecretUse(ref.name, ref.key, r.name))
+    return uses
+
+
+# name -> the Secret as the API gives it, or None when there is none
+SecretGetter = Callable[[str], dict[str, Any] | None]
+
+
+def missing_secrets(spec: models.LiveStreamSpec, get: SecretGetter) -> list[MissingSecret]:
+    missing = []
+    fetched: dict[str, dict[str, Any] | None] = {}
+    for use in secret_uses(spec):
+        if use.name not in fetched:
+            fetched[use.name] = get(use.name)
+        secret = fetched[use.name]
+        if secret is None:
+            missing.append(MissingSecret(use))
+        elif use.key not in (secret.get("data") or {}):
+            missing.append(MissingSecret(use, secret_exists=True))
+    return missing
