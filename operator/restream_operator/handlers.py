@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from typing import Any
 
 import kopf
 
-from . import models, naming, statusloop
-from .reconcile import TooManyRestreams, reconcile
-from .render import owner_from_object
+from . import models, naming, reconcile, statusloop
 from .runtime import Runtime
-from .views import deployment_view, key_of, pod_group, pod_view, service_view
+from .views import deployment_view, key_of, pod_view, service_view
 
 OURS = {naming.LABEL_MANAGED_BY: naming.MANAGED_BY}
 
@@ -33,72 +30,51 @@ OURS = {naming.LABEL_MANAGED_BY: naming.MANAGED_BY}
 
 async def track_livestream(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime = memo.runtime
-    uid = body.meta["uid"]
     if type == "DELETED":
-        runtime.forget(uid)
+        runtime.forget(body.meta["uid"])
     else:
-        runtime.livestreams[uid] = dict(body)
+        runtime.remember(dict(body))
+
+
+def _track(kind: str, type: str | None, obj: dict[str, Any], runtime: Runtime) -> None:
+    key = key_of(obj)
+    if key is None:
+        return
+    if type == "DELETED":
+        runtime.child_deleted(key, kind, obj["metadata"]["name"])
+    elif kind == "Deployment":
+        runtime.child_changed(key, deployment_view(obj))
+    elif kind == "Pod":
+        runtime.child_changed(key, pod_view(obj))
+    else:
+        runtime.child_changed(key, service_view(obj))
 
 
 async def track_deployment(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    key = key_of(dict(body))
-    if key is None:
-        return
-    views = memo.runtime.views(key).deployments
-    if type == "DELETED":
-        views.pop(body.meta["name"], None)
-    else:
-        views[body.meta["name"]] = deployment_view(dict(body))
+    _track("Deployment", type, dict(body), memo.runtime)
 
 
 async def track_pod(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    key = key_of(dict(body))
-    if key is None:
-        return
-    views = memo.runtime.views(key).pods
-    if type == "DELETED":
-        views.pop(body.meta["name"], None)
-    else:
-        views[body.meta["name"]] = (pod_group(dict(body)), pod_view(dict(body)))
+    _track("Pod", type, dict(body), memo.runtime)
 
 
 async def track_service(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     key = key_of(dict(body))
-    if key is None or body.meta["name"] != naming.ingest_name(key[1]):
-        return  # only the public ingest Service has endpoints worth reporting
-    memo.runtime.views(key).service = None if type == "DELETED" else service_view(dict(body))
+    if key is not None and body.meta["name"] == naming.ingest_name(key[1]):
+        # Only the public ingest Service has endpoints worth reporting.
+        _track("Service", type, dict(body), memo.runtime)
 
 
 # ---- reconcile -------------------------------------------------------------------------
 
 
-def reconcile_livestream(body: kopf.Body, logger: kopf.Logger, memo: kopf.Memo, **_: Any) -> None:
-    runtime: Runtime = memo.runtime
-    owner = owner_from_object(dict(body))
-    state = runtime.stream(owner.uid)
+def reconcile_livestream(body: kopf.Body, reason: str, memo: kopf.Memo, **_: Any) -> None:
     try:
-        outcome = reconcile(owner, runtime.settings, runtime.kube)
-    except TooManyRestreams as exc:
-        state.reconcile_error = str(exc)
-        kopf.warn(body, reason="TooManyRestreams", message=str(exc))
+        reconcile.reconcile(memo.runtime, dict(body), cause=str(reason))
+    except reconcile.TooManyRestreams as exc:
         raise kopf.PermanentError(str(exc)) from exc
     except Exception as exc:
-        state.reconcile_error = f"reconcile failed: {exc}"
-        raise kopf.TemporaryError(state.reconcile_error, delay=5) from exc
-    state.reconcile_error = None
-    state.reconciled_generation = int(body.meta.get("generation") or 0)
-    state.reconciled_at = time.monotonic()
-    state.missing_secrets = tuple(outcome.missing_secrets)
-    for ref in outcome.created:
-        logger.info(f"created {ref}")
-    for ref in outcome.deleted:
-        kopf.info(body, reason="Deleted", message=f"deleted {ref}")
-    if outcome.missing_secrets:
-        kopf.warn(body, reason="SecretMissing", message="; ".join(outcome.missing_secrets))
-    logger.info(
-        f"reconciled generation {state.reconciled_generation}: "
-        f"{len(outcome.applied)} applied, {len(outcome.deleted)} deleted"
-    )
+        raise kopf.TemporaryError(f"reconcile failed: {exc}", delay=5) from exc
 
 
 # ---- the status loop ------------------------------------------------------------------

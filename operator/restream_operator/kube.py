@@ -9,10 +9,8 @@ that changes nothing changes nothing on the server either (no resourceVersion bu
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
-import socket
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlencode
@@ -157,34 +155,6 @@ class Kube:
             body=patch,
             content_type="application/merge-patch+json",
         )
-
-    def post_event(self, involved: Obj, type_: str, reason: str, message: str) -> None:
-        """A core/v1 Event about `involved` (kopf's own poster only works inside
-        handlers; the status loop runs outside them)."""
-        meta = involved["metadata"]
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        event = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-            "involvedObject": {
-                "apiVersion": involved.get("apiVersion"),
-                "kind": involved.get("kind"),
-                "name": meta["name"],
-                "namespace": meta["namespace"],
-                "uid": meta.get("uid"),
-            },
-            "type": type_,
-            "reason": reason,
-            "message": message[:1024],
-            "source": {"component": FIELD_MANAGER},
-            "reportingComponent": FIELD_MANAGER,
-            "reportingInstance": socket.gethostname(),
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        }
-        self._call("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event)
 
     def delete(self, kind: str, namespace: str | None, name: str) -> bool:
         try:

@@ -1,21 +1,35 @@
 """The reconcile path: make a LiveStream's children match its spec. The only one.
 
-Create, update, resume and self-repair all call ``reconcile``. It renders the children
-(pure), creates the random Secrets once, server-side applies everything else with fixed
-names (a no-op on the server when nothing changed), and deletes the relays and inline-key
-Secrets of destinations that were removed or disabled. Each destination's objects depend
-only on that destination, so the other destinations' objects are never rewritten.
+:func:`reconcile` is what every caller uses: kopf's create/update/resume handler and the
+status loop's repair of missing children. It holds the LiveStream's lock (kopf runs
+handlers in worker threads, the repair runs in another: they never apply the same
+children at once), works from the newest object the operator has seen, and does the same
+bookkeeping whoever called it: the reconciled generation, the error, the missing
+Secrets, and the Events.
+
+:func:`apply_children` does the work. It renders the children (pure), creates the
+random Secrets once, server-side applies everything else with fixed names (a no-op on
+the server when nothing changed), and deletes the relays and inline-key Secrets of
+destinations that were removed or disabled. Each destination's objects depend only on
+that destination, so the other destinations' objects are never rewritten.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
+import time
 from dataclasses import dataclass, field
+from typing import Any
 
-from . import naming
+from . import events, naming
 from .kube import Kube, Obj
-from .render import Owner, generated_secret, render_children
+from .render import Owner, generated_secret, owner_from_object, render_children
+from .runtime import Runtime
+from .secretrefs import MissingSecret, missing_secrets
 from .settings import Settings
+
+log = logging.getLogger(__name__)
 
 # Objects reconcile may delete: per-destination ones, never the ingest.
 _PRUNABLE = {
@@ -29,7 +43,7 @@ class Outcome:
     applied: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
-    missing_secrets: list[str] = field(default_factory=list)
+    missing_secrets: list[MissingSecret] = field(default_factory=list)
 
 
 def new_secret_value() -> str:
@@ -46,12 +60,12 @@ def _owned_by(obj: Obj, uid: str) -> bool:
 
 
 class TooManyRestreams(ValueError):
-    pass
+    """The spec asks for more destinations than the operator allows: retrying cannot
+    help until the spec (or the operator's limit) changes."""
 
 
 def check_limits(owner: Owner, settings: Settings) -> None:
     """The operator's limit holds even for objects stored while the webhook was down."""
-    assert owner.spec is not None
     count = len(owner.spec.restreams)
     if count > settings.max_restreams:
         raise TooManyRestreams(
@@ -60,9 +74,8 @@ def check_limits(owner: Owner, settings: Settings) -> None:
         )
 
 
-def reconcile(owner: Owner, settings: Settings, kube: Kube) -> Outcome:
+def apply_children(owner: Owner, settings: Settings, kube: Kube) -> Outcome:
     check_limits(owner, settings)
-    assert owner.spec is not None
     outcome = Outcome()
     children = render_children(owner, settings)
 
@@ -93,31 +106,53 @@ def reconcile(owner: Owner, settings: Settings, kube: Kube) -> Outcome:
             if kube.delete(kind, owner.namespace, obj["metadata"]["name"]):
                 outcome.deleted.append(ref)
 
-    outcome.missing_secrets = missing_secrets(owner, kube)
+    outcome.missing_secrets = find_missing_secrets(owner, kube)
     return outcome
 
 
-def referenced_secrets(owner: Owner) -> list[tuple[str, str, str]]:
-    """(secret, key, who refers to it) for every Secret a user named in the spec."""
-    assert owner.spec is not None
-    refs = []
-    if owner.spec.stream_key_secret_ref is not None:
-        ref = owner.spec.stream_key_secret_ref
-        refs.append((ref.name, ref.key, "spec.streamKeySecretRef"))
-    for r in owner.spec.restreams:
-        if r.enabled and r.stream_key_secret_ref is not None:
-            ref = r.stream_key_secret_ref
-            refs.append((ref.name, ref.key, f"restream {r.name!r}"))
-    return refs
+def find_missing_secrets(owner: Owner, kube: Kube) -> list[MissingSecret]:
+    return missing_secrets(owner.spec, lambda name: kube.get("Secret", owner.namespace, name))
 
 
-def missing_secrets(owner: Owner, kube: Kube) -> list[str]:
-    """Human-readable list of referenced Secret keys that do not exist (yet)."""
-    missing = []
-    for name, key, who in referenced_secrets(owner):
-        secret = kube.get("Secret", owner.namespace, name)
-        if secret is None:
-            missing.append(f"Secret {name!r} (for {who}) does not exist")
-        elif key not in (secret.get("data") or {}):
-            missing.append(f"Secret {name!r} has no key {key!r} (for {who})")
-    return missing
+def reconcile(runtime: Runtime, obj: dict[str, Any], cause: str) -> Outcome | None:
+    """Brings one LiveStream's children to its spec; None when it is being deleted.
+
+    ``obj``: the LiveStream as the caller saw it (the newest one seen is used).
+    ``cause``: why, for the log (create, update, resume, repair). Raises what applying
+    raised, after recording it (TooManyRestreams: retrying will not help).
+    """
+    uid = obj["metadata"]["uid"]
+    with runtime.lock(uid):
+        obj = runtime.newest(obj)
+        if obj["metadata"].get("deletionTimestamp"):
+            return None
+        owner = owner_from_object(obj)
+        where = f"{owner.namespace}/{owner.name}"
+        state = runtime.stream(uid)
+        generation = int(obj["metadata"].get("generation") or 0)
+        try:
+            outcome = apply_children(owner, runtime.settings, runtime.kube)
+        except TooManyRestreams as exc:
+            state.reconcile_error = str(exc)
+            events.post(obj, "Warning", "TooManyRestreams", message=str(exc))
+            raise
+        except Exception as exc:
+            state.reconcile_error = f"reconcile failed: {exc}"
+            log.error(f"{where}: {cause}: {state.reconcile_error}")
+            raise
+        state.reconcile_error = None
+        state.reconciled_generation = generation
+        state.reconciled_at = time.monotonic()
+        state.missing_secrets = tuple(outcome.missing_secrets)
+        for ref in outcome.created:
+            log.info(f"{where}: created {ref}")
+        for ref in outcome.deleted:
+            events.post(obj, "Normal", "Deleted", message=f"deleted {ref}")
+        if outcome.missing_secrets:
+            message = "; ".join(map(str, outcome.missing_secrets))
+            events.post(obj, "Warning", "SecretMissing", message=message)
+        log.info(
+            f"{where}: {cause}: reconciled generation {generation}: "
+            f"{len(outcome.applied)} applied, {len(outcome.deleted)} deleted"
+        )
+        return outcome

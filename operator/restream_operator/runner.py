@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import socket
 from pathlib import Path
 from typing import Any
 
 import kopf
 
 from . import handlers, webhook
-from .kube import Kube, load_config
+from .kube import FIELD_MANAGER, Kube, load_config
 from .runtime import Runtime
 from .settings import Settings
 
@@ -28,7 +29,12 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
     )
-    settings.posting.level = logging.INFO
+    # Events come from our own kopf.event() calls only (reconcile, status transitions),
+    # under our name; kopf's "Handler ... succeeded" chatter stays in the log. Its
+    # warnings and errors (a handler failing) still reach the object.
+    settings.posting.level = logging.WARNING
+    settings.posting.reporting_component = FIELD_MANAGER
+    settings.posting.reporting_instance = socket.gethostname()
     settings.peering.name = PEERING_NAME
     settings.peering.mandatory = False
     # Reconnect watches promptly after an apiserver restart.

@@ -4,14 +4,16 @@ restarted operator rebuilds all of it from the initial listings of its watches).
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .kube import Kube, KubeError
+from .secretrefs import MissingSecret
 from .settings import Settings
-from .views import ChildViews, IndexKey
+from .views import ChildView, ChildViews, IndexKey, livestream_key
 
 
 @dataclass
@@ -21,7 +23,7 @@ class StreamState:
     reconciled_generation: int | None = None
     reconciled_at: float = 0.0
     reconcile_error: str | None = None
-    missing_secrets: tuple[str, ...] = ()
+    missing_secrets: tuple[MissingSecret, ...] = ()
     written: dict[str, Any] | None = None
 
 
@@ -64,6 +66,8 @@ class Runtime:
     children: dict[IndexKey, ChildViews] = field(default_factory=dict)
     streams: dict[str, StreamState] = field(default_factory=dict)
     secret_cache: SecretCache = field(init=False)
+    _uids: dict[IndexKey, str] = field(default_factory=dict)  # (namespace, name) -> uid
+    _locks: dict[str, threading.Lock] = field(default_factory=dict)
     _poll_slots: asyncio.Semaphore | None = None
 
     def __post_init__(self) -> None:
@@ -75,9 +79,48 @@ class Runtime:
     def views(self, key: IndexKey) -> ChildViews:
         return self.children.setdefault(key, ChildViews())
 
+    def lock(self, uid: str) -> threading.Lock:
+        """The one lock a LiveStream's reconcile holds: kopf's handler threads and the
+        status loop's repair never apply the same children at once."""
+        return self._locks.setdefault(uid, threading.Lock())
+
+    def remember(self, obj: dict[str, Any]) -> None:
+        uid = obj["metadata"]["uid"]
+        self.livestreams[uid] = obj
+        self._uids[livestream_key(obj)] = uid
+
+    def newest(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """The newer of ``obj`` and what the watch delivered since (by generation: a
+        handler may run on an event that a later spec change has already overtaken)."""
+        seen = self.livestreams.get(obj["metadata"]["uid"])
+        if seen is None:
+            return obj
+        generation = int(obj["metadata"].get("generation") or 0)
+        return seen if int(seen["metadata"].get("generation") or 0) >= generation else obj
+
     def forget(self, uid: str) -> None:
+        """Everything kept for a deleted LiveStream, its children's views included."""
         self.streams.pop(uid, None)
-        self.livestreams.pop(uid, None)
+        self._locks.pop(uid, None)
+        obj = self.livestreams.pop(uid, None)
+        if obj is not None:
+            key = livestream_key(obj)
+            if self._uids.get(key) == uid:
+                del self._uids[key]
+            self.children.pop(key, None)
+
+    def child_changed(self, key: IndexKey, view: ChildView) -> None:
+        self.views(key).put(view)
+
+    def child_deleted(self, key: IndexKey, kind: str, name: str) -> None:
+        views = self.children.get(key)
+        if views is None:
+            return
+        views.drop(kind, name)
+        # The garbage collector deletes a LiveStream's children after it: the last
+        # DELETED event must not leave an empty entry behind for good.
+        if views.empty() and key not in self._uids:
+            del self.children[key]
 
     @property
     def poll_slots(self) -> asyncio.Semaphore:

@@ -14,9 +14,9 @@ import logging
 import time
 from typing import Any
 
-from . import naming
+from . import events, naming
 from .agentpoll import poll_agents
-from .reconcile import missing_secrets, reconcile
+from .reconcile import find_missing_secrets, reconcile
 from .render import Owner, owner_from_object, render_children
 from .runtime import Runtime, StreamState
 from .status import STATUS_KEYS, Observed, compute_status, transitions
@@ -66,10 +66,10 @@ async def refresh(runtime: Runtime, uid: str, write_slots: asyncio.Semaphore) ->
     generation = int(obj["metadata"].get("generation") or 0)
 
     if state.reconciled_generation == generation:
-        await _repair_if_needed(runtime, owner, views, state)
+        await _repair_if_needed(runtime, obj, owner, views, state)
         if state.missing_secrets:  # recheck: the Secret may have been created since
             state.missing_secrets = tuple(
-                await asyncio.to_thread(missing_secrets, owner, runtime.kube)
+                await asyncio.to_thread(find_missing_secrets, owner, runtime.kube)
             )
 
     pods = views.pods_by_group()
@@ -97,11 +97,11 @@ async def refresh(runtime: Runtime, uid: str, write_slots: asyncio.Semaphore) ->
         )
         state.written = new
         for t in transitions(previous, new):
-            await asyncio.to_thread(runtime.kube.post_event, obj, t.type, t.reason, t.message)
+            events.post(obj, t.type, t.reason, t.message)
 
 
 async def _repair_if_needed(
-    runtime: Runtime, owner: Owner, views: ChildViews, state: StreamState
+    runtime: Runtime, obj: dict[str, Any], owner: Owner, views: ChildViews, state: StreamState
 ) -> None:
     if time.monotonic() - state.reconciled_at < REPAIR_AFTER_SECONDS:
         return
@@ -111,8 +111,8 @@ async def _repair_if_needed(
     if not missing:
         return
     log.warning(f"{owner.namespace}/{owner.name}: children missing, reconciling: {missing}")
-    state.reconciled_at = time.monotonic()
+    state.reconciled_at = time.monotonic()  # one attempt per REPAIR_AFTER_SECONDS at most
     try:
-        await asyncio.to_thread(reconcile, owner, runtime.settings, runtime.kube)
-    except Exception as exc:  # the next tick tries again
+        await asyncio.to_thread(reconcile, runtime, obj, "repair")
+    except Exception as exc:  # recorded by reconcile; the next tick tries again
         log.error(f"{owner.namespace}/{owner.name}: repair failed: {exc}")

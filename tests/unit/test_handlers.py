@@ -1,0 +1,115 @@
+"""kopf handlers: watch events reach the views; reconcile failures become kopf's retries."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any, cast
+
+import kopf
+import pytest
+from kubernetes import client
+
+from restream_operator import handlers, naming
+from restream_operator.kube import Kube
+from restream_operator.runtime import Runtime
+from restream_operator.settings import Settings
+
+KEY = ("demo", "launch")
+
+
+def closed_port() -> int:
+    """A loopback port nobody listens on: connections to it are refused at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def runtime(**settings: Any) -> Runtime:
+    config = client.Configuration(host=f"http://127.0.0.1:{closed_port()}")
+    config.retries = 0
+    return Runtime(settings=Settings(**settings), kube=Kube(client.ApiClient(config), timeout=2))
+
+
+def body(obj: dict[str, Any]) -> kopf.Body:
+    return kopf.Body(cast(kopf.RawBody, obj))
+
+
+def child(kind: str, name: str, **extra: Any) -> dict[str, Any]:
+    labels = {naming.LABEL_LIVESTREAM: "launch", naming.LABEL_COMPONENT: "ingest"}
+    return {
+        "kind": kind,
+        "metadata": {"name": name, "namespace": "demo", "labels": labels},
+        **extra,
+    }
+
+
+def livestream(restreams: int = 1) -> dict[str, Any]:
+    return {
+        "apiVersion": "restream.dev/v1alpha1",
+        "kind": "LiveStream",
+        "metadata": {"name": "launch", "namespace": "demo", "uid": "u1", "generation": 1},
+        "spec": {
+            "restreams": [
+                {"name": f"r{i}", "serverUrl": "rtmp://a.example.com/app", "streamKey": "k"}
+                for i in range(restreams)
+            ]
+        },
+    }
+
+
+def test_watch_events_fill_and_empty_the_views() -> None:
+    rt = runtime()
+    memo = kopf.Memo(runtime=rt)
+
+    async def events() -> None:
+        await handlers.track_livestream(type="ADDED", body=body(livestream()), memo=memo)
+        dep = child("Deployment", "launch-ingest", spec={"replicas": 1})
+        await handlers.track_deployment(type="ADDED", body=body(dep), memo=memo)
+        await handlers.track_pod(
+            type="ADDED", body=body(child("Pod", "launch-ingest-x")), memo=memo
+        )
+        public = child("Service", "launch-ingest", spec={"type": "NodePort"})
+        internal = child("Service", "launch-ingest-internal", spec={"type": "ClusterIP"})
+        await handlers.track_service(type="ADDED", body=body(public), memo=memo)
+        await handlers.track_service(type="ADDED", body=body(internal), memo=memo)
+        views = rt.children[KEY]
+        assert set(views.deployments) == {"launch-ingest"}
+        assert set(views.pods) == {"launch-ingest-x"}
+        assert views.service is not None and views.service.type == "NodePort"
+
+        await handlers.track_pod(
+            type="DELETED", body=body(child("Pod", "launch-ingest-x")), memo=memo
+        )
+        assert rt.children[KEY].pods == {}
+        await handlers.track_livestream(type="DELETED", body=body(livestream()), memo=memo)
+        assert KEY not in rt.children
+        assert rt.livestreams == {}
+
+    asyncio.run(events())
+
+
+def test_an_unlabelled_object_is_not_tracked() -> None:
+    rt = runtime()
+    stranger = {"metadata": {"name": "x", "namespace": "demo"}}
+    asyncio.run(handlers.track_pod(type="ADDED", body=body(stranger), memo=kopf.Memo(runtime=rt)))
+    assert rt.children == {}
+
+
+def test_too_many_restreams_is_permanent_and_recorded() -> None:
+    rt = runtime(max_restreams=2)
+    with pytest.raises(kopf.PermanentError, match="at most 2"):
+        handlers.reconcile_livestream(
+            body=body(livestream(restreams=3)), reason="create", memo=kopf.Memo(runtime=rt)
+        )
+    assert "at most 2" in str(rt.stream("u1").reconcile_error)
+    assert rt.stream("u1").reconciled_generation is None
+
+
+def test_an_unreachable_api_is_temporary_and_recorded() -> None:
+    rt = runtime()
+    with pytest.raises(kopf.TemporaryError, match="reconcile failed"):
+        handlers.reconcile_livestream(
+            body=body(livestream()), reason="create", memo=kopf.Memo(runtime=rt)
+        )
+    assert str(rt.stream("u1").reconcile_error).startswith("reconcile failed")

@@ -1,0 +1,83 @@
+"""The operator's memory: what it keeps per LiveStream, and that it lets go of it."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from kubernetes import client
+
+from restream_operator.kube import Kube
+from restream_operator.runtime import Runtime
+from restream_operator.settings import Settings
+from restream_operator.views import DeploymentView, PodView
+
+
+def runtime() -> Runtime:
+    return Runtime(settings=Settings(), kube=Kube(client.ApiClient()))
+
+
+def livestream(uid: str, generation: int, name: str = "launch") -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": "demo", "uid": uid, "generation": generation}}
+
+
+def test_a_deleted_livestream_leaves_nothing_behind_its_children_included() -> None:
+    rt = runtime()
+    rt.remember(livestream("u1", 1))
+    rt.stream("u1").reconciled_generation = 1
+    rt.lock("u1")
+    rt.child_changed(("demo", "launch"), DeploymentView("launch-ingest"))
+    rt.child_changed(("demo", "launch"), PodView("launch-ingest-x", "ingest"))
+
+    rt.forget("u1")
+    # The garbage collector then deletes the children, whose events arrive late: a
+    # MODIFIED (deletionTimestamp set) and the DELETED of each.
+    rt.child_changed(("demo", "launch"), PodView("launch-ingest-x", "ingest", deleting=True))
+    rt.child_deleted(("demo", "launch"), "Pod", "launch-ingest-x")
+    rt.child_deleted(("demo", "launch"), "Deployment", "launch-ingest")
+
+    assert rt.livestreams == {}
+    assert rt.streams == {}
+    assert rt.children == {}
+    assert rt._locks == {}
+
+
+def test_children_of_a_known_livestream_are_kept_while_it_has_none() -> None:
+    rt = runtime()
+    rt.remember(livestream("u1", 1))
+    rt.child_changed(("demo", "launch"), PodView("p", "ingest"))
+    rt.child_deleted(("demo", "launch"), "Pod", "p")
+    # Its pod is being replaced: the entry stays for the next one.
+    assert ("demo", "launch") in rt.children
+
+
+def test_a_recreated_livestream_of_the_same_name_keeps_its_children_views() -> None:
+    rt = runtime()
+    rt.remember(livestream("old", 1))
+    rt.remember(livestream("new", 1))  # deleted and created again: new uid, same key
+    rt.forget("old")  # the old one's DELETED arrives after the new one's ADDED
+    rt.child_changed(("demo", "launch"), PodView("p", "ingest"))
+    rt.child_deleted(("demo", "launch"), "Pod", "p")
+    assert ("demo", "launch") in rt.children
+
+
+def test_newest_prefers_the_later_generation_whoever_brought_it() -> None:
+    rt = runtime()
+    stale, fresh = livestream("u1", 1), livestream("u1", 2)
+    rt.remember(fresh)
+    assert rt.newest(stale) is fresh
+    rt.remember(stale)  # the watch lags behind the handler's body
+    assert rt.newest(fresh) is fresh
+    assert rt.newest(livestream("unknown", 1))["metadata"]["uid"] == "unknown"
+
+
+def test_one_lock_per_livestream_from_any_thread() -> None:
+    rt = runtime()
+    seen: list[threading.Lock] = []
+    threads = [threading.Thread(target=lambda: seen.append(rt.lock("u1"))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(lock) for lock in seen}) == 1
+    assert rt.lock("u2") is not rt.lock("u1")
