@@ -80,7 +80,6 @@ def _condition(
 
 
 def _relay_state(
-    name: str,
     enabled: bool,
     suspended: bool,
     deployment: DeploymentView | None,
@@ -173,7 +172,7 @@ def _restream_entries(
         dep = observed.deployments.get(naming.relay_name(owner.name, r.name))
         pod = live_pod(observed.pods.get(naming.restream_slug(r.name), []))
         agent = observed.relay_agents.get(r.name)
-        state, details = _relay_state(r.name, r.enabled, owner.spec.suspend, dep, pod, agent)
+        state, details = _relay_state(r.enabled, owner.spec.suspend, dep, pod, agent)
         old = prev.get(r.name) or {}
         same = old.get("state") == state.value
         entry: dict[str, Any] = {
