@@ -30,6 +30,7 @@ OURS = {naming.LABEL_MANAGED_BY: naming.MANAGED_BY}
 
 async def track_livestream(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime = memo.runtime
+    runtime.events.capture()  # for the status loop, which runs in no handler's context
     if type == "DELETED":
         runtime.forget(body.meta["uid"])
     else:

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import events, naming
+from . import naming
 from .kube import Kube, Obj
 from .render import Owner, generated_secret, owner_from_object, render_children
 from .runtime import Runtime
@@ -134,7 +134,7 @@ def reconcile(runtime: Runtime, obj: dict[str, Any], cause: str) -> Outcome | No
             outcome = apply_children(owner, runtime.settings, runtime.kube)
         except TooManyRestreams as exc:
             state.reconcile_error = str(exc)
-            events.post(obj, "Warning", "TooManyRestreams", message=str(exc))
+            runtime.events.post(obj, "Warning", "TooManyRestreams", message=str(exc))
             raise
         except Exception as exc:
             state.reconcile_error = f"reconcile failed: {exc}"
@@ -147,10 +147,10 @@ def reconcile(runtime: Runtime, obj: dict[str, Any], cause: str) -> Outcome | No
         for ref in outcome.created:
             log.info(f"{where}: created {ref}")
         for ref in outcome.deleted:
-            events.post(obj, "Normal", "Deleted", message=f"deleted {ref}")
+            runtime.events.post(obj, "Normal", "Deleted", message=f"deleted {ref}")
         if outcome.missing_secrets:
             message = "; ".join(map(str, outcome.missing_secrets))
-            events.post(obj, "Warning", "SecretMissing", message=message)
+            runtime.events.post(obj, "Warning", "SecretMissing", message=message)
         log.info(
             f"{where}: {cause}: reconciled generation {generation}: "
             f"{len(outcome.applied)} applied, {len(outcome.deleted)} deleted"

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .events import Poster
 from .kube import Kube, KubeError
 from .secretrefs import MissingSecret
 from .settings import Settings
@@ -66,6 +67,7 @@ class Runtime:
     children: dict[IndexKey, ChildViews] = field(default_factory=dict)
     streams: dict[str, StreamState] = field(default_factory=dict)
     secret_cache: SecretCache = field(init=False)
+    events: Poster = field(default_factory=Poster)
     _uids: dict[IndexKey, str] = field(default_factory=dict)  # (namespace, name) -> uid
     _locks: dict[str, threading.Lock] = field(default_factory=dict)
     _poll_slots: asyncio.Semaphore | None = None

@@ -14,7 +14,7 @@ import logging
 import time
 from typing import Any
 
-from . import events, naming
+from . import naming
 from .agentpoll import poll_agents
 from .reconcile import find_missing_secrets, reconcile
 from .render import Owner, owner_from_object, render_children
@@ -97,7 +97,7 @@ async def refresh(runtime: Runtime, uid: str, write_slots: asyncio.Semaphore) ->
         )
         state.written = new
         for t in transitions(previous, new):
-            events.post(obj, t.type, t.reason, t.message)
+            runtime.events.post(obj, t.type, t.reason, t.message)
 
 
 async def _repair_if_needed(

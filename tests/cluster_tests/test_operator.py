@@ -139,6 +139,10 @@ def test_example_creates_owned_children_and_becomes_ready(
     assert not get(cluster, "livestream/launch", namespace)["metadata"].get("finalizers")
     events = get(cluster, "events", namespace, "--field-selector", "involvedObject.kind=LiveStream")
     assert "RestreamUnknown" in {e["reason"] for e in events["items"]}
+    # One poster: every Event on a LiveStream comes from the operator, under its name.
+    assert {(e["reportingComponent"], e["source"]["component"]) for e in events["items"]} == {
+        ("restream-operator", "restream-operator")
+    }
 
 
 def test_each_destination_change_touches_only_that_destination(
