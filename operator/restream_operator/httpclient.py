@@ -22,9 +22,9 @@ from urllib.parse import urlsplit
 import h11
 
 MAX_HEAD = 16 * 1024
-# nginx's stat page lists every client of the ingest: about 0.3 KiB per relay.
+# nginx's stat page grows with the ingest's clients, a few hundred bytes each.
 MAX_BODY = 1024 * 1024
-# An agent's /status document is about 1 KiB; the operator reads many at once.
+# An agent's /status is small (lastError is capped), and the operator reads many at once.
 MAX_JSON = 64 * 1024
 READ_SIZE = 64 * 1024
 KEEPALIVE_IDLE = 5
