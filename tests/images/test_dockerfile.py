@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,34 @@ def test_build_context_is_an_allowlist() -> None:
 def test_scripts_are_shellcheck_clean() -> None:
     assert SCRIPTS
     subprocess.run(["shellcheck", "-x", *map(str, SCRIPTS)], cwd=CHECKOUT, check=True)
+
+
+# What the media image installs besides the package: Dockerfile's /agent-deps.
+AGENT_DEPENDENCIES = {"h11"}
+
+
+def test_the_agents_import_the_standard_library_and_their_dependencies_only() -> None:
+    """The media image has none of the operator's dependencies (kopf, kubernetes,
+    pydantic...): an agent module that imports one would fail in the pod."""
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "import restream_operator.agent as agent\n"
+        "for m in pkgutil.walk_packages(agent.__path__, 'restream_operator.agent.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "print(' '.join(sorted({n.split('.')[0] for n in sys.modules})))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=CHECKOUT
+    ).stdout.split()
+    # Underscored names outside the standard library are site's hooks (an editable
+    # install's finder, setuptools' distutils shim), not imports of the agents.
+    imported = {n for n in out if n not in sys.stdlib_module_names and not n.startswith("_")}
+    assert imported == {"restream_operator", *AGENT_DEPENDENCIES}
+
+
+def test_the_media_image_installs_the_agents_dependencies() -> None:
+    stages = _stages()
+    for dist in AGENT_DEPENDENCIES:
+        # ...at the version the operator's stage resolved.
+        assert f'"{dist}==$(' in stages["build"] and "--dest /agent-deps" in stages["build"]
+    assert "--no-deps --no-index /wheels/*.whl /agent-deps/*.whl" in stages["build-agent"]

@@ -178,10 +178,8 @@ def relay_argv(
     extra_output: list[str] | None = None,
 ) -> list[str]:
     """The relay's ffmpeg command; ``input_script`` and ``output_preset`` are pipe paths."""
-    out_opts = ["-max_interleave_delta", "0"] if False else []
-    if output_format == "flv":
-        # A live RTMP output cannot seek back to patch duration and size at the end.
-        out_opts += ["-flvflags", "no_duration_filesize"]
+    # A live RTMP output cannot seek back to patch duration and size at the end.
+    out_opts = ["-flvflags", "no_duration_filesize"] if output_format == "flv" else []
     return [
         ffmpeg,
         "-hide_banner",

@@ -1,8 +1,7 @@
-"""A small HTTP/1.1 server and client on asyncio streams.
+"""A small HTTP/1.1 server on asyncio streams (the client is ``..httpclient``).
 
-The agents answer probes, /status, /metrics and nginx-rtmp's notifications, and ask
-for JSON or XML on localhost or the ingest Service. The standard library's http.server
-and urllib would pull in the email and ssl packages and threads: this keeps a relay
+The agents answer probes, /status, /metrics and nginx-rtmp's notifications. The standard
+library's http.server would pull in the email package and threads: this keeps a relay
 agent at a few MiB.
 """
 
@@ -11,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,9 +20,6 @@ log = logging.getLogger("restream.http")
 MAX_HEAD = 16 * 1024
 MAX_BODY = 64 * 1024
 READ_TIMEOUT = 5.0
-KEEPALIVE_IDLE = 5
-KEEPALIVE_INTERVAL = 2
-KEEPALIVE_COUNT = 2
 REASONS = {
     200: "OK",
     302: "Found",
@@ -174,59 +169,3 @@ def split_listen(listen: str) -> tuple[str, int]:
         raise ValueError(f"--listen wants HOST:PORT, got {listen!r}")
     host = host.strip("[]")
     return (host or "0.0.0.0"), int(port)  # noqa: S104 - pods listen on their own address
-
-
-async def http_get(
-    url: str, timeout: float, connect_timeout: float | None = None
-) -> tuple[int, bytes]:
-    """GET over plain HTTP/1.0 (no chunked replies); (status, body).
-
-    ``connect_timeout`` bounds the TCP handshake on its own, for a long poll whose
-    ``timeout`` is long: through a Service, a SYN to a pod that just went away is dropped
-    rather than refused, and the connection's conntrack entry keeps it pinned to that pod
-    however soon the Service's endpoints change. A new attempt is a new entry. Once
-    connected, keepalive probes find a peer that vanished without closing.
-    """
-    parts = urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
-        raise ValueError(f"not a plain http URL: {url!r}")
-    port = parts.port or 80
-    target = parts.path or "/"
-    if parts.query:
-        target += "?" + parts.query
-
-    async def fetch() -> tuple[int, bytes]:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(parts.hostname, port), connect_timeout or timeout
-        )
-        try:
-            _keepalive(writer.get_extra_info("socket"))
-            writer.write(
-                f"GET {target} HTTP/1.0\r\nHost: {parts.netloc}\r\n"
-                "Connection: close\r\nAccept: */*\r\n\r\n".encode("latin-1")
-            )
-            raw = await reader.read(-1)
-        finally:
-            writer.close()
-        head, _, body = raw.partition(b"\r\n\r\n")
-        status_line = head.split(b"\r\n", 1)[0].split(b" ")
-        if len(status_line) < 2 or not status_line[1].isdigit():
-            raise ConnectionError(f"no HTTP response from {parts.netloc}")
-        return int(status_line[1]), body
-
-    return await asyncio.wait_for(fetch(), timeout)
-
-
-def _keepalive(sock: Any) -> None:
-    """A long poll is silent by design: without probes, a peer that vanished without a
-    FIN would hold it until its timeout. These find it in about 9 s."""
-    if sock is None:
-        return
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    for opt, value in (
-        ("TCP_KEEPIDLE", KEEPALIVE_IDLE),
-        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
-        ("TCP_KEEPCNT", KEEPALIVE_COUNT),
-    ):
-        if hasattr(socket, opt):
-            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, opt), value)

@@ -22,10 +22,11 @@ import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
+from .. import httpclient
 from . import contract, process
 from .backoff import Backoff
 from .contract import IngestAgentStatus
-from .httpserver import Handler, HttpServer, Request, Response, http_get
+from .httpserver import Handler, HttpServer, Request, Response
 from .jsonlog import rfc3339
 from .metrics import CONTENT_TYPE, Exposition
 from .nginxconf import Layout
@@ -303,7 +304,7 @@ class Ingest:
             if now - cache.at < STAT_MAX_AGE:
                 return cache.stat
             try:
-                code, body = await http_get(self.layout.stat_url, timeout=1.0)
+                code, body = await httpclient.get(self.layout.stat_url, timeout=1.0)
                 stat = (
                     parse_stat(body, contract.APPLICATION, contract.STREAM_NAME)
                     if code == 200

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+from .. import httpclient
 from . import contract, process, tcpwatch
 from .backoff import Backoff, RepeatCounter
 from .contract import RelayAgentStatus, RelayState
@@ -45,7 +46,7 @@ from .ffmpeg import (
     relay_argv,
     shown_command,
 )
-from .httpserver import Handler, HttpServer, Request, Response, http_get
+from .httpserver import Handler, HttpServer, Request, Response
 from .jsonlog import utc_now
 from .metrics import CONTENT_TYPE, Exposition
 from .redact import Redactor
@@ -54,7 +55,7 @@ log = logging.getLogger("restream.relay")
 
 WATCHDOG_EVERY = 1.0
 LONG_POLL = 25  # seconds the ingest holds a /status request while nothing changes
-# The ingest Service answers a connect at once, or its pod is gone (see http_get): a new
+# The ingest Service answers a connect at once, or its pod is gone (see httpclient.get): a new
 # ingest pod is then found within this many seconds, not after the long poll's timeout.
 INGEST_CONNECT_TIMEOUT = 2.0
 LIVE_BYTES = 1024  # more than FLV/TS headers and metadata: media is flowing
@@ -180,14 +181,11 @@ class Relay:
         while not self._stop.is_set():
             asked = time.monotonic()
             try:
-                code, body = await http_get(
+                doc = await httpclient.get_json(
                     self._status_url(),
                     timeout=LONG_POLL + 5,
                     connect_timeout=INGEST_CONNECT_TIMEOUT,
                 )
-                if code != 200:
-                    raise ConnectionError(f"ingest status answered {code}")
-                doc = json.loads(body)
                 publishing: bool | None = bool(doc.get("publishing"))
                 session = doc.get("since")
                 reported = False
