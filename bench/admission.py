@@ -26,11 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from tests.cluster.controlplane import free_port
-from tests.conftest import wait_for_webhooks
-from tests.operator_process import OperatorProcess
 
 from bench.common import cluster_with_crds
+from hack.localcluster.controlplane import free_port
+from hack.localcluster.operator_process import OperatorProcess, wait_for_webhooks
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 LIVESTREAM: dict[str, Any] = {

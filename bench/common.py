@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.cluster.controlplane import LocalCluster, build_binaries
+from hack.localcluster.controlplane import LocalCluster, build_binaries
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 

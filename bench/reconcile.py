@@ -16,10 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from tests.cluster.controlplane import LocalCluster
-from tests.operator_process import OperatorProcess
-
 from bench.common import cluster_with_crds
+from hack.localcluster.controlplane import LocalCluster
+from hack.localcluster.operator_process import OperatorProcess
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 

@@ -30,9 +30,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.media import harness as h
 from tests.media.test_relay_plane import manifest
 
+from hack.media import harness as h
 from restream_operator.agent import contract
 from restream_operator.agent.ffmpeg import destination, preset_text
 from restream_operator.render.nginx import RTMP_MODULE

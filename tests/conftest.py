@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.cluster.controlplane import LocalCluster, build_binaries, free_port
-from tests.operator_process import OperatorProcess
+from hack.localcluster.controlplane import LocalCluster, build_binaries, free_port
+from hack.localcluster.operator_process import OperatorProcess, wait_for_webhooks
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 
@@ -51,15 +50,3 @@ def operator(
     # A configuration left behind by a killed operator would block every admission.
     for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
         cluster.kubectl("delete", kind, "restream-operator", "--ignore-not-found", check=False)
-
-
-def wait_for_webhooks(cluster: LocalCluster, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        out = cluster.kubectl(
-            "get", "validatingwebhookconfiguration", "restream-operator", check=False
-        )
-        if out.returncode == 0:
-            return
-        time.sleep(0.2)
-    raise AssertionError("the operator did not register its admission webhooks")

@@ -11,9 +11,8 @@ import shutil
 
 import pytest
 
+from hack.media.harness import STREAM_MODULE
 from restream_operator.render.nginx import RTMP_MODULE
-
-from .harness import STREAM_MODULE
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

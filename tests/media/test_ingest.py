@@ -14,9 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from restream_operator.agent import contract
-
-from .harness import (
+from hack.media.harness import (
     Ingest,
     Processes,
     StatusLog,
@@ -30,6 +28,7 @@ from .harness import (
     wait_for,
     workdir,
 )
+from restream_operator.agent import contract
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(90)]
 

@@ -24,12 +24,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from restream_operator.agent import contract
-from restream_operator.agent.contract import IngestAgentStatus, RelayAgentStatus
-from restream_operator.agent.ffmpeg import compose_url, rtmp_app_playpath
-from restream_operator.agent.redact import secret_forms
-
-from .harness import (
+from hack.media.harness import (
     GrowthSampler,
     Ingest,
     Proc,
@@ -58,6 +53,10 @@ from .harness import (
     wait_for,
     workdir,
 )
+from restream_operator.agent import contract
+from restream_operator.agent.contract import IngestAgentStatus, RelayAgentStatus
+from restream_operator.agent.ffmpeg import compose_url, rtmp_app_playpath
+from restream_operator.agent.redact import secret_forms
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(120)]
 

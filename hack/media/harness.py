@@ -29,11 +29,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
+from hack import waiting
+from hack.media.encoder import preset_pipe, publisher_argv
 from restream_operator import certs
 from restream_operator.agent import contract
 from restream_operator.render.nginx import RTMP_MODULE, NginxParams, nginx_conf
-from tests import waiting
-from tests.encoder import preset_pipe, publisher_argv
 
 BIN = Path(sys.executable).parent
 RENDER = str(BIN / "restream-operator")
@@ -45,7 +45,7 @@ T = TypeVar("T")
 
 
 def wait_for(condition: Callable[[], T], what: str, timeout: float, every: float = 0.1) -> T:
-    """tests.waiting.wait_for, polling faster: media timings are in tenths of seconds."""
+    """hack.waiting.wait_for, polling faster: media timings are in tenths of seconds."""
     return waiting.wait_for(condition, what, timeout, every)
 
 
