@@ -35,6 +35,9 @@ from restream_operator import certs
 from restream_operator.agent import contract
 from restream_operator.render.nginx import RTMP_MODULE, NginxParams, nginx_conf
 
+CHECKOUT = Path(__file__).resolve().parents[2]
+# The LiveStream whose rendering the media plane runs (destinations swapped for sinks).
+EXAMPLE = CHECKOUT / "examples" / "api-video-compatible.yaml"
 BIN = Path(sys.executable).parent
 RENDER = str(BIN / "restream-operator")
 AGENT = str(BIN / "restream-agent")
@@ -153,6 +156,12 @@ class Processes:
 
 
 # -- what the operator renders --------------------------------------------------------
+
+
+def example() -> dict[str, Any]:
+    """The example LiveStream, freshly parsed (callers change it)."""
+    doc: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
+    return doc
 
 
 def render(manifest: dict[str, Any], workdir: Path) -> list[dict[str, Any]]:

@@ -22,7 +22,6 @@ from typing import Any, get_type_hints
 from urllib.parse import urlsplit
 
 import pytest
-import yaml
 
 from hack.media.harness import (
     GrowthSampler,
@@ -37,6 +36,7 @@ from hack.media.harness import (
     StatusLog,
     children,
     codecs_and_duration,
+    example,
     flag,
     free_port,
     free_udp_port,
@@ -60,8 +60,6 @@ from restream_operator.agent.redact import secret_forms
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(120)]
 
-CHECKOUT = Path(__file__).resolve().parents[2]
-EXAMPLE = CHECKOUT / "examples" / "api-video-compatible.yaml"
 RTMP_RELAYS = ("Youtube", "Twitch", "Backup")
 EXTRA_RESTREAMS = [
     {"name": name, "serverUrl": url, "streamKey": "x"}  # keys: the test's own, by env
@@ -78,7 +76,7 @@ CHANGED_URL = "rtmp://b.rtmp.youtube.com/live2?backup=1"
 
 
 def manifest(change_youtube: bool = False) -> dict[str, Any]:
-    doc: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
+    doc = example()
     doc["spec"]["restreams"] += EXTRA_RESTREAMS
     if change_youtube:
         for r in doc["spec"]["restreams"]:
