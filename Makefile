@@ -19,8 +19,8 @@ $(PY): pyproject.toml
 venv: $(PY) ## create .venv with the package and its dev tools
 
 lint: $(PY) ## ruff and mypy --strict
-	$(VENV)/bin/ruff check operator tests hack
-	$(VENV)/bin/ruff format --check operator tests hack
+	$(VENV)/bin/ruff check operator tests hack bench
+	$(VENV)/bin/ruff format --check operator tests hack bench
 	$(VENV)/bin/mypy
 
 crd: $(PY) ## regenerate crds/ (and the chart's copy) from the models
