@@ -19,8 +19,8 @@ $(PY): pyproject.toml
 venv: $(PY) ## create .venv with the package and its dev tools
 
 lint: $(PY) ## ruff and mypy --strict
-	$(VENV)/bin/ruff check operator tests hack
-	$(VENV)/bin/ruff format --check operator tests hack
+	$(VENV)/bin/ruff check operator tests hack bench
+	$(VENV)/bin/ruff format --check operator tests hack bench
 	$(VENV)/bin/mypy
 
 crd: $(PY) ## regenerate crds/ (and the chart's copy) from the models
@@ -28,7 +28,7 @@ crd: $(PY) ## regenerate crds/ (and the chart's copy) from the models
 	cp crds/restream.dev_livestreams.yaml charts/restream-operator/crds/
 
 deploy: $(PY) cluster-build ## regenerate deploy/ (plain manifests) from the Helm chart
-	$(PY) hack/deploy.py "$$(bash tests/cluster/build.sh)/helm"
+	$(PY) hack/deploy.py "$$(bash hack/localcluster/build.sh)/helm"
 
 test: $(PY) cluster-build ## every test tier: unit, cluster (real control plane), media, e2e
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -37,24 +37,24 @@ test-unit: $(PY) ## only the tests that need no external process
 	$(PY) -m pytest -m 'not cluster and not media and not e2e' $(PYTEST_ARGS)
 
 .PHONY: test-e2e
-test-e2e: $(PY) cluster-build ## the node tier: a real kubelet + containerd node (root; see tests/cluster/node.py)
+test-e2e: $(PY) cluster-build ## the node tier: a real kubelet + containerd node (root; see hack/localcluster/node.py)
 	$(PY) -m pytest -m e2e $(PYTEST_ARGS)
 
 cluster-build: ## build (or reuse from the cache) the pinned Kubernetes binaries
-	@bash tests/cluster/build.sh >/dev/null
+	@bash hack/localcluster/build.sh >/dev/null
 
 NODE ?= off
 cluster-up: $(PY) cluster-build ## start the local cluster and leave it running (NODE=auto|on: a real node too)
-	@$(PY) -m tests.cluster up --node $(NODE)
+	@$(PY) -m hack.localcluster up --node $(NODE)
 
 cluster-down: $(PY) ## stop what cluster-up or demo started: processes, the real node, files
-	@$(PY) -m tests.cluster down
+	@$(PY) -m hack.localcluster down
 
 kind-up: ## on a machine with Docker and kind: images, kind cluster, chart, example
 	bash hack/kind-up.sh
 
 demo: $(PY) cluster-build ## the main job: local cluster (real node if possible), operator, LiveStream
-	@[ -f .cluster/state.json ] || { bash hack/packages.sh node || true; $(PY) -m tests.cluster up --node auto; }
+	@[ -f .cluster/state.json ] || { bash hack/packages.sh node || true; $(PY) -m hack.localcluster up --node auto; }
 	@$(PY) -m hack.demo
 
 .PHONY: publish

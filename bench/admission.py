@@ -8,6 +8,7 @@ Against the local control plane and the operator serving its webhooks on loopbac
 3. `kubectl apply --dry-run=server` itself, one at a time (process start included).
 
     .venv/bin/python -m bench.admission [--concurrency 50] [--seconds 30]
+    .venv/bin/python -m bench.admission --smoke     # seconds: that it runs (make test)
 """
 
 from __future__ import annotations
@@ -22,17 +23,21 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-from tests.cluster.controlplane import free_port
-from tests.conftest import wait_for_webhooks
-from tests.operator_process import OperatorProcess
 
-from bench.common import cluster_with_crds
+from bench.common import cluster_with_crds, parse_args
+from hack.localcluster.controlplane import free_port
+from hack.localcluster.operator_process import OperatorProcess, wait_for_webhooks
 
-CHECKOUT = Path(__file__).resolve().parents[1]
+SMOKE = {
+    "concurrency": 4,
+    "seconds": 1.0,
+    "sequential_seconds": 1.0,
+    "warmup_seconds": 0.5,
+    "kubectl_runs": 2,
+}
 LIVESTREAM: dict[str, Any] = {
     "apiVersion": "restream.dev/v1alpha1",
     "kind": "LiveStream",
@@ -118,11 +123,15 @@ def summary(name: str, ms: list[float], seconds: float) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--seconds", type=float, default=30, help="each concurrent load")
+    parser.add_argument("--sequential-seconds", type=float, default=5, help="one at a time")
+    parser.add_argument("--warmup-seconds", type=float, default=3)
     parser.add_argument("--kubectl-runs", type=int, default=20)
-    args = parser.parse_args()
+    args = parse_args(parser, SMOKE)
 
     with cluster_with_crds() as (cluster, tmp):
         port = free_port()
@@ -144,9 +153,9 @@ def main() -> int:
                 conn = aiohttp.TCPConnector(ssl=hook, limit=args.concurrency)
                 async with aiohttp.ClientSession(connector=conn) as session:
                     url = f"https://127.0.0.1:{port}/validate"
-                    await load(session, url, None, 5, 3, 200)  # warm up
-                    ms = await load(session, url, None, 1, 5, 200)
-                    summary("webhook direct, one at a time", ms, 5)
+                    await load(session, url, None, 5, args.warmup_seconds, 200)
+                    ms = await load(session, url, None, 1, args.sequential_seconds, 200)
+                    summary("webhook direct, one at a time", ms, args.sequential_seconds)
                     ms = await load(session, url, None, args.concurrency, args.seconds, 200)
                     summary(f"webhook direct, {args.concurrency} concurrent", ms, args.seconds)
                 conn = aiohttp.TCPConnector(ssl=api, limit=args.concurrency)

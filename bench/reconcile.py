@@ -5,6 +5,7 @@ all its children and a status, the operator's peak RSS, and then the status writ
 minute while nothing changes.
 
     .venv/bin/python -m bench.reconcile [--count 200] [--destinations 3] [--idle 60]
+    .venv/bin/python -m bench.reconcile --smoke     # seconds: that it runs (make test)
 """
 
 from __future__ import annotations
@@ -16,12 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-from tests.cluster.controlplane import LocalCluster
-from tests.operator_process import OperatorProcess
+from bench.common import cluster_with_crds, parse_args
+from hack.localcluster.controlplane import LocalCluster
+from hack.localcluster.operator_process import OperatorProcess
 
-from bench.common import cluster_with_crds
-
-CHECKOUT = Path(__file__).resolve().parents[1]
+SMOKE = {"count": 3, "destinations": 2, "idle": 3.0, "settle": 2.0, "poll": 0.5}
 
 
 def livestreams(count: int, destinations: int) -> str:
@@ -74,11 +74,15 @@ def peak_rss_mib(pid: int) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--destinations", type=int, default=3)
-    parser.add_argument("--idle", type=int, default=60)
-    args = parser.parse_args()
+    parser.add_argument("--idle", type=float, default=60, help="seconds counting idle writes")
+    parser.add_argument("--settle", type=float, default=15, help="seconds before counting")
+    parser.add_argument("--poll", type=float, default=2, help="seconds between checks")
+    args = parse_args(parser, SMOKE)
 
     with cluster_with_crds() as (cluster, tmp):
         op = OperatorProcess(
@@ -106,12 +110,12 @@ def main() -> int:
                 if time.monotonic() - started > 1800:
                     print(f"gave up: {deployments}/{expected_deployments} deployments")
                     return 1
-                time.sleep(2)
+                time.sleep(args.poll)
             converged = time.monotonic() - started
             rss = peak_rss_mib(op.process.pid)
 
             # Settle, then count every write to any LiveStream while nothing changes.
-            time.sleep(15)
+            time.sleep(args.settle)
             watch = subprocess.Popen(
                 [
                     str(cluster.kubectl_path),

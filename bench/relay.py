@@ -9,7 +9,8 @@ packet at the ingest to the first media at a destination (median of 5).
 The stream is DESIGN §8's: 720p30 H.264 at 3 Mbit/s + AAC, a keyframe every second,
 encoded once and published with `-c copy` so that the encoder costs nothing.
 
-    .venv/bin/python -m bench.relay [--seconds 10] [--counts 1,5,20]
+    .venv/bin/python -m bench.relay [--seconds 20] [--counts 1,5,20]
+    .venv/bin/python -m bench.relay --smoke     # seconds: that it runs (make test)
 """
 
 from __future__ import annotations
@@ -30,23 +31,30 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.media import harness as h
-from tests.media.test_relay_plane import manifest
-
+from bench.common import parse_args
+from hack.media import harness as h
+from hack.media.encoder import preset_pipe
 from restream_operator.agent import contract
-from restream_operator.agent.ffmpeg import destination, preset_text
 from restream_operator.render.nginx import RTMP_MODULE
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 Message = Callable[[int, bytes, float], None]
 MEM = ("Rss", "Pss", "Uss")
+SMOKE = {
+    "seconds": 3.0,
+    "latency_seconds": 3.0,
+    "counts": "1",
+    "clip_seconds": 4,
+    "first_byte_rounds": 1,
+    "settle": 2.0,
+}
 
 
 # -- the stream -----------------------------------------------------------------------
 
 
-def encode_clip(root: Path, seconds: int = 20) -> Path:
+def encode_clip(root: Path, seconds: int) -> Path:
     clip = root / "clip.flv"
     subprocess.run(
         ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
@@ -62,14 +70,13 @@ def encode_clip(root: Path, seconds: int = 20) -> Path:
 
 
 def publish(procs: h.Processes, clip: Path, url: str, key: str, name: str = "publisher") -> h.Proc:
-    dest = destination(url, key)
-    fd = h.pipe_with(preset_text(dest.options).encode())
+    shown_url, fd = preset_pipe(url, key)
     try:
         return procs.start(
             name,
             ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
              "-stream_loop", "-1", "-i", str(clip), "-c", "copy",
-             "-fpre", f"/dev/fd/{fd}", "-f", "flv", dest.url],
+             "-fpre", f"/dev/fd/{fd}", "-f", "flv", shown_url],
             pass_fds=[fd],
         )  # fmt: skip
     finally:
@@ -164,11 +171,11 @@ def measure(groups: dict[str, list[Group]], seconds: float) -> None:
 # -- resources for N destinations ------------------------------------------------------
 
 
-def resources(count: int, clip: Path, seconds: float) -> dict[str, dict[str, float]]:
+def resources(count: int, clip: Path, seconds: float, settle: float) -> dict[str, dict[str, float]]:
     with h.workdir("bench-relay-") as root:
         procs = h.Processes(root)
         try:
-            plan = h.rendered(h.render(manifest(), root))
+            plan = h.rendered(h.render(h.example(), root))
             stream_key, token = f"sk-{secrets.token_hex(8)}", secrets.token_hex(8)
             ingest = h.start_ingest(procs, plan, root, stream_key, token)
             sink_port, push_port = h.free_port(), h.free_port()
@@ -199,7 +206,7 @@ def resources(count: int, clip: Path, seconds: float) -> dict[str, dict[str, flo
             ]  # fmt: skip
             status = h.StatusLog()
             h.wait_for(lambda: all(status.state(r) == "Live" for r in relays), "relays Live", 30)
-            time.sleep(3)
+            time.sleep(settle)
             groups = {
                 "relay": [Group([r.proc.pid, *h.children(r.proc.pid)]) for r in relays if r.proc],
                 "plain": [Group([p.pid]) for p in plains],
@@ -390,13 +397,13 @@ def median_ms(values: list[float]) -> str:
     return f"{statistics.median(values):6.2f} ms (n={len(values)})" if values else "   n/a"
 
 
-def latency(clip: Path, seconds: float, loop: Loop) -> dict[str, Hop]:
+def latency(clip: Path, seconds: float, settle: float, loop: Loop) -> dict[str, Hop]:
     """One relay agent, one plain ffmpeg and one nginx push, each between two proxies."""
     hops = {"relay agent": Hop(), "plain ffmpeg": Hop(), "nginx push": Hop()}
     with h.workdir("bench-latency-") as root:
         procs = h.Processes(root)
         try:
-            plan = h.rendered(h.render(manifest(), root))
+            plan = h.rendered(h.render(h.example(), root))
             stream_key, token = f"sk-{secrets.token_hex(8)}", secrets.token_hex(8)
             ingest = h.start_ingest(procs, plan, root, stream_key, token)
             sink = h.free_port()
@@ -429,7 +436,7 @@ def latency(clip: Path, seconds: float, loop: Loop) -> dict[str, Hop]:
             procs.start("plain", plain_relay(
                 f"rtmp://127.0.0.1:{pin.port}/live/stream?token={token}",
                 f"rtmp://127.0.0.1:{pout.port}/out/plain"))  # fmt: skip
-            time.sleep(3)
+            time.sleep(settle)
             for hop in hops.values():
                 hop.delays = {8: [], 9: []}
             time.sleep(seconds)
@@ -438,13 +445,13 @@ def latency(clip: Path, seconds: float, loop: Loop) -> dict[str, Hop]:
     return hops
 
 
-def first_byte(clip: Path, loop: Loop, rounds: int = 5) -> list[float]:
+def first_byte(clip: Path, loop: Loop, rounds: int) -> list[float]:
     """Publisher's first media message at the ingest → first media message at the sink."""
     out = []
     with h.workdir("bench-first-") as root:
         procs = h.Processes(root)
         try:
-            plan = h.rendered(h.render(manifest(), root))
+            plan = h.rendered(h.render(h.example(), root))
             stream_key, token = f"sk-{secrets.token_hex(8)}", secrets.token_hex(8)
             ingest = h.start_ingest(procs, plan, root, stream_key, token)
             sink = h.free_port()
@@ -479,10 +486,15 @@ def _row(count: int, r: dict[str, dict[str, float]]) -> str:
     def mem(m: dict[str, float]) -> str:
         return f"{m['Rss']:5.1f} {m['Pss']:5.1f} {m['Uss']:5.1f}"
 
+    def ratio(of: float, to: float, width: int, digits: int) -> str:
+        # CPU time is counted in clock ticks: a process that used less than one in the
+        # window shows 0, and a ratio to it means nothing.
+        return f"{of / to:{width}.{digits}f}x" if to else f"{'n/a':>{width + 1}}"
+
     return (
         f"{count:>4} | {a['cpu']:5.2f}% {mem(a)} | {p['cpu']:5.2f}% {mem(p)} | "
-        f"{n['cpu']:6.3f}% | {mem(ag)} | {a['cpu'] / p['cpu']:5.2f}x "
-        f"{a['cpu'] / max(n['cpu'], 1e-3):6.1f}x"
+        f"{n['cpu']:6.3f}% | {mem(ag)} | {ratio(a['cpu'], p['cpu'], 5, 2)} "
+        f"{ratio(a['cpu'], n['cpu'], 6, 1)}"
     )
 
 
@@ -497,29 +509,32 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="CPU measuring window")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument("--counts", default="1,5,20")
-    args = parser.parse_args()
+    parser.add_argument("--clip-seconds", type=int, default=20, help="the clip, looped")
+    parser.add_argument("--first-byte-rounds", type=int, default=5)
+    parser.add_argument("--settle", type=float, default=3.0, help="seconds before measuring")
+    args = parse_args(parser, SMOKE)
     started = time.monotonic()
     with h.workdir("bench-clip-") as root:
-        clip = encode_clip(root)
+        clip = encode_clip(root, args.clip_seconds)
         print(
             f"720p30 H.264 3 Mbit/s + AAC 128 kbit/s, a keyframe every 1 s; {os.cpu_count()} CPUs"
         )
         print(HEADER)
         for count in (int(c) for c in args.counts.split(",")):
-            print(_row(count, resources(count, clip, args.seconds)), flush=True)
+            print(_row(count, resources(count, clip, args.seconds, args.settle)), flush=True)
         loop = Loop()
         try:
             print(
                 f"\nadded latency per hop, median over RTMP messages ({args.latency_seconds:g} s):"
             )
-            for name, hop in latency(clip, args.latency_seconds, loop).items():
+            for name, hop in latency(clip, args.latency_seconds, args.settle, loop).items():
                 both = hop.delays[8] + hop.delays[9]
                 print(
                     f"  {name:13s} all {median_ms(both)}   video {median_ms(hop.delays[9])}"
                     f"   audio {median_ms(hop.delays[8])}",
                     flush=True,
                 )
-            firsts = first_byte(clip, loop)
+            firsts = first_byte(clip, loop, args.first_byte_rounds)
             each = ", ".join(f"{x:.2f}" for x in firsts)
             print(
                 "\npublisher's first packet at the ingest -> first media at the destination: "

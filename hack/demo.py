@@ -1,6 +1,6 @@
 """`make demo`: the local cluster, the operator and a LiveStream, as a user would see them.
 
-On the real node (`python -m tests.cluster up --node auto` made one: root and the node's
+On the real node (`python -m hack.localcluster up --node auto` made one: root and the node's
 Debian packages present): the project's images are built and imported, the operator is
 installed with the Helm chart and runs as a pod, two nginx-rtmp sink pods stand in for
 YouTube and Twitch, and the LiveStream `launch` gets real ingest and relay pods. A test
@@ -25,11 +25,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests import livestreams
-from tests.cluster.__main__ import STATE, STATE_DIR, attach
-from tests.cluster.controlplane import ClusterError, LocalCluster, free_port
-from tests.cluster.node import NodeState, import_image
-from tests.cluster.product import (
+from hack.localcluster import livestreams
+from hack.localcluster.__main__ import STATE, STATE_DIR, attach
+from hack.localcluster.controlplane import ClusterError, LocalCluster, free_port
+from hack.localcluster.node import NodeState, import_image
+from hack.localcluster.operator_process import OperatorProcess, wait_for_webhooks
+from hack.localcluster.product import (
     IMAGE_TARS,
     Helm,
     build_images,
@@ -41,9 +42,8 @@ from tests.cluster.product import (
     wait_ingest_reachable,
     wait_operator,
 )
-from tests.encoder import Publisher
-from tests.operator_process import OperatorProcess
-from tests.waiting import wait_for
+from hack.media.encoder import Publisher
+from hack.waiting import wait_for
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 KUBECTL = STATE_DIR / "bin" / "kubectl"
@@ -223,11 +223,7 @@ def simulated_demo(cluster: LocalCluster, why: str) -> int:
         proc.start("--webhook", f"local:127.0.0.1:{free_port()}")
         assert proc.process is not None
         PIDFILE.write_text(str(proc.process.pid))
-    webhook = ("get", "validatingwebhookconfiguration", "restream-operator")
-    wait_for(
-        lambda: cluster.kubectl(*webhook, check=False).returncode == 0,
-        "the operator's admission webhook",
-    )
+    wait_for_webhooks(cluster, timeout=60)
     out = cluster.kubectl("apply", "-f", str(CHECKOUT / "examples" / "api-video-compatible.yaml"))
     say(out.stdout.strip())
     for line in out.stderr.strip().splitlines():

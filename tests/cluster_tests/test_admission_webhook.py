@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.controlplane import LocalCluster
-from tests.conftest import wait_for_webhooks
-from tests.operator_process import OperatorProcess
+from hack.localcluster.controlplane import LocalCluster
+from hack.localcluster.operator_process import OperatorProcess, wait_for_webhooks
 
 pytestmark = pytest.mark.cluster
 

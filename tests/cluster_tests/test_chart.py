@@ -12,13 +12,12 @@ from typing import Any
 
 import pytest
 import yaml
-from hack import deploy as deploy_gen
 
-from tests import livestreams
-from tests.cluster.controlplane import LocalCluster, free_port
-from tests.conftest import wait_for_webhooks
-from tests.operator_process import OperatorProcess
-from tests.waiting import wait_for
+from hack import deploy as deploy_gen
+from hack.localcluster import livestreams
+from hack.localcluster.controlplane import LocalCluster, free_port
+from hack.localcluster.operator_process import OperatorProcess, wait_for_webhooks
+from hack.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 

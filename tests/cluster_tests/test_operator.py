@@ -11,13 +11,12 @@ from typing import Any
 import pytest
 import yaml
 
+from hack.localcluster import livestreams
+from hack.localcluster.controlplane import LocalCluster
+from hack.localcluster.livestreams import condition
+from hack.localcluster.operator_process import OperatorProcess, wait_for_webhooks
+from hack.waiting import wait_for
 from restream_operator import naming
-from tests import livestreams
-from tests.cluster.controlplane import LocalCluster
-from tests.conftest import wait_for_webhooks
-from tests.livestreams import condition
-from tests.operator_process import OperatorProcess
-from tests.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 

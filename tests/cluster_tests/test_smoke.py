@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from tests.cluster.controlplane import KWOK_NODE_NAME, LocalCluster
-from tests.waiting import wait_for
+from hack.localcluster.controlplane import KWOK_NODE_NAME, LocalCluster
+from hack.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from hack.localcluster.controlplane import LocalCluster
 from restream_operator import webhook
 from restream_operator.certs import issue_serving_cert
 from restream_operator.kube import Kube, load_config
-from tests.cluster.controlplane import LocalCluster
 
 pytestmark = pytest.mark.cluster
 

@@ -1,4 +1,4 @@
-"""The node tier's fixtures: a local control plane plus a real node (tests/cluster/node.py).
+"""The node tier's fixtures: a local control plane plus a real node (hack/localcluster/node.py).
 
 One node per test module (it starts in about 10 s warm) and, on it, one namespace per
 module; a module's finalizer also proves that the teardown left nothing on the host.
@@ -18,15 +18,15 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.controlplane import LocalCluster, build_binaries
-from tests.cluster.node import (
+from hack.localcluster.controlplane import LocalCluster, build_binaries
+from hack.localcluster.node import (
     BUSYBOX_IMAGE,
     REAL_NODE_SELECTOR,
     REAL_NODE_TOLERATION,
     NodeCluster,
     missing_requirements,
 )
-from tests.waiting import wait_for
+from hack.waiting import wait_for
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 
@@ -38,7 +38,7 @@ def run_module(
     env: dict[str, str] | None = None,
     timeout: float = 300,
 ) -> subprocess.CompletedProcess[str]:
-    """`python -m module args` as the Makefile runs it (`tests.cluster`, `hack.demo`),
+    """`python -m module args` as the Makefile runs it (`hack.localcluster`, `hack.demo`),
     its .cluster directory at ``state_dir``."""
     return subprocess.run(
         [sys.executable, "-m", module, *args],

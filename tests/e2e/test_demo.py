@@ -1,4 +1,4 @@
-"""`make demo` on the real node, as a user runs it: `python -m tests.cluster up --node
+"""`make demo` on the real node, as a user runs it: `python -m hack.localcluster up --node
 on`, then `python -m hack.demo` (images, chart, sinks, LiveStream, a 10 s broadcast),
 `make publish`, and `make cluster-down` leaving nothing behind."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.node import NodeState, leftovers
+from hack.localcluster.node import NodeState, leftovers
 
 from .conftest import run_module
 
@@ -20,7 +20,7 @@ def test_make_demo_relays_a_real_stream_to_two_recording_sinks(tmp_path: Path) -
     state_dir = tmp_path / "cluster"
     state: NodeState | None = None
     try:
-        up = run_module(state_dir, "tests.cluster", "up", "--node", "on")
+        up = run_module(state_dir, "hack.localcluster", "up", "--node", "on")
         assert up.returncode == 0, up.stdout + up.stderr
         state = NodeState.load()
         demo = run_module(state_dir, "hack.demo", env={"DEMO_PUBLISH_SECONDS": "10"}, timeout=900)
@@ -41,7 +41,7 @@ def test_make_demo_relays_a_real_stream_to_two_recording_sinks(tmp_path: Path) -
         assert publish.returncode == 0, publish.stdout + publish.stderr
         assert "<key>" in publish.stdout
     finally:
-        down = run_module(state_dir, "tests.cluster", "down")
+        down = run_module(state_dir, "hack.localcluster", "down")
     assert down.returncode == 0, down.stdout + down.stderr
     assert state is not None and state.detached
     assert leftovers(state) == []

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.node import CLUSTER_DNS, GATEWAY, NodeCluster
-from tests.waiting import wait_for
+from hack.localcluster.node import CLUSTER_DNS, GATEWAY, NodeCluster
+from hack.waiting import wait_for
 
 from .conftest import busybox_pod, pod_json, wait_ready
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.__main__ import attach
-from tests.cluster.controlplane import LocalCluster
-from tests.cluster.node import NodeCluster, NodeState, leftovers, running
+from hack.localcluster.__main__ import attach
+from hack.localcluster.controlplane import LocalCluster
+from hack.localcluster.node import NodeCluster, NodeState, leftovers, running
 
 from .conftest import busybox_pod, run_module, start_node_cluster, wait_ready
 
@@ -112,7 +112,7 @@ def test_detached_node_outlives_up_is_left_alone_and_down_removes_it(tmp_path: P
     demo_dir, other_dir = tmp_path / "demo", tmp_path / "other"
     state: NodeState | None = None
     try:
-        up = run_module(demo_dir, "tests.cluster", "up", "--node", "on")
+        up = run_module(demo_dir, "hack.localcluster", "up", "--node", "on")
         assert up.returncode == 0, up.stdout + up.stderr
         assert "real node restream-node-0" in up.stdout
         state = NodeState.load()
@@ -122,7 +122,7 @@ def test_detached_node_outlives_up_is_left_alone_and_down_removes_it(tmp_path: P
         pod_before = cluster.kubectl("-n", "default", "get", "pod", "web", "-o", "json").stdout
         uid = json.loads(pod_before)["metadata"]["uid"]
 
-        refused = run_module(other_dir, "tests.cluster", "up", "--node", "on")
+        refused = run_module(other_dir, "hack.localcluster", "up", "--node", "on")
         assert refused.returncode == 1
         assert "`make cluster-down` stops it" in refused.stderr, refused.stderr
         assert not other_dir.exists()
@@ -134,7 +134,7 @@ def test_detached_node_outlives_up_is_left_alone_and_down_removes_it(tmp_path: P
         with socket.create_connection((pod["status"]["podIP"], 8080), timeout=5):
             pass  # the pod's network is intact: its server accepts
     finally:
-        down = run_module(demo_dir, "tests.cluster", "down")
+        down = run_module(demo_dir, "hack.localcluster", "down")
     assert down.returncode == 0, down.stdout + down.stderr
     assert "real node torn down" in down.stdout
     assert not demo_dir.exists()

@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
-from tests import livestreams
-from tests.cluster.controlplane import ClusterError
-from tests.cluster.node import NodeCluster
-from tests.cluster.product import (
+from hack.localcluster import livestreams
+from hack.localcluster.controlplane import ClusterError
+from hack.localcluster.node import NodeCluster
+from hack.localcluster.product import (
     IMAGE_TARS,
     RELEASE,
     SYSTEM_NS,
@@ -41,9 +41,9 @@ from tests.cluster.product import (
     wait_ingest_reachable,
     wait_operator,
 )
-from tests.encoder import Publisher
-from tests.media.harness import GrowthSampler, codecs_and_duration, packet_times
-from tests.waiting import wait_for
+from hack.media.encoder import Publisher
+from hack.media.harness import GrowthSampler, codecs_and_duration, packet_times
+from hack.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 

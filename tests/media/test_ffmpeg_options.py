@@ -14,10 +14,9 @@ import time
 
 import pytest
 
+from hack.media.encoder import pipe_with
+from hack.media.harness import Processes, RtmpSink, free_port, workdir
 from restream_operator.agent.ffmpeg import compose_url, destination, preset_text
-from tests.encoder import pipe_with
-
-from .harness import Processes, RtmpSink, free_port, workdir
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(90)]
 

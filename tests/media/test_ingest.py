@@ -10,17 +10,16 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-import yaml
 
-from restream_operator.agent import contract
-
-from .harness import (
+from hack.media.harness import (
     Ingest,
     Processes,
     StatusLog,
     children,
+    example,
     http_status,
     port_open,
     render,
@@ -30,19 +29,14 @@ from .harness import (
     wait_for,
     workdir,
 )
+from restream_operator.agent import contract
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(90)]
 
-CHECKOUT = Path(__file__).resolve().parents[2]
 
-
-def _manifest(hls: bool) -> dict[str, object]:
-    doc: dict[str, object] = yaml.safe_load(
-        (CHECKOUT / "examples" / "api-video-compatible.yaml").read_text()
-    )
-    spec = doc["spec"]
-    assert isinstance(spec, dict)
-    spec["playback"] = {"hls": hls}
+def _manifest(hls: bool) -> dict[str, Any]:
+    doc = example()
+    doc["spec"]["playback"] = {"hls": hls}
     return doc
 
 

@@ -21,14 +21,10 @@ from typing import Any
 
 import pytest
 
-from restream_operator import naming
-from restream_operator.agent import contract
-from tests import livestreams
-from tests.cluster.controlplane import LocalCluster, free_port
-from tests.conftest import wait_for_webhooks
-from tests.operator_process import OperatorProcess
-
-from .harness import (
+from hack.localcluster import livestreams
+from hack.localcluster.controlplane import LocalCluster, free_port
+from hack.localcluster.operator_process import OperatorProcess, wait_for_webhooks
+from hack.media.harness import (
     Processes,
     Relay,
     RtmpSink,
@@ -42,6 +38,9 @@ from .harness import (
     wait_for,
     workdir,
 )
+from restream_operator import naming
+from restream_operator.agent import contract
+
 from .test_relay_plane import sink_app
 
 pytestmark = [pytest.mark.cluster, pytest.mark.media]

@@ -22,14 +22,8 @@ from typing import Any, get_type_hints
 from urllib.parse import urlsplit
 
 import pytest
-import yaml
 
-from restream_operator.agent import contract
-from restream_operator.agent.contract import IngestAgentStatus, RelayAgentStatus
-from restream_operator.agent.ffmpeg import compose_url, rtmp_app_playpath
-from restream_operator.agent.redact import secret_forms
-
-from .harness import (
+from hack.media.harness import (
     GrowthSampler,
     Ingest,
     Proc,
@@ -42,6 +36,7 @@ from .harness import (
     StatusLog,
     children,
     codecs_and_duration,
+    example,
     flag,
     free_port,
     free_udp_port,
@@ -58,11 +53,13 @@ from .harness import (
     wait_for,
     workdir,
 )
+from restream_operator.agent import contract
+from restream_operator.agent.contract import IngestAgentStatus, RelayAgentStatus
+from restream_operator.agent.ffmpeg import compose_url, rtmp_app_playpath
+from restream_operator.agent.redact import secret_forms
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(120)]
 
-CHECKOUT = Path(__file__).resolve().parents[2]
-EXAMPLE = CHECKOUT / "examples" / "api-video-compatible.yaml"
 RTMP_RELAYS = ("Youtube", "Twitch", "Backup")
 EXTRA_RESTREAMS = [
     {"name": name, "serverUrl": url, "streamKey": "x"}  # keys: the test's own, by env
@@ -79,7 +76,7 @@ CHANGED_URL = "rtmp://b.rtmp.youtube.com/live2?backup=1"
 
 
 def manifest(change_youtube: bool = False) -> dict[str, Any]:
-    doc: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
+    doc = example()
     doc["spec"]["restreams"] += EXTRA_RESTREAMS
     if change_youtube:
         for r in doc["spec"]["restreams"]:

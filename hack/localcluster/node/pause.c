@@ -1,6 +1,6 @@
 /* The pod sandbox's process for the node tier: holds the pod's namespaces, reaps zombies,
  * exits 0 on SIGINT/SIGTERM. Built statically and packed into a scratch image by
- * tests/cluster/node.py (the same job as Kubernetes' own pause.c). */
+ * hack/localcluster/node.py (the same job as Kubernetes' own pause.c). */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>

@@ -1,9 +1,9 @@
-"""`python -m tests.cluster up|down|build`: the local cluster for people.
+"""`python -m hack.localcluster up|down|build`: the local cluster for people.
 
 `up` leaves the cluster running, writes its admin kubeconfig to .cluster/kubeconfig,
 links the pinned kubectl at .cluster/bin/kubectl and prints the export line. With
 `--node auto` (what `make demo` asks for) it adds the real node when this machine can
-run one (tests/cluster/node.py: root and the node's Debian packages), `--node on`
+run one (hack/localcluster/node.py: root and the node's Debian packages), `--node on`
 insists on it, `--node off` (the default) keeps kwok's simulated node only.
 `down` stops every process it started, by PID, tears the real node down and removes
 its files.
@@ -109,7 +109,7 @@ def down() -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.cluster",
+        prog="python -m hack.localcluster",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

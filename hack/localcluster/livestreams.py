@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.cluster.controlplane import LocalCluster
+from hack.localcluster.controlplane import LocalCluster
 
 
 def status(cluster: LocalCluster, namespace: str, name: str) -> dict[str, Any]:

@@ -5,7 +5,7 @@ official Go modules (``build.sh``), plus kwok, which plays the kubelet of simula
 so that pods get scheduled and report Running/Ready. Everything listens on free
 127.0.0.1 ports, talks TLS with certificates made for this run, and is stopped by PID.
 
-Used by the pytest fixtures in ``tests/conftest.py`` and by ``python -m tests.cluster``
+Used by the pytest fixtures in ``tests/conftest.py`` and by ``python -m hack.localcluster``
 (``make cluster-up`` / ``make cluster-down``).
 """
 
@@ -187,7 +187,7 @@ class LocalCluster:
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="restream-k8s-")))
     detached: bool = False  # True for `make cluster-up`: components outlive this process
     components: list[Component] = field(default_factory=list)
-    # The node tier (tests/cluster/node.py) sets this to the pod bridge's gateway: the API is
+    # The node tier (hack/localcluster/node.py) sets this to the pod bridge's gateway: the API is
     # then also served there (bound on 0.0.0.0, the node tier's firewall admits only loopback
     # and the bridge), advertised as the `kubernetes` Service's endpoint so that pods reach
     # it, and the apiserver gets a client certificate for the kubelet's API (logs, exec).
@@ -402,7 +402,7 @@ class LocalCluster:
         return proc
 
     def state(self) -> dict[str, object]:
-        """What `python -m tests.cluster down` needs to stop a detached cluster."""
+        """What `python -m hack.localcluster down` needs to stop a detached cluster."""
         return {
             "bin_dir": str(self.bin_dir),
             "workdir": str(self.workdir),

@@ -255,7 +255,7 @@ def write_scratch_image(
             "WorkingDir": "/",
         },
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "tests/cluster/node.py"}],
+        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "hack/localcluster/node.py"}],
     }
     config_bytes = json.dumps(config, sort_keys=True).encode()
     config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
@@ -525,7 +525,7 @@ def _remove_cgroups() -> list[str]:
     return errors
 
 
-def teardown(state: NodeState, *, stale: bool = False) -> None:
+def teardown(state: NodeState, *, stale: bool = False) -> None:  # noqa: PLR0912 - one step per kind of leftover
     """Removes everything the run described by ``state`` left on the host. Idempotent.
     ``stale``: the run was killed, its control plane's files are removed here too."""
     # 0. which shim sockets are ours (their addresses are in the tasks' bundles)

@@ -1,4 +1,4 @@
-"""Polling helpers for tests against real processes: bounded, with a clear failure."""
+"""Polling for real processes (tests, the demo, benchmarks): bounded, with a clear failure."""
 
 from __future__ import annotations
 

@@ -10,7 +10,11 @@ import sys
 import time
 from pathlib import Path
 
-CHECKOUT = Path(__file__).resolve().parents[1]
+from hack.waiting import wait_for
+
+from .controlplane import LocalCluster
+
+CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 class OperatorProcess:
@@ -79,3 +83,18 @@ class OperatorProcess:
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def wait_for_webhooks(cluster: LocalCluster, timeout: float = 30) -> None:
+    """Until the operator has registered its validating webhook configuration."""
+    wait_for(
+        lambda: (
+            cluster.kubectl(
+                "get", "validatingwebhookconfiguration", "restream-operator", check=False
+            ).returncode
+            == 0
+        ),
+        "the operator to register its admission webhooks",
+        timeout,
+        every=0.2,
+    )

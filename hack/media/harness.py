@@ -29,12 +29,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
+from hack import waiting
+from hack.media.encoder import preset_pipe, publisher_argv
 from restream_operator import certs
 from restream_operator.agent import contract
 from restream_operator.render.nginx import RTMP_MODULE, NginxParams, nginx_conf
-from tests import waiting
-from tests.encoder import preset_pipe, publisher_argv
 
+CHECKOUT = Path(__file__).resolve().parents[2]
+# The LiveStream whose rendering the media plane runs (destinations swapped for sinks).
+EXAMPLE = CHECKOUT / "examples" / "api-video-compatible.yaml"
 BIN = Path(sys.executable).parent
 RENDER = str(BIN / "restream-operator")
 AGENT = str(BIN / "restream-agent")
@@ -45,7 +48,7 @@ T = TypeVar("T")
 
 
 def wait_for(condition: Callable[[], T], what: str, timeout: float, every: float = 0.1) -> T:
-    """tests.waiting.wait_for, polling faster: media timings are in tenths of seconds."""
+    """hack.waiting.wait_for, polling faster: media timings are in tenths of seconds."""
     return waiting.wait_for(condition, what, timeout, every)
 
 
@@ -153,6 +156,12 @@ class Processes:
 
 
 # -- what the operator renders --------------------------------------------------------
+
+
+def example() -> dict[str, Any]:
+    """The example LiveStream, freshly parsed (callers change it)."""
+    doc: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
+    return doc
 
 
 def render(manifest: dict[str, Any], workdir: Path) -> list[dict[str, Any]]:

@@ -34,7 +34,7 @@ ensure_tools() {
   # helm, for the chart tests
   ensure_tool helm "$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" \
     "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
-  # CoreDNS, the node tier's cluster DNS (tests/cluster/node.py packs it into an image)
+  # CoreDNS, the node tier's cluster DNS (hack/localcluster/node.py packs it into an image)
   ensure_tool coredns "$COREDNS_VERSION" "github.com/coredns/coredns@$COREDNS_VERSION"
 }
 

@@ -43,7 +43,7 @@ def build_images() -> None:
 
 def helm_binary() -> Path:
     out = subprocess.run(
-        ["bash", str(ROOT / "tests/cluster/build.sh")],
+        ["bash", str(ROOT / "hack/localcluster/build.sh")],
         capture_output=True, text=True, check=True, timeout=1800,
     )  # fmt: skip
     return Path(out.stdout.strip().splitlines()[-1]) / "helm"

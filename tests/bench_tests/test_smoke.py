@@ -1,0 +1,84 @@
+"""Every benchmark in its smoke mode, so that none can rot unnoticed.
+
+`python -m bench.X --smoke` runs the benchmark's own code on tiny counts for seconds,
+with the same real processes as a full run (a real control plane and operator, real
+nginx-rtmp and ffmpeg). Only that it completes and prints each of its figures, with a
+number, is checked: the values of so short a run mean nothing. Full runs are manual
+(README, "Benchmarks").
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+NUM = r"\d+(?:\.\d+)?"
+
+
+def smoke(bench: str, figures: list[str], timeout: float = 120) -> None:
+    """Runs ``bench.<bench> --smoke``; each figure pattern must match a line of its output."""
+    run = subprocess.run(
+        [sys.executable, "-m", f"bench.{bench}", "--smoke"],
+        cwd=CHECKOUT, capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+    out = run.stdout
+    print(out)
+    assert run.returncode == 0, out + run.stderr[-3000:]
+    missing = [f for f in figures if not re.search(f, out, re.MULTILINE)]
+    assert missing == [], out
+
+
+@pytest.mark.cluster
+def test_admission_bench_prints_its_latencies() -> None:
+    latencies = rf"n=\s*[1-9]\d*\s+{NUM}/s\s+p50\s+{NUM} ms\s+p99\s+{NUM} ms$"
+    smoke(
+        "admission",
+        [
+            rf"^webhook direct, one at a time\s+{latencies}",
+            rf"^webhook direct, 4 concurrent\s+{latencies}",
+            rf"^apiserver dry-run create, 4 concurrent\s+{latencies}",
+            rf"^kubectl apply --dry-run=server, sequential\s+{latencies}",
+        ],
+    )
+
+
+@pytest.mark.cluster
+def test_reconcile_bench_prints_convergence_memory_and_idle_writes() -> None:
+    smoke(
+        "reconcile",
+        [
+            r"^livestreams x destinations\s+3 x 2$",
+            rf"^kubectl apply returned after\s+{NUM} s$",
+            rf"^all children, all Ready after\s+{NUM} s$",
+            r"^operator peak RSS \(converged\)\s+[1-9]\d* MiB$",
+            r"^operator peak RSS \(after idle\)\s+[1-9]\d* MiB$",
+            rf"^status writes while idle\s+{NUM} per minute$",
+        ],
+    )
+
+
+@pytest.mark.media
+def test_relay_bench_prints_resources_latencies_and_first_byte() -> None:
+    cpu_mem = rf"{NUM}%(?:\s+{NUM}){{3}}"
+    smoke(
+        "relay",
+        [
+            # one destination: relay agent + ffmpeg, plain ffmpeg, nginx push, the agent
+            # alone, and the two CPU ratios (n/a when a process used under one clock tick:
+            # in seconds, nginx push does)
+            rf"^\s+1 \|\s+{cpu_mem} \|\s+{cpu_mem} \|\s+{NUM}% \|(?:\s+{NUM}){{3}} \|"
+            rf"\s+(?:{NUM}x|n/a)\s+(?:{NUM}x|n/a)$",
+            *(
+                rf"^\s+{hop}\s+all\s+{NUM} ms \(n=[1-9]\d*\)\s+video\s+{NUM} ms \(n=[1-9]\d*\)"
+                rf"\s+audio\s+{NUM} ms \(n=[1-9]\d*\)$"
+                for hop in ("relay agent", "plain ffmpeg", "nginx push")
+            ),
+            rf"first media at the destination: median {NUM} s \({NUM}\)$",
+            rf"^bench wall time {NUM} s$",
+        ],
+    )

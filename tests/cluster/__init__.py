@@ -1,1 +1,0 @@
-"""The local Kubernetes control plane the tests run against (see controlplane.py)."""
