@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from kubernetes import config
 
+from hack.localcluster.controlplane import LocalCluster
 from restream_operator import naming
 from restream_operator.kube import FIELD_MANAGER, Kube, KubeError
-from tests.cluster.controlplane import LocalCluster
 
 pytestmark = pytest.mark.cluster
 

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from kubernetes import config
 
+from hack.localcluster.controlplane import LocalCluster
 from restream_operator import naming, reconcile, statusloop
 from restream_operator.kube import Kube, Obj
 from restream_operator.runtime import Runtime
 from restream_operator.secretrefs import MissingSecret, SecretUse
 from restream_operator.settings import Settings
-from tests.cluster.controlplane import LocalCluster
 
 pytestmark = pytest.mark.cluster
 
