@@ -74,6 +74,8 @@ def reconcile_livestream(body: kopf.Body, reason: str, memo: kopf.Memo, **_: Any
         reconcile.reconcile(memo.runtime, dict(body), cause=str(reason))
     except reconcile.TooManyRestreams as exc:
         raise kopf.PermanentError(str(exc)) from exc
+    except reconcile.NameConflict as exc:
+        raise kopf.TemporaryError(str(exc), delay=30) from exc
     except Exception as exc:
         raise kopf.TemporaryError(f"reconcile failed: {exc}", delay=5) from exc
 

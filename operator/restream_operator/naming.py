@@ -1,9 +1,13 @@
 """Names and labels of a LiveStream's children: fixed, so that applies are idempotent.
 
 Restream names are free text ("Youtube", "My Twitch", "Ünïcode 🎥"); objects need DNS
-labels. A destination's objects are named from a slug of its name plus a short hash of
-the case-folded name, so every valid name yields a valid name, the same one every time,
-and names that differ only in case (which admission refuses anyway) cannot collide.
+labels. Within a LiveStream, a destination is told apart by its slug: readable text plus
+a short hash of the case-folded name (names that differ only in case, which admission
+refuses anyway, share it). Across LiveStreams of a namespace, a relay's objects are
+named from the pair (LiveStream, restream): readable text for people plus a 48-bit hash
+of an unambiguous encoding of the pair, so that LiveStream "p" with restream
+"x-relay-y" and LiveStream "p-relay-x" with restream "y" get different names.
+Reconcile still refuses to apply over an object another LiveStream owns (NameConflict).
 """
 
 from __future__ import annotations
@@ -28,12 +32,12 @@ COMPONENT_KEYS = "stream-key"
 
 _SLUG_MAX = 20
 _HASH_LEN = 6
+_PAIR_HASH_LEN = 12  # hex digits: 48 bits
 
 
 def restream_slug(name: str) -> str:
     """DNS-label-safe, stable id of a restream name, e.g. "My Twitch" -> "my-twitch-3f2a9c"."""
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:_SLUG_MAX].strip("-")
+    slug = _text(name)
     digest = hashlib.sha256(name.casefold().encode()).hexdigest()[:_HASH_LEN]
     return f"{slug}-{digest}" if slug else f"r-{digest}"
 
@@ -55,8 +59,17 @@ def play_token_secret(livestream: str) -> str:
     return f"{livestream}-play-token"
 
 
+def _text(name: str) -> str:
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:_SLUG_MAX].strip("-")
+
+
 def relay_name(livestream: str, restream: str) -> str:
-    return f"{livestream}-relay-{restream_slug(restream)}"
+    # Length-prefixed, so no two pairs encode alike whatever their characters.
+    pair = f"{len(livestream)}:{livestream}:{restream.casefold()}"
+    digest = hashlib.sha256(pair.encode()).hexdigest()[:_PAIR_HASH_LEN]
+    text = _text(restream)
+    return f"{livestream}-relay-{text}-{digest}" if text else f"{livestream}-relay-{digest}"
 
 
 def inline_key_secret(livestream: str, restream: str) -> str:

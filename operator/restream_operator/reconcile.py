@@ -16,6 +16,7 @@ that destination, so the other destinations' objects are never rewritten.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import time
@@ -28,14 +29,9 @@ from .render import Owner, generated_secret, owner_from_object, render_children
 from .runtime import Runtime
 from .secretrefs import MissingSecret, missing_secrets
 from .settings import Settings
+from .status import ReconcileFailure
 
 log = logging.getLogger(__name__)
-
-# Objects reconcile may delete: per-destination ones, never the ingest.
-_PRUNABLE = {
-    "Deployment": naming.COMPONENT_RELAY,
-    "Secret": naming.COMPONENT_KEYS,
-}
 
 
 @dataclass
@@ -44,6 +40,7 @@ class Outcome:
     created: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     missing_secrets: list[MissingSecret] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)  # objects left alone: not ours
 
 
 def new_secret_value() -> str:
@@ -55,13 +52,39 @@ def _ref(obj: Obj) -> str:
     return f"{obj['kind']}/{obj['metadata']['name']}"
 
 
+def _controller(obj: Obj) -> dict[str, Any] | None:
+    refs = obj["metadata"].get("ownerReferences") or []
+    return next((r for r in refs if r.get("controller")), None)
+
+
 def _owned_by(obj: Obj, uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences", []))
+
+
+def _conflict(owner: Owner, kind: str, existing: Obj) -> str:
+    """Who holds a name this LiveStream needs, or "" when it is this LiveStream."""
+    controller = _controller(existing)
+    if controller is not None and controller.get("uid") == owner.uid:
+        return ""
+    name = existing["metadata"]["name"]
+    if controller is None:
+        holder = "an object this LiveStream does not own (created by someone else)"
+    else:
+        holder = f"{controller.get('kind')} {owner.namespace}/{controller.get('name')}"
+    return (
+        f"{kind}/{name}, which LiveStream {owner.namespace}/{owner.name} needs, belongs to "
+        f"{holder}: it was left as it is; rename this LiveStream or the restream, or "
+        "delete that object"
+    )
 
 
 class TooManyRestreams(ValueError):
     """The spec asks for more destinations than the operator allows: retrying cannot
     help until the spec (or the operator's limit) changes."""
+
+
+class NameConflict(RuntimeError):
+    """Some children could not be applied: their names belong to another object."""
 
 
 def check_limits(owner: Owner, settings: Settings) -> None:
@@ -74,40 +97,87 @@ def check_limits(owner: Owner, settings: Settings) -> None:
         )
 
 
+def _uses_secret(deployment: Obj, secret: str) -> bool:
+    containers = deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers")
+    return any(
+        ((env.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name") == secret
+        for c in containers or []
+        for env in c.get("env") or []
+    )
+
+
 def apply_children(owner: Owner, settings: Settings, kube: Kube) -> Outcome:
+    """Applies every child whose name is free or ours and prunes what the spec dropped;
+    a child whose name belongs to someone else is left alone and listed in
+    ``conflicts``."""
     check_limits(owner, settings)
     outcome = Outcome()
     children = render_children(owner, settings)
 
+    def existing(obj: Obj) -> Obj | None:
+        found = kube.get(obj["kind"], owner.namespace, obj["metadata"]["name"])
+        if found is not None and (conflict := _conflict(owner, obj["kind"], found)):
+            outcome.conflicts.append(conflict)
+            raise _Skip
+        return found
+
     for name, data_key in children.generated.items():
         secret = generated_secret(owner, name, data_key, new_secret_value())
-        if kube.create_if_absent(secret):
-            outcome.created.append(_ref(secret))
+        with contextlib.suppress(_Skip):
+            if existing(secret) is None and kube.create_if_absent(secret):
+                outcome.created.append(_ref(secret))
 
     for obj in children.applied:
-        kube.apply(obj)
-        outcome.applied.append(_ref(obj))
+        with contextlib.suppress(_Skip):
+            before = existing(obj)
+            kube.apply(obj)
+            outcome.applied.append(_ref(obj))
+            restream = _restream_of(obj)
+            if before is not None and obj["kind"] == "Deployment" and restream:
+                # The destination moved its key from inline to a Secret of the user's:
+                # the inline copy goes.
+                inline = naming.inline_key_secret(owner.name, restream)
+                if _uses_secret(before, inline) and not _uses_secret(obj, inline):
+                    _delete_key_secret(owner, kube, inline, outcome)
 
-    desired = {_ref(obj) for obj in children.applied} | {
-        f"Secret/{name}" for name in children.generated
+    desired = {obj["metadata"]["name"] for obj in children.applied if obj["kind"] == "Deployment"}
+    selector = {
+        naming.LABEL_LIVESTREAM: owner.name,
+        naming.LABEL_COMPONENT: naming.COMPONENT_RELAY,
+        naming.LABEL_MANAGED_BY: naming.MANAGED_BY,
     }
-    for kind, component in _PRUNABLE.items():
-        selector = {
-            naming.LABEL_LIVESTREAM: owner.name,
-            naming.LABEL_COMPONENT: component,
-            naming.LABEL_MANAGED_BY: naming.MANAGED_BY,
-        }
-        for obj in kube.list(kind, owner.namespace, selector):
-            ref = f"{kind}/{obj['metadata']['name']}"  # list items carry no kind
-            if ref in desired or not _owned_by(obj, owner.uid):
-                continue
-            if kind == "Secret" and naming.LABEL_RESTREAM not in obj["metadata"].get("labels", {}):
-                continue  # the generated ingest key and play token stay for the stream's life
-            if kube.delete(kind, owner.namespace, obj["metadata"]["name"]):
-                outcome.deleted.append(ref)
+    for relay in kube.list("Deployment", owner.namespace, selector):
+        name = relay["metadata"]["name"]
+        if name in desired or not _owned_by(relay, owner.uid):
+            continue
+        # Its inline key first: the running pod keeps what it read, and a Secret is never
+        # left behind by a relay already gone. Named, not listed: the operator may not
+        # list Secrets (it would see every Secret of the cluster).
+        _delete_key_secret(owner, kube, f"{name}-key", outcome)
+        if kube.delete("Deployment", owner.namespace, name):
+            outcome.deleted.append(f"Deployment/{name}")
 
     outcome.missing_secrets = find_missing_secrets(owner, kube)
     return outcome
+
+
+class _Skip(Exception):
+    """A child whose name belongs to someone else: left alone."""
+
+
+def _restream_of(obj: Obj) -> str:
+    return str((obj["metadata"].get("annotations") or {}).get(naming.ANNOTATION_RESTREAM_NAME, ""))
+
+
+def _delete_key_secret(owner: Owner, kube: Kube, name: str, outcome: Outcome) -> None:
+    secret = kube.get("Secret", owner.namespace, name)
+    if secret is None or not _owned_by(secret, owner.uid):
+        return
+    labels = secret["metadata"].get("labels") or {}
+    if labels.get(naming.LABEL_COMPONENT) == naming.COMPONENT_KEYS and kube.delete(
+        "Secret", owner.namespace, name
+    ):
+        outcome.deleted.append(f"Secret/{name}")
 
 
 def find_missing_secrets(owner: Owner, kube: Kube) -> list[MissingSecret]:
@@ -133,14 +203,16 @@ def reconcile(runtime: Runtime, obj: dict[str, Any], cause: str) -> Outcome | No
         try:
             outcome = apply_children(owner, runtime.settings, runtime.kube)
         except TooManyRestreams as exc:
-            state.reconcile_error = str(exc)
+            state.reconcile_failure = ReconcileFailure("ReconcileFailed", str(exc))
             runtime.events.post(obj, "Warning", "TooManyRestreams", message=str(exc))
             raise
         except Exception as exc:
-            state.reconcile_error = f"reconcile failed: {exc}"
-            log.error(f"{where}: {cause}: {state.reconcile_error}")
+            state.reconcile_failure = ReconcileFailure(
+                "ReconcileFailed", f"reconcile failed: {exc}"
+            )
+            log.error(f"{where}: {cause}: reconcile failed: {exc}")
             raise
-        state.reconcile_error = None
+        state.reconcile_failure = None
         state.reconciled_generation = generation
         state.reconciled_at = time.monotonic()
         state.missing_secrets = tuple(outcome.missing_secrets)
@@ -155,4 +227,9 @@ def reconcile(runtime: Runtime, obj: dict[str, Any], cause: str) -> Outcome | No
             f"{where}: {cause}: reconciled generation {generation}: "
             f"{len(outcome.applied)} applied, {len(outcome.deleted)} deleted"
         )
+        if outcome.conflicts:
+            message = "; ".join(outcome.conflicts)
+            state.reconcile_failure = ReconcileFailure("NameConflict", message)
+            runtime.events.post(obj, "Warning", "NameConflict", message=message)
+            raise NameConflict(message)  # kopf retries: the other object may go
         return outcome

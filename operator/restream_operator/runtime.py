@@ -14,6 +14,7 @@ from .events import Poster
 from .kube import Kube, KubeError
 from .secretrefs import MissingSecret
 from .settings import Settings
+from .status import ReconcileFailure
 from .views import ChildView, ChildViews, IndexKey, livestream_key
 
 
@@ -23,7 +24,7 @@ class StreamState:
 
     reconciled_generation: int | None = None
     reconciled_at: float = 0.0
-    reconcile_error: str | None = None
+    reconcile_failure: ReconcileFailure | None = None
     missing_secrets: tuple[MissingSecret, ...] = ()
     written: dict[str, Any] | None = None
 

@@ -39,6 +39,15 @@ STATUS_KEYS = tuple(
 
 
 @dataclass(frozen=True)
+class ReconcileFailure:
+    """Why the last reconcile did not bring the children to the spec: the Ready
+    condition's reason (ReconcileFailed, NameConflict) and a message for people."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
 class Observed:
     deployments: dict[str, DeploymentView] = field(default_factory=dict)
     # pods by what they belong to: "ingest", or a restream slug
@@ -48,7 +57,7 @@ class Observed:
     relay_agents: dict[str, RelayAgentStatus] = field(default_factory=dict)  # by restream name
     missing_secrets: tuple[MissingSecret, ...] = ()
     reconciled_generation: int | None = None
-    reconcile_error: str | None = None
+    reconcile_failure: ReconcileFailure | None = None
 
 
 @dataclass(frozen=True)
@@ -243,9 +252,11 @@ def _restreams_verdict(
     return "True", "AllHealthy", message
 
 
-def _ready_verdict(ingest_v: Verdict, restreams_v: Verdict, error: str | None) -> Verdict:
-    if error:
-        return "False", "ReconcileFailed", error
+def _ready_verdict(
+    ingest_v: Verdict, restreams_v: Verdict, failure: ReconcileFailure | None
+) -> Verdict:
+    if failure is not None:
+        return "False", failure.reason, failure.message
     if ingest_v[0] != "True":
         return "False", "IngestNotReady", ingest_v[2]
     if restreams_v[0] != "True":
@@ -269,7 +280,7 @@ def compute_status(
     starting = broadcasting and _just_started(agent, now)
     restreams_v = _restreams_verdict(owner, entries, broadcasting, starting, observed)
     verdicts = {
-        READY: _ready_verdict(ingest_v, restreams_v, observed.reconcile_error),
+        READY: _ready_verdict(ingest_v, restreams_v, observed.reconcile_failure),
         INGEST_READY: ingest_v,
         BROADCASTING: _broadcast_verdict(agent),
         RESTREAMS_READY: restreams_v,

@@ -82,7 +82,7 @@ async def refresh(runtime: Runtime, uid: str, write_slots: asyncio.Semaphore) ->
         relay_agents=relay_docs,
         missing_secrets=state.missing_secrets,
         reconciled_generation=state.reconciled_generation,
-        reconcile_error=state.reconcile_error,
+        reconcile_failure=state.reconcile_failure,
     )
     # We are the only writer of status: our last write is newer than what the watch
     # may have delivered so far.

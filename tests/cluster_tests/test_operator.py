@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import time
 from pathlib import Path
@@ -167,10 +168,15 @@ def test_each_destination_change_touches_only_that_destination(
                 assert before[ref] == after[ref], f"{ref} changed although its destination did not"
         return after
 
-    twitch = naming.restream_slug("Twitch")
+    def own(name: str) -> set[str]:
+        """What names a destination's objects: its relay's name (the Deployment, its
+        inline-key Secret) and its slug (its pod, in the fingerprint)."""
+        return {naming.relay_name("launch", name), naming.restream_slug(name)}
+
+    twitch = own("Twitch")
     # edit one destination's URL: only its relay changes
     restreams[1]["serverUrl"] = "rtmp://other.example.net/app"
-    after = change(restreams, {twitch})
+    after = change(restreams, twitch)
     assert after[relay("Twitch")] == "2"
     # add one
     restreams.append(
@@ -180,11 +186,11 @@ def test_each_destination_change_touches_only_that_destination(
             "streamKey": "fb-key-1",
         }
     )
-    after = change(restreams, {naming.restream_slug("My Facebook")})
+    after = change(restreams, own("My Facebook"))
     assert relay("My Facebook") in after
     # disable one: its relay and inline-key Secret go, the entry stays
     restreams[1]["enabled"] = False
-    after = change(restreams, {twitch})
+    after = change(restreams, twitch)
     assert relay("Twitch") not in after
     assert f"Secret/{naming.inline_key_secret('launch', 'Twitch')}" not in after
     assert {r["name"]: r["state"] for r in status(cluster, namespace)["restreams"]}[
@@ -192,7 +198,7 @@ def test_each_destination_change_touches_only_that_destination(
     ] == "Disabled"
     # remove one
     del restreams[2]
-    after = change(restreams, {naming.restream_slug("My Facebook")})
+    after = change(restreams, own("My Facebook"))
     assert relay("My Facebook") not in after
     assert [r["name"] for r in status(cluster, namespace)["restreams"]] == ["Youtube", "Twitch"]
 
@@ -429,3 +435,98 @@ def test_pods_pass_the_restricted_pod_security_standard(
     assert len(pods) == 3
     events = get(cluster, "events", namespace)["items"]
     assert not [e for e in events if "violates PodSecurity" in e.get("message", "")]
+
+
+def inline(name: str, key: str) -> dict[str, Any]:
+    return {"name": name, "serverUrl": "rtmp://a.example.com/live2", "streamKey": key}
+
+
+def test_livestreams_whose_relay_names_read_alike_get_their_own_children(
+    cluster: LocalCluster, namespace: str, operator: OperatorProcess
+) -> None:
+    # Before relay names carried a hash of the (LiveStream, restream) pair, these two
+    # rendered one Deployment and one key Secret, and each reconcile overwrote the other.
+    apply(cluster, namespace, livestream("p", restreams=[inline("x-relay-y", "key-of-p")]))
+    apply(cluster, namespace, livestream("p-relay-x", restreams=[inline("y", "key-of-q")]))
+    for ls, restream, key in (("p", "x-relay-y", "key-of-p"), ("p-relay-x", "y", "key-of-q")):
+        wait_for(functools.partial(ready, cluster, namespace, ls), f"LiveStream {ls} to be ready")
+        uid = get(cluster, f"livestream/{ls}", namespace)["metadata"]["uid"]
+        relay = get(cluster, f"deployment/{naming.relay_name(ls, restream)}", namespace)
+        assert [r["uid"] for r in relay["metadata"]["ownerReferences"]] == [uid]
+        secret = get(cluster, f"secret/{naming.inline_key_secret(ls, restream)}", namespace)
+        assert base64.b64decode(secret["data"]["streamKey"]).decode() == key
+
+
+def test_a_name_another_object_holds_is_a_name_conflict_and_that_object_is_left_alone(
+    cluster: LocalCluster, namespace: str, operator: OperatorProcess
+) -> None:
+    apply(cluster, namespace, livestream("other", restreams=[inline("Twitch", "k")]))
+    wait_for(lambda: ready(cluster, namespace, "other"), "LiveStream other to be ready")
+    other_uid = get(cluster, "livestream/other", namespace)["metadata"]["uid"]
+    # A Deployment that holds the name launch's Youtube relay needs, controlled by "other".
+    taken = naming.relay_name("launch", "Youtube")
+    squatter = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": taken,
+            "ownerReferences": [
+                {
+                    "apiVersion": "restream.dev/v1alpha1",
+                    "kind": "LiveStream",
+                    "name": "other",
+                    "uid": other_uid,
+                    "controller": True,
+                }
+            ],
+        },
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": "squatter"}},
+            "template": {
+                "metadata": {"labels": {"app": "squatter"}},
+                "spec": {"containers": [{"name": "c", "image": "squatter:1"}]},
+            },
+        },
+    }
+    apply(cluster, namespace, squatter)
+    before = get(cluster, f"deployment/{taken}", namespace)
+    apply(
+        cluster, namespace, livestream(restreams=[inline("Youtube", "k1"), inline("Twitch", "k2")])
+    )
+
+    def ready_condition() -> dict[str, Any]:
+        st = status(cluster, namespace)
+        return next((c for c in st.get("conditions") or [] if c["type"] == "Ready"), {})
+
+    wait_for(lambda: ready_condition().get("reason") == "NameConflict", "the NameConflict reason")
+    message = ready_condition()["message"]
+    assert f"Deployment/{taken}" in message and f"LiveStream {namespace}/other" in message
+    after = get(cluster, f"deployment/{taken}", namespace)
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert after["spec"]["template"]["spec"]["containers"][0]["image"] == "squatter:1"
+    # Everything else of launch is applied: its ingest and its other relay.
+    mine = children(cluster, namespace)
+    assert f"Deployment/{naming.ingest_name('launch')}" in mine
+    assert relay("Twitch") in mine
+    events = get(cluster, "events", namespace, "--field-selector", "involvedObject.name=launch")
+    assert "NameConflict" in {e["reason"] for e in events["items"]}
+
+    # Once the name is free, the repair takes it within seconds.
+    cluster.kubectl("delete", "deployment", taken, "-n", namespace)
+    wait_for(lambda: ready(cluster, namespace), "launch to be ready once the name is free")
+    assert ready_condition()["reason"] == "Ready"
+
+
+def test_a_destination_moving_its_key_into_a_secret_loses_the_inline_copy(
+    cluster: LocalCluster, namespace: str, operator: OperatorProcess
+) -> None:
+    apply(cluster, namespace, livestream(restreams=[inline("Youtube", "k1")]))
+    wait_for(lambda: ready(cluster, namespace), "the LiveStream to be ready")
+    copy = f"Secret/{naming.inline_key_secret('launch', 'Youtube')}"
+    assert copy in children(cluster, namespace)
+    cluster.kubectl("create", "secret", "generic", "yt", "-n", namespace, "--from-literal=key=k1")
+    moved = {**YT_BY_REF, "serverUrl": "rtmp://a.example.com/live2"}
+    apply(cluster, namespace, livestream(restreams=[moved]))
+    wait_for(lambda: copy not in children(cluster, namespace), "the inline copy to be deleted")
+    assert relay("Youtube") in children(cluster, namespace)

@@ -104,7 +104,7 @@ def test_a_reconcile_works_from_the_newest_spec_seen_and_records_it(
     assert f"Deployment/{naming.relay_name('launch', 'Twitch')}" in outcome.applied
     state = runtime.stream(stale["metadata"]["uid"])
     assert state.reconciled_generation == newest["metadata"]["generation"] == 2
-    assert state.reconcile_error is None
+    assert state.reconcile_failure is None
     assert state.missing_secrets == (MissingSecret(SecretUse("tw", "key", "Twitch")),)
 
 

@@ -102,7 +102,8 @@ def test_too_many_restreams_is_permanent_and_recorded() -> None:
         handlers.reconcile_livestream(
             body=body(livestream(restreams=3)), reason="create", memo=kopf.Memo(runtime=rt)
         )
-    assert "at most 2" in str(rt.stream("u1").reconcile_error)
+    failure = rt.stream("u1").reconcile_failure
+    assert failure is not None and "at most 2" in failure.message
     assert rt.stream("u1").reconciled_generation is None
 
 
@@ -112,4 +113,5 @@ def test_an_unreachable_api_is_temporary_and_recorded() -> None:
         handlers.reconcile_livestream(
             body=body(livestream()), reason="create", memo=kopf.Memo(runtime=rt)
         )
-    assert str(rt.stream("u1").reconcile_error).startswith("reconcile failed")
+    failure = rt.stream("u1").reconcile_failure
+    assert failure is not None and failure.message.startswith("reconcile failed")

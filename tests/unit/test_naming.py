@@ -45,3 +45,21 @@ def test_any_name_gives_a_valid_relay_name(name: str) -> None:
     assert DNS_LABEL.match(relay)
     assert DNS_LABEL.match(naming.inline_key_secret("a" * 40, name))
     assert len(naming.labels("a" * 40, naming.COMPONENT_RELAY, name)[naming.LABEL_RESTREAM]) <= 63
+
+
+def test_relay_names_of_different_livestreams_never_coincide() -> None:
+    # The pair that shared one Deployment (and one key Secret) before names had a hash of
+    # the (LiveStream, restream) pair: the readable parts are equal, the names are not.
+    a, b = naming.relay_name("p", "x-relay-y"), naming.relay_name("p-relay-x", "y")
+    assert a.rsplit("-", 1)[0] == b.rsplit("-", 1)[0] == "p-relay-x-relay-y"
+    assert a != b
+    assert naming.inline_key_secret("p", "x-relay-y") != naming.inline_key_secret("p-relay-x", "y")
+
+
+@given(st.text(min_size=1, max_size=8), st.text(min_size=1, max_size=8))
+def test_the_pair_hash_has_48_bits_and_separates_the_parts(livestream: str, restream: str) -> None:
+    digest = naming.relay_name(livestream, restream).rsplit("-", 1)[1]
+    assert re.fullmatch(r"[0-9a-f]{12}", digest)
+    # Moving characters between the LiveStream and the restream changes the name.
+    moved = naming.relay_name(livestream + restream[0], restream[1:] or "z")
+    assert moved.rsplit("-", 1)[1] != digest

@@ -52,14 +52,12 @@ def _by_ref(objs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def _with(owner: Owner, restreams: list[dict[str, Any]]) -> Owner:
-    assert owner.spec is not None
     spec = owner.spec.model_dump(by_alias=True, exclude_none=True)
     spec["restreams"] = restreams
     return Owner(owner.name, owner.namespace, owner.uid, models.LiveStreamSpec.model_validate(spec))
 
 
 def _restreams(owner: Owner) -> list[dict[str, Any]]:
-    assert owner.spec is not None
     return [r.model_dump(by_alias=True, exclude_none=True) for r in owner.spec.restreams]
 
 
@@ -136,7 +134,6 @@ def test_pods_meet_the_restricted_pod_security_standard() -> None:
 
 def test_suspend_scales_relays_to_zero_and_keeps_the_ingest() -> None:
     owner = owner_of("api-video-compatible.yaml")
-    assert owner.spec is not None
     suspended = Owner(
         owner.name, owner.namespace, owner.uid, owner.spec.model_copy(update={"suspend": True})
     )

@@ -11,7 +11,7 @@ from restream_operator.agent.contract import IngestAgentStatus, RelayAgentStatus
 from restream_operator.render import Owner
 from restream_operator.secretrefs import MissingSecret, SecretUse
 from restream_operator.settings import Settings
-from restream_operator.status import Observed, compute_status, transitions
+from restream_operator.status import Observed, ReconcileFailure, compute_status, transitions
 from restream_operator.views import DeploymentView, PodView
 
 T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z"
@@ -196,7 +196,11 @@ TABLE = [
     ),
     (
         "reconcile failing",
-        Observed(deployments=deployments(), pods=pods(), reconcile_error="reconcile failed: 403"),
+        Observed(
+            deployments=deployments(),
+            pods=pods(),
+            reconcile_failure=ReconcileFailure("ReconcileFailed", "reconcile failed: 403"),
+        ),
         {"Youtube": "Unknown", "Twitch": "Unknown", "Off": "Disabled"},
         ("False", "ReconcileFailed"),
         ("True", "Available"),
