@@ -1,6 +1,6 @@
 """Validating-webhook latency (not a test; prints figures).
 
-Against the local control plane and the operator serving its webhooks on loopback:
+Against the local control plane and the operator serving its webhook on loopback:
 1. direct: AdmissionReview POSTs straight to the webhook (the apiserver out of the
    loop), N concurrent for D seconds;
 2. through the apiserver: server-side dry-run creates of a LiveStream (what
@@ -27,7 +27,7 @@ from typing import Any
 
 import aiohttp
 from tests.cluster.controlplane import free_port
-from tests.conftest import wait_for_webhooks
+from tests.conftest import remove_webhook_configuration, wait_for_webhooks
 from tests.operator_process import OperatorProcess
 
 from bench.common import cluster_with_crds
@@ -182,10 +182,7 @@ def main() -> int:
             summary("kubectl apply --dry-run=server, sequential", runs, sum(runs) / 1000)
         finally:
             op.stop()
-            for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
-                cluster.kubectl(
-                    "delete", kind, "restream-operator", "--ignore-not-found", check=False
-                )
+            remove_webhook_configuration(cluster)
     return 0
 
 

@@ -42,15 +42,24 @@ def operator(
     cluster: LocalCluster, crds: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     """The operator as a process, cluster-wide, polling agents every second, serving its
-    admission webhooks on loopback (the apiserver calls them over TLS)."""
+    admission webhook on loopback (the apiserver calls it over TLS)."""
     proc = OperatorProcess(cluster.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
     proc.start("--webhook", f"local:127.0.0.1:{free_port()}")
     wait_for_webhooks(cluster)
     yield proc
     proc.stop()
-    # A configuration left behind by a killed operator would block every admission.
-    for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
-        cluster.kubectl("delete", kind, "restream-operator", "--ignore-not-found", check=False)
+    remove_webhook_configuration(cluster)
+
+
+def remove_webhook_configuration(cluster: LocalCluster) -> None:
+    """A configuration left behind by a killed operator would block every admission."""
+    cluster.kubectl(
+        "delete",
+        "validatingwebhookconfiguration",
+        "restream-operator",
+        "--ignore-not-found",
+        check=False,
+    )
 
 
 def wait_for_webhooks(cluster: LocalCluster, timeout: float = 30) -> None:
@@ -62,4 +71,4 @@ def wait_for_webhooks(cluster: LocalCluster, timeout: float = 30) -> None:
         if out.returncode == 0:
             return
         time.sleep(0.2)
-    raise AssertionError("the operator did not register its admission webhooks")
+    raise AssertionError("the operator did not register its admission webhook")

@@ -1,17 +1,16 @@
 """Admission: every rule a LiveStream must pass, in this one file.
 
-Three callers share these functions, so the rules cannot diverge:
+Two callers share these functions, so the rules cannot diverge:
 
 * the validating webhook (``@kopf.on.validate``) calls :func:`review`, refuses the object
   when ``Review.problems`` is not empty and returns ``Review.warnings`` as admission
   warnings;
-* the mutating webhook (``@kopf.on.mutate``) returns :func:`defaults`, which only adds
-  what the CRD schema itself defaults (so GitOps tools see no drift);
 * ``restream-operator validate -f FILE...`` calls :func:`review` on every LiveStream of
   the files, for CI pipelines that check manifests before they reach a cluster.
 
 The CRD schema and its CEL rules (generated from models.py) refuse what they can express,
-so that nothing invalid is stored while the webhook is down. This module refuses all of
+so that nothing invalid is stored while the webhook is down; the API server applies the
+schema's defaults itself (there is no mutating webhook). This module refuses all of
 that too, with better messages, plus what a schema cannot say: the operator's limit,
 look-alike names and hosts, and destinations that are or resolve to private addresses
 (the relays run inside the cluster: an SSRF guard).
@@ -23,7 +22,6 @@ raises: whatever the input, a bad shape is a problem.
 
 from __future__ import annotations
 
-import copy
 import difflib
 import functools
 import ipaddress
@@ -48,8 +46,6 @@ __all__ = [
     "Resolver",
     "Review",
     "SecretExists",
-    "apply_defaults",
-    "defaults",
     "dns_resolver",
     "review",
     "static_resolver",
@@ -1430,76 +1426,3 @@ def review(
         more = len(problems) + dropped - MAX_PROBLEMS
         problems = [*problems[:MAX_PROBLEMS], Problem("(object)", f"and {more} more problems")]
     return Review(problems=tuple(problems), warnings=tuple(warnings[:MAX_PROBLEMS]))
-
-
-# ---- defaults (mutating webhook) -----------------------------------------------------
-
-
-def _pointer(key: str) -> str:
-    return key.replace("~", "~0").replace("/", "~1")
-
-
-def _filled(value: Any, schema: Mapping[str, Any]) -> Any:
-    """A default value with the defaults of its own fields applied, as the API server does."""
-    if isinstance(value, dict) and schema.get("type") == "object":
-        for key, sub in (schema.get("properties") or {}).items():
-            if value.get(key) is None and "default" in sub:
-                value[key] = _filled(copy.deepcopy(sub["default"]), sub)
-            elif key in value:
-                value[key] = _filled(value[key], sub)
-    return value
-
-
-def _defaults_into(
-    value: object, schema: Mapping[str, Any], pointer: str, ops: list[dict[str, Any]]
-) -> None:
-    if isinstance(value, dict) and schema.get("type") == "object":
-        for key, sub in (schema.get("properties") or {}).items():
-            here = f"{pointer}/{_pointer(key)}"
-            if value.get(key) is None:
-                if "default" in sub:
-                    ops.append(
-                        {
-                            "op": "add",
-                            "path": here,
-                            "value": _filled(copy.deepcopy(sub["default"]), sub),
-                        }
-                    )
-            else:
-                _defaults_into(value[key], sub, here, ops)
-    elif isinstance(value, list) and isinstance(schema.get("items"), Mapping):
-        for index, item in enumerate(value):
-            _defaults_into(item, schema["items"], f"{pointer}/{index}", ops)
-
-
-def defaults(obj: object) -> list[dict[str, Any]]:
-    """JSON Patch operations adding the defaults the CRD schema declares, and only those.
-
-    Read from the generated CRD (so from the models), never from a list kept here: the
-    webhook can add nothing the API server's own defaulting would not, so GitOps tools
-    see no drift. Never raises; a spec of the wrong shape gets no defaults.
-    """
-    try:
-        if not isinstance(obj, dict) or not isinstance(obj.get("spec"), dict):
-            return []
-        ops: list[dict[str, Any]] = []
-        _defaults_into(obj["spec"], _spec_schema(), "/spec", ops)
-        return ops
-    except Exception:  # no defaults is safe: the API server defaults too
-        return []
-
-
-def apply_defaults(body: object) -> None:
-    """Applies :func:`defaults` to ``body`` in place.
-
-    For a kopf mutating handler: ``patch.fns.append(admission.apply_defaults)``, from which
-    kopf computes the JSON Patch itself (a merge patch cannot reach into list items).
-    """
-    for op in defaults(body):
-        *parents, last = (
-            part.replace("~1", "/").replace("~0", "~") for part in op["path"].split("/")[1:]
-        )
-        node: Any = body
-        for part in parents:
-            node = node[int(part)] if isinstance(node, list) else node[part]
-        node[last] = op["value"]

@@ -68,7 +68,7 @@ def build(
             return
         memo.webhook_publisher.cancel()
         if plan.remove_on_exit:
-            await asyncio.to_thread(webhook.remove_configurations, kube)
+            await asyncio.to_thread(webhook.remove_configuration, kube)
         shutil.rmtree(memo.get("webhook_tls_dir", ""), ignore_errors=True)
 
     # A registry of our own starts empty: bring kopf's usual login (in-cluster

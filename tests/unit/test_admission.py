@@ -1,5 +1,5 @@
 """Admission: a table of bad LiveStreams (each refused on the right field, with a fix) and
-of good ones (accepted), warnings, UPDATE ratcheting, defaults, the resolver and the
+of good ones (accepted), warnings, UPDATE ratcheting, the resolver and the
 `validate` command. DNS is a table here: no test touches the network, except one
 lookup of localhost.
 """
@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from restream_operator import admission, crd, models, naming
+from restream_operator import admission, models, naming
 from restream_operator.admission import Lookup, Review, review
 from restream_operator.settings import Settings
 
@@ -913,100 +913,6 @@ def test_a_metadata_only_update_does_not_resolve() -> None:
 
     old = livestream(restream(url="rtmp://a.example.com/x"))
     assert check(_with_label(old), old=old, resolver=resolver).allowed
-
-
-# ---- defaults ---------------------------------------------------------------------
-
-
-def _apply(obj: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any]:
-    out = copy.deepcopy(obj)
-    for op in ops:
-        assert op["op"] == "add"
-        *parents, last = op["path"].lstrip("/").split("/")
-        node: Any = out
-        for part in parents:
-            node = node[int(part)] if isinstance(node, list) else node[part]
-        node[last] = op["value"]
-    return out
-
-
-def test_defaults_are_the_schema_defaults() -> None:
-    obj = livestream(restream(), restream(name="Y", streamKeySecretRef={"name": "y"}))
-    assert admission.defaults(obj) == [
-        {"op": "add", "path": "/spec/ingest", "value": {"serviceType": "ClusterIP"}},
-        {"op": "add", "path": "/spec/relay", "value": {"reconnect": {}}},
-        {"op": "add", "path": "/spec/restreams/0/enabled", "value": True},
-        {"op": "add", "path": "/spec/restreams/1/streamKeySecretRef/key", "value": "streamKey"},
-        {"op": "add", "path": "/spec/restreams/1/enabled", "value": True},
-        {"op": "add", "path": "/spec/suspend", "value": False},
-        {"op": "add", "path": "/spec/playback", "value": {"hls": False}},
-    ]
-
-
-def _schema_defaults(node: dict[str, Any], path: str = "") -> set[str]:
-    out = {path} if "default" in node else set()
-    for name, child in (node.get("properties") or {}).items():
-        out |= _schema_defaults(child, f"{path}/{name}")
-    if "items" in node:
-        out |= _schema_defaults(node["items"], f"{path}/0")
-    return out
-
-
-def test_every_schema_default_is_applied_and_nothing_else() -> None:
-    spec = crd.custom_resource_definition()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    expected = _schema_defaults(spec["properties"]["spec"], "/spec")
-    obj = livestream(
-        restream(name="Y", streamKeySecretRef={"name": "y"}),
-        streamKeySecretRef={"name": "ingest"},
-        relay={"reconnect": None},
-        ingest={},
-        playback={},
-    )
-    patched = _apply(obj, admission.defaults(obj))
-
-    def leaves(value: Any, path: str) -> set[str]:
-        if isinstance(value, dict) and value:
-            return set().union(*(leaves(v, f"{path}/{k}") for k, v in value.items()))
-        if isinstance(value, list):
-            return set().union(set(), *(leaves(v, f"{path}/{i}") for i, v in enumerate(value)))
-        return {path}
-
-    added = leaves(patched["spec"], "/spec") - leaves(obj["spec"], "/spec")
-    assert added <= expected, added - expected
-    # Each default the schema declares, at any depth, is now there.
-    for path in expected:
-        node: Any = patched
-        for part in path.lstrip("/").split("/"):
-            node = node[int(part)] if isinstance(node, list) else node[part]
-
-
-def test_defaults_are_idempotent_and_agree_with_the_models() -> None:
-    obj = livestream(restream(), restream(name="Y", streamKey="k", streamKeySecretRef=MISSING))
-    patched = _apply(obj, admission.defaults(obj))
-    in_place = copy.deepcopy(obj)
-    admission.apply_defaults(in_place)  # what a kopf mutating handler runs
-    assert in_place == patched
-    assert admission.defaults(patched) == []
-    assert models.LiveStreamSpec.model_validate(patched["spec"]) == (
-        models.LiveStreamSpec.model_validate(obj["spec"])
-    )
-    assert check(patched).problems == check(obj).problems
-
-
-def test_defaults_keep_what_is_set_and_never_raise() -> None:
-    obj = livestream(restream(enabled=False), suspend=True, ingest={"serviceType": "NodePort"})
-    paths = [op["path"] for op in admission.defaults(obj)]
-    assert "/spec/restreams/0/enabled" not in paths and "/spec/suspend" not in paths
-    assert "/spec/ingest/serviceType" not in paths
-    garbage: Any
-    for garbage in (
-        None,
-        [],
-        {"spec": []},
-        {"spec": {"restreams": "x", "ingest": 3}},
-        {"spec": {"a/b~c": {}}},
-    ):
-        assert isinstance(admission.defaults(garbage), list)
 
 
 # ---- addresses --------------------------------------------------------------------
