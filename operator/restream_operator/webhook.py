@@ -35,6 +35,7 @@ import kopf
 from . import admission, models
 from .certs import ServingCert, issue_serving_cert
 from .kube import Kube, KubeError
+from .runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +52,9 @@ SERVICE_PORT = 443
 async def validate_livestream(
     body: kopf.Body, warnings: list[str], memo: kopf.Memo, **kwargs: Any
 ) -> None:
-    runtime = memo.runtime
+    runtime: Runtime = memo.runtime
     old = kwargs.get("old")  # the stored object, on UPDATE
     namespace = body.metadata.get("namespace")
-    secrets = runtime.secret_cache
     # In a thread: DNS lookups and Secret reads block (briefly, and both are bounded).
     result = await asyncio.to_thread(
         admission.review,
@@ -62,8 +62,8 @@ async def validate_livestream(
         runtime.settings,
         old=dict(old) if old else None,
         namespace=namespace,
-        secret_exists=secrets.for_namespace(namespace),
-        resolver=admission.dns_resolver if runtime.settings.resolve_destinations else None,
+        secrets=runtime.secret_cache.lookup if namespace else None,
+        resolver=runtime.resolver if runtime.settings.resolve_destinations else None,
     )
     # The apiserver keeps warnings short and few: say each one once, briefly.
     warnings.extend(str(w)[:256] for w in result.warnings[:10])

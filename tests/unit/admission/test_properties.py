@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from restream_operator import admission, crd, models
 from restream_operator.admission import Lookup
+from restream_operator.admission.review import without_nulls
 from restream_operator.render import owner_from_object, render_children
 from restream_operator.render.ingest import CONFIG_FILE
 from restream_operator.render.nginx import NginxParams, nginx_conf
@@ -323,7 +324,7 @@ def test_accepted_specs_render_without_user_input_in_nginx_or_in_argv(spec: dict
         return
     # As the API server would store it: nulls dropped, then the schema's defaults applied
     # (which are the models' defaults: the schema is generated from them).
-    parsed = models.LiveStreamSpec.model_validate(admission._without_nulls(copy.deepcopy(spec)))
+    parsed = models.LiveStreamSpec.model_validate(without_nulls(copy.deepcopy(spec)))
     stored = livestream(parsed.model_dump(mode="json", by_alias=True, exclude_none=True))
     children = render_children(owner_from_object(stored), SETTINGS)
 
