@@ -64,6 +64,7 @@ def build(
 
     @kopf.on.cleanup(registry=registry)
     async def _cleanup(memo: kopf.Memo, **_: Any) -> None:
+        runtime.admission_pool.shutdown(wait=False, cancel_futures=True)
         if plan is None:
             return
         memo.webhook_publisher.cancel()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +61,15 @@ class SecretCache:
         return found
 
 
+# Reviews run on threads of their own: the default executor also runs status writes and
+# other API calls of up to 30 s, behind which a review would miss the webhook's 5 s.
+ADMISSION_THREADS = 32
+
+
+def _admission_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=ADMISSION_THREADS, thread_name_prefix="admission")
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -69,6 +79,7 @@ class Runtime:
     streams: dict[str, StreamState] = field(default_factory=dict)
     secret_cache: SecretCache = field(init=False)
     resolver: DnsResolver = field(default_factory=DnsResolver)
+    admission_pool: ThreadPoolExecutor = field(default_factory=_admission_pool)
     _poll_slots: asyncio.Semaphore | None = None
 
     def __post_init__(self) -> None:

@@ -12,7 +12,9 @@ the webhook configuration pointing at the server with the right CA bundle:
 
 failurePolicy and timeouts (see README, "Admission"): the webhook fails closed (Fail,
 5 s): the SSRF guard and the destination limit must not be skipped by taking the
-operator down, and without the operator nothing would reconcile anyway.
+operator down, and without the operator nothing would reconcile anyway. Reviews run on
+the runtime's own threads, so that nothing else the operator waits for can make one
+miss those 5 s.
 
 There is no mutating webhook: the API server applies the CRD schema's defaults itself,
 before any admission webhook runs. Earlier versions registered one (failurePolicy
@@ -24,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import logging
 import tempfile
 from dataclasses import dataclass
@@ -55,8 +58,7 @@ async def validate_livestream(
     runtime: Runtime = memo.runtime
     old = kwargs.get("old")  # the stored object, on UPDATE
     namespace = body.metadata.get("namespace")
-    # In a thread: DNS lookups and Secret reads block (briefly, and both are bounded).
-    result = await asyncio.to_thread(
+    check = functools.partial(
         admission.review,
         dict(body),
         runtime.settings,
@@ -65,6 +67,8 @@ async def validate_livestream(
         secrets=runtime.secret_cache.lookup if namespace else None,
         resolver=runtime.resolver if runtime.settings.resolve_destinations else None,
     )
+    # In a thread: DNS lookups and Secret reads block (briefly, and both are bounded).
+    result = await asyncio.get_running_loop().run_in_executor(runtime.admission_pool, check)
     # The apiserver keeps warnings short and few: say each one once, briefly.
     warnings.extend(str(w)[:256] for w in result.warnings[:10])
     if not result.allowed:
