@@ -1,6 +1,6 @@
 """Validating-webhook latency (not a test; prints figures).
 
-Against the local control plane and the operator serving its webhooks on loopback:
+Against the local control plane and the operator serving its webhook on loopback:
 1. direct: AdmissionReview POSTs straight to the webhook (the apiserver out of the
    loop), N concurrent for D seconds;
 2. through the apiserver: server-side dry-run creates of a LiveStream (what
@@ -29,7 +29,11 @@ import aiohttp
 
 from bench.common import cluster_with_crds, parse_args
 from hack.localcluster.controlplane import free_port
-from hack.localcluster.operator_process import OperatorProcess, wait_for_webhooks
+from hack.localcluster.operator_process import (
+    OperatorProcess,
+    remove_webhook_configuration,
+    wait_for_webhooks,
+)
 
 SMOKE = {
     "concurrency": 4,
@@ -191,10 +195,7 @@ def main() -> int:
             summary("kubectl apply --dry-run=server, sequential", runs, sum(runs) / 1000)
         finally:
             op.stop()
-            for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
-                cluster.kubectl(
-                    "delete", kind, "restream-operator", "--ignore-not-found", check=False
-                )
+            remove_webhook_configuration(cluster)
     return 0
 
 

@@ -16,7 +16,11 @@ from pathlib import Path
 import pytest
 
 from hack.localcluster.controlplane import LocalCluster, build_binaries, free_port
-from hack.localcluster.operator_process import OperatorProcess, wait_for_webhooks
+from hack.localcluster.operator_process import (
+    OperatorProcess,
+    remove_webhook_configuration,
+    wait_for_webhooks,
+)
 from hack.media.harness import STREAM_MODULE
 from restream_operator.render.nginx import RTMP_MODULE
 
@@ -61,12 +65,10 @@ def operator(
     cluster: LocalCluster, crds: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     """The operator as a process, cluster-wide, polling agents every second, serving its
-    admission webhooks on loopback (the apiserver calls them over TLS)."""
+    admission webhook on loopback (the apiserver calls it over TLS)."""
     proc = OperatorProcess(cluster.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
     proc.start("--webhook", f"local:127.0.0.1:{free_port()}")
     wait_for_webhooks(cluster)
     yield proc
     proc.stop()
-    # A configuration left behind by a killed operator would block every admission.
-    for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
-        cluster.kubectl("delete", kind, "restream-operator", "--ignore-not-found", check=False)
+    remove_webhook_configuration(cluster)

@@ -94,7 +94,18 @@ def wait_for_webhooks(cluster: LocalCluster, timeout: float = 30) -> None:
             ).returncode
             == 0
         ),
-        "the operator to register its admission webhooks",
+        "the operator to register its admission webhook",
         timeout,
         every=0.2,
+    )
+
+
+def remove_webhook_configuration(cluster: LocalCluster) -> None:
+    """A configuration left behind by a killed operator would block every admission."""
+    cluster.kubectl(
+        "delete",
+        "validatingwebhookconfiguration",
+        "restream-operator",
+        "--ignore-not-found",
+        check=False,
     )

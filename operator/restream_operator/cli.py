@@ -121,7 +121,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.max_restreams is not None:
         overrides["max_restreams"] = args.max_restreams
     settings = Settings.model_validate({**settings.model_dump(), **overrides})
-    resolver = None if args.no_resolve else admission.dns_resolver
+    resolver = None if args.no_resolve else admission.DnsResolver()
     status = 0
     for path in args.filename:
         shown = "<stdin>" if path == "-" else path

@@ -14,6 +14,8 @@ from . import models, yamlio
 # Child objects are named <livestream>-ingest, <livestream>-relay-<slug>-<hash>, ...:
 # a Service name is a DNS-1035 label of at most 63 characters, and so is a label value.
 MAX_LIVESTREAM_NAME = 40
+# A DNS-1035 label, as a Service name must be (the ingest Service is named after it).
+LIVESTREAM_NAME = r"[a-z]([-a-z0-9]*[a-z0-9])?"
 
 _KEEP = {
     "type",
@@ -142,7 +144,7 @@ def custom_resource_definition() -> dict[str, Any]:
             {
                 "rule": (
                     f"size(self.metadata.name) <= {MAX_LIVESTREAM_NAME} && "
-                    "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')"
+                    f"self.metadata.name.matches({models.cel_string(f'^{LIVESTREAM_NAME}$')})"
                 ),
                 "message": (
                     f"metadata.name must be at most {MAX_LIVESTREAM_NAME} characters of a-z, "

@@ -11,6 +11,7 @@ v1alpha1 only grows: kopf has no conversion webhooks, so a field, once served, s
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -32,6 +33,30 @@ MAX_RESTREAMS_CEILING = 50
 MAX_NAME_LENGTH = 64
 MAX_KEY_LENGTH = 512
 MAX_URL_LENGTH = 2048
+
+# Patterns that both the CRD's CEL rules and admission apply (admission with a message
+# per case): written once here, as regular expressions RE2 and Python read alike.
+SCHEMES = ("rtmp", "rtmps", "srt")
+# A DNS subdomain (RFC 1123), as Kubernetes requires of a Secret's name.
+DNS_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+SECRET_KEY = r"[-._a-zA-Z0-9]+"
+# A stream key's characters: printable ASCII, no space (a character-class body).
+STREAM_KEY_CHARS = "!-~"
+# Characters no serverUrl may hold, beyond whitespace and invisible characters: they
+# could end a string or a statement, or start an expansion, in a configuration file, a
+# shell or a container command (Kubernetes expands $(VAR) in command lines).
+URL_FORBIDDEN_CHARS = "\"'`;{}\\$<>^|"
+# After the host, a serverUrl is ASCII of these (RFC 3986 pchar and query, minus the
+# delimiters above and '#', '[' and ']'): a character-class body.
+URL_PATH_CHARS = "-A-Za-z0-9._~:/?@!&()*+,=%"
+# Unicode categories no restream name may hold (controls, invisible format characters
+# such as bidi overrides and zero-width characters, line and paragraph separators).
+NAME_FORBIDDEN_CATEGORIES = ("Cc", "Cf", "Zl", "Zp")
+
+
+def cel_string(text: str) -> str:
+    """``text`` as a single-quoted CEL string literal (e.g. a regex for matches())."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _k8s(**extensions: Any) -> dict[str, Any]:
@@ -84,7 +109,7 @@ class SecretKeySelector(Model):
         json_schema_extra=_k8s(
             validations=[
                 _cel(
-                    r"self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",
+                    f"self.matches({cel_string(f'^{DNS_SUBDOMAIN}$')})",
                     "name must be a Secret name: lowercase a-z, 0-9, '-' and '.'",
                 )
             ]
@@ -98,13 +123,25 @@ class SecretKeySelector(Model):
         json_schema_extra=_k8s(
             validations=[
                 _cel(
-                    "self.matches('^[-._a-zA-Z0-9]+$')",
+                    f"self.matches({cel_string(f'^{SECRET_KEY}$')})",
                     "key must be a Secret key: a-z, A-Z, 0-9, '-', '_' and '.'",
                 )
             ]
         ),
     )
     """Key within the Secret whose value is the stream key."""
+
+
+_SCHEME = f"({'|'.join(SCHEMES)})"
+_NAME_FORBIDDEN = "[" + "".join(f"\\p{{{c}}}" for c in NAME_FORBIDDEN_CATEGORIES) + "$]"
+# Escaped for a character class: '\\', ']' and '-' ('^' would be too, but is not first).
+_URL_FORBIDDEN = (
+    "[\\s\\p{Z}\\p{Cc}\\p{Cf}" + re.sub(r"([\\\]-])", r"\\\1", URL_FORBIDDEN_CHARS) + "]"
+)
+_PORT = "([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+_URL_SHAPE = (
+    f"^{_SCHEME}://(\\[[0-9A-Fa-f:.]+\\]|[^/?#@:\\[\\]%]+)(:{_PORT})?([/?][{URL_PATH_CHARS}]*)?$"
+)
 
 
 class Restream(Model):
@@ -124,7 +161,8 @@ class Restream(Model):
                 # On the object, not the field: a field rule's error echoes the value,
                 # and this one is a secret.
                 _cel(
-                    "!has(self.streamKey) || self.streamKey.matches('^[!-~]+$')",
+                    "!has(self.streamKey) || "
+                    f"self.streamKey.matches({cel_string(f'^[{STREAM_KEY_CHARS}]+$')})",
                     "streamKey must be printable ASCII without spaces (a copy-paste error?)",
                     ".streamKey",
                 ),
@@ -141,7 +179,7 @@ class Restream(Model):
                 # separators, which make names look alike; '$' because Kubernetes expands
                 # $(VAR) in the relay's command line, which carries the name.
                 _cel(
-                    r"!self.matches('[\\p{Cc}\\p{Cf}\\p{Zl}\\p{Zp}$]')",
+                    f"!self.matches({cel_string(_NAME_FORBIDDEN)})",
                     "name must not contain control characters, invisible formatting "
                     "characters (such as bidi overrides), line separators or '$'",
                 ),
@@ -160,20 +198,18 @@ class Restream(Model):
         json_schema_extra=_k8s(
             validations=[
                 _cel(
-                    "self.matches('^(rtmp|rtmps|srt)://[^/?#]+')",
+                    f"self.matches({cel_string(f'^{_SCHEME}://[^/?#]+')})",
                     "serverUrl must start with rtmp://, rtmps:// or srt:// followed by a host",
                 ),
                 _cel(
-                    r"""!self.matches('[\\s\\p{Z}\\p{Cc}\\p{Cf}"\'`;{}\\\\$<>^|]')""",
+                    f"!self.matches({cel_string(_URL_FORBIDDEN)})",
                     "serverUrl must not contain whitespace, control or invisible characters, "
                     "quotes, backslashes, '$', ';', '{', '}', '<', '>', '^' or '|'",
                 ),
                 # The shape admission checks, so that the webhook being down lets no
                 # userinfo, fragment, bad port or non-URL character in.
                 _cel(
-                    r"self.matches('^(rtmp|rtmps|srt)://(\\[[0-9A-Fa-f:.]+\\]|[^/?#@:\\[\\]%]+)"
-                    r"(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]"
-                    r"|6553[0-5]))?([/?][-A-Za-z0-9._~:/?@!&()*+,=%]*)?$')",
+                    f"self.matches({cel_string(_URL_SHAPE)})",
                     "serverUrl must be scheme://host[:port][/path][?query]: a port from 1 to "
                     "65535, IPv6 hosts in [brackets], no user:password@, no '%' in the host, "
                     "no #fragment, and only ASCII URL characters after the host",

@@ -70,11 +70,12 @@ def build(
 
     @kopf.on.cleanup(registry=registry)
     async def _cleanup(memo: kopf.Memo, **_: Any) -> None:
+        runtime.admission_pool.shutdown(wait=False, cancel_futures=True)
         if plan is None:
             return
         memo.webhook_publisher.cancel()
         if plan.remove_on_exit:
-            await asyncio.to_thread(webhook.remove_configurations, kube)
+            await asyncio.to_thread(webhook.remove_configuration, kube)
         shutil.rmtree(memo.get("webhook_tls_dir", ""), ignore_errors=True)
 
     # A registry of our own starts empty: bring kopf's usual login (in-cluster

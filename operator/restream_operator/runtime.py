@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from .admission import DnsResolver, SecretRef, SecretState
 from .events import Poster
 from .kube import Kube, KubeError
 from .secretrefs import MissingSecret
@@ -30,34 +31,47 @@ class StreamState:
 
 
 class SecretCache:
-    """Whether referenced Secrets exist, remembered briefly: a warning may be a few
+    """Whether referenced Secret keys exist, remembered briefly: a warning may be a few
     seconds stale, but 50 concurrent reviews must not mean 100 API calls."""
 
     TTL_SECONDS = 10.0
+    # A review must finish well within the webhook's 5 s: not the client's usual 30 s.
+    READ_TIMEOUT_SECONDS = 1.0
 
     def __init__(self, kube: Kube) -> None:
-        self.kube = kube
-        self._seen: dict[tuple[str, str, str], tuple[float, bool | None]] = {}
+        self.kube = Kube(kube.api, timeout=self.READ_TIMEOUT_SECONDS)
+        self._seen: dict[SecretRef, tuple[float, SecretState | None]] = {}
 
-    def lookup(self, namespace: str, name: str, key: str) -> bool | None:
+    def lookup(self, ref: SecretRef) -> SecretState | None:
         now = time.monotonic()
-        hit = self._seen.get((namespace, name, key))
+        hit = self._seen.get(ref)
         if hit is not None and now - hit[0] < self.TTL_SECONDS:
             return hit[1]
+        found: SecretState | None
         try:
-            secret = self.kube.get("Secret", namespace, name)
-            found: bool | None = secret is not None and key in (secret.get("data") or {})
+            secret = self.kube.get("Secret", ref.namespace, ref.name)
         except (KubeError, OSError):
             found = None  # unknown: no warning rather than a wrong one
+        else:
+            if secret is None:
+                found = SecretState.MISSING
+            elif ref.key in (secret.get("data") or {}):
+                found = SecretState.PRESENT
+            else:
+                found = SecretState.NO_KEY
         if len(self._seen) > 10_000:
             self._seen.clear()
-        self._seen[(namespace, name, key)] = (now, found)
+        self._seen[ref] = (now, found)
         return found
 
-    def for_namespace(self, namespace: str | None) -> Callable[[str, str], bool | None] | None:
-        if not namespace:
-            return None
-        return lambda name, key: self.lookup(namespace, name, key)
+
+# Reviews run on threads of their own: the default executor also runs status writes and
+# other API calls of up to 30 s, behind which a review would miss the webhook's 5 s.
+ADMISSION_THREADS = 32
+
+
+def _admission_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=ADMISSION_THREADS, thread_name_prefix="admission")
 
 
 @dataclass
@@ -69,6 +83,8 @@ class Runtime:
     streams: dict[str, StreamState] = field(default_factory=dict)
     secret_cache: SecretCache = field(init=False)
     events: Poster = field(default_factory=Poster)
+    resolver: DnsResolver = field(default_factory=DnsResolver)
+    admission_pool: ThreadPoolExecutor = field(default_factory=_admission_pool)
     _uids: dict[IndexKey, str] = field(default_factory=dict)  # (namespace, name) -> uid
     _locks: dict[str, threading.Lock] = field(default_factory=dict)
     _poll_slots: asyncio.Semaphore | None = None

@@ -1,19 +1,24 @@
-"""Admission webhooks: kopf's validating and mutating handlers, served over TLS.
+"""The validating admission webhook: kopf's handler, served over TLS.
 
-The rules themselves are in admission.py (one rule set, also used by
+The rules themselves are in the admission package (one rule set, also used by
 `restream-operator validate`). This module wires them into kopf, serves them, and keeps
-the two webhook configurations pointing at the server with the right CA bundle:
+the webhook configuration pointing at the server with the right CA bundle:
 
 - local (`--webhook local:127.0.0.1:PORT`): a URL on loopback, a CA made at start; the
-  configurations are removed again when the operator stops (a leftover configuration
+  configuration is removed again when the operator stops (a leftover configuration
   would block every LiveStream write).
 - cluster (`--webhook cluster`): the operator's Service; the certificate from a mounted
   directory (cert-manager) or made once and kept in a Secret, reused across restarts.
 
-failurePolicy and timeouts (see README, "Admission"): the validating webhook fails
-closed (Fail, 5 s): the SSRF guard and the destination limit must not be skipped by
-taking the operator down, and without the operator nothing would reconcile anyway. The
-mutating webhook fails open (Ignore, 2 s): the CRD schema sets the same defaults.
+failurePolicy and timeouts (see README, "Admission"): the webhook fails closed (Fail,
+5 s): the SSRF guard and the destination limit must not be skipped by taking the
+operator down, and without the operator nothing would reconcile anyway. Reviews run on
+the runtime's own threads, so that nothing else the operator waits for can make one
+miss those 5 s.
+
+There is no mutating webhook: the API server applies the CRD schema's defaults itself,
+before any admission webhook runs. Earlier versions registered one (failurePolicy
+Ignore, so harmless); it is deleted once the validating configuration is in place.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import logging
 import tempfile
 from dataclasses import dataclass
@@ -32,14 +38,13 @@ import kopf
 from . import admission, models
 from .certs import ServingCert, issue_serving_cert
 from .kube import Kube, KubeError
+from .runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 VALIDATE_ID = "validate"
-MUTATE_ID = "default"
 CONFIGURATION_NAME = "restream-operator"
 VALIDATE_TIMEOUT_SECONDS = 5
-MUTATE_TIMEOUT_SECONDS = 2
 CLUSTER_PORT = 9443
 SERVICE_PORT = 443
 
@@ -50,29 +55,24 @@ SERVICE_PORT = 443
 async def validate_livestream(
     body: kopf.Body, warnings: list[str], memo: kopf.Memo, **kwargs: Any
 ) -> None:
-    runtime = memo.runtime
+    runtime: Runtime = memo.runtime
     old = kwargs.get("old")  # the stored object, on UPDATE
     namespace = body.metadata.get("namespace")
-    secrets = runtime.secret_cache
-    # In a thread: DNS lookups and Secret reads block (briefly, and both are bounded).
-    result = await asyncio.to_thread(
+    check = functools.partial(
         admission.review,
         dict(body),
         runtime.settings,
         old=dict(old) if old else None,
         namespace=namespace,
-        secret_exists=secrets.for_namespace(namespace),
-        resolver=admission.dns_resolver if runtime.settings.resolve_destinations else None,
+        secrets=runtime.secret_cache.lookup if namespace else None,
+        resolver=runtime.resolver if runtime.settings.resolve_destinations else None,
     )
+    # In a thread: DNS lookups and Secret reads block (briefly, and both are bounded).
+    result = await asyncio.get_running_loop().run_in_executor(runtime.admission_pool, check)
     # The apiserver keeps warnings short and few: say each one once, briefly.
     warnings.extend(str(w)[:256] for w in result.warnings[:10])
     if not result.allowed:
         raise kopf.AdmissionError(result.message(), code=422)
-
-
-def default_livestream(patch: kopf.Patch, **_: Any) -> None:
-    # JSON Patch, not merge patch: defaults inside list items (restreams[].enabled).
-    patch.fns.append(admission.apply_defaults)
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
@@ -80,77 +80,48 @@ def register(registry: kopf.OperatorRegistry) -> None:
     kopf.on.validate(*ls, id=VALIDATE_ID, operations=["CREATE", "UPDATE"], registry=registry)(
         validate_livestream
     )
-    kopf.on.mutate(
-        *ls, id=MUTATE_ID, operations=["CREATE", "UPDATE"], ignore_failures=True, registry=registry
-    )(default_livestream)
 
 
 # ---- configurations ----------------------------------------------------------------
 
 
-def _rules() -> list[dict[str, Any]]:
-    return [
-        {
-            "apiGroups": [models.GROUP],
-            "apiVersions": [models.VERSION],
-            "resources": [models.PLURAL],
-            "operations": ["CREATE", "UPDATE"],
-            "scope": "Namespaced",
-        }
-    ]
-
-
-def webhook_configurations(client_config: dict[str, Any], ca: bytes) -> list[dict[str, Any]]:
-    """The validating and mutating configurations for a client config (url or service)
-    whose path (url or service.path) is the server's root."""
-
-    def to(handler_id: str) -> dict[str, Any]:
-        cfg = dict(client_config)
-        if "url" in cfg:
-            cfg["url"] = f"{cfg['url'].rstrip('/')}/{handler_id}"
-        else:
-            cfg["service"] = {**cfg["service"], "path": f"/{handler_id}"}
-        cfg["caBundle"] = base64.b64encode(ca).decode()
-        return cfg
-
-    common = {
-        "matchPolicy": "Equivalent",
-        "sideEffects": "None",
-        "admissionReviewVersions": ["v1"],
-        "rules": _rules(),
+def webhook_configuration(client_config: dict[str, Any], ca: bytes) -> dict[str, Any]:
+    """The validating configuration for a client config (url or service) whose path (url
+    or service.path) is the server's root."""
+    cfg = dict(client_config)
+    if "url" in cfg:
+        cfg["url"] = f"{cfg['url'].rstrip('/')}/{VALIDATE_ID}"
+    else:
+        cfg["service"] = {**cfg["service"], "path": f"/{VALIDATE_ID}"}
+    cfg["caBundle"] = base64.b64encode(ca).decode()
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {
+            "name": CONFIGURATION_NAME,
+            "labels": {"app.kubernetes.io/name": "restream-operator"},
+        },
+        "webhooks": [
+            {
+                "name": f"{VALIDATE_ID}.{models.PLURAL}.{models.GROUP}",
+                "clientConfig": cfg,
+                "failurePolicy": "Fail",
+                "timeoutSeconds": VALIDATE_TIMEOUT_SECONDS,
+                "matchPolicy": "Equivalent",
+                "sideEffects": "None",
+                "admissionReviewVersions": ["v1"],
+                "rules": [
+                    {
+                        "apiGroups": [models.GROUP],
+                        "apiVersions": [models.VERSION],
+                        "resources": [models.PLURAL],
+                        "operations": ["CREATE", "UPDATE"],
+                        "scope": "Namespaced",
+                    }
+                ],
+            }
+        ],
     }
-    labels = {"app.kubernetes.io/name": "restream-operator"}
-    return [
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingWebhookConfiguration",
-            "metadata": {"name": CONFIGURATION_NAME, "labels": labels},
-            "webhooks": [
-                {
-                    "name": f"{VALIDATE_ID}.{models.PLURAL}.{models.GROUP}",
-                    "clientConfig": to(VALIDATE_ID),
-                    "failurePolicy": "Fail",
-                    "timeoutSeconds": VALIDATE_TIMEOUT_SECONDS,
-                    **common,
-                }
-            ],
-        },
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "MutatingWebhookConfiguration",
-            "metadata": {"name": CONFIGURATION_NAME, "labels": labels},
-            "webhooks": [
-                {
-                    "name": f"{MUTATE_ID}.{models.PLURAL}.{models.GROUP}",
-                    "clientConfig": to(MUTATE_ID),
-                    "failurePolicy": "Ignore",
-                    "timeoutSeconds": MUTATE_TIMEOUT_SECONDS,
-                    "reinvocationPolicy": "Never",
-                    **common,
-                }
-            ],
-        },
-    ]
 
 
 # ---- serving -----------------------------------------------------------------------
@@ -158,7 +129,7 @@ def webhook_configurations(client_config: dict[str, Any], ca: bytes) -> list[dic
 
 @dataclass(frozen=True)
 class WebhookPlan:
-    """Where the webhooks listen, what the apiserver calls, with which certificate."""
+    """Where the webhook listens, what the apiserver calls, with which certificate."""
 
     listen_addr: str
     listen_port: int
@@ -243,18 +214,18 @@ def install(settings: kopf.OperatorSettings, plan: WebhookPlan, memo: kopf.Memo)
         pkeyfile=str(key),
         cafile=str(ca),
     )
-    settings.admission.managed = None  # we manage the configurations: our policies
+    settings.admission.managed = None  # we manage the configuration: our policies
     memo.webhook_tls_dir = tls_dir
 
 
 def owner_reference(kube: Kube, clusterrole: str) -> dict[str, Any] | None:
-    """The configurations outlive the operator's pod (a restart must not drop them) but
-    not its installation: they are owned by a ClusterRole of the release."""
+    """The configuration outlives the operator's pod (a restart must not drop it) but
+    not its installation: it is owned by a ClusterRole of the release."""
     if not clusterrole:
         return None
     role = kube.get("ClusterRole", None, clusterrole)
     if role is None:
-        log.warning(f"ClusterRole {clusterrole} not found: webhook configurations have no owner")
+        log.warning(f"ClusterRole {clusterrole} not found: the webhook configuration has no owner")
         return None
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -265,7 +236,7 @@ def owner_reference(kube: Kube, clusterrole: str) -> dict[str, Any] | None:
 
 
 async def publish_when_listening(kube: Kube, plan: WebhookPlan, owner_clusterrole: str) -> None:
-    """Applies the configurations once the server accepts connections, so that the
+    """Applies the configuration once the server accepts connections, so that the
     apiserver is never sent to a port nobody listens on."""
     host = "127.0.0.1" if plan.listen_addr in ("0.0.0.0", "") else plan.listen_addr  # noqa: S104
     while True:
@@ -276,14 +247,21 @@ async def publish_when_listening(kube: Kube, plan: WebhookPlan, owner_clusterrol
         except OSError:
             await asyncio.sleep(0.1)
     owner = await asyncio.to_thread(owner_reference, kube, owner_clusterrole)
-    for obj in webhook_configurations(plan.client_config, plan.cert.ca):
-        if owner is not None:
-            obj["metadata"]["ownerReferences"] = [owner]
-        await asyncio.to_thread(kube.apply, obj)
-    log.info(f"admission webhooks registered ({plan.client_config})")
+    obj = webhook_configuration(plan.client_config, plan.cert.ca)
+    if owner is not None:
+        obj["metadata"]["ownerReferences"] = [owner]
+    await asyncio.to_thread(kube.apply, obj)
+    log.info(f"admission webhook registered ({plan.client_config})")
+    await asyncio.to_thread(remove_legacy_mutating_configuration, kube)
 
 
-def remove_configurations(kube: Kube) -> None:
-    for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
-        with contextlib.suppress(KubeError, OSError):
-            kube.delete(kind, None, CONFIGURATION_NAME)
+def remove_legacy_mutating_configuration(kube: Kube) -> None:
+    """Deletes the mutating configuration earlier versions registered, if it is there."""
+    with contextlib.suppress(KubeError, OSError):
+        if kube.delete("MutatingWebhookConfiguration", None, CONFIGURATION_NAME):
+            log.info("removed the mutating webhook configuration of an earlier version")
+
+
+def remove_configuration(kube: Kube) -> None:
+    with contextlib.suppress(KubeError, OSError):
+        kube.delete("ValidatingWebhookConfiguration", None, CONFIGURATION_NAME)

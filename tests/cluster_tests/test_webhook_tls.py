@@ -1,5 +1,5 @@
 """The webhook's in-cluster TLS: a certificate kept in a Secret, reused, renewed when due,
-and configurations the apiserver accepts with a Service client config."""
+and a configuration the apiserver accepts with a Service client config."""
 
 from __future__ import annotations
 
@@ -72,18 +72,16 @@ def test_cert_manager_certificate_from_a_mounted_directory(
     assert kube.get("Secret", namespace, f"{SERVICE}-tls") is None  # nothing generated
 
 
-def test_apiserver_accepts_the_service_configurations(
+def test_apiserver_accepts_the_service_configuration(
     cluster: LocalCluster, kube: Kube, namespace: str
 ) -> None:
     plan = webhook.cluster_plan(kube, namespace, SERVICE, None)
-    configs = webhook.webhook_configurations(plan.client_config, plan.cert.ca)
-    for obj in configs:
-        obj["metadata"]["name"] = f"tls-test-{namespace}"
-        # Match nothing real, so that no other test's LiveStream is sent here.
-        obj["webhooks"][0]["rules"][0]["apiGroups"] = ["nothing.restream.dev"]
+    obj = webhook.webhook_configuration(plan.client_config, plan.cert.ca)
+    obj["metadata"]["name"] = f"tls-test-{namespace}"
+    # Match nothing real, so that no other test's LiveStream is sent here.
+    obj["webhooks"][0]["rules"][0]["apiGroups"] = ["nothing.restream.dev"]
     try:
-        for obj in configs:
-            kube.apply(obj)
+        kube.apply(obj)
         out = cluster.kubectl(
             "get", "validatingwebhookconfiguration", f"tls-test-{namespace}", "-o", "json"
         )
@@ -99,5 +97,9 @@ def test_apiserver_accepts_the_service_configurations(
         ca = x509.load_pem_x509_certificate(base64.b64decode(hook["clientConfig"]["caBundle"]))
         assert ca.subject.rfc4514_string().endswith("-ca")
     finally:
-        for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
-            cluster.kubectl("delete", kind, f"tls-test-{namespace}", "--ignore-not-found")
+        cluster.kubectl(
+            "delete",
+            "validatingwebhookconfiguration",
+            f"tls-test-{namespace}",
+            "--ignore-not-found",
+        )

@@ -1,0 +1,231 @@
+"""Which rule checks which model field: the table the schema walk runs.
+
+Each rule is keyed by the model field (or the model) it checks, and placed at every
+path where that field appears below ``spec`` (:func:`.schema.paths_of`): the ingest's
+and each destination's ``streamKeySecretRef`` share one rule for Secret names. A key
+that names no field of the models fails at import; a unit test checks that every path
+is a node of the generated CRD schema.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping
+from typing import TypeVar
+
+from .. import models, naming
+from .check import MAX_ITEMS, Check, ReferencedSecret
+from .fields import (
+    check_qualified_name,
+    check_quantity,
+    check_restream_name,
+    check_secret_key,
+    check_secret_name,
+    check_stream_key,
+)
+from .schema import FieldKey, NodeRules, Rule, alias, paths_of
+from .text import field, item
+from .urls import EXAMPLE_URL, check_server_url
+
+_NAME = alias(models.Restream, "name")
+_STREAM_KEY = alias(models.Restream, "stream_key")
+_KEY_REF = alias(models.Restream, "stream_key_secret_ref")
+_REF_NAME = alias(models.SecretKeySelector, "name")
+_REF_KEY = alias(models.SecretKeySelector, "key")
+_DEFAULT_KEY = str(models.SecretKeySelector.model_fields["key"].default)
+_MIN_DELAY = alias(models.ReconnectSpec, "min_delay_seconds")
+_MAX_DELAY = alias(models.ReconnectSpec, "max_delay_seconds")
+
+# The rule's id for ratcheting: an UPDATE may keep too many destinations, never add one.
+COUNT_RULE = "restreams.count"
+
+
+def _restreams(value: object, path: str, check: Check) -> None:
+    assert isinstance(value, list)
+    check.restream_count = len(value)
+    limit = check.settings.max_restreams
+    if len(value) > limit:
+        check.problem(
+            path,
+            f"has {len(value)} destinations, more than this operator allows ({limit}): "
+            "remove some, or raise the operator's limit (environment variable "
+            "RESTREAM_MAX_RESTREAMS, Helm value operator.maxRestreams; at most "
+            f"{models.MAX_RESTREAMS_CEILING})",
+            rule=COUNT_RULE,
+        )
+    # Names must be unique as written, ignoring case, after Unicode compatibility
+    # folding (look-alikes) and as object names (slug + hash): each is a stricter check.
+    seen: list[dict[str, tuple[int, str]]] = [{}, {}, {}, {}]
+    for index, entry in enumerate(value[:MAX_ITEMS]):
+        if not isinstance(entry, dict):
+            continue
+        name = entry.get(_NAME)
+        if not isinstance(name, str) or check_restream_name(name):
+            continue
+        folded = name.casefold()
+        looks = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+        forms = (
+            (name, "the same name as"),
+            (folded, "the same name, ignoring case, as"),
+            (looks, "a name that looks the same as"),
+            (naming.restream_slug(name), "a name giving the same object names as"),
+        )
+        for table, (form, what) in zip(seen, forms, strict=True):
+            if form in table:
+                _, first_label = table[form]
+                check.problem(
+                    f"{item(path, index, entry)}.{_NAME}",
+                    f"{what} {first_label}: names must be unique (they name the relay's "
+                    "objects, and people tell destinations apart by them); rename one",
+                )
+                break
+        else:
+            label = item(path, index, entry)
+            for table, (form, _) in zip(seen, forms, strict=True):
+                table[form] = (index, label)
+
+
+def _restream(value: object, path: str, check: Check) -> None:
+    assert isinstance(value, dict)
+    inline = value.get(_STREAM_KEY) is not None
+    ref = value.get(_KEY_REF) is not None
+    if inline and ref:
+        check.problem(
+            path,
+            f"sets both {_STREAM_KEY} and {_KEY_REF}: keep only {_KEY_REF} (the key "
+            "belongs in a Secret)",
+        )
+    elif not inline and not ref:
+        check.problem(
+            path,
+            f"sets neither {_STREAM_KEY} nor {_KEY_REF}: add {_KEY_REF}: "
+            "{name: SECRET, key: KEY} naming the Secret that holds the destination's key",
+        )
+    elif inline:
+        check.warn(
+            f"{path}.{_STREAM_KEY}",
+            f"the key is inline: store it in a Secret and use {_KEY_REF} instead "
+            "(kubectl create secret generic NAME --from-literal=streamKey=...)",
+        )
+
+
+def _restream_name(value: object, path: str, check: Check) -> None:
+    for message in check_restream_name(str(value)):
+        check.problem(path, message)
+
+
+def _server_url(value: object, path: str, check: Check) -> None:
+    result = check_server_url(str(value), check.settings)
+    for message in result.problems:
+        check.problem(path, message)
+    for message in result.warnings:
+        check.warn(path, message)
+    if result.dns:
+        check.hosts.setdefault(result.dns, []).append(path)
+
+
+def _stream_key(value: object, path: str, check: Check) -> None:
+    for message in check_stream_key(str(value)):
+        check.problem(path, message)
+
+
+def _secret_ref(waiting: str) -> Rule:
+    def rule(value: object, path: str, check: Check) -> None:
+        assert isinstance(value, dict)
+        name, key = value.get(_REF_NAME), value.get(_REF_KEY, _DEFAULT_KEY)
+        if (
+            isinstance(name, str)
+            and isinstance(key, str)
+            and not check_secret_name(name)
+            and not check_secret_key(key)
+        ):
+            check.secrets.append(ReferencedSecret(field=path, name=name, key=key, waiting=waiting))
+
+    return rule
+
+
+def _secret_name(value: object, path: str, check: Check) -> None:
+    for message in check_secret_name(str(value)):
+        check.problem(path, message)
+
+
+def _secret_key(value: object, path: str, check: Check) -> None:
+    for message in check_secret_key(str(value)):
+        check.problem(path, message)
+
+
+def _reconnect(value: object, path: str, check: Check) -> None:
+    assert isinstance(value, dict)
+    low, high = value.get(_MIN_DELAY), value.get(_MAX_DELAY)
+    if isinstance(low, int) and isinstance(high, int) and low > high:
+        check.problem(
+            path,
+            f"{_MIN_DELAY} ({low}) exceeds {_MAX_DELAY} ({high}): lower {_MIN_DELAY} or "
+            f"raise {_MAX_DELAY}",
+        )
+
+
+def _resource_map(value: object, path: str, check: Check) -> None:
+    assert isinstance(value, dict)
+    for key, quantity in value.items():
+        if not isinstance(key, str):
+            continue
+        for message in check_qualified_name(key, "resource name"):
+            check.problem(field(path, key), message)
+        for message in check_quantity(quantity):
+            check.problem(field(path, key), message)
+
+
+def _annotations(value: object, path: str, check: Check) -> None:
+    assert isinstance(value, dict)
+    for key in value:
+        if isinstance(key, str):
+            for message in check_qualified_name(key, "annotation key"):
+                check.problem(field(path, key), message)
+
+
+RULES: dict[FieldKey, Rule] = {
+    (models.LiveStreamSpec, "restreams"): _restreams,
+    models.Restream: _restream,
+    (models.Restream, "name"): _restream_name,
+    (models.Restream, "server_url"): _server_url,
+    (models.Restream, "stream_key"): _stream_key,
+    (models.Restream, "stream_key_secret_ref"): _secret_ref("the relay"),
+    (models.LiveStreamSpec, "stream_key_secret_ref"): _secret_ref("the ingest"),
+    (models.SecretKeySelector, "name"): _secret_name,
+    (models.SecretKeySelector, "key"): _secret_key,
+    models.ReconnectSpec: _reconnect,
+    (models.ResourceRequirements, "limits"): _resource_map,
+    (models.ResourceRequirements, "requests"): _resource_map,
+    (models.IngestSpec, "service_annotations"): _annotations,
+}
+# Fields whose length/pattern/size limits the rules above word better than "too long".
+OWN_CONSTRAINTS: frozenset[FieldKey] = frozenset(
+    {
+        (models.LiveStreamSpec, "restreams"),
+        (models.Restream, "name"),
+        (models.Restream, "server_url"),
+        (models.Restream, "stream_key"),
+        (models.SecretKeySelector, "name"),
+        (models.SecretKeySelector, "key"),
+    }
+)
+REQUIRED_HINTS: dict[FieldKey, str] = {
+    (models.Restream, "name"): "give every destination a name, e.g. name: Youtube",
+    (models.Restream, "server_url"): f"set the destination's ingest URL, {EXAMPLE_URL}",
+    (models.SecretKeySelector, "name"): "name the Secret that holds the key",
+}
+
+
+_T = TypeVar("_T")
+
+
+def _by_path(table: Mapping[FieldKey, _T]) -> dict[str, _T]:
+    return {path: value for key, value in table.items() for path in paths_of(key)}
+
+
+SPEC_RULES = NodeRules(
+    rules=_by_path(RULES),
+    own_constraints=frozenset(_by_path(dict.fromkeys(OWN_CONSTRAINTS, True))),
+    required_hints=_by_path(REQUIRED_HINTS),
+)
