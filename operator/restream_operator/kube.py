@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlencode
@@ -155,6 +156,37 @@ class Kube:
             body=patch,
             content_type="application/merge-patch+json",
         )
+
+    def may_get_secret(
+        self,
+        *,
+        user: str,
+        uid: str,
+        groups: Sequence[str],
+        extra: Mapping[str, Sequence[str]],
+        namespace: str,
+        name: str,
+    ) -> bool:
+        """Asks the API server (a SubjectAccessReview) whether a user may get a Secret."""
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {
+                "user": user,
+                "uid": uid,
+                "groups": list(groups),
+                "extra": {k: list(v) for k, v in extra.items()},
+                "resourceAttributes": {
+                    "namespace": namespace,
+                    "verb": "get",
+                    "group": "",
+                    "resource": "secrets",
+                    "name": name,
+                },
+            },
+        }
+        out = self._call("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", body=review)
+        return bool((out.get("status") or {}).get("allowed"))
 
     def delete(self, kind: str, namespace: str | None, name: str) -> bool:
         try:

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from .admission import DnsResolver, SecretRef, SecretState
+from .admission import DnsResolver
 from .events import Poster
-from .kube import Kube, KubeError
+from .kube import Kube
+from .lookups import AccessReviews, SecretCache
 from .secretrefs import MissingSecret
 from .settings import Settings
 from .status import ReconcileFailure
@@ -28,41 +28,6 @@ class StreamState:
     reconcile_failure: ReconcileFailure | None = None
     missing_secrets: tuple[MissingSecret, ...] = ()
     written: dict[str, Any] | None = None
-
-
-class SecretCache:
-    """Whether referenced Secret keys exist, remembered briefly: a warning may be a few
-    seconds stale, but 50 concurrent reviews must not mean 100 API calls."""
-
-    TTL_SECONDS = 10.0
-    # A review must finish well within the webhook's 5 s: not the client's usual 30 s.
-    READ_TIMEOUT_SECONDS = 1.0
-
-    def __init__(self, kube: Kube) -> None:
-        self.kube = Kube(kube.api, timeout=self.READ_TIMEOUT_SECONDS)
-        self._seen: dict[SecretRef, tuple[float, SecretState | None]] = {}
-
-    def lookup(self, ref: SecretRef) -> SecretState | None:
-        now = time.monotonic()
-        hit = self._seen.get(ref)
-        if hit is not None and now - hit[0] < self.TTL_SECONDS:
-            return hit[1]
-        found: SecretState | None
-        try:
-            secret = self.kube.get("Secret", ref.namespace, ref.name)
-        except (KubeError, OSError):
-            found = None  # unknown: no warning rather than a wrong one
-        else:
-            if secret is None:
-                found = SecretState.MISSING
-            elif ref.key in (secret.get("data") or {}):
-                found = SecretState.PRESENT
-            else:
-                found = SecretState.NO_KEY
-        if len(self._seen) > 10_000:
-            self._seen.clear()
-        self._seen[ref] = (now, found)
-        return found
 
 
 # Reviews run on threads of their own: the default executor also runs status writes and
@@ -82,6 +47,7 @@ class Runtime:
     children: dict[IndexKey, ChildViews] = field(default_factory=dict)
     streams: dict[str, StreamState] = field(default_factory=dict)
     secret_cache: SecretCache = field(init=False)
+    access_reviews: AccessReviews = field(init=False)
     events: Poster = field(default_factory=Poster)
     resolver: DnsResolver = field(default_factory=DnsResolver)
     admission_pool: ThreadPoolExecutor = field(default_factory=_admission_pool)
@@ -91,6 +57,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.secret_cache = SecretCache(self.kube)
+        self.access_reviews = AccessReviews(self.kube)
 
     def stream(self, uid: str) -> StreamState:
         return self.streams.setdefault(uid, StreamState())

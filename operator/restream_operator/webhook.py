@@ -58,6 +58,12 @@ async def validate_livestream(
     runtime: Runtime = memo.runtime
     old = kwargs.get("old")  # the stored object, on UPDATE
     namespace = body.metadata.get("namespace")
+    userinfo = kwargs.get("userinfo")
+    access = (
+        runtime.access_reviews.of(admission.Requester.from_user_info(userinfo))
+        if userinfo
+        else None
+    )
     check = functools.partial(
         admission.review,
         dict(body),
@@ -65,6 +71,7 @@ async def validate_livestream(
         old=dict(old) if old else None,
         namespace=namespace,
         secrets=runtime.secret_cache.lookup if namespace else None,
+        access=access,
         resolver=runtime.resolver if runtime.settings.resolve_destinations else None,
     )
     # In a thread: DNS lookups and Secret reads block (briefly, and both are bounded).

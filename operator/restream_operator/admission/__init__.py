@@ -20,6 +20,7 @@ Where things are: ``review`` (the entry point, the ratchet), ``rules`` (which ru
 checks which model field), ``schema`` (the walk over the CRD schema), ``fields`` (names,
 keys, quantities), ``urls`` (serverUrl), ``hosts`` (host names, IDNA), ``addresses``
 (the SSRF address classes), ``resolver`` (DNS), ``secretrefs`` (referenced Secrets),
+``access`` (whether the requester may read them),
 ``check`` (what a review collects), ``text`` (how values are quoted in messages).
 
 No message ever contains a stream key.
@@ -27,6 +28,7 @@ No message ever contains a stream key.
 
 from __future__ import annotations
 
+from .access import Requester, SecretAccess
 from .addresses import address_problem, inet_aton
 from .check import Problem
 from .resolver import RESOLVE_TIMEOUT, DnsResolver, Lookup, Resolver, static_resolver
@@ -39,8 +41,10 @@ __all__ = [
     "DnsResolver",
     "Lookup",
     "Problem",
+    "Requester",
     "Resolver",
     "Review",
+    "SecretAccess",
     "SecretLookup",
     "SecretRef",
     "SecretState",

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from .. import models
 from ..settings import Settings
 from . import schema
+from .access import SecretAccess, check_access
 from .addresses import PRIVATE_FIX, address_problem
 from .check import Check, Problem
 from .fields import check_metadata_name
@@ -160,6 +161,7 @@ def review(
     *,
     resolver: Resolver | None,
     secrets: SecretLookup | None = None,
+    access: SecretAccess | None = None,
     namespace: str | None = None,
     timeout: float = RESOLVE_TIMEOUT,
 ) -> Review:
@@ -168,7 +170,10 @@ def review(
     ``old``: the stored object, on UPDATE. ``resolver``: what resolves destination hosts
     (a :class:`.DnsResolver`); None skips DNS (the name rules still apply), and must be
     said. ``secrets``: asked about each referenced Secret key; None (or an answer of
-    None) gives no warning. ``namespace``: the request's, when the object has none yet.
+    None) gives no warning. ``access``: whether the requester may read each Secret the
+    spec names (None skips it: no requester, as in ``validate``); asked on CREATE and
+    whenever the spec changes, never ratcheted. ``namespace``: the request's, when the
+    object has none yet.
     Blocks for at most ``timeout`` seconds of DNS and a bounded time of Secret reads.
     """
     try:
@@ -192,6 +197,10 @@ def review(
             # object's, so the answers already obtained are all it needs.
             _apply_lookups(previous, answers, warn=False)
             _ratchet(check, previous)
+        if access is not None and not spec_unchanged:
+            # After the ratchet: a Secret the stored object already named does not become
+            # the requester's to redirect because someone else named it first.
+            check_access(check, access)
         problems, warnings, dropped = check.problems, check.warnings, check.dropped
     except Exception as exc:  # a bug here must refuse, not crash the webhook
         problems = [
