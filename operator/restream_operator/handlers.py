@@ -72,7 +72,7 @@ async def track_service(type: str | None, body: kopf.Body, memo: kopf.Memo, **_:
 def reconcile_livestream(body: kopf.Body, reason: str, memo: kopf.Memo, **_: Any) -> None:
     try:
         reconcile.reconcile(memo.runtime, dict(body), cause=str(reason))
-    except reconcile.TooManyRestreams as exc:
+    except reconcile.InvalidSpec as exc:
         raise kopf.PermanentError(str(exc)) from exc
     except reconcile.NameConflict as exc:
         raise kopf.TemporaryError(str(exc), delay=30) from exc

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import naming
+from . import admission, naming
 from .kube import Kube, Obj
 from .render import Owner, generated_secret, owner_from_object, render_children
 from .runtime import Runtime
@@ -78,23 +78,21 @@ def _conflict(owner: Owner, kind: str, existing: Obj) -> str:
     )
 
 
-class TooManyRestreams(ValueError):
-    """The spec asks for more destinations than the operator allows: retrying cannot
-    help until the spec (or the operator's limit) changes."""
+class InvalidSpec(ValueError):
+    """The spec breaks the admission rules (stored while the webhook was down, or
+    before the operator registered it): retrying cannot help until the spec changes."""
 
 
 class NameConflict(RuntimeError):
     """Some children could not be applied: their names belong to another object."""
 
 
-def check_limits(owner: Owner, settings: Settings) -> None:
-    """The operator's limit holds even for objects stored while the webhook was down."""
-    count = len(owner.spec.restreams)
-    if count > settings.max_restreams:
-        raise TooManyRestreams(
-            f"spec.restreams has {count} destinations; this operator allows at most "
-            f"{settings.max_restreams} (raise RESTREAM_MAX_RESTREAMS, up to 50, to allow more)"
-        )
+def check_rules(obj: dict[str, Any], settings: Settings) -> None:
+    """The admission rules again, without DNS: nothing the webhook would refuse is
+    applied, whatever way it was stored."""
+    result = admission.review(obj, settings, resolver=None)
+    if not result.allowed:
+        raise InvalidSpec(f"{result.message()} (nothing of this spec is applied until it is fixed)")
 
 
 def _uses_secret(deployment: Obj, secret: str) -> bool:
@@ -110,7 +108,6 @@ def apply_children(owner: Owner, settings: Settings, kube: Kube) -> Outcome:
     """Applies every child whose name is free or ours and prunes what the spec dropped;
     a child whose name belongs to someone else is left alone and listed in
     ``conflicts``."""
-    check_limits(owner, settings)
     outcome = Outcome()
     children = render_children(owner, settings)
 
@@ -189,22 +186,26 @@ def reconcile(runtime: Runtime, obj: dict[str, Any], cause: str) -> Outcome | No
 
     ``obj``: the LiveStream as the caller saw it (the newest one seen is used).
     ``cause``: why, for the log (create, update, resume, repair). Raises what applying
-    raised, after recording it (TooManyRestreams: retrying will not help).
+    raised, after recording it (InvalidSpec: retrying will not help).
     """
     uid = obj["metadata"]["uid"]
     with runtime.lock(uid):
         obj = runtime.newest(obj)
         if obj["metadata"].get("deletionTimestamp"):
             return None
-        owner = owner_from_object(obj)
-        where = f"{owner.namespace}/{owner.name}"
+        meta = obj["metadata"]
+        where = f"{meta.get('namespace')}/{meta.get('name')}"
         state = runtime.stream(uid)
-        generation = int(obj["metadata"].get("generation") or 0)
+        generation = int(meta.get("generation") or 0)
         try:
+            check_rules(obj, runtime.settings)  # before parsing: it says what is wrong
+            owner = owner_from_object(obj)
             outcome = apply_children(owner, runtime.settings, runtime.kube)
-        except TooManyRestreams as exc:
-            state.reconcile_failure = ReconcileFailure("ReconcileFailed", str(exc))
-            runtime.events.post(obj, "Warning", "TooManyRestreams", message=str(exc))
+        except InvalidSpec as exc:
+            failure = ReconcileFailure("InvalidSpec", str(exc))
+            if state.reconcile_failure != failure:  # once per verdict, not per retry
+                runtime.events.post(obj, "Warning", "InvalidSpec", message=str(exc))
+            state.reconcile_failure = failure
             raise
         except Exception as exc:
             state.reconcile_failure = ReconcileFailure(

@@ -409,13 +409,43 @@ def test_more_destinations_than_the_operator_allows_is_reported_not_half_applied
         return next((c for c in st.get("conditions") or [] if c["type"] == "Ready"), None)
 
     wait_for(
-        lambda: (ready_condition() or {}).get("reason") == "ReconcileFailed",
-        "the ReconcileFailed condition",
+        lambda: (ready_condition() or {}).get("reason") == "InvalidSpec",
+        "the InvalidSpec condition",
     )
     cond = ready_condition() or {}
-    assert "at most 5" in cond["message"]
+    assert "more than this operator allows (5)" in cond["message"]
     assert "RESTREAM_MAX_RESTREAMS" in cond["message"]
     assert not children(cluster, namespace), "nothing is applied for a spec over the limit"
+
+
+def test_a_spec_stored_without_the_webhook_is_held_to_the_rules_at_reconcile(
+    cluster: LocalCluster, namespace: str, operator: OperatorProcess
+) -> None:
+    # A destination inside the cluster: CEL cannot tell, the webhook refuses it, and an
+    # object stored while the webhook was down must not be applied either.
+    private = {"name": "Inside", "serverUrl": "rtmp://10.0.0.7/live", "streamKey": "k"}
+    operator.stop()
+    try:
+        apply(cluster, namespace, livestream(restreams=[private]))
+    finally:
+        operator.start()
+        wait_for_webhooks(cluster)
+
+    def ready_condition() -> dict[str, Any]:
+        st = status(cluster, namespace)
+        return next((c for c in st.get("conditions") or [] if c["type"] == "Ready"), {})
+
+    wait_for(lambda: ready_condition().get("reason") == "InvalidSpec", "the InvalidSpec reason")
+    message = ready_condition()["message"]
+    assert 'spec.restreams[0] ("Inside").serverUrl' in message and "10.0.0.7" in message
+    assert "private address" in message
+    assert not children(cluster, namespace), "nothing of an invalid spec is applied"
+    events = get(cluster, "events", namespace, "--field-selector", "involvedObject.name=launch")
+    assert [e["reason"] for e in events["items"]].count("InvalidSpec") == 1
+
+    fixed = {**private, "serverUrl": "rtmp://a.example.com/live"}
+    apply(cluster, namespace, livestream(restreams=[fixed]))
+    wait_for(lambda: ready(cluster, namespace), "the fixed LiveStream to be ready")
 
 
 def test_pods_pass_the_restricted_pod_security_standard(

@@ -96,14 +96,18 @@ def test_an_unlabelled_object_is_not_tracked() -> None:
     assert rt.children == {}
 
 
-def test_too_many_restreams_is_permanent_and_recorded() -> None:
+def test_a_spec_the_rules_refuse_is_permanent_and_recorded() -> None:
     rt = runtime(max_restreams=2)
-    with pytest.raises(kopf.PermanentError, match="at most 2"):
+    with pytest.raises(kopf.PermanentError, match="more than this operator allows"):
         handlers.reconcile_livestream(
             body=body(livestream(restreams=3)), reason="create", memo=kopf.Memo(runtime=rt)
         )
     failure = rt.stream("u1").reconcile_failure
-    assert failure is not None and "at most 2" in failure.message
+    assert failure is not None and failure.reason == "InvalidSpec"
+    assert failure.message.startswith(
+        "spec.restreams: has 3 destinations, more than this operator allows (2)"
+    )
+    assert failure.message.endswith("(nothing of this spec is applied until it is fixed)")
     assert rt.stream("u1").reconciled_generation is None
 
 
