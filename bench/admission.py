@@ -2,7 +2,10 @@
 
 Against the local control plane and the operator serving its webhook on loopback:
 1. direct: AdmissionReview POSTs straight to the webhook (the apiserver out of the
-   loop), N concurrent for D seconds;
+   loop), one at a time and N concurrent for D seconds, each three ways side by side:
+   without a requester (no SubjectAccessReview), one requester (its access reviews
+   cached), and a new requester every request (a SubjectAccessReview per Secret named,
+   the worst case);
 2. through the apiserver: server-side dry-run creates of a LiveStream (what
    `kubectl apply --dry-run=server` sends), N concurrent for D seconds;
 3. `kubectl apply --dry-run=server` itself, one at a time (process start included).
@@ -28,7 +31,7 @@ from typing import Any
 import aiohttp
 
 from bench.common import cluster_with_crds, parse_args
-from hack.localcluster.controlplane import free_port
+from hack.localcluster.controlplane import LocalCluster, free_port
 from hack.localcluster.operator_process import (
     OperatorProcess,
     remove_webhook_configuration,
@@ -63,8 +66,14 @@ LIVESTREAM: dict[str, Any] = {
 }
 
 
-def review_request() -> dict[str, Any]:
-    return {
+# Who sends the reviews: None (no userInfo: no access review), one user, or a new user
+# each time. Every bench user may read the two Secrets (their group is bound to that).
+REQUESTERS = {"no access review": None, "access review cached": "bench", "access review each": ""}
+BENCH_GROUP = "bench-users"
+
+
+def review_request(user: str | None) -> dict[str, Any]:
+    review: dict[str, Any] = {
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
         "request": {
@@ -80,13 +89,41 @@ def review_request() -> dict[str, Any]:
             "name": "bench",
             "namespace": "bench",
             "operation": "CREATE",
-            "userInfo": {"username": "bench", "groups": ["system:authenticated"]},
             "object": LIVESTREAM,
             "oldObject": None,
             "dryRun": False,
             "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
         },
     }
+    if user is not None:
+        review["request"]["userInfo"] = {
+            "username": user or f"bench-{uuid.uuid4().hex[:12]}",
+            "groups": ["system:authenticated", BENCH_GROUP],
+        }
+    return review
+
+
+def allow_bench_users(cluster: LocalCluster, namespace: str) -> None:
+    cluster.kubectl(
+        "create",
+        "role",
+        "bench-secrets",
+        "-n",
+        namespace,
+        "--verb=get",
+        "--resource=secrets",
+        "--resource-name=yt",
+        "--resource-name=tw",
+    )
+    cluster.kubectl(
+        "create",
+        "rolebinding",
+        "bench-secrets",
+        "-n",
+        namespace,
+        "--role=bench-secrets",
+        f"--group={BENCH_GROUP}",
+    )
 
 
 async def load(
@@ -96,6 +133,7 @@ async def load(
     concurrency: int,
     seconds: float,
     ok: int,
+    user: str | None = None,
 ) -> list[float]:
     latencies: list[float] = []
     errors = 0
@@ -104,11 +142,11 @@ async def load(
     async def worker() -> None:
         nonlocal errors
         while time.monotonic() < deadline:
-            payload = review_request() if body is None else body
+            payload = review_request(user) if body is None else body
             started = time.perf_counter()
             async with session.post(url, json=payload) as resp:
                 await resp.read()
-                if resp.status != ok:
+                if resp.status != ok or (body is None and not _allowed(await resp.json())):
                     errors += 1
             latencies.append((time.perf_counter() - started) * 1000)
 
@@ -116,6 +154,10 @@ async def load(
     if errors:
         print(f"  ({errors} unexpected responses)")
     return latencies
+
+
+def _allowed(response: dict[str, Any]) -> bool:
+    return bool((response.get("response") or {}).get("allowed"))
 
 
 def summary(name: str, ms: list[float], seconds: float) -> None:
@@ -142,6 +184,7 @@ def main() -> int:
         op = OperatorProcess(cluster.kubeconfig, tmp / "operator.log")
         op.start("--webhook", f"local:127.0.0.1:{port}")
         try:
+            allow_bench_users(cluster, "bench")
             wait_for_webhooks(cluster)
             config = json.loads(
                 cluster.kubectl(
@@ -157,11 +200,16 @@ def main() -> int:
                 conn = aiohttp.TCPConnector(ssl=hook, limit=args.concurrency)
                 async with aiohttp.ClientSession(connector=conn) as session:
                     url = f"https://127.0.0.1:{port}/validate"
-                    await load(session, url, None, 5, args.warmup_seconds, 200)
-                    ms = await load(session, url, None, 1, args.sequential_seconds, 200)
-                    summary("webhook direct, one at a time", ms, args.sequential_seconds)
-                    ms = await load(session, url, None, args.concurrency, args.seconds, 200)
-                    summary(f"webhook direct, {args.concurrency} concurrent", ms, args.seconds)
+                    await load(session, url, None, 5, args.warmup_seconds, 200, "bench")
+                    for how, user in REQUESTERS.items():
+                        ms = await load(session, url, None, 1, args.sequential_seconds, 200, user)
+                        summary(
+                            f"webhook direct, one at a time, {how}", ms, args.sequential_seconds
+                        )
+                    for how, user in REQUESTERS.items():
+                        n = args.concurrency
+                        ms = await load(session, url, None, n, args.seconds, 200, user)
+                        summary(f"webhook direct, {n} concurrent, {how}", ms, args.seconds)
                 conn = aiohttp.TCPConnector(ssl=api, limit=args.concurrency)
                 async with aiohttp.ClientSession(connector=conn) as session:
                     path = "/apis/restream.dev/v1alpha1/namespaces/bench/livestreams"

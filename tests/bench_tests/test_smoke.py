@@ -39,8 +39,11 @@ def test_admission_bench_prints_its_latencies() -> None:
     smoke(
         "admission",
         [
-            rf"^webhook direct, one at a time\s+{latencies}",
-            rf"^webhook direct, 4 concurrent\s+{latencies}",
+            *(
+                rf"^webhook direct, {load}, {how}\s+{latencies}"
+                for load in ("one at a time", "4 concurrent")
+                for how in ("no access review", "access review cached", "access review each")
+            ),
             rf"^apiserver dry-run create, 4 concurrent\s+{latencies}",
             rf"^kubectl apply --dry-run=server, sequential\s+{latencies}",
         ],
