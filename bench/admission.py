@@ -3,9 +3,9 @@
 Against the local control plane and the operator serving its webhook on loopback:
 1. direct: AdmissionReview POSTs straight to the webhook (the apiserver out of the
    loop), one at a time and N concurrent for D seconds, each three ways side by side:
-   without a requester (no SubjectAccessReview), one requester (its access reviews
-   cached), and a new requester every request (a SubjectAccessReview per Secret named,
-   the worst case);
+   the same LiveStream with inline keys (it names no Secret: no SubjectAccessReview),
+   naming two Secrets by one requester (its access reviews cached), and by a new
+   requester every request (a SubjectAccessReview per Secret named, the worst case);
 2. through the apiserver: server-side dry-run creates of a LiveStream (what
    `kubectl apply --dry-run=server` sends), N concurrent for D seconds;
 3. `kubectl apply --dry-run=server` itself, one at a time (process start included).
@@ -66,10 +66,22 @@ LIVESTREAM: dict[str, Any] = {
 }
 
 
-# Who sends the reviews: None (no userInfo: no access review), one user, or a new user
-# each time. Every bench user may read the two Secrets (their group is bound to that).
+# Who sends the reviews: None (the inline-key twin, which names no Secret: no access
+# review), one user, or a new user each time. Every bench user may read the two Secrets
+# (their group is bound to that).
 REQUESTERS = {"no access review": None, "access review cached": "bench", "access review each": ""}
 BENCH_GROUP = "bench-users"
+
+
+INLINE: dict[str, Any] = {
+    **LIVESTREAM,
+    "spec": {
+        "restreams": [
+            {"name": r["name"], "serverUrl": r["serverUrl"], "streamKey": "bench-key"}
+            for r in LIVESTREAM["spec"]["restreams"]
+        ]
+    },
+}
 
 
 def review_request(user: str | None) -> dict[str, Any]:
@@ -89,17 +101,16 @@ def review_request(user: str | None) -> dict[str, Any]:
             "name": "bench",
             "namespace": "bench",
             "operation": "CREATE",
-            "object": LIVESTREAM,
+            "object": INLINE if user is None else LIVESTREAM,
             "oldObject": None,
             "dryRun": False,
             "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
         },
     }
-    if user is not None:
-        review["request"]["userInfo"] = {
-            "username": user or f"bench-{uuid.uuid4().hex[:12]}",
-            "groups": ["system:authenticated", BENCH_GROUP],
-        }
+    review["request"]["userInfo"] = {
+        "username": f"bench-{uuid.uuid4().hex[:12]}" if user == "" else "bench",
+        "groups": ["system:authenticated", BENCH_GROUP],
+    }
     return review
 
 
