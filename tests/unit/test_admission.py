@@ -956,7 +956,13 @@ def test_every_schema_default_is_applied_and_nothing_else() -> None:
     spec = crd.custom_resource_definition()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     expected = _schema_defaults(spec["properties"]["spec"], "/spec")
     obj = livestream(
-        restream(name="Y", streamKeySecretRef={"name": "y"}),
+        # Every optional parent is present, so that each default below one applies.
+        restream(
+            name="Y",
+            streamKeySecretRef={"name": "y"},
+            tls={"caSecretRef": {"name": "ca"}},
+            srt={"passphraseSecretRef": {"name": "pw"}},
+        ),
         streamKeySecretRef={"name": "ingest"},
         relay={"reconnect": None},
         ingest={},
