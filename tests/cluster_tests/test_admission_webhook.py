@@ -159,11 +159,54 @@ DOWN_CASES: list[tuple[list[dict[str, Any]], str]] = [
         [{"name": "Inject", "serverUrl": "rtmp://a.example.com/x;y", "streamKey": "k"}],
         "must not contain",
     ),
+    (
+        [
+            {
+                "name": "Plain",
+                "serverUrl": "rtmp://a.example.com/x",
+                "streamKey": "k",
+                "tls": {"caSecretRef": {"name": "ca"}},
+            }
+        ],
+        "tls applies to rtmps:// destinations only",
+    ),
+    (
+        [
+            {
+                "name": "Rtmps",
+                "serverUrl": "rtmps://a.example.com/x",
+                "streamKey": "k",
+                "srt": {"passphraseSecretRef": {"name": "p"}},
+            }
+        ],
+        "srt applies to srt:// destinations only",
+    ),
+    (
+        [
+            {
+                "name": "Both",
+                "serverUrl": "rtmps://a.example.com/x",
+                "streamKey": "k",
+                "tls": {"caSecretRef": {"name": "ca"}, "insecureSkipVerify": True},
+            }
+        ],
+        "set caSecretRef or insecureSkipVerify: true, not both",
+    ),
 ]
 
 
 @pytest.mark.parametrize(
-    ("restreams", "phrase"), DOWN_CASES, ids=["duplicate-names", "both-keys", "http", "semicolon"]
+    ("restreams", "phrase"),
+    DOWN_CASES,
+    ids=[
+        "duplicate-names",
+        "both-keys",
+        "http",
+        "semicolon",
+        "tls-on-rtmp",
+        "srt-on-rtmps",
+        "ca-and-insecure",
+    ],
 )
 def test_with_the_webhook_down_the_crd_still_refuses_what_it_can_express(
     cluster: LocalCluster,
