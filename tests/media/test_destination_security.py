@@ -61,6 +61,9 @@ NAME = "secure"
 SETTLE = 15.0
 STUDIO_CA = {"caSecretRef": {"name": "studio-ca", "key": "root.pem"}}
 SRT_URL = "srt://srt.example.net:9000?latency=120000"
+# Relays that reach their sink by a DNS name (SNI, and the name checked against the
+# certificate's DNS names); the others by 127.0.0.1 (checked against IP addresses).
+BY_NAME = ("Private CA", "Another host")
 # name -> (serverUrl, fields besides the key)
 SELF_URL = "rtmps://self.example.net/live"
 STUDIO_URL = "rtmps://studio.example.net/live"
@@ -142,7 +145,7 @@ def world() -> Iterator[World]:
             pki = root / "pki"
             pki.mkdir()
             ca = CertificateAuthority(pki, "studio-ca")
-            studio = ca.issue("studio", "studio", ip_addresses=("127.0.0.1",), server=True)
+            studio = ca.issue("studio", "studio", dns_names=("localhost",), server=True)
             other = ca.issue("other", "other", dns_names=("other.example.net",), server=True)
             own = self_signed(pki, "self", ("127.0.0.1",))
             stream_key, token = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
@@ -193,8 +196,10 @@ def _relay(w: World, name: str, files: dict[tuple[str, str], bytes]) -> Relay:
     port = sink.tls_port if isinstance(sink, RtmpSink) else sink.port
     assert port is not None
     agent_port = free_port()
-    local = relay_command(argv, w.ingest, loopback_url(flag(argv, "--destination"), port),
-                          agent_port)  # fmt: skip
+    destination = loopback_url(flag(argv, "--destination"), port)
+    if name in BY_NAME:
+        destination = destination.replace("//127.0.0.1:", "//localhost:")
+    local = relay_command(argv, w.ingest, destination, agent_port)
     local = with_secret_files(local, w.plan.relay_files[name], files, w.root / "volumes")
     return Relay(name, agent_port, local, secret_env(w.plan.relay_secret_env[name], w.secrets))
 
@@ -259,13 +264,16 @@ def test_rtmps_delivers_with_the_ca_from_ca_secret_ref(world: World) -> None:
         argv = world.relays[name].argv
         assert world.plan.relay_files[name][0].path == flag(world.plan.relays[name], "--ca-file")
         assert flag(argv, "--ca-file").startswith(str(world.root / "volumes"))
+        assert urlsplit(flag(argv, "--destination")).hostname == (
+            "localhost" if name in BY_NAME else "127.0.0.1"
+        )
         assert world.doc(name)["tls"] == "VerifyWithCASecret"
         _probe_ok(_delivered(world, name))
 
 
 def test_a_certificate_for_another_host_is_refused_even_with_the_right_ca(world: World) -> None:
     doc = _refused(
-        world, "Another host", "TLS: The certificate's owner does not match hostname 127.0.0.1"
+        world, "Another host", "TLS: The certificate's owner does not match hostname localhost"
     )
     assert doc["tls"] == "VerifyWithCASecret"
 
