@@ -201,6 +201,8 @@ check "the agents import with the standard library and h11 alone" expect '^[0-9]
 check "no restream-operator command (the operator's dependencies are not here)" \
   run "$media" /bin/sh -c '! command -v restream-operator'
 check "ffmpeg -version" expect '^ffmpeg version' run "$media" ffmpeg -hide_banner -version
+check "the CA bundle rtmps:// relays verify against by default" \
+  run "$media" test -s /etc/ssl/certs/ca-certificates.crt
 check "nginx -V" expect '^nginx version: nginx/' run "$media" nginx -V
 check "shared libraries of ffmpeg, nginx, ngx_rtmp_module all resolve" shared_libraries
 check "nginx loads ngx_rtmp_module.so (nginx -t, rtmp {} block)" expect 'test is successful' nginx_rtmp_module

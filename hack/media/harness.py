@@ -21,17 +21,16 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, Self, TypeVar
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import yaml
 
 from hack import waiting
 from hack.media.encoder import preset_pipe, publisher_argv
-from restream_operator import certs
 from restream_operator.agent import contract
 from restream_operator.render.nginx import RTMP_MODULE, NginxParams, nginx_conf
 
@@ -177,6 +176,15 @@ def render(manifest: dict[str, Any], workdir: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
+@dataclass(frozen=True)
+class SecretFile:
+    """One key of a Secret that a pod mounts as a file."""
+
+    secret: str
+    key: str
+    path: str  # where the container sees it
+
+
 @dataclass
 class Rendered:
     nginx_conf: str
@@ -184,20 +192,42 @@ class Rendered:
     ingest_env: list[str]
     relays: dict[str, list[str]]  # restream name -> command
     relay_env: dict[str, list[str]]
+    # restream name -> env name -> (Secret, key) its secretKeyRef names
+    relay_secret_env: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
+    relay_files: dict[str, list[SecretFile]] = field(default_factory=dict)
+
+
+def secret_files(pod: dict[str, Any]) -> list[SecretFile]:
+    """The Secret keys a pod mounts. Every Secret volume must name the keys it takes and
+    be mounted read-only; other volumes may only be scratch space."""
+    (container,) = pod["containers"]
+    mounts = {m["name"]: m for m in container.get("volumeMounts", [])}
+    files = []
+    for volume in pod.get("volumes", []):
+        if "emptyDir" in volume:
+            continue
+        secret = volume["secret"]  # a ConfigMap or hostPath here would be news
+        mount = mounts[volume["name"]]
+        assert mount.get("readOnly") is True, mount
+        assert secret.get("items"), f"{volume['name']}: the whole Secret is mounted"
+        for item in secret["items"]:
+            path = f"{mount['mountPath']}/{item['path']}"
+            files.append(SecretFile(secret["secretName"], item["key"], path))
+    return files
 
 
 def rendered(docs: list[dict[str, Any]]) -> Rendered:
     conf = ""
     ingest_cmd: list[str] = []
     ingest_env: list[str] = []
-    relays: dict[str, list[str]] = {}
-    relay_env: dict[str, list[str]] = {}
+    plan = Rendered("", [], [], {}, {})
     for d in docs:
         if d["kind"] == "ConfigMap":
             conf = d["data"]["nginx.conf"]
         if d["kind"] != "Deployment":
             continue
-        container = d["spec"]["template"]["spec"]["containers"][0]
+        pod = d["spec"]["template"]["spec"]
+        container = pod["containers"][0]
         env = [e["name"] for e in container.get("env", [])]
         # Secrets reach the agents only through secretKeyRef: never a literal.
         assert all("secretKeyRef" in e["valueFrom"] for e in container.get("env", []))
@@ -205,8 +235,42 @@ def rendered(docs: list[dict[str, Any]]) -> Rendered:
             ingest_cmd, ingest_env = container["args"], env
         else:
             name = d["metadata"]["annotations"]["restream.dev/restream-name"]
-            relays[name], relay_env[name] = container["args"], env
-    return Rendered(conf, ingest_cmd, ingest_env, relays, relay_env)
+            plan.relays[name], plan.relay_env[name] = container["args"], env
+            plan.relay_secret_env[name] = {
+                e["name"]: (
+                    e["valueFrom"]["secretKeyRef"]["name"],
+                    e["valueFrom"]["secretKeyRef"]["key"],
+                )
+                for e in container.get("env", [])
+            }
+            plan.relay_files[name] = secret_files(pod)
+    plan.nginx_conf, plan.ingest_command, plan.ingest_env = conf, ingest_cmd, ingest_env
+    return plan
+
+
+def with_secret_files(
+    argv: Sequence[str],
+    files: Sequence[SecretFile],
+    contents: Mapping[tuple[str, str], bytes],
+    root: Path,
+) -> list[str]:
+    """What the kubelet does for a pod's Secret volumes, here: each mounted key
+    (``contents`` by (Secret, key)) written under ``root``, and the arguments that name
+    its path in the container pointed at the copy."""
+    out = list(argv)
+    for f in files:
+        local = root / f.secret / f.path.lstrip("/")
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_bytes(contents[(f.secret, f.key)])
+        out = [str(local) if arg == f.path else arg for arg in out]
+    return out
+
+
+def secret_env(
+    refs: Mapping[str, tuple[str, str]], secrets: Mapping[str, Mapping[str, str]]
+) -> dict[str, str]:
+    """A container's environment from the Secrets of its namespace (name -> data)."""
+    return {env: secrets[secret][key] for env, (secret, key) in refs.items()}
 
 
 def flag(argv: Sequence[str], name: str) -> str:
@@ -438,6 +502,9 @@ class SrtSink:
 
     root: Path
     port: int
+    # What the listener requires callers to encrypt with. In its own argv: it stands for
+    # a destination's server, whose secrets are not the relay's to keep.
+    passphrase: str | None = None
     proc: Proc | None = None
     outputs: list[Path] = field(default_factory=list)
 
@@ -445,22 +512,17 @@ class SrtSink:
         self.root.mkdir(parents=True, exist_ok=True)
         out = self.root / f"out-{len(self.outputs)}.ts"
         self.outputs.append(out)
+        url = f"srt://127.0.0.1:{self.port}?mode=listener"
+        if self.passphrase is not None:
+            url += f"&passphrase={quote(self.passphrase, safe='')}"
         self.proc = procs.start(
             f"srt-sink-{self.port}",
             [
                 "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
-                "-f", "mpegts", "-i", f"srt://127.0.0.1:{self.port}?mode=listener",
-                "-map", "0", "-c", "copy", "-y", str(out),
+                "-f", "mpegts", "-i", url, "-map", "0", "-c", "copy", "-y", str(out),
             ],
         )  # fmt: skip
         return self
-
-
-def self_signed(root: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 (the relay does not verify it: ffmpeg's default)."""
-    cert = certs.issue_serving_cert(["127.0.0.1"], common_name="restream media test")
-    _, cert_path, key_path = cert.write(root)
-    return cert_path, key_path
 
 
 # -- the encoder ----------------------------------------------------------------------
@@ -535,31 +597,52 @@ def packet_times(path: Path, stream: str = "v") -> list[float]:
     return [float(x) for x in out.stdout.split() if x and x != "N/A"]
 
 
-class GrowthSampler:
-    """Samples sizes every ``every`` s in a thread; the longest time one did not grow."""
+class Sampler:
+    """Calls ``sample()`` every ``every`` s in a thread, from ``start()`` (or entering
+    ``with``) until ``stop()``."""
 
-    def __init__(self, sizes: dict[str, Callable[[], int]], every: float = 0.15) -> None:
-        self._sizes = sizes
+    def __init__(self, every: float, join_timeout: float = 5.0) -> None:
         self._every = every
+        self._join_timeout = join_timeout
         self._stop = threading.Event()
-        self.samples: dict[str, list[tuple[float, int]]] = {k: [] for k in sizes}
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> GrowthSampler:
+    def sample(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> None:
         self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(self._join_timeout)
+
+    def __enter__(self) -> Self:
+        self.start()
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(30)  # a sample may be a slow subprocess (kubectl exec)
+        self.stop()
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            now = time.monotonic()
-            for k, size in self._sizes.items():
-                with contextlib.suppress(OSError):
-                    self.samples[k].append((now, size()))
+            self.sample()
             self._stop.wait(self._every)
+
+
+class GrowthSampler(Sampler):
+    """Samples sizes every ``every`` s in a thread; the longest time one did not grow."""
+
+    def __init__(self, sizes: dict[str, Callable[[], int]], every: float = 0.15) -> None:
+        super().__init__(every, join_timeout=30)  # a sample may be slow (kubectl exec)
+        self._sizes = sizes
+        self.samples: dict[str, list[tuple[float, int]]] = {k: [] for k in sizes}
+
+    def sample(self) -> None:
+        now = time.monotonic()
+        for k, size in self._sizes.items():
+            with contextlib.suppress(OSError):
+                self.samples[k].append((now, size()))
 
     def longest_stall(self, name: str) -> float:
         """The longest a size was seen not growing (from its last change to a sample)."""
@@ -579,29 +662,41 @@ class GrowthSampler:
         return max((b - a for a, b in itertools.pairwise([samples[0][0], *changes])), default=0.0)
 
 
-class PsSampler:
+class PsSampler(Sampler):
     """`ps -eo args` every half second in a thread: what a node's users could see."""
 
     def __init__(self) -> None:
+        super().__init__(0.5)
         self.lines: set[str] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
+    def sample(self) -> None:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out = subprocess.run(
+                ["ps", "-eo", "args"], capture_output=True, text=True, timeout=5, check=False
+            )
+            self.lines.update(out.stdout.splitlines())
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            with contextlib.suppress(OSError, subprocess.SubprocessError):
-                out = subprocess.run(
-                    ["ps", "-eo", "args"], capture_output=True, text=True, timeout=5, check=False
-                )
-                self.lines.update(out.stdout.splitlines())
-            self._stop.wait(0.5)
+class ProcessSampler(Sampler):
+    """The command lines of some processes and of their children (``roots()``: the
+    PIDs), and the children's environments, read from /proc every 0.2 s in a thread:
+    what `ps`, and anyone on a node without PID namespaces, could read of them."""
+
+    def __init__(self, roots: Callable[[], list[int]]) -> None:
+        super().__init__(0.2)
+        self._roots = roots
+        self.cmdlines: dict[int, str] = {}
+        self.child_environs: dict[int, bytes] = {}
+
+    def sample(self) -> None:
+        for root in self._roots():
+            kids = children(root)
+            for pid in (root, *kids):
+                with contextlib.suppress(OSError):
+                    raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+                    self.cmdlines[pid] = raw.replace(b"\0", b" ").decode("utf-8", "replace")
+                    if pid in kids:
+                        self.child_environs[pid] = Path(f"/proc/{pid}/environ").read_bytes()
 
 
 @contextlib.contextmanager

@@ -66,28 +66,42 @@ def pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def _san(name: str) -> x509.GeneralName:
+def san(name: str) -> x509.GeneralName:
+    """A subjectAltName entry: an IP address, or else a DNS name."""
     try:
         return x509.IPAddress(ipaddress.ip_address(name))
     except ValueError:
         return x509.DNSName(name)
 
 
-def new_ca(
-    common_name: str, validity: dt.timedelta = CA_VALIDITY
-) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    """A self-signed CA that may sign leaf certificates (and nothing below them)."""
+def builder(
+    subject: x509.Name,
+    issuer: x509.Name,
+    key: ec.EllipticCurvePrivateKey,
+    validity: dt.timedelta,
+) -> x509.CertificateBuilder:
+    """What every certificate here starts from: valid from five minutes ago, so that a
+    peer whose clock is a little behind accepts it at once."""
     now = dt.datetime.now(dt.UTC)
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    cert = (
+    return (
         x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
+        .subject_name(subject)
+        .issuer_name(issuer)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + validity)
+    )
+
+
+def new_ca(
+    common_name: str, validity: dt.timedelta = CA_VALIDITY
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A self-signed CA that may sign leaf certificates (and nothing below them)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    cert = (
+        builder(name, name, key, validity)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -120,29 +134,22 @@ def issue(
     validity: dt.timedelta = CERT_VALIDITY,
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     """A leaf certificate signed by the CA, for `names` (DNS names or IP addresses)."""
-    now = dt.datetime.now(dt.UTC)
     key = ec.generate_private_key(ec.SECP256R1())
     subject = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
     if organization:
         subject.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
     usages = [ExtendedKeyUsageOID.SERVER_AUTH] if server else []
     usages += [ExtendedKeyUsageOID.CLIENT_AUTH] if client else []
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name(subject))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + validity)
+    leaf = (
+        builder(x509.Name(subject), ca_cert.subject, key, validity)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
     )
     if names:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([_san(n) for n in names]), critical=False
+        leaf = leaf.add_extension(
+            x509.SubjectAlternativeName([san(n) for n in names]), critical=False
         )
-    return key, builder.sign(ca_key, hashes.SHA256())
+    return key, leaf.sign(ca_key, hashes.SHA256())
 
 
 def issue_serving_cert(

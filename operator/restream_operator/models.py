@@ -18,6 +18,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from .agent.contract import TlsVerification
+
 GROUP = "restream.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -100,10 +102,8 @@ class ResourceRequirements(Model):
     """Minimum compute resources the scheduler reserves, e.g. {cpu: 50m, memory: 64Mi}."""
 
 
-class SecretKeySelector(Model):
-    """A key of a Secret in the LiveStream's namespace."""
-
-    name: str = Field(
+def _secret_name() -> Any:
+    return Field(
         min_length=1,
         max_length=253,
         json_schema_extra=_k8s(
@@ -115,9 +115,11 @@ class SecretKeySelector(Model):
             ]
         ),
     )
-    """Name of the Secret, in the LiveStream's namespace."""
-    key: str = Field(
-        default="streamKey",
+
+
+def _secret_key(default: str) -> Any:
+    return Field(
+        default=default,
         min_length=1,
         max_length=253,
         json_schema_extra=_k8s(
@@ -129,6 +131,14 @@ class SecretKeySelector(Model):
             ]
         ),
     )
+
+
+class SecretKeySelector(Model):
+    """A key of a Secret in the LiveStream's namespace."""
+
+    name: str = _secret_name()
+    """Name of the Secret, in the LiveStream's namespace."""
+    key: str = _secret_key("streamKey")
     """Key within the Secret whose value is the stream key."""
 
 
@@ -142,6 +152,65 @@ _PORT = "([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][
 _URL_SHAPE = (
     f"^{_SCHEME}://(\\[[0-9A-Fa-f:.]+\\]|[^/?#@:\\[\\]%]+)(:{_PORT})?([/?][{URL_PATH_CHARS}]*)?$"
 )
+
+
+class CASecretKeySelector(Model):
+    """A key of a Secret in the LiveStream's namespace that holds CA certificates."""
+
+    name: str = _secret_name()
+    """Name of the Secret, in the LiveStream's namespace."""
+    key: str = _secret_key("ca.crt")
+    """Key within the Secret whose value is one or more PEM CA certificates (ca.crt is
+    where cert-manager puts its issuer's CA)."""
+
+
+class PassphraseSecretKeySelector(Model):
+    """A key of a Secret in the LiveStream's namespace that holds an SRT passphrase."""
+
+    name: str = _secret_name()
+    """Name of the Secret, in the LiveStream's namespace."""
+    key: str = _secret_key("passphrase")
+    """Key within the Secret whose value is the passphrase (10 to 79 characters)."""
+
+
+class DestinationTLS(Model):
+    """How the relay checks an rtmps:// destination's certificate. Unless told otherwise
+    it verifies it: the certificate must chain to a CA of the media image's CA bundle
+    (Debian's ca-certificates) and be valid for the serverUrl's host name; otherwise the
+    relay does not send the stream key, and the restream is Retrying (then Failed) with
+    the reason in lastError."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_k8s(
+            validations=[
+                _cel(
+                    "!has(self.caSecretRef) || !has(self.insecureSkipVerify) || "
+                    "!self.insecureSkipVerify",
+                    "set caSecretRef or insecureSkipVerify: true, not both "
+                    "(without verification, the CA would not be used)",
+                )
+            ]
+        )
+    )
+
+    ca_secret_ref: CASecretKeySelector | None = None
+    """Secret key holding the PEM certificate(s) of a private CA: the destination's
+    certificate must chain to one of them instead of the media image's bundle. The host
+    name is still checked. The relay pod mounts only this key, read-only."""
+    insecure_skip_verify: bool = False
+    """Do not verify the destination's certificate or host name at all. Anyone on the
+    network path can then impersonate the destination and collect the stream key;
+    admission warns, and status.restreams[].tls shows InsecureSkipVerify. Prefer
+    caSecretRef for a private CA."""
+
+
+class SRTOptions(Model):
+    """Settings of an srt:// destination that must not be in its URL."""
+
+    passphrase_secret_ref: PassphraseSecretKeySelector | None = None
+    """Secret key holding the passphrase the destination expects (SRT's AES encryption;
+    10 to 79 characters). It reaches the relay through its environment and ffmpeg
+    through a pipe: never a URL, a command line, a log line or the status."""
 
 
 class Restream(Model):
@@ -165,6 +234,18 @@ class Restream(Model):
                     f"self.streamKey.matches({cel_string(f'^[{STREAM_KEY_CHARS}]+$')})",
                     "streamKey must be printable ASCII without spaces (a copy-paste error?)",
                     ".streamKey",
+                ),
+                _cel(
+                    "!has(self.tls) || self.serverUrl.startsWith('rtmps://')",
+                    "tls applies to rtmps:// destinations only: use an rtmps:// serverUrl, "
+                    "or remove tls",
+                    ".tls",
+                ),
+                _cel(
+                    "!has(self.srt) || self.serverUrl.startsWith('srt://')",
+                    "srt applies to srt:// destinations only: use an srt:// serverUrl, "
+                    "or remove srt",
+                    ".srt",
                 ),
             ]
         )
@@ -232,6 +313,11 @@ class Restream(Model):
     """Secret key holding the destination's stream key."""
     enabled: bool = True
     """Relay to this destination. false keeps the entry but stops its relay."""
+    tls: DestinationTLS | None = None
+    """rtmps:// only: how the destination's certificate is verified (by default against
+    the media image's CA bundle, host name included)."""
+    srt: SRTOptions | None = None
+    """srt:// only: the destination's passphrase, from a Secret."""
 
 
 class ReconnectSpec(Model):
@@ -382,6 +468,10 @@ class RestreamStatus(Model):
     """The last error the relay saw, with any stream key redacted."""
     bitrate_kbps: int | None = None
     """Outgoing bitrate, kbit/s, while Live."""
+    tls: TlsVerification | None = None
+    """rtmps:// only: how the relay checks the destination's certificate: Verify (against
+    the media image's CA bundle), VerifyWithCASecret (against tls.caSecretRef) or
+    InsecureSkipVerify (not at all: tls.insecureSkipVerify)."""
 
 
 class IngestStatus(Model):

@@ -12,20 +12,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import models
+from .render.relay import ca_secret_ref, passphrase_secret_ref
 
 
 @dataclass(frozen=True)
 class SecretUse:
     """One Secret key the spec names, and who reads it: the ingest (restream None) or
-    the relay of one restream."""
+    the relay of one restream, through ``field`` (below ``restreams[]``)."""
 
     name: str
     key: str
     restream: str | None = None
+    field: str = "streamKeySecretRef"
 
     @property
     def reader(self) -> str:
-        return "spec.streamKeySecretRef" if self.restream is None else f"restream {self.restream!r}"
+        if self.restream is None:
+            return "spec.streamKeySecretRef"
+        if self.field == "streamKeySecretRef":
+            return f"restream {self.restream!r}"
+        return f"restream {self.restream!r}, {self.field}"
 
 
 @dataclass(frozen=True)
@@ -54,9 +60,19 @@ def secret_uses(spec: models.LiveStreamSpec) -> list[SecretUse]:
         ref = spec.stream_key_secret_ref
         uses.append(SecretUse(ref.name, ref.key))
     for r in spec.restreams:
-        if r.enabled and r.stream_key_secret_ref is not None:
+        if not r.enabled:
+            continue
+        if r.stream_key_secret_ref is not None:
             ref = r.stream_key_secret_ref
             uses.append(SecretUse(ref.name, ref.key, r.name))
+        ca = ca_secret_ref(r)
+        if ca is not None:
+            uses.append(SecretUse(ca.name, ca.key, r.name, "tls.caSecretRef"))
+        passphrase = passphrase_secret_ref(r)
+        if passphrase is not None:
+            uses.append(
+                SecretUse(passphrase.name, passphrase.key, r.name, "srt.passphraseSecretRef")
+            )
     return uses
 
 

@@ -17,6 +17,7 @@ from . import endpoints, models, naming
 from .agent.contract import IngestAgentStatus, RelayAgentStatus
 from .models import RestreamState
 from .render import Owner
+from .render.relay import tls_verification
 from .secretrefs import MissingSecret
 from .settings import Settings
 from .views import DeploymentView, PodView, ServiceView, live_pod
@@ -194,6 +195,10 @@ def _restream_entries(
             entry["lastError"] = details["lastError"]
         if state is RestreamState.LIVE and details.get("bitrateKbps") is not None:
             entry["bitrateKbps"] = _bitrate(old.get("bitrateKbps"), details["bitrateKbps"])
+        # From the spec, so that an opt-out of verification shows before the relay runs.
+        tls = tls_verification(r)
+        if tls is not None:
+            entry["tls"] = tls.value
         out.append(entry)
     return out
 

@@ -147,6 +147,37 @@ CASES: dict[tuple[str, str], tuple[dict[str, Any], str]] = {
         one(streamKeySecretRef={"name": "yt", "key": "a b"}),
         "spec.restreams[].streamKeySecretRef.key",
     ),
+    ("spec.restreams[]", "tls applies to rtmps:// destinations only"): (
+        one(serverUrl="rtmp://a.example.com/x", tls={"caSecretRef": {"name": "ca"}}),
+        "spec.restreams[].tls",
+    ),
+    ("spec.restreams[]", "srt applies to srt:// destinations only"): (
+        one(srt={"passphraseSecretRef": {"name": "pw"}}),
+        "spec.restreams[].srt",
+    ),
+    ("spec.restreams[].tls", "set caSecretRef or insecureSkipVerify: true, not both"): (
+        one(tls={"caSecretRef": {"name": "ca"}, "insecureSkipVerify": True}),
+        "spec.restreams[].tls",
+    ),
+    ("spec.restreams[].tls.caSecretRef.name", "name must be a Secret name"): (
+        one(tls={"caSecretRef": {"name": "Bad_CA"}}),
+        "spec.restreams[].tls.caSecretRef.name",
+    ),
+    ("spec.restreams[].tls.caSecretRef.key", "key must be a Secret key"): (
+        one(tls={"caSecretRef": {"name": "ca", "key": "a b"}}),
+        "spec.restreams[].tls.caSecretRef.key",
+    ),
+    ("spec.restreams[].srt.passphraseSecretRef.name", "name must be a Secret name"): (
+        one(serverUrl="srt://srt.example.com:9000", srt={"passphraseSecretRef": {"name": "P_W"}}),
+        "spec.restreams[].srt.passphraseSecretRef.name",
+    ),
+    ("spec.restreams[].srt.passphraseSecretRef.key", "key must be a Secret key"): (
+        one(
+            serverUrl="srt://srt.example.com:9000",
+            srt={"passphraseSecretRef": {"name": "pw", "key": "a b"}},
+        ),
+        "spec.restreams[].srt.passphraseSecretRef.key",
+    ),
 }
 
 
@@ -245,7 +276,18 @@ def test_the_api_server_stores_every_schema_default(
                 "serverUrl": "rtmp://a.rtmp.youtube.com/live2",
                 "streamKeySecretRef": {"name": "yt"},
             },
-            {"name": "Twitch", "serverUrl": "rtmps://live.twitch.tv:443/app", "streamKey": "k"},
+            {
+                "name": "Twitch",
+                "serverUrl": "rtmps://live.twitch.tv:443/app",
+                "streamKey": "k",
+                "tls": {"caSecretRef": {"name": "ca"}},
+            },
+            {
+                "name": "Studio",
+                "serverUrl": "srt://srt.example.com:9000",
+                "streamKey": "k",
+                "srt": {"passphraseSecretRef": {"name": "pw"}},
+            },
         ]
     }
     out = cluster.kubectl(
@@ -256,7 +298,12 @@ def test_the_api_server_stores_every_schema_default(
         mode="json", by_alias=True, exclude_none=True
     )
     assert stored == expected
-    assert [r["enabled"] for r in stored["restreams"]] == [True, True]
+    assert [r["enabled"] for r in stored["restreams"]] == [True, True, True]
+    assert stored["restreams"][1]["tls"] == {
+        "caSecretRef": {"name": "ca", "key": "ca.crt"},
+        "insecureSkipVerify": False,
+    }
+    assert stored["restreams"][2]["srt"]["passphraseSecretRef"]["key"] == "passphrase"
     assert stored["restreams"][0]["streamKeySecretRef"] == {"name": "yt", "key": "streamKey"}
     assert stored["suspend"] is False
     assert stored["ingest"]["serviceType"] == "ClusterIP"

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from restream_operator import __version__
+from restream_operator.agent.contract import DEFAULT_CA_FILE
 from restream_operator.render.common import RUN_AS
 from restream_operator.settings import DEFAULT_MEDIA_IMAGE
 
@@ -123,3 +124,14 @@ def test_the_media_image_installs_the_agents_dependencies() -> None:
         # ...at the version the operator's stage resolved.
         assert f'"{dist}==$(' in stages["build"] and "--dest /agent-deps" in stages["build"]
     assert "--no-deps --no-index /wheels/*.whl /agent-deps/*.whl" in stages["build-agent"]
+
+
+def test_the_media_image_has_the_ca_bundle_relays_verify_rtmps_with() -> None:
+    # The relay agent verifies rtmps:// destinations against DEFAULT_CA_FILE: Debian's
+    # ca-certificates, installed in the stage the media image starts from.
+    stages = _stages()
+    assert re.search(r"^FROM runtime AS media$", stages["media"], re.MULTILINE)
+    assert re.search(r"apt-get install [^&]*\bca-certificates\b", stages["runtime"])
+    assert DEFAULT_CA_FILE == "/etc/ssl/certs/ca-certificates.crt"  # where that package puts it
+    check = (CHECKOUT / "hack" / "images" / "check.sh").read_text()
+    assert f'run "$media" test -s {DEFAULT_CA_FILE}' in check  # and the built image has it

@@ -15,7 +15,7 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from hack.localcluster.pki import CertificateAuthority
 from hack.media.harness import (
     GrowthSampler,
     Ingest,
@@ -46,11 +47,11 @@ from hack.media.harness import (
     relay_command,
     render,
     rendered,
-    self_signed,
     start_ingest,
     start_publisher,
     start_relay,
     wait_for,
+    with_secret_files,
     workdir,
 )
 from restream_operator.agent import contract
@@ -61,7 +62,7 @@ from restream_operator.agent.redact import secret_forms
 pytestmark = [pytest.mark.media, pytest.mark.timeout(120)]
 
 RTMP_RELAYS = ("Youtube", "Twitch", "Backup")
-EXTRA_RESTREAMS = [
+EXTRA_RESTREAMS: list[dict[str, Any]] = [
     {"name": name, "serverUrl": url, "streamKey": "x"}  # keys: the test's own, by env
     for name, url in (
         ("Backup", "rtmp://backup.example.net/live"),
@@ -69,6 +70,8 @@ EXTRA_RESTREAMS = [
         ("Custom SRT", "srt://srt.example.net:9000?latency=120000"),
     )
 ]
+# The RTMPS sink's certificate comes from a CA of the test's: the relay verifies it.
+EXTRA_RESTREAMS[1]["tls"] = {"caSecretRef": {"name": "facebook-ca"}}
 # Where nginx-rtmp writes its access log unless told otherwise (as root, it can).
 SYSTEM_RTMP_LOG = Path("/var/log/nginx/access.log")
 # The change a user makes while live: YouTube's backup ingest instead of the primary.
@@ -191,7 +194,14 @@ def plane() -> Iterator[Plane]:
             ps.stop()
 
 
-def _relay(p: Plane, plan: Rendered, name: str, sink: RtmpSink | None = None) -> Relay:
+def _relay(
+    p: Plane,
+    plan: Rendered,
+    name: str,
+    sink: RtmpSink | None = None,
+    files: Mapping[tuple[str, str], bytes] | None = None,
+) -> Relay:
+    """``files``: the contents of the Secret keys the relay's pod mounts."""
     argv = plan.relays[name]
     url = flag(argv, "--destination")
     if sink is None:
@@ -200,9 +210,9 @@ def _relay(p: Plane, plan: Rendered, name: str, sink: RtmpSink | None = None) ->
     assert plan.relay_env[name] == [contract.ENV_DESTINATION_KEY, contract.ENV_PLAY_TOKEN]
     env = {contract.ENV_DESTINATION_KEY: p.keys[name], contract.ENV_PLAY_TOKEN: p.token}
     agent_port = free_port()
-    return Relay(
-        name, agent_port, relay_command(argv, p.ingest, loopback_url(url, port), agent_port), env
-    )
+    local = relay_command(argv, p.ingest, loopback_url(url, port), agent_port)
+    local = with_secret_files(local, plan.relay_files[name], files or {}, p.root / "volumes")
+    return Relay(name, agent_port, local, env)
 
 
 class LivePublisher:
@@ -442,12 +452,17 @@ def test_changing_one_destination_leaves_the_others_alone(plane: Plane) -> None:
 
 
 def test_srt_and_rtmps_destinations_deliver(plane: Plane) -> None:
-    cert, key = self_signed(plane.root / "tls")
-    rtmps_sink = RtmpSink(plane.root / "sink-rtmps", free_port(), ("rtmp",), free_port(), cert, key)
+    ca = CertificateAuthority(plane.root, "facebook-test-ca")
+    cert = ca.issue("rtmps-sink", "rtmps sink", ip_addresses=("127.0.0.1",), server=True)
+    rtmps_sink = RtmpSink(
+        plane.root / "sink-rtmps", free_port(), ("rtmp",), free_port(), cert.cert, cert.key
+    )
     rtmps_sink.start(plane.procs)
     srt_sink = SrtSink(plane.root / "sink-srt", free_udp_port()).start(plane.procs)
     plane.sinks["live-api-s.facebook.com"] = rtmps_sink
-    fb = start_relay(plane.procs, _relay(plane, plane.v1, "Facebook", rtmps_sink))
+    ca_file = {("facebook-ca", "ca.crt"): ca.pem}
+    fb = start_relay(plane.procs, _relay(plane, plane.v1, "Facebook", rtmps_sink, ca_file))
+    assert "--ca-file" in fb.argv  # verified, against the CA the Deployment mounts
     srt_url = loopback_url(flag(plane.v1.relays["Custom SRT"], "--destination"), srt_sink.port)
     assert "latency=120000" in srt_url
     agent_port = free_port()

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from restream_operator.agent.contract import DEFAULT_CA_FILE, TlsVerification
 from restream_operator.agent.ffmpeg import (
     MAX_PRESET_LINE,
     DestinationError,
     ProgressParser,
+    Tls,
+    cause,
+    check_ca_file,
     compose_url,
     concat_script,
     destination,
@@ -15,6 +21,7 @@ from restream_operator.agent.ffmpeg import (
     preset_text,
     relay_argv,
     rtmp_app_playpath,
+    tidy,
 )
 
 
@@ -67,9 +74,93 @@ def test_rtmp_destination_keeps_the_key_out_of_the_url() -> None:
     assert d.shown == "rtmp://a.rtmp.youtube.com/live2/***"
 
 
-def test_rtmps_can_verify_certificates() -> None:
-    assert "tls_verify" not in destination("rtmps://h/app", "k").options
-    assert destination("rtmps://h/app", "k", tls_verify=True).options["tls_verify"] == "1"
+def test_rtmps_verifies_certificates_unless_told_not_to() -> None:
+    # Verification used to be opt-in (ffmpeg's default is off); issue 12 made it the
+    # default, against the media image's CA bundle.
+    d = destination("rtmps://h/app", "k")
+    assert (d.options["tls_verify"], d.options["ca_file"]) == ("1", DEFAULT_CA_FILE)
+    assert d.tls is TlsVerification.VERIFY
+    d = destination("rtmps://h/app", "k", tls=Tls(ca_file="/etc/ca/ca.crt"))
+    assert (d.options["tls_verify"], d.options["ca_file"]) == ("1", "/etc/ca/ca.crt")
+    assert d.tls is TlsVerification.VERIFY_WITH_CA_SECRET
+    d = destination("rtmps://h/app", "k", tls=Tls(verify=False, ca_file="/etc/ca/ca.crt"))
+    assert d.options["tls_verify"] == "0" and "ca_file" not in d.options
+    assert d.tls is TlsVerification.INSECURE_SKIP_VERIFY
+    for plain in ("rtmp://h/app", "srt://h:9000"):
+        d = destination(plain, "k", tls=Tls(verify=False))
+        assert d.tls is None and not {"tls_verify", "ca_file"} & d.options.keys()
+
+
+def test_srt_passphrase_travels_as_an_option_never_in_the_url() -> None:
+    secret = "correct-horse-battery"
+    d = destination("srt://h:9000?latency=120000", "s3cr3t", passphrase=secret)
+    assert d.options == {"streamid": "s3cr3t", "passphrase": secret}
+    assert secret not in d.url and secret not in d.shown
+    assert "passphrase" not in destination("srt://h:9000", "k").options
+
+
+@pytest.mark.parametrize("passphrase", ["short", "p" * 80])
+def test_srt_passphrase_length_is_checked_without_showing_it(passphrase: str) -> None:
+    with pytest.raises(DestinationError, match="10 to 79 characters") as e:
+        destination("srt://h:9000", "", passphrase=passphrase)
+    assert passphrase not in str(e.value)
+
+
+def test_a_passphrase_is_for_srt_only() -> None:
+    with pytest.raises(DestinationError, match="srt://"):
+        destination("rtmps://h/app", "k", passphrase="p" * 12)
+
+
+def test_ca_file_must_be_readable_pem(tmp_path: Path) -> None:
+    good = tmp_path / "ca.crt"
+    good.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    check_ca_file(str(good))
+    with pytest.raises(DestinationError, match=r"cannot read the CA file .*No such file"):
+        check_ca_file(str(tmp_path / "absent.crt"))
+    junk = tmp_path / "junk.crt"
+    junk.write_text("not a certificate")
+    with pytest.raises(DestinationError, match="holds no PEM certificate"):
+        check_ca_file(str(junk))
+
+
+# Lines as Debian's ffmpeg 5.1 (GnuTLS, libsrt 1.5) prints them at -loglevel error.
+TLS_UNTRUSTED = "[tls @ 0x558091076080] Peer certificate failed verification"
+TLS_OTHER_HOST = "[tls @ 0x5587cab10080] The certificate's owner does not match hostname 127.0.0.1"
+SRT_WRONG = (
+    "20:09:01.265610/SRT:RcvQ:w1!W:SRT.cn: processAsyncConnectRequest: REJECT reported from "
+    "HS processing: Incorrect passphrase - not processing further"
+)
+SRT_NONE = (
+    "20:09:02.449826/SRT:RcvQ:w1!W:SRT.cn: processAsyncConnectRequest: REJECT reported from "
+    "HS processing: Password required or unexpected - not processing further"
+)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (TLS_UNTRUSTED, "TLS: Peer certificate failed verification (the destination's "
+         "certificate is not signed by a CA the relay trusts, or has expired; for a private "
+         "CA, set tls.caSecretRef)"),
+        (TLS_OTHER_HOST, "TLS: The certificate's owner does not match hostname 127.0.0.1 "
+         "(the destination's certificate is for another host name)"),
+        ("[tls @ 0x5581f8ea0080] Error in the pull function.", "TLS: Error in the pull function."),
+        (SRT_WRONG, "SRT: Incorrect passphrase (the destination expects another passphrase "
+         "than the one srt.passphraseSecretRef names)"),
+        (SRT_NONE, "SRT: Password required or unexpected (a passphrase is missing or "
+         "not expected: see srt.passphraseSecretRef)"),
+        ("[rtmps @ 0x5581f8ea3800] Cannot open connection tls://127.0.0.1:58517", None),
+        ("rtmps://127.0.0.1:58517/rtmp: Input/output error", None),
+    ],
+)  # fmt: skip
+def test_cause_names_what_tls_or_srt_refused(line: str, expected: str | None) -> None:
+    assert cause(tidy(line)) == expected
+
+
+def test_tidy_drops_the_addresses_that_differ_at_every_run() -> None:
+    assert tidy(TLS_UNTRUSTED) == "[tls] Peer certificate failed verification"
+    assert tidy("[flv @ 0x1] [tls @ 0xAbC] x") == "[flv] [tls] x"
+    assert tidy("rtmp://h/app@0x1: Broken pipe") == "rtmp://h/app@0x1: Broken pipe"
 
 
 def test_srt_destination_moves_the_streamid_to_options() -> None:

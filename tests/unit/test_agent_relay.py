@@ -13,11 +13,13 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from restream_operator.agent import relay as relay_module
 from restream_operator.agent.contract import RelayState
+from restream_operator.agent.ffmpeg import Tls
 from restream_operator.agent.httpserver import HttpServer, Request, Response
 from restream_operator.agent.redact import Redactor
 from restream_operator.agent.relay import Relay, RelayConfig
@@ -37,6 +39,12 @@ with open(out, "a") as f:
 stopping = []
 signal.signal(signal.SIGINT, lambda *_: stopping.append(1))
 mode = os.environ["FAKE_MODE"]
+if mode == "untrusted":  # what ffmpeg prints when the certificate is refused, and exits
+    for line in ("[tls @ 0x%x] Peer certificate failed verification",
+                 "[rtmps @ 0x%x] Cannot open connection tls://h:443"):
+        print(line % int.from_bytes(os.urandom(6), "big"), file=sys.stderr, flush=True)
+    print("rtmps://h/app: Input/output error", file=sys.stderr, flush=True)
+    sys.exit(1)
 t = 0
 for i in range(100000):
     if stopping:
@@ -76,7 +84,15 @@ async def _until(what: Callable[[], bool], timeout: float = 10) -> None:
 Scenario = Callable[[Relay, Ingest, Path], Awaitable[None]]
 
 
-def run(tmp_path: Path, mode: str, scenario: Scenario, key: str = KEY, **cfg: float) -> None:
+def run(
+    tmp_path: Path,
+    mode: str,
+    scenario: Scenario,
+    key: str = KEY,
+    passphrase: str = "",
+    server_url: str = "rtmp://h/live2",
+    **cfg: Any,
+) -> None:
     fake = tmp_path / "ffmpeg.py"
     fake.write_text(FAKE_FFMPEG)
     wrapper = tmp_path / "ffmpeg"
@@ -91,13 +107,13 @@ def run(tmp_path: Path, mode: str, scenario: Scenario, key: str = KEY, **cfg: fl
             name="Youtube",
             source="rtmp://ingest:1935/live/stream",
             ingest_status=f"http://127.0.0.1:{ingest.server.port}/status",
-            server_url="rtmp://h/live2",
+            server_url=server_url,
             output_format="flv",
             ffmpeg=str(wrapper),
             poll_interval=0.05,
-            **cfg,  # type: ignore[arg-type]
+            **cfg,
         )
-        relay = Relay(config, key, TOKEN, Redactor([key, TOKEN]))
+        relay = Relay(config, key, TOKEN, Redactor([key, TOKEN, passphrase]), passphrase)
         task = asyncio.create_task(relay.run())
         try:
             await scenario(relay, ingest, out)
@@ -211,3 +227,56 @@ def test_ready_unless_failing_idle_included(tmp_path: Path) -> None:
         assert code == 200  # between broadcasts a relay is Ready
 
     run(tmp_path, "fail", scenario, min_delay=0.2, max_delay=0.3, failed_after=10)
+
+
+def test_a_refused_certificate_is_the_error_not_ffmpegs_last_line(tmp_path: Path) -> None:
+    async def scenario(relay: Relay, _: Ingest, out: Path) -> None:
+        await _until(lambda: relay.state == RelayState.RETRYING)
+        assert relay.last_error is not None
+        assert relay.last_error.startswith("TLS: Peer certificate failed verification (")
+        assert "tls.caSecretRef" in relay.last_error
+        # Each run's lines carry other addresses: still the same error, so Failed.
+        await _until(lambda: relay.state == RelayState.FAILED)
+        preset = str(_calls(out)[0]["preset"])
+        assert "tls_verify=1\n" in preset and f"ca_file={ca}\n" in preset
+        assert relay.status()["tls"] == "VerifyWithCASecret"
+
+    ca = tmp_path / "ca.crt"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    run(tmp_path, "untrusted", scenario, server_url="rtmps://h/app", tls=Tls(ca_file=str(ca)),
+        min_delay=0.05, max_delay=0.1, failed_after=3)  # fmt: skip
+
+
+def test_an_unreadable_ca_file_fails_before_ffmpeg_starts(tmp_path: Path) -> None:
+    async def scenario(relay: Relay, _: Ingest, out: Path) -> None:
+        await _until(lambda: relay.state == RelayState.FAILED)
+        assert relay.last_error is not None
+        assert relay.last_error.startswith(f"cannot read the CA file {tmp_path}/absent.crt")
+        await asyncio.sleep(0.2)
+        assert not out.exists()
+
+    tls = Tls(ca_file=str(tmp_path / "absent.crt"))
+    run(tmp_path, "live", scenario, server_url="rtmps://h/app", tls=tls)
+
+
+def test_insecure_skip_verify_shows_in_status(tmp_path: Path) -> None:
+    async def scenario(relay: Relay, _: Ingest, out: Path) -> None:
+        await _until(lambda: relay.state == RelayState.LIVE)
+        assert "tls_verify=0\n" in str(_calls(out)[0]["preset"])
+        assert relay.status()["tls"] == "InsecureSkipVerify"
+
+    run(tmp_path, "live", scenario, server_url="rtmps://h/app", tls=Tls(verify=False))
+
+
+def test_srt_passphrase_reaches_ffmpeg_through_the_preset_only(tmp_path: Path) -> None:
+    passphrase = "pass-phrase-0123456789"
+
+    async def scenario(relay: Relay, _: Ingest, out: Path) -> None:
+        await _until(lambda: relay.state == RelayState.LIVE)
+        call = _calls(out)[0]
+        assert f"passphrase={passphrase}\n" in str(call["preset"])
+        assert passphrase not in json.dumps(call["argv"]) + json.dumps(call["env"])
+        assert passphrase not in json.dumps(relay.status())
+        assert relay.status()["tls"] is None
+
+    run(tmp_path, "live", scenario, passphrase=passphrase, server_url="srt://h:9000")

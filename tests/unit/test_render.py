@@ -32,7 +32,9 @@ def owner_of(example: str, namespace: str = "demo") -> Owner:
     )
 
 
-@pytest.mark.parametrize("example", ["api-video-compatible.yaml", "secrets.yaml"])
+@pytest.mark.parametrize(
+    "example", ["api-video-compatible.yaml", "secrets.yaml", "private-destinations.yaml"]
+)
 def test_render_matches_golden(example: str) -> None:
     rendered = yamlio.dump_all(render_documents(owner_of(example), Settings()))
     golden = GOLDEN / example
@@ -211,3 +213,64 @@ def test_operator_wide_placement_of_media_pods() -> None:
             assert pod["tolerations"] == [{"key": "media", "operator": "Exists"}]
     with pytest.raises(SettingsError, match="RESTREAM_POD_TOLERATIONS: not JSON"):
         Settings.from_env({"RESTREAM_POD_TOLERATIONS": "[oops"})
+
+
+def _relay_pod(restream: dict[str, Any]) -> dict[str, Any]:
+    owner = _with(owner_of("api-video-compatible.yaml"), [restream])
+    relay = next(
+        o
+        for o in render_children(owner, Settings()).applied
+        if o["kind"] == "Deployment" and "relay" in o["metadata"]["name"]
+    )
+    pod: dict[str, Any] = relay["spec"]["template"]["spec"]
+    return pod
+
+
+RTMPS = {"name": "S", "serverUrl": "rtmps://s.example.com/app", "streamKeySecretRef": {"name": "k"}}
+SRT = {"name": "T", "serverUrl": "srt://t.example.com:9000", "streamKeySecretRef": {"name": "k"}}
+CA_REF = {"caSecretRef": {"name": "studio-ca", "key": "root.pem"}}
+PASSPHRASE_REF = {"passphraseSecretRef": {"name": "srt", "key": "pass"}}
+
+
+@pytest.mark.parametrize(
+    ("restream", "flags"),
+    [
+        (RTMPS, []),  # the agent verifies against the image's CA bundle by default
+        ({**RTMPS, "tls": {}}, []),
+        ({**RTMPS, "tls": CA_REF}, ["--ca-file", "/etc/restream/destination-ca/ca.crt"]),
+        ({**RTMPS, "tls": {"insecureSkipVerify": True}}, ["--tls-insecure-skip-verify"]),
+        # tls means nothing to other schemes (admission refuses it there)
+        ({**RTMPS, "serverUrl": "rtmp://s.example.com/app", "tls": CA_REF}, []),
+        ({**SRT, "tls": {"insecureSkipVerify": True}}, []),
+    ],
+)
+def test_relay_tls_flags(restream: dict[str, Any], flags: list[str]) -> None:
+    pod = _relay_pod(restream)
+    args = pod["containers"][0]["args"]
+    assert args[args.index("--listen") + 2 :] == flags
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
+    if "--ca-file" in flags:
+        # Only the CA's key, as ca.crt, read-only: nothing else of that Secret.
+        assert volumes["destination-ca"]["secret"] == {
+            "secretName": "studio-ca",
+            "items": [{"key": "root.pem", "path": "ca.crt"}],
+        }
+        assert mounts["destination-ca"] == {
+            "name": "destination-ca",
+            "mountPath": "/etc/restream/destination-ca",
+            "readOnly": True,
+        }
+    else:
+        assert set(volumes) == set(mounts) == {"tmp"}
+
+
+def test_srt_passphrase_reaches_the_relay_from_its_secret_only() -> None:
+    env = _relay_pod({**SRT, "srt": PASSPHRASE_REF})["containers"][0]["env"]
+    assert env[-1] == {
+        "name": "RESTREAM_SRT_PASSPHRASE",
+        "valueFrom": {"secretKeyRef": {"name": "srt", "key": "pass"}},
+    }
+    # srt means nothing to other schemes (admission refuses it there)
+    env = _relay_pod({**RTMPS, "srt": PASSPHRASE_REF})["containers"][0]["env"]
+    assert "RESTREAM_SRT_PASSPHRASE" not in {e["name"] for e in env}

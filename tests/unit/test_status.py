@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from restream_operator import models, naming
+from restream_operator import crd, models, naming
 from restream_operator.agent.contract import IngestAgentStatus, RelayAgentStatus
 from restream_operator.render import Owner
 from restream_operator.secretrefs import MissingSecret, SecretUse
@@ -365,3 +365,32 @@ def test_missing_secret_messages_say_which_secret_key_and_reader() -> None:
     keyless = MissingSecret(SecretUse("launch-key", "k"), secret_exists=True)
     assert str(gone) == "Secret 'yt' (for restream 'Youtube') does not exist"
     assert str(keyless) == "Secret 'launch-key' has no key 'k' (for spec.streamKeySecretRef)"
+
+
+def test_how_an_rtmps_destination_is_verified_shows_in_status_before_the_relay_runs() -> None:
+    restreams = [
+        {"name": "Plain", "serverUrl": "rtmp://a.example.com/live2", "streamKey": "k1"},
+        {"name": "Bundle", "serverUrl": "rtmps://a.example.com/live2", "streamKey": "k2"},
+        {
+            "name": "Private",
+            "serverUrl": "rtmps://b.example.com/app",
+            "streamKey": "k3",
+            "tls": {"caSecretRef": {"name": "ca"}},
+        },
+        {
+            "name": "Insecure",
+            "serverUrl": "rtmps://c.example.com/app",
+            "streamKey": "k4",
+            "tls": {"insecureSkipVerify": True},
+        },
+    ]
+    status = run(Observed(deployments=deployments(), pods={}), restreams=restreams)
+    assert {r["name"]: r.get("tls") for r in status["restreams"]} == {
+        "Plain": None,
+        "Bundle": "Verify",
+        "Private": "VerifyWithCASecret",
+        "Insecure": "InsecureSkipVerify",
+    }
+    schema = crd.custom_resource_definition()["spec"]["versions"][0]["schema"]
+    entry = schema["openAPIV3Schema"]["properties"]["status"]["properties"]["restreams"]["items"]
+    assert "tls" in entry["properties"]  # declared, so the API server keeps it

@@ -32,7 +32,11 @@ _STREAM_KEY = alias(models.Restream, "stream_key")
 _KEY_REF = alias(models.Restream, "stream_key_secret_ref")
 _REF_NAME = alias(models.SecretKeySelector, "name")
 _REF_KEY = alias(models.SecretKeySelector, "key")
-_DEFAULT_KEY = str(models.SecretKeySelector.model_fields["key"].default)
+_SERVER_URL = alias(models.Restream, "server_url")
+_TLS = alias(models.Restream, "tls")
+_SRT = alias(models.Restream, "srt")
+_CA_REF = alias(models.DestinationTLS, "ca_secret_ref")
+_INSECURE = alias(models.DestinationTLS, "insecure_skip_verify")
 _MIN_DELAY = alias(models.ReconnectSpec, "min_delay_seconds")
 _MAX_DELAY = alias(models.ReconnectSpec, "max_delay_seconds")
 
@@ -87,6 +91,7 @@ def _restreams(value: object, path: str, check: Check) -> None:
 
 def _restream(value: object, path: str, check: Check) -> None:
     assert isinstance(value, dict)
+    _scheme_options(value, path, check)
     inline = value.get(_STREAM_KEY) is not None
     ref = value.get(_KEY_REF) is not None
     if inline and ref:
@@ -106,6 +111,44 @@ def _restream(value: object, path: str, check: Check) -> None:
             f"{path}.{_STREAM_KEY}",
             f"the key is inline: store it in a Secret and use {_KEY_REF} instead "
             "(kubectl create secret generic NAME --from-literal=streamKey=...)",
+        )
+
+
+def _scheme_options(value: dict[object, object], path: str, check: Check) -> None:
+    """tls belongs to rtmps:// destinations, srt to srt:// ones: elsewhere it would be
+    silently ignored, and a user who set a CA would believe it is used."""
+    url = value.get(_SERVER_URL)
+    scheme = url.split("://", 1)[0] if isinstance(url, str) else ""
+    if value.get(_TLS) is not None and scheme != "rtmps":
+        check.problem(
+            f"{path}.{_TLS}",
+            f"{_TLS} applies to rtmps:// destinations only: use an rtmps:// {_SERVER_URL}, "
+            f"or remove {_TLS}",
+        )
+    if value.get(_SRT) is not None and scheme != "srt":
+        check.problem(
+            f"{path}.{_SRT}",
+            f"{_SRT} applies to srt:// destinations only: use an srt:// {_SERVER_URL}, "
+            f"or remove {_SRT}",
+        )
+
+
+def _destination_tls(value: object, path: str, check: Check) -> None:
+    assert isinstance(value, dict)
+    if value.get(_INSECURE) is not True:
+        return
+    if value.get(_CA_REF) is not None:
+        check.problem(
+            path,
+            f"set {_CA_REF} or {_INSECURE}: true, not both (without verification, the CA "
+            "would not be used)",
+        )
+    else:
+        check.warn(
+            f"{path}.{_INSECURE}",
+            "the destination's certificate and host name will not be verified: anyone on "
+            "the network path can impersonate it and collect the stream key; for a "
+            f"private CA, set {_TLS}.{_CA_REF} instead",
         )
 
 
@@ -129,10 +172,12 @@ def _stream_key(value: object, path: str, check: Check) -> None:
         check.problem(path, message)
 
 
-def _secret_ref(waiting: str) -> Rule:
+def _secret_ref(waiting: str, selector: type[models.Model] = models.SecretKeySelector) -> Rule:
+    default_key = str(selector.model_fields["key"].default)
+
     def rule(value: object, path: str, check: Check) -> None:
         assert isinstance(value, dict)
-        name, key = value.get(_REF_NAME), value.get(_REF_KEY, _DEFAULT_KEY)
+        name, key = value.get(_REF_NAME), value.get(_REF_KEY, default_key)
         if (
             isinstance(name, str)
             and isinstance(key, str)
@@ -187,6 +232,15 @@ def _annotations(value: object, path: str, check: Check) -> None:
 RULES: dict[FieldKey, Rule] = {
     (models.LiveStreamSpec, "restreams"): _restreams,
     models.Restream: _restream,
+    models.DestinationTLS: _destination_tls,
+    (models.DestinationTLS, "ca_secret_ref"): _secret_ref("the relay", models.CASecretKeySelector),
+    (models.SRTOptions, "passphrase_secret_ref"): _secret_ref(
+        "the relay", models.PassphraseSecretKeySelector
+    ),
+    (models.CASecretKeySelector, "name"): _secret_name,
+    (models.CASecretKeySelector, "key"): _secret_key,
+    (models.PassphraseSecretKeySelector, "name"): _secret_name,
+    (models.PassphraseSecretKeySelector, "key"): _secret_key,
     (models.Restream, "name"): _restream_name,
     (models.Restream, "server_url"): _server_url,
     (models.Restream, "stream_key"): _stream_key,
@@ -208,12 +262,18 @@ OWN_CONSTRAINTS: frozenset[FieldKey] = frozenset(
         (models.Restream, "stream_key"),
         (models.SecretKeySelector, "name"),
         (models.SecretKeySelector, "key"),
+        (models.CASecretKeySelector, "name"),
+        (models.CASecretKeySelector, "key"),
+        (models.PassphraseSecretKeySelector, "name"),
+        (models.PassphraseSecretKeySelector, "key"),
     }
 )
 REQUIRED_HINTS: dict[FieldKey, str] = {
     (models.Restream, "name"): "give every destination a name, e.g. name: Youtube",
     (models.Restream, "server_url"): f"set the destination's ingest URL, {EXAMPLE_URL}",
     (models.SecretKeySelector, "name"): "name the Secret that holds the key",
+    (models.CASecretKeySelector, "name"): "name the Secret that holds the CA certificate",
+    (models.PassphraseSecretKeySelector, "name"): "name the Secret that holds the passphrase",
 }
 
 

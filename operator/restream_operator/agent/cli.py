@@ -41,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
         "relay",
         help="supervise one ffmpeg from the ingest to one destination",
         description=f"Secrets from the environment: {contract.ENV_DESTINATION_KEY} (the "
-        f"destination's stream key), {contract.ENV_PLAY_TOKEN} (to play from the ingest).",
+        f"destination's stream key), {contract.ENV_PLAY_TOKEN} (to play from the ingest), "
+        f"{contract.ENV_SRT_PASSPHRASE} (an srt:// destination's passphrase, if it has one).",
     )
     rel.add_argument("--name", required=True, help="the restream's name (for logs and metrics)")
     rel.add_argument("--source", required=True, help="the ingest's play URL, without token")
@@ -80,9 +81,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     rel.add_argument("--ffmpeg-binary", default="ffmpeg")
     rel.add_argument(
-        "--tls-verify",
+        "--ca-file",
+        default=contract.DEFAULT_CA_FILE,
+        help="PEM file of the CAs an rtmps destination's certificate must chain to "
+        "(default: the system's bundle)",
+    )
+    rel.add_argument(
+        "--tls-insecure-skip-verify",
         action="store_true",
-        help="verify an rtmps destination's certificate (ffmpeg's default is not to)",
+        help="do not verify an rtmps destination's certificate or host name (unsafe: "
+        "anyone on the path can read the stream key)",
     )
     return p
 
@@ -94,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
     import asyncio  # noqa: PLC0415 - after the line above
 
+    passphrase = ""
     if args.role == "ingest":
         key, token = (
             os.environ.get(contract.ENV_STREAM_KEY, ""),
@@ -104,12 +113,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.environ.get(contract.ENV_DESTINATION_KEY, ""),
             os.environ.get(contract.ENV_PLAY_TOKEN, ""),
         )
-    redact = Redactor([key, token])
+        passphrase = os.environ.get(contract.ENV_SRT_PASSPHRASE, "")
+    redact = Redactor([key, token, passphrase])
     jsonlog.setup(redact, getattr(logging, args.log_level.upper()))
     try:
         if args.role == "ingest":
             return asyncio.run(_ingest(args, key, token, redact))
-        return asyncio.run(_relay(args, key, token, redact))
+        return asyncio.run(_relay(args, key, token, redact, passphrase))
     except KeyboardInterrupt:
         return 0
 
@@ -134,7 +144,10 @@ async def _ingest(args: argparse.Namespace, key: str, token: str, redact: Redact
     return await serve(cfg, nginx_layout, key, token, redact)
 
 
-async def _relay(args: argparse.Namespace, key: str, token: str, redact: Redactor) -> int:
+async def _relay(
+    args: argparse.Namespace, key: str, token: str, redact: Redactor, passphrase: str
+) -> int:
+    from .ffmpeg import Tls  # noqa: PLC0415
     from .relay import RelayConfig, serve  # noqa: PLC0415
 
     cfg = RelayConfig(
@@ -152,9 +165,9 @@ async def _relay(args: argparse.Namespace, key: str, token: str, redact: Redacto
         failed_after=args.failed_after,
         poll_interval=args.poll_interval,
         ffmpeg=args.ffmpeg_binary,
-        tls_verify=args.tls_verify,
+        tls=Tls(verify=not args.tls_insecure_skip_verify, ca_file=args.ca_file),
     )
-    return await serve(cfg, key, token, redact)
+    return await serve(cfg, key, token, redact, passphrase)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,10 @@ the token, a secret of its own, so relay pods never hold the publishing key.
 
 Relay pod: the agent supervises one ffmpeg that plays from the ingest and pushes to one
 destination, composing ``serverUrl`` and the key (from the environment) in memory only.
+An rtmps:// destination's certificate and host name are verified against
+``DEFAULT_CA_FILE`` (the media image's CA bundle) or the file ``--ca-file`` names (a
+private CA, mounted from a Secret), unless ``--tls-insecure-skip-verify`` says not to.
+An srt:// destination's passphrase comes from the environment, like the key.
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ STREAM_NAME = "stream"
 ENV_STREAM_KEY = "RESTREAM_STREAM_KEY"  # ingest: the key encoders publish with
 ENV_PLAY_TOKEN = "RESTREAM_PLAY_TOKEN"  # ingest and relays: the relays' read token
 ENV_DESTINATION_KEY = "RESTREAM_DESTINATION_KEY"  # relay: the destination's stream key
+ENV_SRT_PASSPHRASE = "RESTREAM_SRT_PASSPHRASE"  # relay: an srt:// destination's passphrase
+
+# Debian's ca-certificates bundle, in the media image (and wherever Debian's ffmpeg runs).
+DEFAULT_CA_FILE = "/etc/ssl/certs/ca-certificates.crt"
 
 # Paths the agents expose on AGENT_PORT.
 PATH_STATUS = "/status"
@@ -52,6 +60,15 @@ class RelayState(StrEnum):
     LIVE = "Live"
     RETRYING = "Retrying"
     FAILED = "Failed"
+
+
+class TlsVerification(StrEnum):
+    """How a relay checks an rtmps:// destination's certificate: in the relay agent's
+    ``tls`` and in the LiveStream's ``status.restreams[].tls``."""
+
+    VERIFY = "Verify"  # certificate chain and host name, against DEFAULT_CA_FILE
+    VERIFY_WITH_CA_SECRET = "VerifyWithCASecret"  # the same, against tls.caSecretRef's CAs
+    INSECURE_SKIP_VERIFY = "InsecureSkipVerify"  # not checked: tls.insecureSkipVerify
 
 
 class IngestAgentStatus(TypedDict, total=False):
@@ -76,3 +93,4 @@ class RelayAgentStatus(TypedDict, total=False):
     bitrateKbps: int | None
     bytesSent: int
     command: str | None  # the ffmpeg command line, key replaced by ***
+    tls: str | None  # a TlsVerification value for rtmps:// destinations, else None

@@ -6,25 +6,35 @@ without PID namespaces) can read:
 * the destination key travels as protocol options (``rtmp_app``/``rtmp_playpath`` for
   RTMP(S), ``streamid`` for SRT) in an ffmpeg preset file (``-fpre``) that is a pipe
   the agent writes and ffmpeg reads once at start-up: no file on disk, nothing in argv;
+* an srt:// destination's passphrase travels the same way (``passphrase``);
 * ``-fpre`` only applies to outputs, so the input (the ingest's play URL with its
   token) is a one-entry ``concat`` script read from another pipe.
 
 The argv then carries the server URL without the key, which is what `ps`, the logs
 and ``/status`` show.
+
+rtmps:// is RTMP over ffmpeg's ``tls`` protocol, which takes the options the RTMP
+protocol does not know (``tls_verify``, ``ca_file``) from the same preset. With
+``tls_verify=1``, Debian's ffmpeg (GnuTLS) checks the chain against ``ca_file`` and the
+host name against the certificate; without it, it checks nothing.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
+from .contract import DEFAULT_CA_FILE, TlsVerification
 from .redact import MASK
 
 RTMP_SCHEMES = frozenset({"rtmp", "rtmps"})
 SRT_SCHEME = "srt"
 # ffmpeg reads preset lines with fgets into a 1000-byte buffer.
 MAX_PRESET_LINE = 990
+# What libsrt accepts as SRTO_PASSPHRASE.
+SRT_PASSPHRASE_LENGTH = range(10, 80)
 
 
 class DestinationError(ValueError):
@@ -92,23 +102,50 @@ def rtmp_app_playpath(url: str) -> tuple[str, str]:
 
 
 @dataclass(frozen=True)
+class Tls:
+    """How an rtmps:// destination's certificate is checked."""
+
+    verify: bool = True
+    ca_file: str = DEFAULT_CA_FILE  # PEM: the trusted CAs, and only they
+
+    @property
+    def verification(self) -> TlsVerification:
+        if not self.verify:
+            return TlsVerification.INSECURE_SKIP_VERIFY
+        if self.ca_file != DEFAULT_CA_FILE:
+            return TlsVerification.VERIFY_WITH_CA_SECRET
+        return TlsVerification.VERIFY
+
+
+@dataclass(frozen=True)
 class Destination:
     url: str  # for argv: no key
     options: dict[str, str] = field(default_factory=dict)  # carry the key, through a pipe
     shown: str = ""  # the composed URL with the key masked
+    tls: TlsVerification | None = None  # rtmps:// only
 
 
-def destination(server_url: str, key: str, *, tls_verify: bool = False) -> Destination:
+def destination(
+    server_url: str, key: str, *, tls: Tls | None = None, passphrase: str = ""
+) -> Destination:
     full = compose_url(server_url, key)
     shown = compose_url(server_url, MASK).replace(quote(MASK), MASK) if key else server_url
     parts = urlsplit(server_url)
     scheme = parts.scheme.lower()
+    if passphrase and scheme != SRT_SCHEME:
+        raise DestinationError(f"a passphrase is for srt:// destinations, not {scheme}://")
     options: dict[str, str] = {}
+    verification = None
     if scheme in RTMP_SCHEMES:
         app, playpath = rtmp_app_playpath(full)
         options = {"rtmp_app": app, "rtmp_playpath": playpath}
-        if scheme == "rtmps" and tls_verify:
-            options["tls_verify"] = "1"
+        if scheme == "rtmps":
+            tls = tls or Tls()
+            verification = tls.verification
+            # Explicit either way: the opt-out must not depend on ffmpeg's default.
+            options["tls_verify"] = "1" if tls.verify else "0"
+            if tls.verify:
+                options["ca_file"] = tls.ca_file
         url = server_url
     else:
         without = [
@@ -117,8 +154,26 @@ def destination(server_url: str, key: str, *, tls_verify: bool = False) -> Desti
         url = urlunsplit(parts._replace(query=urlencode(without, quote_via=quote)))
         if key:
             options = {"streamid": key}
+        if passphrase:
+            if len(passphrase) not in SRT_PASSPHRASE_LENGTH:
+                raise DestinationError(
+                    f"the SRT passphrase must be {SRT_PASSPHRASE_LENGTH.start} to "
+                    f"{SRT_PASSPHRASE_LENGTH.stop - 1} characters long (an SRT rule)"
+                )
+            options["passphrase"] = passphrase
     preset_text(options)  # refuse now what ffmpeg could not read
-    return Destination(url=url, options=options, shown=shown)
+    return Destination(url=url, options=options, shown=shown, tls=verification)
+
+
+def check_ca_file(path: str) -> None:
+    """Refuses a CA file ffmpeg could not use, with a clearer message than its own."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise DestinationError(f"cannot read the CA file {path}: {e.strerror or e}") from None
+    if b"-----BEGIN CERTIFICATE-----" not in data:
+        raise DestinationError(f"the CA file {path} holds no PEM certificate")
 
 
 def preset_text(options: dict[str, str]) -> str:
@@ -218,6 +273,46 @@ def relay_argv(
 
 def shown_command(argv: list[str]) -> str:
     return shlex.join(argv)
+
+
+# -- its error output ----------------------------------------------------------------
+
+# "[tls @ 0x55d0c1a2b080] ...": the address differs at every run, and would make one
+# error look like a new one each time (Failed counts repeats of the same error).
+_CONTEXT_ADDRESS = re.compile(r" @ 0x[0-9a-fA-F]+\]")
+# Lines that say why a connection failed, before ffmpeg's last, generic line
+# ("rtmps://host/app: Input/output error"): (pattern, protocol).
+_CAUSES = (
+    (re.compile(r"\[tls\] (.+)"), "TLS"),
+    (re.compile(r"REJECT reported from HS processing: (.+?)(?: - not processing.*)?$"), "SRT"),
+)
+_HINTS = {
+    "Peer certificate failed verification": "the destination's certificate is not signed by "
+    "a CA the relay trusts, or has expired; for a private CA, set tls.caSecretRef",
+    "The certificate's owner does not match hostname": "the destination's certificate is for "
+    "another host name",
+    "Incorrect passphrase": "the destination expects another passphrase than the one "
+    "srt.passphraseSecretRef names",
+    "Password required or unexpected": "a passphrase is missing or not expected: see "
+    "srt.passphraseSecretRef",
+}
+
+
+def tidy(line: str) -> str:
+    """An ffmpeg log line without its contexts' memory addresses ("[tls @ 0x..]" -> "[tls]")."""
+    return _CONTEXT_ADDRESS.sub("]", line)
+
+
+def cause(line: str) -> str | None:
+    """What a (tidied) ffmpeg line says went wrong with TLS or SRT, for people; else None."""
+    for pattern, protocol in _CAUSES:
+        match = pattern.search(line)
+        if match is None:
+            continue
+        what = match[1].strip()
+        hint = next((h for start, h in _HINTS.items() if what.startswith(start)), None)
+        return f"{protocol}: {what}" + (f" ({hint})" if hint else "")
+    return None
 
 
 @dataclass

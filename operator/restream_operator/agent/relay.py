@@ -10,8 +10,10 @@ cannot be told a key without putting it in argv. The agent:
   stops advancing, or the destination's TCP connection stops taking data;
 * restarts with doubling delays between --min-delay and --max-delay, reset after a
   healthy run, and never exits on its own (the pod must not crash-loop);
-* hands the key and the play token to ffmpeg through pipes (see ffmpeg.py) and masks
-  them in everything it writes.
+* hands the key, the play token and an SRT passphrase to ffmpeg through pipes (see
+  ffmpeg.py) and masks them in everything it writes;
+* verifies an rtmps:// destination's certificate unless told not to, and reports a
+  refused certificate (or passphrase) in words, not as ffmpeg's "Input/output error".
 
 Its own cost matters (DESIGN §8: at most 1.3 times a plain ffmpeg relay's CPU): nothing here
 polls faster than once a second while ffmpeg runs.
@@ -34,17 +36,21 @@ from urllib.parse import quote
 from .. import httpclient
 from . import contract, process, tcpwatch
 from .backoff import Backoff, RepeatCounter
-from .contract import RelayAgentStatus, RelayState
+from .contract import RelayAgentStatus, RelayState, TlsVerification
 from .ffmpeg import (
     Destination,
     DestinationError,
     ProgressParser,
+    Tls,
+    cause,
+    check_ca_file,
     concat_script,
     destination,
     play_url,
     preset_text,
     relay_argv,
     shown_command,
+    tidy,
 )
 from .httpserver import Handler, HttpServer, Request, Response
 from .jsonlog import utc_now
@@ -80,7 +86,7 @@ class RelayConfig:
     poll_interval: float = 0.5  # between status requests when long-polling is not possible
     failed_after: int = 5
     ffmpeg: str = "ffmpeg"
-    tls_verify: bool = False
+    tls: Tls = field(default_factory=Tls)
     stats_period: float = 1.0
 
 
@@ -94,6 +100,7 @@ class _Run:
     total_size: int = 0
     live_since: float | None = None
     last_stderr: str | None = None
+    cause: str | None = None  # why it could not connect, when ffmpeg said so
     stuck_since: float | None = None
     samples: collections.deque[tuple[float, int]] = field(
         default_factory=lambda: collections.deque(maxlen=16)
@@ -108,7 +115,9 @@ class _Outcome:
 
 
 class Relay:
-    def __init__(self, cfg: RelayConfig, key: str, token: str, redact: Redactor) -> None:
+    def __init__(
+        self, cfg: RelayConfig, key: str, token: str, redact: Redactor, passphrase: str = ""
+    ) -> None:
         self.cfg = cfg
         self._redact = redact
         self._token = token
@@ -133,7 +142,9 @@ class Relay:
             self._config_error = f"{contract.ENV_DESTINATION_KEY} is not set"
         else:
             try:
-                self._dest = destination(cfg.server_url, key, tls_verify=cfg.tls_verify)
+                self._dest = destination(cfg.server_url, key, tls=cfg.tls, passphrase=passphrase)
+                if self._dest.tls is not None and cfg.tls.verify:
+                    check_ca_file(cfg.tls.ca_file)
             except DestinationError as e:
                 self._config_error = str(e)
 
@@ -353,7 +364,8 @@ class Relay:
         if reason is None and code == 0:
             # ffmpeg ends cleanly when its input ends (EOF, or rw_timeout on a silent one).
             return _Outcome(INPUT_ENDED, live_for, input_ended=True)
-        return _Outcome(reason or run.last_stderr or f"ffmpeg exited ({code})", live_for)
+        error = reason or run.cause or run.last_stderr or f"ffmpeg exited ({code})"
+        return _Outcome(error, live_for)
 
     def _watchdog(self, run: _Run, tcp: tcpwatch.TcpWatch) -> str | None:
         """Why this run must be killed now, or None."""
@@ -387,11 +399,15 @@ class Relay:
 
     def _on_stderr(self, line: str) -> None:
         # "/dev/fd/7: Input/output error" is about the input: say so.
-        line = self._redact(line.strip()).replace(self._input_path, "input")
+        line = tidy(self._redact(line.strip())).replace(self._input_path, "input")
         if not line:
             return
-        if self._run is not None:
-            self._run.last_stderr = line[:MAX_ERROR]
+        run = self._run
+        if run is not None:
+            run.last_stderr = line[:MAX_ERROR]
+            # Connecting, the first line that names a cause beats ffmpeg's generic last one.
+            if run.live_since is None and run.cause is None:
+                run.cause = cause(line)
         if self._budget.allow():
             extra: dict[str, object] = {"source": "ffmpeg"}
             suppressed = self._budget.take_suppressed()
@@ -424,6 +440,7 @@ class Relay:
             "bitrateKbps": self.bitrate_kbps(),
             "bytesSent": self.bytes_sent(),
             "command": self._command,
+            "tls": self._dest.tls.value if self._dest is not None and self._dest.tls else None,
         }
 
     def metrics(self) -> str:
@@ -483,8 +500,11 @@ class Relay:
         }
 
 
-async def serve(cfg: RelayConfig, key: str, token: str, redact: Redactor) -> int:
-    relay = Relay(cfg, key, token, redact)
+async def serve(
+    cfg: RelayConfig, key: str, token: str, redact: Redactor, passphrase: str = ""
+) -> int:
+    relay = Relay(cfg, key, token, redact, passphrase)
+    tls = relay.status()["tls"]
     server = HttpServer(relay.routes())
     await server.start(cfg.listen)
     loop = asyncio.get_running_loop()
@@ -497,8 +517,14 @@ async def serve(cfg: RelayConfig, key: str, token: str, redact: Redactor) -> int
             "destination": relay.shown_destination,
             "format": cfg.output_format,
             "listen": cfg.listen,
+            "tls": tls,
         },
     )
+    if tls == TlsVerification.INSECURE_SKIP_VERIFY:
+        log.warning(
+            "the destination's TLS certificate is not verified (tls.insecureSkipVerify): "
+            "anyone on the network path can impersonate it and read the stream key"
+        )
     try:
         await relay.run()
     finally:

@@ -3,6 +3,10 @@
 Each destination's objects are named from its own slug and depend on nothing but that
 destination, the ingest's fixed Service names and the relay settings, so adding,
 changing or removing one destination never rewrites another's objects.
+
+Credentials (the key, an SRT passphrase) reach the agent as environment variables from
+Secrets; a private CA, which is no credential, as a file from a Secret volume holding
+that one key.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from urllib.parse import urlsplit
 
 from .. import endpoints, models, naming
 from ..agent import contract
+from ..agent.contract import TlsVerification
 from ..settings import Settings
 from . import common
 from .common import Obj, Owner
@@ -21,11 +26,49 @@ DEFAULT_RESOURCES: Obj = {
     "limits": {"memory": "256Mi"},
 }
 INLINE_KEY = "streamKey"
+CA_VOLUME = "destination-ca"
+CA_DIR = "/etc/restream/destination-ca"
+CA_FILENAME = "ca.crt"
+CA_FILE = f"{CA_DIR}/{CA_FILENAME}"
 
 
 def output_format(server_url: str) -> str:
     """ffmpeg muxer for a destination: FLV over RTMP(S), MPEG-TS over SRT."""
     return "mpegts" if urlsplit(server_url).scheme.lower() == "srt" else "flv"
+
+
+def _scheme(restream: models.Restream) -> str:
+    return urlsplit(restream.server_url).scheme.lower()
+
+
+def tls_verification(restream: models.Restream) -> TlsVerification | None:
+    """How the relay checks the destination's certificate; None when it is not rtmps://
+    (``tls`` means nothing there: admission refuses it)."""
+    if _scheme(restream) != "rtmps":
+        return None
+    tls = restream.tls
+    if tls is not None and tls.insecure_skip_verify:
+        return TlsVerification.INSECURE_SKIP_VERIFY
+    if tls is not None and tls.ca_secret_ref is not None:
+        return TlsVerification.VERIFY_WITH_CA_SECRET
+    return TlsVerification.VERIFY
+
+
+def ca_secret_ref(restream: models.Restream) -> models.CASecretKeySelector | None:
+    """The private CA's Secret key the relay pod mounts, if it verifies against one."""
+    if tls_verification(restream) is not TlsVerification.VERIFY_WITH_CA_SECRET:
+        return None
+    assert restream.tls is not None
+    return restream.tls.ca_secret_ref
+
+
+def passphrase_secret_ref(
+    restream: models.Restream,
+) -> models.PassphraseSecretKeySelector | None:
+    """The SRT passphrase's Secret key the relay pod reads, if it has one."""
+    if _scheme(restream) != "srt" or restream.srt is None:
+        return None
+    return restream.srt.passphrase_secret_ref
 
 
 def key_ref(owner: Owner, restream: models.Restream) -> tuple[str, str]:
@@ -70,6 +113,16 @@ def _literal(value: str) -> str:
     return value.replace("$", "$$")
 
 
+def tls_flags(restream: models.Restream) -> list[str]:
+    """Without a flag the agent verifies against the media image's CA bundle."""
+    verification = tls_verification(restream)
+    if verification is TlsVerification.INSECURE_SKIP_VERIFY:
+        return ["--tls-insecure-skip-verify"]
+    if verification is TlsVerification.VERIFY_WITH_CA_SECRET:
+        return ["--ca-file", CA_FILE]
+    return []
+
+
 def relay_command(owner: Owner, restream: models.Restream, settings: Settings) -> list[str]:
     """The relay container's command: everything but the secrets, which come from env."""
     low, high = reconnect_delays(owner.spec, settings)
@@ -92,7 +145,38 @@ def relay_command(owner: Owner, restream: models.Restream, settings: Settings) -
         str(high),
         "--listen",
         f"0.0.0.0:{contract.AGENT_PORT}",
+        *tls_flags(restream),
     ]
+
+
+def relay_env(owner: Owner, restream: models.Restream, play_token_secret: str) -> list[Obj]:
+    env = [
+        common.secret_env(contract.ENV_DESTINATION_KEY, *key_ref(owner, restream)),
+        common.secret_env(contract.ENV_PLAY_TOKEN, play_token_secret, "token"),
+    ]
+    passphrase = passphrase_secret_ref(restream)
+    if passphrase is not None:
+        env.append(common.secret_env(contract.ENV_SRT_PASSPHRASE, passphrase.name, passphrase.key))
+    return env
+
+
+def relay_volumes(restream: models.Restream) -> tuple[list[Obj], list[Obj]]:
+    """(volumes, volumeMounts) of the relay pod."""
+    volumes: list[Obj] = [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
+    mounts: list[Obj] = [{"name": "tmp", "mountPath": "/tmp"}]
+    ca = ca_secret_ref(restream)
+    if ca is not None:
+        volumes.append(
+            {
+                "name": CA_VOLUME,
+                "secret": {
+                    "secretName": ca.name,
+                    "items": [{"key": ca.key, "path": CA_FILENAME}],
+                },
+            }
+        )
+        mounts.append({"name": CA_VOLUME, "mountPath": CA_DIR, "readOnly": True})
+    return volumes, mounts
 
 
 def deployment(
@@ -100,23 +184,21 @@ def deployment(
 ) -> Obj:
     name = naming.relay_name(owner.name, restream.name)
     labels = naming.labels(owner.name, naming.COMPONENT_RELAY, restream.name)
+    volumes, mounts = relay_volumes(restream)
     container: Obj = {
         "name": "relay",
         "image": settings.relay_image,
         "imagePullPolicy": settings.image_pull_policy,
         # args, not command: the image's entrypoint (tini) stays PID 1 and reaps.
         "args": relay_command(owner, restream, settings),
-        "env": [
-            common.secret_env(contract.ENV_DESTINATION_KEY, *key_ref(owner, restream)),
-            common.secret_env(contract.ENV_PLAY_TOKEN, play_token_secret, "token"),
-        ],
+        "env": relay_env(owner, restream, play_token_secret),
         "ports": [{"name": "agent", "containerPort": contract.AGENT_PORT, "protocol": "TCP"}],
         # Ready unless Retrying or Failed (idle between broadcasts is ready).
         "readinessProbe": common.http_probe(contract.PATH_READYZ, "agent", 2, 1),
         "livenessProbe": common.http_probe(contract.PATH_HEALTHZ, "agent", 10, 3),
         "resources": common.resources(owner.spec.relay.resources, DEFAULT_RESOURCES),
         "securityContext": common.container_security_context(),
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": mounts,
     }
     return {
         "apiVersion": "apps/v1",
@@ -144,7 +226,7 @@ def deployment(
                         # The agent stops ffmpeg gracefully (FLV trailer flushed) well inside.
                         "terminationGracePeriodSeconds": 10,
                         "containers": [container],
-                        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+                        "volumes": volumes,
                     },
                     settings,
                 ),

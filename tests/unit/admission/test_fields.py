@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from restream_operator import naming
+from restream_operator import admission, naming
 from restream_operator.settings import Settings
 from tests.unit.admission.helpers import (
     KEY,
@@ -298,3 +298,56 @@ def test_an_inline_key_is_accepted_with_a_warning() -> None:
 def test_same_slug_pair_really_collides() -> None:
     assert naming.restream_slug(SAME_SLUG[0]) == naming.restream_slug(SAME_SLUG[1])
     assert SAME_SLUG[0].casefold() != SAME_SLUG[1].casefold()
+
+
+def test_destination_tls_and_srt_options_belong_to_their_schemes() -> None:
+    ca = {"caSecretRef": {"name": "ca"}}
+    assert_refused(
+        livestream(restream(url="rtmp://a.example.com/live", tls=ca)),
+        'spec.restreams[0] ("X").tls',
+        "tls applies to rtmps:// destinations only",
+    )
+    srt = {"passphraseSecretRef": {"name": "pw"}}
+    assert_refused(
+        livestream(restream(url="rtmps://a.example.com/live", srt=srt)),
+        'spec.restreams[0] ("X").srt',
+        "srt applies to srt:// destinations only",
+    )
+    both = {"caSecretRef": {"name": "ca"}, "insecureSkipVerify": True}
+    assert_refused(
+        livestream(restream(url="rtmps://a.example.com/live", tls=both)),
+        'spec.restreams[0] ("X").tls',
+        "not both",
+    )
+
+
+def test_skipping_verification_is_allowed_with_a_warning() -> None:
+    insecure = {"insecureSkipVerify": True}
+    result = check(livestream(restream(url="rtmps://a.example.com/live", tls=insecure)))
+    assert result.allowed, result.message()
+    assert any(
+        w.field.endswith(".tls.insecureSkipVerify") and "collect the stream key" in w.message
+        for w in result.warnings
+    )
+
+
+def test_the_ca_and_passphrase_secrets_are_secrets_the_spec_names() -> None:
+    spec = livestream(
+        restream("A", "rtmps://a.example.com/live", tls={"caSecretRef": {"name": "private-ca"}}),
+        restream(
+            "B", "srt://srt.example.com:9000", srt={"passphraseSecretRef": {"name": "srt-pass"}}
+        ),
+    )
+    asked: list[str] = []
+
+    class Access:
+        requester = admission.Requester("alice")
+
+        def may_get(self, *, namespace: str, name: str) -> bool | None:
+            asked.append(name)
+            return name != "srt-pass"
+
+    result = check(spec, access=Access())
+    assert {"private-ca", "srt-pass"} <= set(asked)
+    refused = [p for p in result.problems if p.field.endswith(".srt.passphraseSecretRef.name")]
+    assert refused and '"alice" may not get Secret "srt-pass"' in refused[0].message
