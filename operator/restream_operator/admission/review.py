@@ -21,7 +21,7 @@ from ..settings import Settings
 from . import schema
 from .addresses import PRIVATE_FIX, address_problem
 from .check import Check, Problem
-from .fields import check_metadata_name
+from .fields import check_metadata_name, check_namespace
 from .resolver import RESOLVE_TIMEOUT, Lookup, Resolver
 from .rules import COUNT_RULE, SPEC_RULES
 from .secretrefs import SecretLookup, check_secrets
@@ -56,16 +56,13 @@ def without_nulls(value: Any) -> Any:
     return value
 
 
-def _check_object(obj: object, settings: Settings, namespace: str | None) -> Check:
-    meta = obj.get("metadata") if isinstance(obj, dict) else None
-    ns = namespace or (meta.get("namespace") if isinstance(meta, dict) else None)
-    check = Check(settings, ns if isinstance(ns, str) and ns else "default")
-    if not isinstance(obj, dict):
-        check.problem("(object)", f"a LiveStream must be a mapping, not {kind(obj)}")
-        return check
-    if meta is not None and not isinstance(meta, dict):
+def _check_metadata(meta: object, check: Check) -> None:
+    if meta is None:
+        # Only a file can lack it: the API server names every object it admits.
+        check.problem("metadata", "is missing: name the LiveStream, e.g. metadata: {name: launch}")
+    elif not isinstance(meta, dict):
         check.problem("metadata", f"must be a mapping, not {kind(meta)}")
-    elif isinstance(meta, dict):
+    else:
         name, generate = meta.get("name"), meta.get("generateName")
         if isinstance(name, str):
             for message in check_metadata_name(name):
@@ -76,6 +73,24 @@ def _check_object(obj: object, settings: Settings, namespace: str | None) -> Che
             # The API server appends 5 characters to generateName.
             for message in check_metadata_name(generate + "x" * 5):
                 check.problem("metadata.generateName", message.replace("x" * 5, ""))
+        else:
+            check.problem("metadata.name", "is missing: name the LiveStream, e.g. name: launch")
+        written = meta.get("namespace")
+        if isinstance(written, str):
+            for message in check_namespace(written):
+                check.problem("metadata.namespace", message)
+        elif written is not None:
+            check.problem("metadata.namespace", f"must be a string, not {kind(written)}")
+
+
+def _check_object(obj: object, settings: Settings, namespace: str | None) -> Check:
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    ns = namespace or (meta.get("namespace") if isinstance(meta, dict) else None)
+    check = Check(settings, ns if isinstance(ns, str) and ns else "default")
+    if not isinstance(obj, dict):
+        check.problem("(object)", f"a LiveStream must be a mapping, not {kind(obj)}")
+        return check
+    _check_metadata(meta, check)
     spec = obj.get("spec")
     if spec is None:
         check.problem("spec", "is missing: a LiveStream needs a spec (spec: {} is enough)")
@@ -141,7 +156,11 @@ def _ratchet(new: Check, old: Check) -> None:
     stored = {(p.field, p.message) for p in old.problems}
     kept: list[Problem] = []
     for p in new.problems:
-        carried = (p.field, p.message) in stored
+        # Only where the field still points at the same place: a stored private host
+        # may keep its problem, not move to another port or scheme with it.
+        carried = (p.field, p.message) in stored and new.subjects.get(p.field) == (
+            old.subjects.get(p.field)
+        )
         if p.rule == COUNT_RULE:
             carried = any(q.rule == p.rule for q in old.problems) and (
                 new.restream_count <= old.restream_count
