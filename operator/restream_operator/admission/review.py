@@ -25,7 +25,7 @@ from .fields import check_metadata_name, check_namespace
 from .resolver import RESOLVE_TIMEOUT, Lookup, Resolver
 from .rules import COUNT_RULE, SPEC_RULES
 from .secretrefs import SecretLookup, check_secrets
-from .text import kind, quote
+from .text import field, kind, quote
 
 MAX_PROBLEMS = 50
 
@@ -54,6 +54,18 @@ def without_nulls(value: Any) -> Any:
     if isinstance(value, list):
         return [without_nulls(v) for v in value]
     return value
+
+
+def spec_errors(exc: ValidationError) -> list[tuple[str, str]]:
+    """The field and message of each error the models found in a spec."""
+    out = []
+    for error in exc.errors():
+        where = "spec"
+        for part in error["loc"]:
+            # A key of the file's may hold anything: field() quotes what is odd.
+            where = f"{where}[{part}]" if isinstance(part, int) else field(where, str(part))
+        out.append((where, str(error["msg"])))
+    return out
 
 
 def _check_metadata(meta: object, check: Check) -> None:
@@ -102,9 +114,8 @@ def _check_object(obj: object, settings: Settings, namespace: str | None) -> Che
         try:
             models.LiveStreamSpec.model_validate(without_nulls(spec))
         except ValidationError as exc:
-            for error in exc.errors():
-                loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
-                check.problem(f"spec{loc}", str(error["msg"]))
+            for where, message in spec_errors(exc):
+                check.problem(where, message)
     return check
 
 
