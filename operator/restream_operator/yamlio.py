@@ -153,8 +153,9 @@ def load_all(data: bytes) -> list[Any]:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or type(exc).__name__
         raise InputError(f"not valid YAML{where}: {problem}") from None
-    except (ValueError, RecursionError) as exc:
-        # A value PyYAML matched but Python cannot build, e.g. the date 2024-13-01.
+    except Exception as exc:  # PyYAML's constructors raise what they raise
+        # A value PyYAML matched but cannot build: the date 2024-13-01 (ValueError), an
+        # empty !!int (IndexError), and so on.
         raise InputError(
             f"has a value that cannot be read ({exc}): quote it if it is text"
         ) from None
