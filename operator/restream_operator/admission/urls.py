@@ -300,8 +300,8 @@ def _url_warnings(scheme: str, host: str, rest: str, out: UrlResult) -> None:
         # Never shown: it may be the key.
         out.warnings.append(
             f"{where} of its path looks like a stream key: if it is one, move it into "
-            "streamKeySecretRef (or streamKey), since serverUrl shows in the relay's "
-            "command line, its pod spec, /status and logs, where a key is never masked"
+            "streamKeySecretRef (or streamKey), since serverUrl shows unmasked in the "
+            "relay's command line, its pod spec, /status and logs"
         )
 
 
