@@ -45,6 +45,7 @@ from restream_operator.agent.relay import Relay, RelayConfig
 from restream_operator.render import Owner
 from restream_operator.render.relay import relay_command
 from restream_operator.settings import Settings
+from tests.unit.admission.helpers import billion_laughs
 
 # The webhook's DNS answers nothing: every verdict below stands without it.
 NO_DNS = admission.static_resolver({})
@@ -68,13 +69,6 @@ def _livestream(url: str, **fields: Any) -> dict[str, Any]:
         "metadata": {"name": "show", "namespace": "media"},
         "spec": {"restreams": [entry]},
     }
-
-
-def _bomb() -> bytes:
-    lines = ["apiVersion: restream.dev/v1alpha1", "kind: LiveStream", "metadata: {name: b}"]
-    lines += ["spec:", '  a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    lines += [f"  a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
-    return "\n".join([*lines, "  restreams: []", ""]).encode()
 
 
 def _file(doc: dict[str, Any]) -> bytes:
@@ -187,7 +181,7 @@ ATTACKS = [
     Attack(
         "validate hangs and takes gigabytes on a YAML alias bomb",
         "validate",
-        _bomb(),
+        billion_laughs(),
         "one error line",
         "nodes once its aliases are expanded",
     ),

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from restream_operator import cli, models
+from tests.unit.admission.helpers import billion_laughs
 
 EXAMPLES = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 # Per file: far above what any of these takes, far below a hang.
@@ -79,13 +80,10 @@ SOUP = st.lists(TOKENS, max_size=80).map(lambda parts: "".join(parts).encode("ut
 
 @st.composite
 def _alias_tower(draw: st.DrawFn) -> bytes:
-    """Anchors of anchors: from harmless sharing to a bomb, under a LiveStream or not."""
+    """Anchors of anchors: from harmless sharing to a bomb, under a LiveStream's spec."""
     levels, fan = draw(st.integers(1, 14)), draw(st.integers(1, 12))
-    lines = ["apiVersion: restream.dev/v1alpha1", "kind: LiveStream", "metadata: {name: t}"]
-    lines += ["spec:", f"  a0: &a0 [{', '.join(['lol'] * fan)}]"]
-    lines += [f"  a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * fan)}]" for i in range(1, levels)]
-    where = draw(st.sampled_from(["  restreams: []", f"  restreams: *a{levels - 1}", ""]))
-    return "\n".join([*lines, where, ""]).encode()
+    tail = draw(st.sampled_from(["  restreams: []", f"  restreams: *a{levels - 1}", ""]))
+    return billion_laughs(levels, fan, tail)
 
 
 @st.composite

@@ -15,6 +15,7 @@ import yaml
 
 from tests.unit.admission.helpers import (
     CHECKOUT,
+    billion_laughs,
     check,
     livestream,
     restream,
@@ -135,16 +136,8 @@ def test_validate_refuses_another_version_and_escapes_names(tmp_path: Path) -> N
 # ---- files a pipeline may hand over: hostile, broken, or not what they seem ------------
 
 
-def _bomb(levels: int = 9) -> bytes:
-    """The billion laughs: 9 levels of 9 aliases, 9**9 nodes from a few hundred bytes."""
-    lines = ["apiVersion: restream.dev/v1alpha1", "kind: LiveStream", "metadata: {name: b}"]
-    lines += ["spec:", '  a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    lines += [f"  a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels)]
-    return "\n".join([*lines, "  restreams: []", ""]).encode()
-
-
 HOSTILE = [
-    pytest.param(_bomb(), "nodes once its aliases are expanded", id="billion-laughs"),
+    pytest.param(billion_laughs(), "nodes once its aliases are expanded", id="billion-laughs"),
     pytest.param(
         b"spec: " + b"[" * 10_000 + b"]" * 10_000, "not valid YAML at line 1", id="deep-flow"
     ),
