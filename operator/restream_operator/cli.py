@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from . import __version__, admission, models, yamlio
-from .admission.fields import check_metadata_name
+from .admission.fields import NAME_MISSING, check_metadata_name
 from .admission.review import spec_errors, without_nulls
 from .admission.text import quote
 from .crd import crd_yaml
@@ -94,7 +94,7 @@ def _owner(doc: dict[str, Any]) -> tuple[Owner | None, list[str]]:
     meta = doc.get("metadata")
     name = meta.get("name") if isinstance(meta, dict) else None
     if not isinstance(name, str):
-        return None, [f"{obj}: metadata.name: is missing: name the LiveStream, e.g. name: launch"]
+        return None, [f"{obj}: metadata.name: {NAME_MISSING}"]
     problems = [f"{obj}: metadata.name: {m}" for m in check_metadata_name(name)]
     try:
         owner = owner_from_object(doc)
@@ -193,6 +193,8 @@ def _object_name(doc: dict[str, Any]) -> str:
     namespace = meta.get("namespace") or "default"
     name = meta.get("name") or meta.get("generateName") or "<unnamed>"
     shown = f"{namespace}/{name}"
+    if len(shown) > 120:
+        shown = shown[:120] + "…"
     # A name is the file's text: never let it put escape sequences on a terminal.
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in shown)
 

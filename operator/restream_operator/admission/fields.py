@@ -117,6 +117,10 @@ def check_restream_name(name: str) -> list[str]:
     return [problem] if problem else []
 
 
+# Only a file can lack a name: the API server names every object it admits.
+NAME_MISSING = "is missing: name the LiveStream, e.g. name: launch"
+
+
 def check_metadata_name(name: str) -> list[str]:
     limit = crd.MAX_LIVESTREAM_NAME
     if not name:

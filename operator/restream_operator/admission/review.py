@@ -21,7 +21,7 @@ from ..settings import Settings
 from . import schema
 from .addresses import PRIVATE_FIX, address_problem
 from .check import Check, Problem
-from .fields import check_metadata_name, check_namespace
+from .fields import NAME_MISSING, check_metadata_name, check_namespace
 from .resolver import RESOLVE_TIMEOUT, Lookup, Resolver
 from .rules import COUNT_RULE, SPEC_RULES
 from .secretrefs import SecretLookup, check_secrets
@@ -70,7 +70,6 @@ def spec_errors(exc: ValidationError) -> list[tuple[str, str]]:
 
 def _check_metadata(meta: object, check: Check) -> None:
     if meta is None:
-        # Only a file can lack it: the API server names every object it admits.
         check.problem("metadata", "is missing: name the LiveStream, e.g. metadata: {name: launch}")
     elif not isinstance(meta, dict):
         check.problem("metadata", f"must be a mapping, not {kind(meta)}")
@@ -86,7 +85,7 @@ def _check_metadata(meta: object, check: Check) -> None:
             for message in check_metadata_name(generate + "x" * 5):
                 check.problem("metadata.generateName", message.replace("x" * 5, ""))
         else:
-            check.problem("metadata.name", "is missing: name the LiveStream, e.g. name: launch")
+            check.problem("metadata.name", NAME_MISSING)
         written = meta.get("namespace")
         if isinstance(written, str):
             for message in check_namespace(written):

@@ -1,9 +1,11 @@
-"""serverUrl: the scheme, the authority (no credentials, a port in range), the path.
+"""serverUrl: the scheme, the authority (no credentials, a port in range), the path and
+the query.
 
 Everything but what the host resolves to (:mod:`.resolver`): a URL is split as ffmpeg
 splits it (the host ends at the first '/', '?' or '#'), nothing in it may inject into a
-configuration file or a command line, and plain RTMP to a destination that takes RTMPS
-gets a warning with the URL to use.
+configuration file or a command line, an SRT URL sets no option that turns the relay
+around or carries a secret, and warnings name the URL to use instead of plain RTMP and
+a path segment that looks like a stream key.
 """
 
 from __future__ import annotations
@@ -31,28 +33,29 @@ _SRT_VALUE = re.compile(models.SRT_URL_VALUE)
 # Names fit to show in a message: what an option looks like, never a pasted secret.
 _OPTION_NAME = re.compile(r"[a-z_]{1,24}")
 _PASSPHRASE_FIX = "restreams[].srt.passphraseSecretRef"
+_LISTENER = "remove it (the relay always connects to the destination)"
+_IDENTITY = (
+    "is the relay's own: it sends the stream key as the streamid; put the key (or the "
+    "whole streamid) in streamKeySecretRef and remove it from serverUrl"
+)
+_PAYLOAD = "would change what the relay sends (always live MPEG-TS): remove it"
+_MARKING = "marks the relay's packets for the network, which is the cluster's business: remove it"
 # SRT options ffmpeg reads from a URL that a serverUrl may not set, with why and the fix.
 _SRT_REFUSED = {
     "passphrase": "carries the SRT passphrase, which would show in the relay's command "
     "line, its pod spec, /status and logs: put it in a Secret and reference it with "
     f"{_PASSPHRASE_FIX}",
-    "mode": "would turn the relay into a listener or a rendezvous peer: remove it (the "
-    "relay always connects to the destination)",
-    "listen_timeout": "only applies to a listener: remove it (the relay always connects "
-    "to the destination)",
-    "streamid": "is the relay's own: it sends the stream key as the streamid; put the "
-    "key (or the whole streamid) in streamKeySecretRef and remove it from serverUrl",
-    "srt_streamid": "is the relay's own: it sends the stream key as the streamid; put "
-    "the key (or the whole streamid) in streamKeySecretRef and remove it from serverUrl",
+    "mode": f"would turn the relay into a listener or a rendezvous peer: {_LISTENER}",
+    "listen_timeout": f"only applies to a listener: {_LISTENER}",
+    "streamid": _IDENTITY,
+    "srt_streamid": _IDENTITY,
     "enforced_encryption": "would let the relay send unencrypted to a peer without the "
     f"passphrase: remove it (set a passphrase with {_PASSPHRASE_FIX})",
-    "transtype": "would change what the relay sends (always live MPEG-TS): remove it",
-    "messageapi": "would change what the relay sends (always live MPEG-TS): remove it",
-    "smoother": "would change what the relay sends (always live MPEG-TS): remove it",
-    "ipttl": "marks the relay's packets for the network, which is the cluster's "
-    "business: remove it",
-    "iptos": "marks the relay's packets for the network, which is the cluster's "
-    "business: remove it",
+    "transtype": _PAYLOAD,
+    "messageapi": _PAYLOAD,
+    "smoother": _PAYLOAD,
+    "ipttl": _MARKING,
+    "iptos": _MARKING,
 }
 # Path segments that are stream keys of known platforms (YouTube, Twitch, Facebook,
 # Restream, Kick).
@@ -161,7 +164,7 @@ def _check_rest(rest: str, out: UrlResult) -> None:
     if "#" in rest:
         out.problems.append(
             "has a #fragment, which is never sent to a destination: remove it (an SRT "
-            "streamid such as #!::r=... is given as the stream key, or written %23!::r=...)"
+            "streamid such as #!::r=... is given as the stream key)"
         )
     odd = next((c for c in rest if not _URL_REST.fullmatch(c) and c != "#"), None)
     if odd is not None:
@@ -204,12 +207,10 @@ def _check_srt_query(rest: str, out: UrlResult) -> None:
             )
 
 
-def _looks_like_key(segment: str) -> bool:
-    """A platform's key format, or a long token whose letters and digits alternate as
-    often as in a random key (words and dates such as live2, stream_2024_05_17 or
-    BroadcastChannel01 change between them rarely)."""
-    if _PLATFORM_KEY.fullmatch(segment):
-        return True
+def _looks_random(segment: str) -> bool:
+    """A long token whose letters and digits alternate as often as in a random key
+    (words and dates such as live2, stream_2024_05_17 or BroadcastChannel01 change
+    between them rarely)."""
     if not _TOKEN.fullmatch(segment):
         return False
     kinds = [c.isdigit() for c in segment if c.isalnum()]
@@ -222,7 +223,7 @@ def _key_in_path(rest: str) -> str | None:
     platform's key format, or one after the first (the application) that looks random."""
     segments = rest.split("?", 1)[0].split("/")[1:]
     for position, segment in enumerate(segments, 1):
-        if _PLATFORM_KEY.fullmatch(segment) or (position > 1 and _looks_like_key(segment)):
+        if _PLATFORM_KEY.fullmatch(segment) or (position > 1 and _looks_random(segment)):
             return "the first segment" if position == 1 else f"segment {position}"
     return None
 
