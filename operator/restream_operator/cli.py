@@ -192,11 +192,8 @@ def _object_name(doc: dict[str, Any]) -> str:
         meta = {}
     namespace = meta.get("namespace") or "default"
     name = meta.get("name") or meta.get("generateName") or "<unnamed>"
-    shown = f"{namespace}/{name}"
-    if len(shown) > 120:
-        shown = shown[:120] + "…"
     # A name is the file's text: never let it put escape sequences on a terminal.
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in shown)
+    return yamlio.printable(f"{namespace}/{name}")
 
 
 def _max_restreams(text: str) -> int:

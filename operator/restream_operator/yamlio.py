@@ -47,6 +47,12 @@ def read_bytes(stream: IO[bytes]) -> bytes:
     return data
 
 
+def printable(text: str, limit: int = 120) -> str:
+    """A file's text made safe for a terminal: shortened, unprintable characters escaped."""
+    shown = text if len(text) <= limit else text[:limit] + "…"
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in shown)
+
+
 def _where(event: yaml.Event) -> str:
     mark = event.start_mark
     return f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -152,12 +158,12 @@ def load_all(data: bytes) -> list[Any]:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or type(exc).__name__
-        raise InputError(f"not valid YAML{where}: {problem}") from None
+        raise InputError(f"not valid YAML{where}: {printable(str(problem))}") from None
     except Exception as exc:  # PyYAML's constructors raise what they raise
         # A value PyYAML matched but cannot build: the date 2024-13-01 (ValueError), an
         # empty !!int (IndexError), and so on.
         raise InputError(
-            f"has a value that cannot be read ({exc}): quote it if it is text"
+            f"has a value that cannot be read ({printable(str(exc))}): quote it if it is text"
         ) from None
 
 
