@@ -139,10 +139,9 @@ def check_metadata_name(name: str) -> list[str]:
 
 
 def check_namespace(namespace: str) -> list[str]:
-    """A namespace's name is a DNS label (RFC 1123): the API server takes nothing else."""
-    if not namespace:
-        return ["is empty: leave it out (the namespace comes from kubectl -n) or name one"]
-    if len(namespace) > 63 or not _DNS_LABEL.fullmatch(namespace):
+    """A namespace's name is a DNS label (RFC 1123): the API server takes nothing else.
+    An empty one is as good as none (kubectl then uses its current namespace)."""
+    if namespace and (len(namespace) > 63 or not _DNS_LABEL.fullmatch(namespace)):
         return [
             f"{quote(namespace)} is not a namespace name: lowercase a-z, 0-9 and '-', "
             "starting and ending with a letter or digit, at most 63 characters"
