@@ -9,32 +9,24 @@ restream-operator validate -f F  check LiveStreams with the admission rules (for
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 from collections.abc import Iterator, Sequence
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
+from pydantic import ValidationError
 
 from . import __version__, admission, models, yamlio
+from .admission.fields import NAME_MISSING, check_metadata_name
+from .admission.review import spec_errors, without_nulls
+from .admission.text import quote
 from .crd import crd_yaml
 from .render import Owner, generated_secret, owner_from_object, render_children
 from .settings import Settings, SettingsError
 
 GENERATED_PLACEHOLDER = "<random, generated once by the operator>"
 INLINE_PLACEHOLDER = "<from the LiveStream's inline streamKey>"
-
-
-def _load_documents(paths: Sequence[str]) -> Iterator[tuple[str, dict[str, Any]]]:
-    for path in paths:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text()
-        for doc in yaml.safe_load_all(text):
-            if isinstance(doc, dict):
-                yield path, doc
-
-
-def _is_livestream(doc: dict[str, Any]) -> bool:
-    return doc.get("kind") == models.KIND and doc.get("apiVersion") == models.API_VERSION
 
 
 def _redacted(secret: dict[str, Any], placeholder: str) -> dict[str, Any]:
@@ -64,29 +56,134 @@ def cmd_crd(_: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    """Exit 0: rendered; 1: a LiveStream that cannot be rendered (or a file without one);
+    2: a file that cannot be read. The admission rules are validate's: render prints what
+    the operator's parser makes of a LiveStream, as the media harness needs for its
+    loopback destinations."""
     settings = Settings.from_env()
     out: list[dict[str, Any]] = []
-    for _, doc in _load_documents(args.filename):
-        if not _is_livestream(doc):
+    status = 0
+    for path, docs in _files(args.filename, "render"):
+        if docs is None:
+            status = 2
             continue
-        if args.namespace:
-            doc.setdefault("metadata", {})["namespace"] = args.namespace
-        out.extend(render_documents(owner_from_object(doc), settings))
+        if not docs:
+            print(f"{path}: {NO_LIVESTREAM}", file=sys.stderr)
+            status = max(status, 1)
+        for doc in docs:
+            meta = doc.get("metadata")
+            if args.namespace and isinstance(meta, dict):
+                meta["namespace"] = args.namespace
+            owner, problems = _owner(doc)
+            for line in problems:
+                print(f"{path}: {line}", file=sys.stderr)
+            if owner is None:
+                status = max(status, 1)
+            else:
+                out.extend(render_documents(owner, settings))
     sys.stdout.write(yamlio.dump_all(out))
-    return 0
+    return status
+
+
+def _owner(doc: dict[str, Any]) -> tuple[Owner | None, list[str]]:
+    """A LiveStream as the operator parses it, or why it cannot be rendered."""
+    obj = _object_name(doc)
+    wrong = _kind_problem(doc)
+    if wrong is not None:
+        return None, [f"{obj}: {wrong}"]
+    meta = doc.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    if not isinstance(name, str):
+        return None, [f"{obj}: metadata.name: {NAME_MISSING}"]
+    problems = [f"{obj}: metadata.name: {m}" for m in check_metadata_name(name)]
+    try:
+        owner = owner_from_object(doc)
+    except ValidationError as exc:
+        return None, problems + [
+            f"{obj}: {where}: {message}" for where, message in spec_errors(exc)
+        ]
+    return (None if problems else owner), problems
+
+
+NO_LIVESTREAM = (
+    f"no LiveStream in this file (kind: {models.KIND}, apiVersion: {models.API_VERSION}): "
+    "check that it is the right file"
+)
+
+
+def _files(paths: Sequence[str], command: str) -> Iterator[tuple[str, list[dict[str, Any]] | None]]:
+    """Each file as shown, with what it means as LiveStreams (as the API server would
+    store them: nulls dropped), or None after a line on stderr saying why it cannot be
+    read."""
+    for path in paths:
+        shown = "<stdin>" if path == "-" else path
+        try:
+            if path == "-":
+                data = yamlio.read_bytes(sys.stdin.buffer)
+            else:
+                with open(path, "rb") as f:
+                    data = yamlio.read_bytes(f)
+            docs = yamlio.load_all(data)
+        except OSError as exc:
+            print(
+                f"restream-operator {command}: {shown}: cannot read: {exc.strerror or exc}",
+                file=sys.stderr,
+            )
+            yield shown, None
+            continue
+        except yamlio.InputError as exc:
+            print(f"restream-operator {command}: {shown}: {exc}", file=sys.stderr)
+            yield shown, None
+            continue
+        yield shown, [without_nulls(ls) for d in docs for ls in _livestreams(d)]
 
 
 def _livestreams(doc: object) -> Iterator[dict[str, Any]]:
-    """The LiveStreams of one YAML document, including the items of a kind: List."""
+    """What one YAML document holds that is, or was meant as, a LiveStream, including
+    the items of a kind: List: a kind of our group, or a kind spelt almost like ours."""
     if not isinstance(doc, dict):
         return
-    if doc.get("kind") == "List" and isinstance(doc.get("items"), list):
+    kind, api = doc.get("kind"), doc.get("apiVersion")
+    if kind == "List" and isinstance(doc.get("items"), list):
         for item in doc["items"]:
             yield from _livestreams(item)
-    elif doc.get("kind") == models.KIND and str(doc.get("apiVersion", "")).startswith(
-        models.GROUP + "/"
+    elif (isinstance(api, str) and api.split("/", 1)[0] == models.GROUP) or (
+        isinstance(kind, str)
+        and difflib.get_close_matches(kind.casefold(), [models.KIND.casefold()], cutoff=0.8)
     ):
         yield doc
+
+
+def _kind_problem(doc: dict[str, Any]) -> str | None:
+    """What makes a document meant as a LiveStream not one, or None."""
+    kind = doc.get("kind")
+    if kind != models.KIND:
+        shown = quote(kind, 40) if isinstance(kind, str) else "(none)"
+        return f"kind: {shown} is not a kind this operator serves: did you mean {models.KIND}?"
+    if doc.get("apiVersion") != models.API_VERSION:
+        return f"apiVersion: must be {models.API_VERSION}"
+    return None
+
+
+@dataclass
+class _Checked:
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _check(
+    doc: dict[str, Any], settings: Settings, resolver: admission.Resolver | None
+) -> _Checked:
+    """``NAMESPACE/NAME: FIELD: MESSAGE`` for each problem and warning of a LiveStream."""
+    obj = _object_name(doc)
+    wrong = _kind_problem(doc)
+    if wrong is not None:
+        return _Checked([f"{obj}: {wrong}"])
+    result = admission.review(doc, settings, resolver=resolver)
+    return _Checked(
+        [f"{obj}: {p.field}: {p.message}" for p in result.problems],
+        [f"{obj}: {w.field}: {w.message}" for w in result.warnings],
+    )
 
 
 def _object_name(doc: dict[str, Any]) -> str:
@@ -95,9 +192,8 @@ def _object_name(doc: dict[str, Any]) -> str:
         meta = {}
     namespace = meta.get("namespace") or "default"
     name = meta.get("name") or meta.get("generateName") or "<unnamed>"
-    shown = f"{namespace}/{name}"
     # A name is the file's text: never let it put escape sequences on a terminal.
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in shown)
+    return yamlio.printable(f"{namespace}/{name}")
 
 
 def _max_restreams(text: str) -> int:
@@ -113,7 +209,8 @@ def _max_restreams(text: str) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Exit 0: every LiveStream is valid; 1: some are not; 2: a file cannot be read."""
+    """Exit 0: every LiveStream is valid; 1: some are not (or a file has none); 2: a file
+    cannot be read."""
     settings = Settings.from_env()
     overrides: dict[str, Any] = {}
     if args.allow_private_destinations:
@@ -123,42 +220,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
     settings = Settings.model_validate({**settings.model_dump(), **overrides})
     resolver = None if args.no_resolve else admission.DnsResolver()
     status = 0
-    for path in args.filename:
-        shown = "<stdin>" if path == "-" else path
-        try:
-            text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-            docs = list(yaml.safe_load_all(text))
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            print(f"restream-operator validate: {shown}: cannot read: {reason}", file=sys.stderr)
+    for path, docs in _files(args.filename, "validate"):
+        if docs is None:
             status = 2
             continue
-        except yaml.YAMLError as exc:
-            where = ""
-            mark = getattr(exc, "problem_mark", None)
-            if mark is not None:
-                where = f" at line {mark.line + 1}, column {mark.column + 1}"
-            problem = getattr(exc, "problem", None) or type(exc).__name__
-            print(
-                f"restream-operator validate: {shown}: not valid YAML{where}: {problem}",
-                file=sys.stderr,
-            )
-            status = 2
-            continue
-        for doc in (ls for d in docs for ls in _livestreams(d)):
-            obj = _object_name(doc)
-            if doc.get("apiVersion") != models.API_VERSION:
-                print(f"{shown}: {obj}: apiVersion: must be {models.API_VERSION}")
-                status = max(status, 1)
-                continue
-            result = admission.review(doc, settings, resolver=resolver)
-            for problem in result.problems:
-                print(f"{shown}: {obj}: {problem.field}: {problem.message}")
-            for warning in result.warnings:
-                print(
-                    f"warning: {shown}: {obj}: {warning.field}: {warning.message}", file=sys.stderr
-                )
-            if result.problems:
+        if not docs:
+            print(f"{path}: {NO_LIVESTREAM}")
+            status = max(status, 1)
+        for doc in docs:
+            checked = _check(doc, settings, resolver)
+            for line in checked.problems:
+                print(f"{path}: {line}")
+            for line in checked.warnings:
+                print(f"warning: {path}: {line}", file=sys.stderr)
+            if checked.problems:
                 status = max(status, 1)
     return status
 

@@ -51,6 +51,40 @@ URL_FORBIDDEN_CHARS = "\"'`;{}\\$<>^|"
 # After the host, a serverUrl is ASCII of these (RFC 3986 pchar and query, minus the
 # delimiters above and '#', '[' and ']'): a character-class body.
 URL_PATH_CHARS = "-A-Za-z0-9._~:/?@!&()*+,=%"
+# The SRT options a serverUrl's query may set, of those ffmpeg's libsrt (5.1) reads from
+# a URL: transport and latency tuning, and the key length and refresh of the encryption
+# whose passphrase comes from a Secret. The rest are refused: mode and listen_timeout
+# turn the relay around, passphrase is a secret, streamid is the relay's own (it sends
+# the stream key as it), enforced_encryption=0 would send in the clear to a peer without
+# the passphrase, transtype, messageapi and smoother change what is sent, and ipttl and
+# iptos mark packets for the cluster's network. Every value is a number.
+SRT_URL_OPTIONS = (
+    "latency",
+    "rcvlatency",
+    "peerlatency",
+    "tsbpddelay",
+    "connect_timeout",
+    "timeout",
+    "linger",
+    "maxbw",
+    "inputbw",
+    "oheadbw",
+    "mss",
+    "ffs",
+    "payload_size",
+    "pkt_size",
+    "sndbuf",
+    "rcvbuf",
+    "lossmaxttl",
+    "tlpktdrop",
+    "nakreport",
+    "minversion",
+    "pbkeylen",
+    "kmrefreshrate",
+    "kmpreannounce",
+)
+# A value as strtol reads it (minversion is read in any base, e.g. 0x010300).
+SRT_URL_VALUE = "-?[0-9]+|0x[0-9A-Fa-f]+"
 # Unicode categories no restream name may hold (controls, invisible format characters
 # such as bidi overrides and zero-width characters, line and paragraph separators).
 NAME_FORBIDDEN_CATEGORIES = ("Cc", "Cf", "Zl", "Zp")
@@ -152,6 +186,8 @@ _PORT = "([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][
 _URL_SHAPE = (
     f"^{_SCHEME}://(\\[[0-9A-Fa-f:.]+\\]|[^/?#@:\\[\\]%]+)(:{_PORT})?([/?][{URL_PATH_CHARS}]*)?$"
 )
+_SRT_OPTION = f"({'|'.join(SRT_URL_OPTIONS)})=({SRT_URL_VALUE})"
+_SRT_QUERY = f"^srt://[^?]*(\\?{_SRT_OPTION}(&{_SRT_OPTION})*)?$"
 
 
 class CASecretKeySelector(Model):
@@ -276,6 +312,12 @@ class Restream(Model):
     server_url: str = Field(
         min_length=1,
         max_length=MAX_URL_LENGTH,
+        # Not a docstring: the list of SRT options is written once, above.
+        description="RTMP, RTMPS or SRT URL of the destination's ingest server, without the "
+        "stream key (e.g. rtmp://a.rtmp.youtube.com/live2) and without credentials (no "
+        "user:password@). An srt:// URL may set only these options in its query, each to a "
+        f"number: {', '.join(SRT_URL_OPTIONS)} (the relay sends the stream key as the "
+        "streamid, and a passphrase comes from restreams[].srt.passphraseSecretRef).",
         json_schema_extra=_k8s(
             validations=[
                 _cel(
@@ -300,11 +342,18 @@ class Restream(Model):
                     r"self.matches('^srt://(\\[[^\\]]*\\]|[^/?#:]*):[0-9]')",
                     "an srt:// serverUrl needs a port: srt://HOST:PORT",
                 ),
+                # No option that changes the relay's direction or carries a secret.
+                _cel(
+                    f"!self.startsWith('srt://') || self.matches({cel_string(_SRT_QUERY)})",
+                    "an srt:// serverUrl may only set these options, each to a number: "
+                    + ", ".join(SRT_URL_OPTIONS)
+                    + " (a passphrase goes in restreams[].srt.passphraseSecretRef; mode and "
+                    "streamid are the relay's own)",
+                ),
             ]
         ),
     )
-    """RTMP, RTMPS or SRT URL of the destination's ingest server, without the stream key
-    (e.g. rtmp://a.rtmp.youtube.com/live2)."""
+
     stream_key: str | None = Field(default=None, min_length=1, max_length=MAX_KEY_LENGTH)
     """The destination's stream key, inline (api.video compatibility). Accepted with a
     warning: the operator moves it into a Secret of its own and never echoes it. Prefer

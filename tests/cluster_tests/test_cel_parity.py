@@ -139,6 +139,10 @@ CASES: dict[tuple[str, str], tuple[dict[str, Any], str]] = {
         one(serverUrl="srt://srt.example.com"),
         "spec.restreams[].serverUrl",
     ),
+    ("spec.restreams[].serverUrl", "an srt:// serverUrl may only set these options"): (
+        one(serverUrl="srt://srt.example.com:9000?latency=200000&mode=listener"),
+        "spec.restreams[].serverUrl",
+    ),
     ("spec.restreams[].streamKeySecretRef.name", "name must be a Secret name"): (
         one(streamKeySecretRef={"name": "Bad_Name"}),
         "spec.restreams[].streamKeySecretRef.name",
@@ -249,6 +253,10 @@ def test_a_good_livestream_passes_both(
             "restreams": [
                 destination(),
                 destination(name="My Twitch", serverUrl="srt://srt.example.com:9000"),
+                destination(
+                    name="SRT tuned",
+                    serverUrl="srt://srt.example.com:9000?latency=200000&pbkeylen=16&minversion=0x010300",
+                ),
                 destination(
                     name="Inline",
                     serverUrl="rtmps://[2606:4700::1111]:443/app?x=1",

@@ -6,6 +6,8 @@ import io
 import json
 import logging
 
+import pytest
+
 from restream_operator.agent.jsonlog import JsonFormatter
 from restream_operator.agent.redact import MASK, Redactor, secret_forms
 
@@ -65,3 +67,28 @@ def test_a_secret_with_json_special_characters_is_masked_too() -> None:
     secret = 'k"e\\y'
     doc = _format(Redactor([secret, KEY]), "key is %s", secret)
     assert doc["msg"] == f"key is {MASK}"
+
+
+@pytest.mark.parametrize("key", ['"', "1", "a", "{", "\\", ":"])
+def test_a_one_character_key_leaves_log_lines_valid_json(key: str) -> None:
+    # Masking the serialized line would cut through its quotes, names and numbers.
+    doc = _format(Redactor([key, KEY]), "pushing to %s", f"rtmp://h/live2/{key}", restarts=1)
+    assert key not in str(doc["msg"]) and str(doc["msg"]).endswith(f"/{MASK}")
+    assert str(doc["time"]).endswith("Z") and doc["level"] == "error"
+    assert str(doc["logger"]).startswith("test.redact.")
+
+
+def test_documents_are_masked_value_by_value() -> None:
+    redact = Redactor(["k3y"])
+    doc = {
+        "state": "k3y",
+        "lastError": "rtmp://h/k3y",
+        "nested": [{"name": ("a", "k3y")}, 7, None, True, 1.5],
+        "object": ValueError("bad k3y"),
+    }
+    assert redact.value(doc, keep=("state",)) == {
+        "state": "k3y",  # the agent's own field, kept as it is
+        "lastError": f"rtmp://h/{MASK}",
+        "nested": [{"name": ["a", MASK]}, 7, None, True, 1.5],
+        "object": f"bad {MASK}",
+    }

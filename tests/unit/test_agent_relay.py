@@ -8,7 +8,9 @@ fail, deliver and then stall, or deliver until it is told to stop.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -21,7 +23,8 @@ from restream_operator.agent import relay as relay_module
 from restream_operator.agent.contract import RelayState
 from restream_operator.agent.ffmpeg import Tls
 from restream_operator.agent.httpserver import HttpServer, Request, Response
-from restream_operator.agent.redact import Redactor
+from restream_operator.agent.jsonlog import JsonFormatter
+from restream_operator.agent.redact import MASK, Redactor
 from restream_operator.agent.relay import Relay, RelayConfig
 
 KEY = "dest-s3cr3t?x=1"
@@ -280,3 +283,38 @@ def test_srt_passphrase_reaches_ffmpeg_through_the_preset_only(tmp_path: Path) -
         assert relay.status()["tls"] is None
 
     run(tmp_path, "live", scenario, passphrase=passphrase, server_url="srt://h:9000")
+
+
+@pytest.mark.parametrize("key", ['"', "1", "a"])
+def test_a_one_character_key_leaves_status_and_logs_valid_json(
+    tmp_path: Path, key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter(Redactor([key, TOKEN])))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    old_level = root.level
+    root.setLevel(logging.INFO)
+
+    async def scenario(relay: Relay, _: Ingest, out: Path) -> None:
+        await _until(lambda: relay.state == RelayState.RETRYING)
+        response = await relay.routes()[("GET", "/status")](
+            Request("GET", "/status", {}, {}, b"", "::1")
+        )
+        status = json.loads(response.body)
+        assert status["state"] == "Retrying" and status["since"].endswith("Z")
+        assert isinstance(status["restarts"], int) and isinstance(status["bytesSent"], int)
+        assert status["lastError"] == f"rtmp://h/live2/{MASK}: Broken pipe"
+        assert f"/live2/{key}" not in status["command"]
+
+    try:
+        run(tmp_path, "fail", scenario, key=key, min_delay=0.1, max_delay=0.2)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+    lines = stream.getvalue().splitlines()
+    assert any('"source": "ffmpeg"' in line for line in lines)
+    for line in lines:
+        doc = json.loads(line)  # every line is JSON
+        assert f"/live2/{key}" not in json.dumps(doc)

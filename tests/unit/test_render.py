@@ -12,8 +12,10 @@ import pytest
 import yaml
 
 from restream_operator import models, naming, yamlio
+from restream_operator.agent import cli as agent_cli
 from restream_operator.cli import render_documents
 from restream_operator.render import Owner, render_children
+from restream_operator.render.relay import relay_command
 from restream_operator.settings import Settings, SettingsError
 
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -195,7 +197,7 @@ def test_dollar_signs_cannot_expand_environment_variables_in_the_relay_command()
         if o["kind"] == "Deployment" and "relay" in o["metadata"]["name"]
     )
     command = relay["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert "$$(RESTREAM_PLAY_TOKEN)" in command
+    assert "--name=$$(RESTREAM_PLAY_TOKEN)" in command
     assert "rtmp://h.example.com/$$(RESTREAM_DESTINATION_KEY)" in command
 
 
@@ -274,3 +276,28 @@ def test_srt_passphrase_reaches_the_relay_from_its_secret_only() -> None:
     # srt means nothing to other schemes (admission refuses it there)
     env = _relay_pod({**RTMPS, "srt": PASSPHRASE_REF})["containers"][0]["env"]
     assert "RESTREAM_SRT_PASSPHRASE" not in {e["name"] for e in env}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "-backup",
+        "--help",
+        "-h",
+        "--",
+        "-",
+        "a=b",
+        "--name=x",
+        "with spaces",
+        "\u00dcn\u00efc\u00f6d\u00e9 \U0001f3a5",
+    ],
+)
+def test_any_restream_name_reaches_the_agent_as_it_is(name: str) -> None:
+    # The agent's own parser, on exactly what the relay container runs.
+    url = "rtmps://a.rtmps.youtube.com/live2"
+    restream = models.Restream(name=name, server_url=url, stream_key_secret_ref={"name": "yt"})
+    owner = Owner("launch", "demo", UID, models.LiveStreamSpec(restreams=[restream]))
+    argv = relay_command(owner, restream, Settings())
+    assert argv[0] == "restream-agent"
+    args = agent_cli.parse_args(argv[1:])
+    assert (args.role, args.name, args.destination) == ("relay", name, url)

@@ -22,6 +22,23 @@ _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _RFC1918 = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 _ULA = ipaddress.ip_network("fc00::/7")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Blocks of the IANA special-purpose address registries (iana-ipv4-special-registry,
+# iana-ipv6-special-registry) that are not "Globally Reachable" but that the ipaddress
+# module of Python 3.11 (the operator image's) counts as global: its tables predate them.
+# 192.0.0.0/24 is refused whole, although the registry lists 192.0.0.9/32 (PCP anycast,
+# RFC 7723) and 192.0.0.10/32 (TURN anycast, RFC 8155) as globally reachable: an anycast
+# address reaches whichever such server is nearest, possibly inside the operator's own
+# network, and neither is ever a media server.
+_SPECIAL_PURPOSE = (
+    ("192.0.0.0/24", "IETF protocol assignments"),
+    ("192.88.99.0/24", "the deprecated 6to4 relay anycast, RFC 7526"),
+    ("3fff::/20", "documentation, RFC 9637"),
+)
+
+
+def _within(network: str) -> Callable[[IP], bool]:
+    net = ipaddress.ip_network(network)
+    return lambda ip: ip in net  # False across IP versions
 
 
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, str] | None:
@@ -53,6 +70,10 @@ _ADDRESS_CLASSES: tuple[tuple[Callable[[IP], bool], str], ...] = (
     ),
     (lambda ip: int(ip) == 0xFFFFFFFF and ip.version == 4, "the broadcast address"),
     (lambda ip: ip.is_reserved, "a reserved address"),
+    *(
+        (_within(net), f"a special-purpose address ({net}, {what})")
+        for net, what in _SPECIAL_PURPOSE
+    ),
     (lambda ip: not ip.is_global, "a special-purpose address that is not publicly routable"),
 )
 

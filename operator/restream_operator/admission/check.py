@@ -49,6 +49,9 @@ class Check:
     # host to resolve -> fields whose serverUrl names it
     hosts: dict[str, list[str]] = field(default_factory=dict)
     secrets: list[ReferencedSecret] = field(default_factory=list)
+    # field -> what its stored problems are about (a serverUrl's scheme://host:port): on
+    # UPDATE, a problem is only carried over while this stays the same.
+    subjects: dict[str, str] = field(default_factory=dict)
     restream_count: int = 0
     dropped: int = 0  # problems beyond _MAX_KEPT
     _seen: set[tuple[str, str, bool]] = field(default_factory=set)

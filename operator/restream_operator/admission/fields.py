@@ -16,6 +16,7 @@ from .schema import max_length
 from .text import INVISIBLE_CATEGORIES, char, kind, quote
 
 _DNS_SUBDOMAIN = re.compile(models.DNS_SUBDOMAIN)
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _SECRET_NAME_MAX = max_length(models.SecretKeySelector, "name")
 _SECRET_KEY = re.compile(models.SECRET_KEY)
 _SECRET_KEY_MAX = max_length(models.SecretKeySelector, "key")
@@ -116,6 +117,10 @@ def check_restream_name(name: str) -> list[str]:
     return [problem] if problem else []
 
 
+# Only a file can lack a name: the API server names every object it admits.
+NAME_MISSING = "is missing: name the LiveStream, e.g. name: launch"
+
+
 def check_metadata_name(name: str) -> list[str]:
     limit = crd.MAX_LIVESTREAM_NAME
     if not name:
@@ -129,6 +134,17 @@ def check_metadata_name(name: str) -> list[str]:
         return [
             f"{quote(name)} must be lowercase a-z, 0-9 and '-', start with a letter and end "
             "with a letter or digit (it names the ingest Service), e.g. launch-2"
+        ]
+    return []
+
+
+def check_namespace(namespace: str) -> list[str]:
+    """A namespace's name is a DNS label (RFC 1123): the API server takes nothing else.
+    An empty one is as good as none (kubectl then uses its current namespace)."""
+    if namespace and (len(namespace) > 63 or not _DNS_LABEL.fullmatch(namespace)):
+        return [
+            f"{quote(namespace)} is not a namespace name: lowercase a-z, 0-9 and '-', "
+            "starting and ending with a letter or digit, at most 63 characters"
         ]
     return []
 

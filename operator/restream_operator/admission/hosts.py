@@ -9,12 +9,14 @@ What a public-looking name resolves to is :mod:`.resolver`'s part.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import unicodedata
 from dataclasses import dataclass, field
 
 import idna
+from publicsuffixlist import PublicSuffixList
 
 from ..settings import Settings
 from .addresses import IP, PRIVATE_FIX, inet_aton
@@ -44,6 +46,13 @@ _PRIVATE_SUFFIXES: tuple[tuple[str, str], ...] = (
 )
 
 
+@functools.cache
+def _public_suffixes() -> PublicSuffixList:
+    # The ICANN part of the Public Suffix List, whose top-level labels are the root
+    # zone's TLDs: kept up to date by its package, where a list here would go stale.
+    return PublicSuffixList(only_icann=True, accept_unknown=False)
+
+
 def private_name(host: str, cluster_domain: str = "cluster.local") -> str | None:
     """What makes a host name private, or None. ``host``: lowercase ASCII, no final dot."""
     suffixes = (*_PRIVATE_SUFFIXES, (cluster_domain.strip(".").lower(), "a cluster-internal name"))
@@ -54,6 +63,20 @@ def private_name(host: str, cluster_domain: str = "cluster.local") -> str | None
         return (
             "a bare name without a domain, which resolves inside the cluster to a Service "
             "(write the destination's full name, e.g. live.example.com)"
+        )
+    # A pod's resolver tries a name with fewer than five dots against its search domains
+    # first: "kubernetes.default" becomes kubernetes.default.svc.cluster.local, the API
+    # server. Whether a namespace of that name exists cannot be known here (and changes),
+    # while a name whose last label is no top-level domain can only ever resolve that
+    # way (or on a private network): refused without asking DNS, which the webhook may
+    # not reach in time.
+    tld = host.rsplit(".", 1)[-1]
+    if not _public_suffixes().is_public(tld):
+        return (
+            f"a name whose last part ({tld}) is no public top-level domain: it can only "
+            f"resolve inside the cluster (as a Service in namespace {tld}, through the pods' "
+            "DNS search path) or on a private network (write the destination's full public "
+            "name, e.g. live.example.com)"
         )
     return None
 
@@ -72,6 +95,17 @@ def _scripts(label: str) -> set[str]:
     return {unicodedata.name(ch, "?").split(" ", 1)[0] for ch in label if ch.isalpha()}
 
 
+def _lookalike(label: str, text: str) -> str | None:
+    """A label (in Unicode) that mixes scripts whose letters look alike, or None."""
+    scripts = _scripts(label) & _CONFUSABLE_SCRIPTS
+    if len(scripts) > 1:
+        return (
+            f"host {quote(text)} mixes look-alike scripts ({', '.join(sorted(scripts))}) in "
+            f"{quote(label)}: it imitates another name; write the host in one script"
+        )
+    return None
+
+
 def _ascii_label(label: str, text: str) -> tuple[str, str | None]:
     """One label of a host as DNS sees it (A-label), or a problem."""
     if not label:
@@ -85,22 +119,23 @@ def _ascii_label(label: str, text: str) -> tuple[str, str | None]:
         )
     if label.startswith("xn--"):
         try:
-            idna.decode(label)
+            unicode_label = idna.decode(label)
         except (idna.IDNAError, UnicodeError, ValueError):
             return "", (
                 f"host {quote(text)} has an invalid internationalized label "
                 f"{quote(label)}: check the name"
             )
+        # The A-label spells the same name as its Unicode form: the same check.
+        lookalike = _lookalike(unicode_label, text)
+        if lookalike is not None:
+            return "", lookalike
     return label, None
 
 
 def _idna_label(label: str, text: str) -> tuple[str, str | None]:
-    scripts = _scripts(label) & _CONFUSABLE_SCRIPTS
-    if len(scripts) > 1:
-        return "", (
-            f"host {quote(text)} mixes look-alike scripts ({', '.join(sorted(scripts))}) in "
-            f"{quote(label)}: it imitates another name; write the host in one script"
-        )
+    lookalike = _lookalike(label, text)
+    if lookalike is not None:
+        return "", lookalike
     try:
         encoded = idna.encode(label, uts46=True, std3_rules=True, transitional=False)
     except (idna.IDNAError, UnicodeError, ValueError) as exc:

@@ -22,11 +22,11 @@ from . import schema
 from .access import SecretAccess, check_access
 from .addresses import PRIVATE_FIX, address_problem
 from .check import Check, Problem
-from .fields import check_metadata_name
+from .fields import NAME_MISSING, check_metadata_name, check_namespace
 from .resolver import RESOLVE_TIMEOUT, Lookup, Resolver
 from .rules import COUNT_RULE, SPEC_RULES
 from .secretrefs import SecretLookup, check_secrets
-from .text import kind, quote
+from .text import field, kind, quote
 
 MAX_PROBLEMS = 50
 
@@ -57,16 +57,24 @@ def without_nulls(value: Any) -> Any:
     return value
 
 
-def _check_object(obj: object, settings: Settings, namespace: str | None) -> Check:
-    meta = obj.get("metadata") if isinstance(obj, dict) else None
-    ns = namespace or (meta.get("namespace") if isinstance(meta, dict) else None)
-    check = Check(settings, ns if isinstance(ns, str) and ns else "default")
-    if not isinstance(obj, dict):
-        check.problem("(object)", f"a LiveStream must be a mapping, not {kind(obj)}")
-        return check
-    if meta is not None and not isinstance(meta, dict):
+def spec_errors(exc: ValidationError) -> list[tuple[str, str]]:
+    """The field and message of each error the models found in a spec."""
+    out = []
+    for error in exc.errors():
+        where = "spec"
+        for part in error["loc"]:
+            # A key of the file's may hold anything: field() quotes what is odd.
+            where = f"{where}[{part}]" if isinstance(part, int) else field(where, str(part))
+        out.append((where, str(error["msg"])))
+    return out
+
+
+def _check_metadata(meta: object, check: Check) -> None:
+    if meta is None:
+        check.problem("metadata", "is missing: name the LiveStream, e.g. metadata: {name: launch}")
+    elif not isinstance(meta, dict):
         check.problem("metadata", f"must be a mapping, not {kind(meta)}")
-    elif isinstance(meta, dict):
+    else:
         name, generate = meta.get("name"), meta.get("generateName")
         if isinstance(name, str):
             for message in check_metadata_name(name):
@@ -77,6 +85,24 @@ def _check_object(obj: object, settings: Settings, namespace: str | None) -> Che
             # The API server appends 5 characters to generateName.
             for message in check_metadata_name(generate + "x" * 5):
                 check.problem("metadata.generateName", message.replace("x" * 5, ""))
+        else:
+            check.problem("metadata.name", NAME_MISSING)
+        written = meta.get("namespace")
+        if isinstance(written, str):
+            for message in check_namespace(written):
+                check.problem("metadata.namespace", message)
+        elif written is not None:
+            check.problem("metadata.namespace", f"must be a string, not {kind(written)}")
+
+
+def _check_object(obj: object, settings: Settings, namespace: str | None) -> Check:
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    ns = namespace or (meta.get("namespace") if isinstance(meta, dict) else None)
+    check = Check(settings, ns if isinstance(ns, str) and ns else "default")
+    if not isinstance(obj, dict):
+        check.problem("(object)", f"a LiveStream must be a mapping, not {kind(obj)}")
+        return check
+    _check_metadata(meta, check)
     spec = obj.get("spec")
     if spec is None:
         check.problem("spec", "is missing: a LiveStream needs a spec (spec: {} is enough)")
@@ -88,9 +114,8 @@ def _check_object(obj: object, settings: Settings, namespace: str | None) -> Che
         try:
             models.LiveStreamSpec.model_validate(without_nulls(spec))
         except ValidationError as exc:
-            for error in exc.errors():
-                loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
-                check.problem(f"spec{loc}", str(error["msg"]))
+            for where, message in spec_errors(exc):
+                check.problem(where, message)
     return check
 
 
@@ -142,7 +167,11 @@ def _ratchet(new: Check, old: Check) -> None:
     stored = {(p.field, p.message) for p in old.problems}
     kept: list[Problem] = []
     for p in new.problems:
-        carried = (p.field, p.message) in stored
+        # Only where the field still points at the same place: a stored private host
+        # may keep its problem, not move to another port or scheme with it.
+        carried = (p.field, p.message) in stored and new.subjects.get(p.field) == (
+            old.subjects.get(p.field)
+        )
         if p.rule == COUNT_RULE:
             carried = any(q.rule == p.rule for q in old.problems) and (
                 new.restream_count <= old.restream_count

@@ -40,6 +40,8 @@ _INSECURE = alias(models.DestinationTLS, "insecure_skip_verify")
 _MIN_DELAY = alias(models.ReconnectSpec, "min_delay_seconds")
 _MAX_DELAY = alias(models.ReconnectSpec, "max_delay_seconds")
 
+# Platforms issue keys of 16 characters and more (YouTube's are 24).
+SHORT_KEY = 8
 # The rule's id for ratcheting: an UPDATE may keep too many destinations, never add one.
 COUNT_RULE = "restreams.count"
 
@@ -159,6 +161,7 @@ def _restream_name(value: object, path: str, check: Check) -> None:
 
 def _server_url(value: object, path: str, check: Check) -> None:
     result = check_server_url(str(value), check.settings)
+    check.subjects[path] = result.destination
     for message in result.problems:
         check.problem(path, message)
     for message in result.warnings:
@@ -168,8 +171,17 @@ def _server_url(value: object, path: str, check: Check) -> None:
 
 
 def _stream_key(value: object, path: str, check: Check) -> None:
-    for message in check_stream_key(str(value)):
+    key = str(value)
+    for message in check_stream_key(key):
         check.problem(path, message)
+    if 0 < len(key) < SHORT_KEY:
+        # Not refused: a server of one's own may take any stream name.
+        check.warn(
+            path,
+            f"is only {len(key)} characters long, shorter than any platform issues: check "
+            "it (a short key is easy to guess, and the relay masks it wherever it appears "
+            "in its logs and status, which makes them hard to read)",
+        )
 
 
 def _secret_ref(waiting: str, selector: type[models.Model] = models.SecretKeySelector) -> Rule:

@@ -1,16 +1,20 @@
-"""serverUrl: the scheme, the authority (no credentials, a port in range), the path.
+"""serverUrl: the scheme, the authority (no credentials, a port in range), the path and
+the query.
 
 Everything but what the host resolves to (:mod:`.resolver`): a URL is split as ffmpeg
 splits it (the host ends at the first '/', '?' or '#'), nothing in it may inject into a
-configuration file or a command line, and plain RTMP to a destination that takes RTMPS
-gets a warning with the URL to use.
+configuration file or a command line, an SRT URL sets no option that turns the relay
+around or carries a secret, and warnings name the URL to use instead of plain RTMP and
+a path segment that looks like a stream key.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 from .. import models
 from ..settings import Settings
@@ -24,6 +28,45 @@ _URL_REST = re.compile(f"[{models.URL_PATH_CHARS}]")
 _PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _PERCENT_CONTROL = re.compile(r"%(?:[01][0-9A-Fa-f]|7[Ff])")
 EXAMPLE_URL = "e.g. rtmp://a.rtmp.youtube.com/live2"
+_SRT_OPTIONS = frozenset(models.SRT_URL_OPTIONS)
+_SRT_VALUE = re.compile(models.SRT_URL_VALUE)
+# Names fit to show in a message: what an option looks like, never a pasted secret.
+_OPTION_NAME = re.compile(r"[a-z_]{1,24}")
+_PASSPHRASE_FIX = "restreams[].srt.passphraseSecretRef"
+_LISTENER = "remove it (the relay always connects to the destination)"
+_IDENTITY = (
+    "is the relay's own: it sends the stream key as the streamid; put the key (or the "
+    "whole streamid) in streamKeySecretRef and remove it from serverUrl"
+)
+_PAYLOAD = "would change what the relay sends (always live MPEG-TS): remove it"
+_MARKING = "marks the relay's packets for the network, which is the cluster's business: remove it"
+# SRT options ffmpeg reads from a URL that a serverUrl may not set, with why and the fix.
+_SRT_REFUSED = {
+    "passphrase": "carries the SRT passphrase, which would show in the relay's command "
+    "line, its pod spec, /status and logs: put it in a Secret and reference it with "
+    f"{_PASSPHRASE_FIX}",
+    "mode": f"would turn the relay into a listener or a rendezvous peer: {_LISTENER}",
+    "listen_timeout": f"only applies to a listener: {_LISTENER}",
+    "streamid": _IDENTITY,
+    "srt_streamid": _IDENTITY,
+    "enforced_encryption": "would let the relay send unencrypted to a peer without the "
+    f"passphrase: remove it (set a passphrase with {_PASSPHRASE_FIX})",
+    "transtype": _PAYLOAD,
+    "messageapi": _PAYLOAD,
+    "smoother": _PAYLOAD,
+    "ipttl": _MARKING,
+    "iptos": _MARKING,
+}
+# Path segments that are stream keys of known platforms (YouTube, Twitch, Facebook,
+# Restream, Kick).
+_PLATFORM_KEY = re.compile(
+    r"[a-z0-9]{4}(-[a-z0-9]{4}){3,5}"
+    r"|live_[0-9]{5,}_[A-Za-z0-9]{10,}"
+    r"|FB-[0-9]{6,}-[0-9]+-[A-Za-z0-9_-]{8,}"
+    r"|re_[0-9]{4,}_[A-Za-z0-9]{10,}"
+    r"|sk_[a-z]{2}-[a-z]+-[0-9]_[A-Za-z0-9_]{10,}"
+)
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,}")
 # Plain RTMP ingests whose owners also accept RTMPS: (host pattern, rtmps host, port).
 _RTMPS_HOSTS: tuple[tuple[re.Pattern[str], str, str], ...] = (
     (re.compile(r"a\.rtmp\.youtube\.com"), "a.rtmps.youtube.com", ""),
@@ -76,6 +119,8 @@ class UrlResult:
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     dns: str = ""
+    # scheme://authority as written: where the relay connects (for the UPDATE ratchet).
+    destination: str = ""
 
 
 def _split_url(url: str, out: UrlResult) -> tuple[str, str, str] | None:
@@ -119,7 +164,7 @@ def _check_rest(rest: str, out: UrlResult) -> None:
     if "#" in rest:
         out.problems.append(
             "has a #fragment, which is never sent to a destination: remove it (an SRT "
-            "streamid such as #!::r=... is given as the stream key, or written %23!::r=...)"
+            "streamid such as #!::r=... is given as the stream key)"
         )
     odd = next((c for c in rest if not _URL_REST.fullmatch(c) and c != "#"), None)
     if odd is not None:
@@ -131,6 +176,56 @@ def _check_rest(rest: str, out: UrlResult) -> None:
         out.problems.append("has a '%' not followed by two hex digits: write '%' as %25")
     elif _PERCENT_CONTROL.search(rest):
         out.problems.append("has a percent-encoded control character (%00-%1F, %7F): remove it")
+
+
+def _check_srt_query(rest: str, out: UrlResult) -> None:
+    """Only the options of models.SRT_URL_OPTIONS, each set to a number.
+
+    ffmpeg matches option names exactly, but the relay decodes the query before it
+    hands it on, so a name is judged percent-decoded too. Values are never shown.
+    """
+    if "?" not in rest:
+        return
+    query = rest.split("?", 1)[1]
+    for position, part in enumerate(query.split("&"), 1):
+        name, equals, value = part.partition("=")
+        decoded = unquote(name)
+        shown = quote(name) if _OPTION_NAME.fullmatch(name) else f"number {position}"
+        if decoded in _SRT_REFUSED:
+            out.problems.append(
+                f"sets the SRT option {decoded} in its query: it {_SRT_REFUSED[decoded]}"
+            )
+        elif name not in _SRT_OPTIONS:
+            out.problems.append(
+                f"has the query option {shown}, which is not one an srt:// serverUrl may "
+                f"set: use only {', '.join(models.SRT_URL_OPTIONS)}"
+            )
+        elif not equals or not _SRT_VALUE.fullmatch(value):
+            out.problems.append(
+                f"sets the SRT option {name} to something other than a number: write "
+                f"{name}=NUMBER (e.g. latency=200000, in microseconds)"
+            )
+
+
+def _looks_random(segment: str) -> bool:
+    """A long token whose letters and digits alternate as often as in a random key
+    (words and dates such as live2, stream_2024_05_17 or BroadcastChannel01 change
+    between them rarely)."""
+    if not _TOKEN.fullmatch(segment):
+        return False
+    kinds = [c.isdigit() for c in segment if c.isalnum()]
+    changes = sum(a != b for a, b in itertools.pairwise(kinds))
+    return changes >= max(3, len(segment) / 8)
+
+
+def _key_in_path(rest: str) -> str | None:
+    """Which segment of the path looks like a stream key, if one does: any with a
+    platform's key format, or one after the first (the application) that looks random."""
+    segments = rest.split("?", 1)[0].split("/")[1:]
+    for position, segment in enumerate(segments, 1):
+        if _PLATFORM_KEY.fullmatch(segment) or (position > 1 and _looks_random(segment)):
+            return "the first segment" if position == 1 else f"segment {position}"
+    return None
 
 
 def _split_authority(authority: str, out: UrlResult) -> tuple[str, str | None, bool] | None:
@@ -201,11 +296,13 @@ def _url_warnings(scheme: str, host: str, rest: str, out: UrlResult) -> None:
             "has no application path (such as /live2 or /app), which RTMP servers need: "
             "check the destination's instructions"
         )
-    if scheme == "srt" and re.search(r"[?&]streamid=", rest):
-        # The relay always drops it: the key (required) travels as the streamid.
+    where = _key_in_path(rest) if scheme in ("rtmp", "rtmps") else None
+    if where is not None:
+        # Never shown: it may be the key.
         out.warnings.append(
-            "has a streamid parameter, which the relay replaces with the stream key: "
-            "remove it from serverUrl"
+            f"{where} of its path looks like a stream key: if it is one, move it into "
+            "streamKeySecretRef (or streamKey), since serverUrl shows unmasked in the "
+            "relay's command line, its pod spec, /status and logs"
         )
 
 
@@ -219,7 +316,10 @@ def check_server_url(url: str, settings: Settings) -> UrlResult:
     if parts is None:
         return out
     scheme, authority, rest = parts
+    out.destination = f"{scheme}://{authority}".lower()
     _check_rest(rest, out)
+    if scheme == "srt":
+        _check_srt_query(rest, out)
     split = _split_authority(authority, out)
     if split is None:
         return out

@@ -16,7 +16,7 @@ from . import contract, jsonlog
 from .redact import Redactor
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="restream-agent",
         description="Agents of restream-operator's ingest and relay pods.",
@@ -95,8 +95,16 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    args = build_parser().parse_args(argv)
+    if args.role == "relay" and args.name == []:
+        # Python 3.11's argparse drops a value of exactly "--", even from --name=--.
+        args.name = "--"
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parse_args(argv)
     # The agents speak plain HTTP on a pod network; asyncio would load the ssl module
     # and OpenSSL (4 MiB of RSS in every relay pod) for nothing.
     sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]

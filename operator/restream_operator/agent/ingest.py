@@ -422,7 +422,7 @@ class Ingest:
             wait, since = req.query.get("wait"), req.query.get("since")
             if wait and since and wait[0].isdigit():
                 await self.wait_for_change(since[0], min(float(wait[0]), MAX_LONG_POLL))
-            body = self._redact(json.dumps(await self.status()))
+            body = json.dumps(self._redact.value(await self.status(), keep=("since",)))
             return Response(200, body.encode() + b"\n", "application/json")
 
         async def healthz(_: Request) -> Response:

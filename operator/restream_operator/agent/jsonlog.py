@@ -17,6 +17,9 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "taskName",
 }
 
+# Fields the formatter writes itself, never from anything outside.
+_OWN = frozenset({"time", "level", "logger"})
+
 
 def utc_now() -> str:
     """RFC 3339, UTC, milliseconds: how agents write time in logs and /status."""
@@ -40,9 +43,7 @@ class JsonFormatter(logging.Formatter):
                 doc[key] = value
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
-        # Mask the text before JSON escaping changes how a secret is spelled, and after.
-        masked = {k: self._redact(v) if isinstance(v, str) else v for k, v in doc.items()}
-        return self._redact(json.dumps(masked, ensure_ascii=False, default=str))
+        return json.dumps(self._redact.value(doc, keep=_OWN), ensure_ascii=False)
 
 
 def rfc3339(created: float) -> str:

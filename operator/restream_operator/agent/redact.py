@@ -1,9 +1,15 @@
-"""Masking secrets in every text an agent emits: logs, /status, forwarded tool output."""
+"""Masking secrets in every text an agent emits: logs, /status, forwarded tool output.
+
+Documents (a log line, a /status body) are masked value by value before they are
+serialized, never as serialized text: a short key such as "a" or "1" would otherwise
+cut through the JSON's own quotes, names and numbers.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 MASK = "***"
@@ -56,6 +62,22 @@ class Redactor:
             if form in text:
                 text = text.replace(form, MASK)
         return text
+
+    def value(self, obj: Any, keep: Collection[str] = ()) -> Any:
+        """A JSON-like document with every string value masked, except those under the
+        keys in ``keep`` (the agent's own: its times and states, which the operator
+        parses). Keys are the agent's own names and stay as they are: a one-character
+        key would mask them into nonsense. Anything that is not JSON becomes its masked
+        str()."""
+        if isinstance(obj, str):
+            return self(obj)
+        if obj is None or isinstance(obj, bool | int | float):
+            return obj
+        if isinstance(obj, dict):
+            return {str(k): v if k in keep else self.value(v, keep) for k, v in obj.items()}
+        if isinstance(obj, list | tuple):
+            return [self.value(v, keep) for v in obj]
+        return self(str(obj))
 
     def __bool__(self) -> bool:
         return bool(self._forms)

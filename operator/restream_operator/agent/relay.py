@@ -472,7 +472,7 @@ class Relay:
 
     def routes(self) -> dict[tuple[str, str], Handler]:
         async def status(_: Request) -> Response:
-            body = self._redact(json.dumps(self.status()))
+            body = json.dumps(self._redact.value(self.status(), keep=("state", "since")))
             return Response(200, body.encode() + b"\n", "application/json")
 
         async def healthz(_: Request) -> Response:

@@ -129,8 +129,9 @@ def relay_command(owner: Owner, restream: models.Restream, settings: Settings) -
     return [
         "restream-agent",
         "relay",
-        "--name",
-        _literal(restream.name),
+        # One element with '=': a name such as "-backup" or "--help" stays the value of
+        # --name, where as an element of its own argparse would read it as an option.
+        f"--name={_literal(restream.name)}",
         "--source",
         endpoints.play_url(owner, settings),
         "--ingest-status",

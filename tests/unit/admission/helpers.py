@@ -107,3 +107,12 @@ def assert_refused(obj: Any, field: str, phrase: str) -> None:
 
 def warnings_on(result: Review, field: str) -> list[str]:
     return [w.message for w in result.warnings if w.field == field]
+
+
+def billion_laughs(levels: int = 9, fan: int = 9, tail: str = "  restreams: []") -> bytes:
+    """A LiveStream whose spec holds anchors of anchors: ``fan ** levels`` nodes from a
+    few hundred bytes (levels=9, fan=9: the "billion laughs")."""
+    lines = ["apiVersion: restream.dev/v1alpha1", "kind: LiveStream", "metadata: {name: b}"]
+    lines += ["spec:", f"  a0: &a0 [{', '.join(['lol'] * fan)}]"]
+    lines += [f"  a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * fan)}]" for i in range(1, levels)]
+    return "\n".join([*lines, tail, ""]).encode()

@@ -180,6 +180,31 @@ FIELD_BAD = [
     pytest.param(livestream(name="a" * 41), "metadata.name", "more than 40", id="meta-long"),
     pytest.param(livestream(name="1st"), "metadata.name", "start with a letter", id="meta-digit"),
     pytest.param(livestream(name="a.b"), "metadata.name", "must be lowercase a-z", id="meta-dot"),
+    pytest.param({"spec": {}}, "metadata", "is missing: name the LiveStream", id="meta-missing"),
+    pytest.param(
+        {"metadata": {"namespace": "media"}, "spec": {}},
+        "metadata.name",
+        "is missing: name the LiveStream",
+        id="meta-no-name",
+    ),
+    pytest.param(
+        {"metadata": {"name": "x", "namespace": "Media_1"}, "spec": {}},
+        "metadata.namespace",
+        "is not a namespace name",
+        id="meta-namespace",
+    ),
+    pytest.param(
+        {"metadata": {"name": "x", "namespace": "a" * 64}, "spec": {}},
+        "metadata.namespace",
+        "at most 63",
+        id="meta-namespace-long",
+    ),
+    pytest.param(
+        {"metadata": {"name": "x", "namespace": 7}, "spec": {}},
+        "metadata.namespace",
+        "must be a string",
+        id="meta-namespace-int",
+    ),
     pytest.param({"metadata": {"name": "x"}}, "spec", "is missing", id="spec-missing"),
     pytest.param(
         {"metadata": {"name": "x"}, "spec": "x"}, "spec", "must be a mapping", id="spec-str"

@@ -38,9 +38,17 @@ HOST_BAD = [
     url_case("home-arpa", "rtmp://nas.home.arpa/live", "(.home.arpa)"),
     url_case("bare", "rtmp://nginx/live", "bare name"),
     url_case("bare-with-port", "rtmp://my-service:1935/live", "bare name"),
+    # ---- names only the cluster's search path resolves --------------------------------
+    url_case("service-in-namespace", "rtmp://kubernetes.default/live", "(default) is no public"),
+    url_case("kube-system", "rtmp://x.kube-system:1935/live", "namespace kube-system"),
+    url_case("unknown-tld", "rtmp://live.twitch.tvv/app", "(tvv) is no public top-level domain"),
     # ---- look-alikes and invalid names ----------------------------------------------
     url_case("cyrillic-o", "rtmp://l\u043ecalhost.example.com/live", "mixes look-alike scripts"),
     url_case("greek-omicron", "rtmp://y\u03bfutube.com/live2", "(GREEK, LATIN)"),
+    url_case(
+        "punycode-cyrillic-o", "rtmp://xn--lcalhost-nbh.example.com/live", "(CYRILLIC, LATIN)"
+    ),
+    url_case("punycode-greek", "rtmp://xn--yutube-i0e.com/live2", "mixes look-alike scripts"),
     url_case("bad-a-label", "rtmp://xn--zz.example.com/live", "invalid internationalized label"),
     url_case("idna-combining", "rtmp://\u0300a.example.com/live", "not a valid internationalized"),
     url_case("idna-symbol", "rtmp://\u2603.example.com/live", "IDNA"),
@@ -90,3 +98,34 @@ def test_odd_spellings_stay_refused_even_when_private_destinations_are_allowed()
 def test_an_idn_host_warns_with_its_ascii_form() -> None:
     result = check(livestream(restream(url="rtmp://b\u00fccher.example.com/live")))
     assert any("write it as xn--bcher-kva.example.com" in w for w in warnings_on(result, URL))
+
+
+# Ingest hosts of the platforms people restream to: none may be refused by a name rule.
+PLATFORM_HOSTS = [
+    "a.rtmp.youtube.com",
+    "b.rtmps.youtube.com",
+    "live.twitch.tv",
+    "cdg02.contribute.live-video.net",
+    "fa723fc1b171.global-contribute.live-video.net",
+    "live-api-s.facebook.com",
+    "live-upload.instagram.com",
+    "live.restream.io",
+    "broadcast.api.video",
+    "rtmp-global.cloud.vimeo.com",
+    "global-live.mux.com",
+    "live.cloudflare.com",
+    "push.trovo.live",
+    "stream.dlive.tv",
+    "ingest.kick.com",
+    "x1.entrypoint.cloud.wowza.com",
+    "p.ep123456.i.akamaientrypoint.net",
+    "va.pscp.tv",
+    "live.bilibili.com",
+    "stream.vkvideo.ru",
+]
+
+
+@pytest.mark.parametrize("host", PLATFORM_HOSTS)
+def test_the_platforms_hosts_pass_the_name_rules(host: str) -> None:
+    result = check(livestream(restream(url=f"rtmps://{host}/app")), resolver=None)
+    assert result.allowed, result.message()

@@ -45,10 +45,7 @@ GOOD = [
     pytest.param(livestream(), id="ingest-only"),
     pytest.param({"metadata": {"name": "x"}, "spec": {}}, id="empty-spec"),
     pytest.param(
-        livestream(restream(url="srt://srt.example.com:9000?streamid=abc")), id="srt-streamid"
-    ),
-    pytest.param(
-        livestream(restream(url="srt://srt.example.com:9000?latency=200000&mode=caller")),
+        livestream(restream(url="srt://srt.example.com:9000?latency=200000&pbkeylen=16")),
         id="srt-options",
     ),
     pytest.param(
@@ -232,6 +229,37 @@ def test_a_change_that_adds_a_problem_to_an_invalid_object_is_refused() -> None:
     assert [p.field for p in check(worse, old=old).problems] == [
         'spec.restreams[5] ("D5").serverUrl'
     ]
+
+
+PRIVATE_OLD = livestream(restream(url="rtmp://10.0.0.5:1935/live"))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "rtmp://10.0.0.5:22/live",  # another port
+        "rtmp://10.0.0.5/live",  # the default port instead of 1935
+        "rtmps://10.0.0.5:1935/live",  # another scheme
+        "rtmp://10.0.0.6:1935/live",  # another host
+    ],
+)
+def test_a_stored_private_destination_cannot_move(url: str) -> None:
+    result = check(livestream(restream(url=url)), old=PRIVATE_OLD)
+    assert not result.allowed
+    assert "private address (RFC 1918)" in result.message()
+
+
+def test_a_stored_private_destination_may_change_its_path() -> None:
+    result = check(livestream(restream(url="rtmp://10.0.0.5:1935/live2")), old=PRIVATE_OLD)
+    assert result.allowed, result.message()
+    assert any("already so in the stored object" in w.message for w in result.warnings)
+
+
+def test_a_stored_destination_that_resolves_privately_cannot_move() -> None:
+    old = livestream(restream(url="rtmp://evil.example.com/live"))
+    assert check(livestream(restream(url="rtmp://evil.example.com/other")), old=old).allowed
+    moved = check(livestream(restream(url="rtmp://evil.example.com:8080/live")), old=old)
+    assert not moved.allowed and "resolves to 10.1.2.3" in moved.message()
 
 
 def test_shrinking_toward_the_limit_is_allowed() -> None:

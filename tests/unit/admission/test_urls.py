@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from restream_operator import admission
+from restream_operator import admission, models
 from tests.unit.admission.helpers import (
     URL,
     assert_refused,
@@ -78,6 +78,30 @@ URL_BAD = [
     url_case("zero-width", "rtmp://a.example.com/li\u200bve", "invisible character (U+200B"),
     url_case("non-ascii-path", "rtmp://a.example.com/l\u00efve", "percent-encode it"),
     url_case("bracket-in-path", "rtmp://a.example.com/[x]", "path or query"),
+    # ---- SRT options: nothing that turns the relay around or carries a secret -------
+    url_case(
+        "srt-passphrase",
+        "srt://srt.example.com:9000?passphrase=0123456789abcdef",
+        "reference it with restreams[].srt.passphraseSecretRef",
+    ),
+    url_case(
+        "srt-passphrase-encoded",
+        "srt://srt.example.com:9000?pass%70hrase=0123456789abcdef",
+        "restreams[].srt.passphraseSecretRef",
+    ),
+    url_case("srt-listener", "srt://srt.example.com:9000?mode=listener", "into a listener"),
+    url_case("srt-rendezvous", "srt://srt.example.com:9000?mode=rendezvous", "rendezvous"),
+    url_case("srt-caller", "srt://srt.example.com:9000?latency=1&mode=caller", "option mode"),
+    url_case("srt-listen-timeout", "srt://srt.example.com:9000?listen_timeout=1", "listener"),
+    url_case("srt-streamid", "srt://srt.example.com:9000?streamid=abc", "in streamKeySecretRef"),
+    url_case("srt-downgrade", "srt://srt.example.com:9000?enforced_encryption=0", "unencrypted"),
+    url_case("srt-transtype", "srt://srt.example.com:9000?transtype=file", "live MPEG-TS"),
+    url_case("srt-iptos", "srt://srt.example.com:9000?iptos=184", "cluster's business"),
+    url_case("srt-unknown", "srt://srt.example.com:9000?localport=9", '"localport", which is not'),
+    url_case("srt-case", "srt://srt.example.com:9000?Latency=1", "use only latency, rcvlatency"),
+    url_case("srt-empty-query", "srt://srt.example.com:9000?", "option number 1"),
+    url_case("srt-not-a-number", "srt://srt.example.com:9000?latency=abc", "latency=NUMBER"),
+    url_case("srt-no-value", "srt://srt.example.com:9000?latency", "latency=NUMBER"),
 ]
 
 
@@ -120,6 +144,55 @@ def test_the_rtmps_suggestion_does_not_repeat_a_key_in_the_path() -> None:
     )
 
 
-def test_srt_streamid_in_the_url_warns_that_the_key_replaces_it() -> None:
-    result = check(livestream(restream(url="srt://srt.example.com:9000?streamid=abc")))
-    assert any("replaces with the stream key" in w for w in warnings_on(result, URL))
+def test_srt_tuning_options_pass() -> None:
+    options = "&".join(f"{name}=1" for name in models.SRT_URL_OPTIONS)
+    result = check(livestream(restream(url=f"srt://srt.example.com:9000?{options}")))
+    assert result.allowed, result.message()
+    assert check(livestream(restream(url="srt://srt.example.com:9000?minversion=0x010300"))).allowed
+
+
+def test_srt_refusals_never_show_the_value_nor_an_odd_name() -> None:
+    secret = "Zq8xT2mK9wL4vB7n"
+    for query in (f"passphrase={secret}", f"{secret}=1", f"latency={secret}"):
+        result = check(livestream(restream(url=f"srt://srt.example.com:9000?{query}")))
+        assert not result.allowed
+        assert secret not in result.message()
+
+
+@pytest.mark.parametrize(
+    ("url", "where"),
+    [
+        ("rtmp://a.rtmp.youtube.com/live2/abcd-efgh-ijkl-mnop-qrst", "segment 2"),
+        (
+            "rtmps://cdg02.contribute.live-video.net/app/live_923901944_8N3NXy5Kk1qC64cjdT2zCoAk6e7b0t",
+            "segment 2",
+        ),
+        ("rtmps://live-api-s.facebook.com:443/rtmp/FB-1234567890123-0-AbCdEfGhIjKl", "segment 2"),
+        ("rtmps://a.example.com/live/18e7e9368116bd30ddd8ee5ab2f17c10", "segment 2"),
+        ("rtmps://a.example.com/abcd-efgh-ijkl-mnop-qrst", "the first segment"),
+    ],
+)
+def test_a_key_in_the_path_warns_without_showing_it(url: str, where: str) -> None:
+    result = check(livestream(restream(url=url)))
+    assert result.allowed, result.message()
+    found = [w for w in warnings_on(result, URL) if "looks like a stream key" in w]
+    assert found and found[0].startswith(where), result.warnings
+    assert "move it into streamKeySecretRef" in found[0]
+    secret = url.rsplit("/", 1)[1]
+    assert secret not in json.dumps([w.message for w in result.warnings])
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "rtmps://a.rtmps.youtube.com/live2",
+        "rtmps://live-api-s.facebook.com:443/rtmp/",
+        "rtmps://a.example.com/live/stream_2024_05_17",
+        "rtmps://a.example.com/BroadcastChannel01/mychannel2024live",
+        "rtmps://a.example.com/app-B8P6K226/ThisIsMyLiveStreamApp",
+        "srt://srt.example.com:9000/abcd-efgh-ijkl-mnop-qrst",
+    ],
+)
+def test_ordinary_paths_do_not_look_like_keys(url: str) -> None:
+    result = check(livestream(restream(url=url)))
+    assert not any("looks like a stream key" in w.message for w in result.warnings)
