@@ -4,7 +4,8 @@
 # Groups:
 #   media   nginx-rtmp and ffmpeg (the media tier runs them on the host)
 #   lint    shellcheck
-#   node    the real node: containerd, runc, CNI plugins, iptables, iproute2, busybox
+#   node    the real node: containerd, runc, CNI plugins, iptables, iproute2, ipset
+#           (kube-router's NetworkPolicy enforcement), busybox
 #           (a test image), gcc (the pause image), ffmpeg (an encoder on the host)
 #   images  docker.io (a private dockerd) and debootstrap (the base root file system)
 # Not root and something missing: says what, exits 2, installs nothing.
@@ -13,7 +14,7 @@ set -euo pipefail
 declare -A GROUPS_=(
   [media]="nginx libnginx-mod-rtmp libnginx-mod-stream ffmpeg"
   [lint]="shellcheck"
-  [node]="containerd runc containernetworking-plugins busybox-static iptables iproute2 gcc libc6-dev ffmpeg"
+  [node]="containerd runc containernetworking-plugins busybox-static iptables iproute2 ipset gcc libc6-dev ffmpeg"
   [images]="docker.io debootstrap"
 )
 

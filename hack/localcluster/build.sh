@@ -36,6 +36,10 @@ ensure_tools() {
     "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
   # CoreDNS, the node tier's cluster DNS (hack/localcluster/node.py packs it into an image)
   ensure_tool coredns "$COREDNS_VERSION" "github.com/coredns/coredns@$COREDNS_VERSION"
+  # kube-router, only its network-policy controller: the node tier's NetworkPolicy enforcer
+  ensure_tool kube-router "$KUBE_ROUTER_VERSION" \
+    "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@$KUBE_ROUTER_VERSION" \
+    "-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION"
 }
 
 if complete; then ensure_tools; echo "$dest/bin"; exit 0; fi

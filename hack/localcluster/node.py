@@ -18,19 +18,26 @@ the real node) plus one ``RealNode``:
   under ``${XDG_CACHE_HOME:-~/.cache}/restream-operator/node/`` and imported into
   containerd's ``k8s.io`` namespace; ``RealNode.import_image`` takes any docker-archive;
 * cluster DNS: CoreDNS as a Deployment and the ``kube-dns`` Service on 10.96.0.10,
-  serving ``cluster.local`` only (no upstream: nothing leaves the machine).
+  serving ``cluster.local`` and the few ``TEST_HOSTS`` names (no upstream: nothing
+  leaves the machine);
+* a NetworkPolicy enforcer: kube-router's network-policy controller alone (built by
+  ``build.sh``; no routing, no service proxy), a host process like kube-proxy, with its
+  own client certificate and ClusterRole. It accepts whatever the node's own addresses
+  send to its pods (the kubelet's probes, the host's encoders) before any policy.
 
 Pods reach the API: the apiserver is also served on the bridge's gateway (see
 ``LocalCluster.api_host_ip``) and a firewall chain of ours admits that port, and the
 kubelet's, only from loopback and the bridge; traffic from the bridge to anywhere but the
-bridge is dropped. The host reaches pod IPs directly.
+bridge is dropped, in the mangle table, before the filter table where kube-router
+accepts what the policies allow. The host reaches pod IPs directly.
 
 Teardown (``RealNode.stop``, also after a failed start, and for the leftovers of a run
 that was killed outright, found through a state file at the next start) evicts the pods
 with a NoExecute taint so that CNI DEL runs, stops kubelet, kube-proxy and containerd by
 PID, kills whatever task or shim of this containerd is left, unmounts everything under
 the node's directories, deletes the network namespaces the run created, the bridge, the
-iptables chains the run created (KUBE-*, CNI-*, ours), the cgroups, the files the
+iptables chains the run created (KUBE-*, CNI-*, ours) and kube-router's ipsets, the
+cgroups, the files the
 components put outside their directories whatever they are told (shim sockets in
 /run/containerd/s, libcni's cache, kubelet's device-plugin socket, and the host
 directories that held them if this run created them), and restores the sysctls that
@@ -58,6 +65,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .controlplane import (
+    SERVICE_CIDR,
     ClusterError,
     Component,
     LocalCluster,
@@ -86,12 +94,23 @@ CLUSTER_DNS = "10.96.0.10"
 CLUSTER_DOMAIN = "cluster.local"
 CGROUP_ROOT = "restream-node"
 FIREWALL_CHAIN = "RESTREAM-NODE"
+# Where the FORWARD guard lives: mangle's FORWARD runs before filter's, in which
+# kube-router ACCEPTs the traffic its policies allow (and jumps first, at every sync).
+FORWARD_GUARD_TABLE = "mangle"
 NODE_LABEL = "restream.dev/real-node"
 TEARDOWN_TAINT = "restream.dev/teardown"
 
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 BUSYBOX_IMAGE = "restream.local/busybox:1.35"
 COREDNS_IMAGE_REPO = "restream.local/coredns"
+# Names the node's CoreDNS answers from a hosts block: destinations outside the
+# cluster's own names, at addresses tests give their sinks (``RealNode.route_on_bridge``).
+# One is private (RFC 1918: a relay's NetworkPolicy denies it), one is not (TEST-NET-1,
+# never routed on the internet: here it stands for a public host).
+TEST_HOSTS = {
+    "private.sink.example.com": "192.168.77.10",
+    "public.sink.example.com": "192.0.2.10",
+}
 
 REAL_NODE_SELECTOR = {NODE_LABEL: "true"}
 REAL_NODE_TOLERATION = {
@@ -141,8 +160,14 @@ CNI_NETWORK = "restream-node"
 IPTABLES = ("iptables", "ip6tables")
 TABLES = ("filter", "nat", "mangle", "raw")
 CHAIN_PREFIXES = ("KUBE-", "CNI-", FIREWALL_CHAIN)
+IPSET = "/usr/sbin/ipset"
+# kube-router's ipsets (IPv6 ones carry "inet6:" in front): KUBE-SRC-*, KUBE-DST-*, and
+# kube-router-local-pods with --netpol-default-deny
+IPSET_PREFIXES = tuple(f"{f}{p}" for f in ("", "inet6:") for p in ("KUBE-", "kube-router-"))
 
-DEBIAN_PACKAGES = ("containerd", "runc", "containernetworking-plugins", "iptables", "iproute2")
+DEBIAN_PACKAGES = (
+    "containerd", "runc", "containernetworking-plugins", "iptables", "iproute2", "ipset",
+)  # fmt: skip
 
 
 def run(
@@ -163,7 +188,8 @@ def missing_requirements() -> list[str]:
     missing = []
     if os.geteuid() != 0:
         missing.append("root")
-    for path in (CONTAINERD, CTR, RUNC, "/usr/sbin/iptables", "/usr/sbin/ip6tables", "/sbin/ip"):
+    for path in (CONTAINERD, CTR, RUNC, "/usr/sbin/iptables", "/usr/sbin/ip6tables", "/sbin/ip",
+                 IPSET):  # fmt: skip
         if not Path(path).exists() and not shutil.which(Path(path).name):
             missing.append(path)
     for plugin in ("bridge", "host-local", "loopback", "portmap"):
@@ -366,6 +392,11 @@ def _netns_names() -> list[str]:
     return sorted(names)
 
 
+def _ipsets() -> list[str]:
+    proc = run([IPSET, "list", "-name"], check=False, timeout=30)
+    return sorted(proc.stdout.split()) if proc.returncode == 0 else []
+
+
 def _read_sysctl(name: str) -> str | None:
     try:
         return Path("/proc/sys", name).read_text().strip()
@@ -401,6 +432,7 @@ class NodeState:
     containerd_address: str = ""
     chains_before: dict[str, list[str]] = field(default_factory=dict)
     netns_before: list[str] = field(default_factory=list)
+    ipsets_before: list[str] = field(default_factory=list)
     sysctls_before: dict[str, str] = field(default_factory=dict)
     pids: list[tuple[int, str]] = field(default_factory=list)  # (pid, binary)
     # containerd 1.6 puts its shims' sockets in /run/containerd/s/ whatever its state dir
@@ -430,13 +462,15 @@ def running(state: NodeState) -> bool:
     return any(alive(pid, binary) for pid, binary in state.pids)
 
 
-_NODE_BINARIES = {b"containerd", b"containerd-shim-runc-v2", b"runc", b"kubelet", b"kube-proxy"}
+_NODE_BINARIES = {
+    b"containerd", b"containerd-shim-runc-v2", b"runc", b"kubelet", b"kube-proxy", b"kube-router",
+}  # fmt: skip
 
 
 def _our_pids(state: NodeState) -> list[int]:
     """Processes of this run: the node's binaries (containerd, its shims, runc, kubelet,
-    kube-proxy) whose command line names its directory or socket, and whatever runs in
-    its cgroups (the pods)."""
+    kube-proxy, kube-router) whose command line names its directory or socket, and
+    whatever runs in its cgroups (the pods)."""
     pids: set[int] = set()
     needles = [state.workdir.encode()]
     if state.containerd_address:
@@ -508,6 +542,17 @@ def _delete_chains(state: NodeState) -> None:
             run([cmd, "-w", "5", "-t", table, "-X", chain], check=False)
 
 
+def _new_ipsets(state: NodeState) -> list[str]:
+    before = set(state.ipsets_before)
+    return [n for n in _ipsets() if n.startswith(IPSET_PREFIXES) and n not in before]
+
+
+def _destroy_ipsets(state: NodeState) -> None:
+    """After the chains: a set an iptables rule still uses cannot be destroyed."""
+    for name in _new_ipsets(state):
+        run([IPSET, "destroy", name], check=False)
+
+
 def _remove_cgroups() -> list[str]:
     errors = []
     for root in _cgroup_roots():
@@ -554,8 +599,10 @@ def teardown(state: NodeState, *, stale: bool = False) -> None:  # noqa: PLR0912
                 (d / name).unlink()
     if Path(f"/sys/class/net/{BRIDGE}").exists():
         run(["ip", "link", "delete", BRIDGE], check=False)
-    # 4. iptables chains this run created (kube-proxy's, kubelet's, CNI portmap's, ours)
+    # 4. iptables chains this run created (kube-proxy's, kubelet's, CNI portmap's,
+    # kube-router's, ours), then kube-router's ipsets
     _delete_chains(state)
+    _destroy_ipsets(state)
     # 5. cgroups, shim sockets, libcni's cache, kubelet's log links, sysctls, files
     for sock in state.shim_sockets:
         Path(sock).unlink(missing_ok=True)
@@ -618,6 +665,7 @@ def leftovers(state: NodeState) -> list[str]:
     if Path(f"/sys/class/net/{BRIDGE}").exists():
         found.append(f"bridge {BRIDGE}")
     found += [f"chain {k} {c}" for k, cs in _new_chains(state).items() for c in cs]
+    found += [f"ipset {n}" for n in _new_ipsets(state)]
     found += [f"cgroup {r}" for r in _cgroup_roots() if r.exists()]
     found += [f"shim socket {s}" for s in state.shim_sockets if Path(s).exists()]
     found += [f"CNI cache {e}" for e in _cni_cache_entries(state)]
@@ -725,6 +773,7 @@ class RealNode:
         self.containerd_dir = self.dir / "containerd"
         self.containerd_sock = self.containerd_dir / "containerd.sock"
         self.kubelet_port = free_port()
+        self.router_healthz = free_port()  # kube-router serves it on every address
         self.components: list[Component] = []
         self.timings = Timings()
         self.state = NodeState(
@@ -779,6 +828,7 @@ class RealNode:
         self.owns_host = True  # from here on, stop() has this run's things to remove
         self.state.chains_before = _chains()
         self.state.netns_before = _netns_names()
+        self.state.ipsets_before = _ipsets()
         self.state.dirs_before = [str(d) for d in HOST_DIRS if d.is_dir()]
         self.state.started_at = time.time()
         self.state.sysctls_before = {n: v for n in SYSCTLS if (v := _read_sysctl(n)) is not None}
@@ -800,9 +850,10 @@ class RealNode:
                         (root / f).write_text((root.parent / f).read_text())
 
     def _firewall(self) -> None:
-        """The API (bound on 0.0.0.0 for the pods) and the kubelet answer loopback and the
-        bridge only; pods reach nothing beyond the bridge and this host."""
-        ports = f"{self.cluster.api_port},{self.kubelet_port}"
+        """The API (bound on 0.0.0.0 for the pods), the kubelet and kube-router's health
+        port answer loopback and the bridge only; pods reach nothing beyond the bridge and
+        this host."""
+        ports = f"{self.cluster.api_port},{self.kubelet_port},{self.router_healthz}"
         for cmd in IPTABLES:
             ipt = [cmd, "-w", "5"]
             run([*ipt, "-N", FIREWALL_CHAIN])
@@ -811,10 +862,11 @@ class RealNode:
             run([*ipt, "-A", FIREWALL_CHAIN, "-j", "DROP"])
             run([*ipt, "-I", "INPUT", "-p", "tcp", "-m", "multiport", "--dports", ports,
                  "-j", FIREWALL_CHAIN])  # fmt: skip
-            run([*ipt, "-N", f"{FIREWALL_CHAIN}-FWD"])
-            run([*ipt, "-A", f"{FIREWALL_CHAIN}-FWD", "-i", BRIDGE, "-o", BRIDGE, "-j", "RETURN"])
-            run([*ipt, "-A", f"{FIREWALL_CHAIN}-FWD", "-i", BRIDGE, "-j", "DROP"])
-            run([*ipt, "-I", "FORWARD", "-j", f"{FIREWALL_CHAIN}-FWD"])
+            fwd = [*ipt, "-t", FORWARD_GUARD_TABLE]
+            run([*fwd, "-N", f"{FIREWALL_CHAIN}-FWD"])
+            run([*fwd, "-A", f"{FIREWALL_CHAIN}-FWD", "-i", BRIDGE, "-o", BRIDGE, "-j", "RETURN"])
+            run([*fwd, "-A", f"{FIREWALL_CHAIN}-FWD", "-i", BRIDGE, "-j", "DROP"])
+            run([*fwd, "-I", "FORWARD", "-j", f"{FIREWALL_CHAIN}-FWD"])
 
     # ---- start (after the control plane) --------------------------------------------------
 
@@ -833,6 +885,7 @@ class RealNode:
             server=True,
         )
         proxy_client = ca.issue("kube-proxy", "system:kube-proxy", client=True)
+        router_client = ca.issue("kube-router", "system:kube-router", client=True)
         kubelet_kc = self.dir / "kubelet.kubeconfig"
         kubelet_kc.write_text(
             _kubeconfig(self.cluster.server, ca.pair.cert, node_client, "kubelet")
@@ -840,6 +893,10 @@ class RealNode:
         proxy_kc = self.dir / "kube-proxy.kubeconfig"
         proxy_kc.write_text(
             _kubeconfig(self.cluster.server, ca.pair.cert, proxy_client, "kube-proxy")
+        )
+        router_kc = self.dir / "kube-router.kubeconfig"
+        router_kc.write_text(
+            _kubeconfig(self.cluster.server, ca.pair.cert, router_client, "kube-router")
         )
 
         with self.timings.step("images"):
@@ -863,6 +920,9 @@ class RealNode:
                 "kube-proxy healthy",
                 timeout,
             )
+        with self.timings.step("kube-router synced"):
+            self._start_kube_router(router_kc)
+            self._wait(self._kube_router_synced, "kube-router's first policy sync", timeout)
         with self.timings.step("CoreDNS Ready"):
             self.deploy_coredns(timeout)
 
@@ -1029,6 +1089,43 @@ class RealNode:
             [str(self.cluster.bin_dir / "kube-proxy"), f"--config={config_file}", "--v=1"],
         )
 
+    def _start_kube_router(self, kubeconfig: Path) -> None:
+        """The network-policy controller only: CNI, routes and Services stay with the
+        bridge plugin and kube-proxy."""
+        self.cluster.kubectl("apply", "-f", str(ASSETS / "kube-router.yaml"))
+        self._spawn(
+            "kube-router",
+            [
+                str(self.cluster.bin_dir / "kube-router"),
+                "--run-firewall=true",
+                "--run-router=false",
+                "--run-service-proxy=false",
+                "--run-loadbalancer=false",
+                f"--kubeconfig={kubeconfig}",
+                f"--hostname-override={self.name}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--enable-ipv4=true",
+                "--enable-ipv6=false",  # the pods have no IPv6 address
+                f"--health-port={self.router_healthz}",
+                "--metrics-port=0",
+                "--v=1",
+            ],
+        )
+
+    def _kube_router_synced(self) -> bool:
+        """Healthy, and a first full sync has closed its FORWARD chain with the rule
+        that ACCEPTs what the policies allowed."""
+        if not _http_ok(f"http://127.0.0.1:{self.router_healthz}/healthz"):
+            return False
+        rules = run(["iptables", "-w", "5", "-S", "KUBE-ROUTER-FORWARD"], check=False).stdout
+        return "0x20000/0x20000 -j ACCEPT" in rules
+
+    def route_on_bridge(self, address: str) -> None:
+        """Routes ``address`` (a /32) from the host onto the bridge, where a pod that
+        added it to its interface answers for it: how a test gives a sink an address of
+        its choice (``TEST_HOSTS``). The route goes with the bridge."""
+        run(["ip", "route", "replace", f"{address}/32", "dev", BRIDGE])
+
     def _node_ready(self) -> bool:
         out = self.cluster.kubectl(
             "get",
@@ -1045,6 +1142,8 @@ class RealNode:
         manifest = manifest.replace("@IMAGE@", self.coredns_ref)
         manifest = manifest.replace("@CLUSTER_DNS@", CLUSTER_DNS)
         manifest = manifest.replace("@NODE_LABEL@", NODE_LABEL)
+        hosts = "\n".join(f"            {ip} {name}" for name, ip in sorted(TEST_HOSTS.items()))
+        manifest = manifest.replace("@HOSTS@", hosts)
         self.cluster.kubectl("apply", "-f", "-", input=manifest)
         self.cluster.kubectl(
             "-n",

@@ -8,18 +8,20 @@ Shared by the node tier's tests (tests/e2e/test_product.py) and `make demo`.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from restream_operator import __version__
 
-from .controlplane import LocalCluster
-from .node import CACHE, REAL_NODE_SELECTOR, REAL_NODE_TOLERATION
+from .controlplane import SERVICE_CIDR, LocalCluster
+from .node import BUSYBOX_IMAGE, CACHE, POD_CIDR, REAL_NODE_SELECTOR, REAL_NODE_TOLERATION
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "restream-operator"
@@ -49,19 +51,22 @@ def helm_binary() -> Path:
     return Path(out.stdout.strip().splitlines()[-1]) / "helm"
 
 
-def chart_values(agent_poll_seconds: int = 1) -> dict[str, Any]:
+def chart_values(agent_poll_seconds: int = 1, private_destinations: bool = True) -> dict[str, Any]:
     """The chart's values for the local node: images already in containerd, every pod
-    on the real node, and destinations that are pods of this cluster (private addresses,
-    which the SSRF guard refuses by default; nothing resolves public names here)."""
+    on the real node, the cluster's own ranges for the NetworkPolicies, and by default
+    destinations that are pods of this cluster (private addresses, which the SSRF guard
+    and the relays' NetworkPolicy refuse unless allowed; nothing resolves public names
+    here, so admission does not try)."""
     return {
         "image": {"pullPolicy": "Never"},
         "mediaImage": {"pullPolicy": "Never"},
         **ON_THE_NODE,
         "mediaPods": ON_THE_NODE,
         "operator": {
-            "allowPrivateDestinations": True,
+            "allowPrivateDestinations": private_destinations,
             "resolveDestinations": False,
             "agentPollSeconds": agent_poll_seconds,
+            "networkPolicy": {"podCIDRs": [POD_CIDR], "serviceCIDRs": [SERVICE_CIDR]},
         },
     }
 
@@ -115,6 +120,43 @@ class Helm:
                        env=self.env, capture_output=True, timeout=120, check=False)  # fmt: skip
 
 
+def kubectl_report(
+    cluster: LocalCluster, commands: Iterable[tuple[str, ...]], files: Iterable[Path] = ()
+) -> str:
+    """What each kubectl command prints, and the tail of each file: a failing test's
+    evidence."""
+    parts = []
+    for args in commands:
+        with contextlib.suppress(Exception):
+            p = cluster.kubectl(*args, check=False, timeout=20)
+            parts.append(f"$ kubectl {' '.join(args)}\n{p.stdout}{p.stderr}")
+    for path in files:
+        with contextlib.suppress(OSError):
+            parts.append(f"{path} (tail):\n{path.read_text(errors='replace')[-4000:]}")
+    return "\n".join(parts)
+
+
+@contextlib.contextmanager
+def reported_on_failure(
+    cluster: LocalCluster, commands: Iterable[tuple[str, ...]], files: Iterable[Path] = ()
+) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        print(kubectl_report(cluster, commands, files))
+        raise
+
+
+def remove_product(cluster: LocalCluster, helm: Helm, ns: str) -> None:
+    """The LiveStreams of ``ns`` (their pods go while the operator still runs), then the
+    release; best effort, for a fixture's teardown."""
+    with contextlib.suppress(Exception):
+        cluster.kubectl("-n", ns, "delete", "livestreams", "--all", "--wait=true",
+                        "--timeout=60s", timeout=70)  # fmt: skip
+    with contextlib.suppress(Exception):
+        helm.uninstall()
+
+
 def wait_operator(cluster: LocalCluster, timeout: int = 120) -> None:
     cluster.kubectl(
         "-n", SYSTEM_NS, "rollout", "status", f"deployment/{RELEASE}", f"--timeout={timeout}s",
@@ -125,9 +167,12 @@ def wait_operator(cluster: LocalCluster, timeout: int = 120) -> None:
 # -- sinks: nginx-rtmp pods that record what they receive --------------------------------
 
 
-def sink_objects(name: str) -> list[dict[str, Any]]:
+def sink_objects(name: str, address: str | None = None) -> list[dict[str, Any]]:
     """A ConfigMap, a Pod (the media image's nginx-rtmp, recording every stream it is
-    sent to /tmp/rec, one file per session) and a Service named ``name``."""
+    sent to /tmp/rec, one file per session) and a Service named ``name``. With
+    ``address``, the pod also answers on that address (added to its interface by an
+    init container; ``RealNode.route_on_bridge`` routes it): a sink outside the
+    cluster's ranges, or at a private address that is no pod's."""
     conf = f"""load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
 worker_processes 1;
 daemon off;
@@ -189,6 +234,7 @@ rtmp {{
                     {"name": "conf", "configMap": {"name": name}},
                     {"name": "tmp", "emptyDir": {}},
                 ],
+                **({"initContainers": [_address_adder(address)]} if address else {}),
             },
         },
         {
@@ -198,6 +244,16 @@ rtmp {{
             "spec": {"selector": {"app": name}, "ports": [{"port": 1935, "targetPort": 1935}]},
         },
     ]
+
+
+def _address_adder(address: str) -> dict[str, Any]:
+    return {
+        "name": "address",
+        "image": BUSYBOX_IMAGE,
+        "imagePullPolicy": "Never",
+        "command": ["ip", "addr", "add", f"{address}/32", "dev", "eth0"],
+        "securityContext": {"runAsUser": 0, "capabilities": {"add": ["NET_ADMIN"]}},
+    }
 
 
 def sink_url(sink: str, ns: str) -> str:

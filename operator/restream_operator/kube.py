@@ -45,6 +45,7 @@ KINDS: dict[str, Kind] = {
     "ConfigMap": Kind("v1", "configmaps"),
     "Service": Kind("v1", "services"),
     "Deployment": Kind("apps/v1", "deployments"),
+    "NetworkPolicy": Kind("networking.k8s.io/v1", "networkpolicies"),
     "ValidatingWebhookConfiguration": Kind(_ADMISSION, "validatingwebhookconfigurations", False),
     "MutatingWebhookConfiguration": Kind(_ADMISSION, "mutatingwebhookconfigurations", False),
     "ClusterRole": Kind("rbac.authorization.k8s.io/v1", "clusterroles", False),

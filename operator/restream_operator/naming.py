@@ -51,6 +51,12 @@ def ingest_internal_name(livestream: str) -> str:
     return f"{ingest_name(livestream)}-internal"
 
 
+def relays_network_policy(livestream: str) -> str:
+    """The NetworkPolicy over every relay pod of a LiveStream (the ingest's is named like
+    its other objects): the suffixes differ, so no two LiveStreams' policies collide."""
+    return f"{livestream}-relays"
+
+
 def generated_key_secret(livestream: str) -> str:
     return f"{livestream}-stream-key"
 

@@ -6,18 +6,36 @@ also takes the most common ones as flags. The README lists them all.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import __version__
 from .models import MAX_RESTREAMS_CEILING
 
 ENV_PREFIX = "RESTREAM_"
 DEFAULT_MEDIA_IMAGE = f"restream-operator/media:{__version__}"
+# Where a relay must never connect, whatever a destination's name resolves to by then:
+# private (RFC 1918), carrier-grade NAT, link-local (the cloud metadata address among
+# them), loopback and unique-local addresses. The cluster's own pod and Service ranges
+# are settings of their own (RESTREAM_POD_CIDRS, RESTREAM_SERVICE_CIDRS).
+DEFAULT_EGRESS_DENIED_CIDRS = (
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "169.254.0.0/16",
+    "127.0.0.0/8",
+    "fc00::/7",
+    "fe80::/10",
+    "::1/128",
+)
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+_SCALARS = (str, int, float, bool)  # read from the environment as they are; the rest is JSON
 
 
 class SettingsError(ValueError):
@@ -59,6 +77,38 @@ class Settings(BaseModel):
     webhook_owner_clusterrole: str = ""
     """A ClusterRole that owns the webhook configurations, so that deleting it (helm
     uninstall) removes them too; empty: no owner."""
+    operator_namespace: str = Field(default="restream-system", pattern=_DNS_LABEL)
+    """Namespace of the operator's pods: the only pods (with the node's own traffic) that
+    NetworkPolicies let reach the agents' port. The chart sets it to the release's."""
+    operator_pod_labels: dict[str, str] = Field(
+        default_factory=lambda: {"app.kubernetes.io/name": "restream-operator"}, min_length=1
+    )
+    """Labels that select the operator's pods (JSON in RESTREAM_OPERATOR_POD_LABELS)."""
+    dns_namespace: str = Field(default="kube-system", pattern=_DNS_LABEL)
+    """Namespace of the cluster DNS pods, the only DNS servers relays may ask."""
+    dns_pod_labels: dict[str, str] = Field(
+        default_factory=lambda: {"k8s-app": "kube-dns"}, min_length=1
+    )
+    """Labels of the cluster DNS pods (JSON in RESTREAM_DNS_POD_LABELS)."""
+    egress_denied_cidrs: list[str] = Field(default_factory=lambda: [*DEFAULT_EGRESS_DENIED_CIDRS])
+    """Address ranges relays may not connect to unless allow_private_destinations (JSON
+    list in RESTREAM_EGRESS_DENIED_CIDRS)."""
+    pod_cidrs: list[str] = Field(default_factory=list)
+    """The cluster's pod ranges, denied to relays too (JSON list in RESTREAM_POD_CIDRS)."""
+    service_cidrs: list[str] = Field(default_factory=list)
+    """The cluster's Service ranges, denied to relays too (RESTREAM_SERVICE_CIDRS)."""
+
+    @field_validator("egress_denied_cidrs", "pod_cidrs", "service_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                network = ipaddress.ip_network(cidr)
+            except ValueError as exc:
+                raise ValueError(f"{cidr!r} is not a CIDR ({exc})") from None
+            if network.prefixlen == 0:
+                raise ValueError(f"{cidr!r} is every address: a relay could reach nothing")
+        return value
 
     @model_validator(mode="after")
     def _delays(self) -> Settings:
@@ -77,14 +127,15 @@ class Settings(BaseModel):
             for name in cls.model_fields
             if ENV_PREFIX + name.upper() in env
         }
-        for name in ("pod_node_selector", "pod_tolerations"):  # structured: JSON
-            if name in values:
-                try:
-                    values[name] = json.loads(values[name])
-                except ValueError as exc:
-                    raise SettingsError(
-                        f"invalid operator settings: {ENV_PREFIX}{name.upper()}: not JSON ({exc})"
-                    ) from None
+        for name, text in values.items():
+            if cls.model_fields[name].annotation in _SCALARS:
+                continue
+            try:  # structured settings (maps, lists) are JSON
+                values[name] = json.loads(text)
+            except ValueError as exc:
+                raise SettingsError(
+                    f"invalid operator settings: {ENV_PREFIX}{name.upper()}: not JSON ({exc})"
+                ) from None
         try:
             return cls.model_validate(values)
         except ValidationError as exc:

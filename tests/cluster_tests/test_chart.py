@@ -18,6 +18,7 @@ from hack.localcluster import livestreams
 from hack.localcluster.controlplane import LocalCluster, free_port
 from hack.localcluster.operator_process import OperatorProcess, wait_for_webhooks
 from hack.waiting import wait_for
+from restream_operator.settings import DEFAULT_EGRESS_DENIED_CIDRS, Settings
 
 pytestmark = pytest.mark.cluster
 
@@ -116,12 +117,50 @@ def test_non_default_render(cluster: LocalCluster) -> None:
     assert not by_kind(no_webhook, "Service")
 
 
+def _operator_settings(docs: list[dict[str, Any]]) -> Settings:
+    container = by_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
+    return Settings.from_env({e["name"]: e["value"] for e in container["env"] if "value" in e})
+
+
+def test_network_policy_settings_name_the_charts_own_operator_pods(cluster: LocalCluster) -> None:
+    """The NetworkPolicies open the agents to the pods these settings select: they must
+    be the chart's operator pods, whatever the release is called."""
+    for release, namespace in ((RELEASE, NAMESPACE), ("live", "media-ops")):
+        args = ["template", release, str(CHART), "--namespace", namespace]
+        docs = [d for d in yaml.safe_load_all(helm(cluster, *args).stdout) if d]
+        settings = _operator_settings(docs)
+        pod_labels = by_kind(docs, "Deployment")[0]["spec"]["template"]["metadata"]["labels"]
+        assert settings.operator_namespace == namespace
+        assert settings.operator_pod_labels.items() <= pod_labels.items()
+        assert settings.operator_pod_labels["app.kubernetes.io/instance"] == release
+    # the chart's defaults are the operator's
+    defaults = _operator_settings(template(cluster))
+    assert defaults.egress_denied_cidrs == list(DEFAULT_EGRESS_DENIED_CIDRS)
+    assert (defaults.dns_namespace, defaults.dns_pod_labels) == (
+        Settings().dns_namespace,
+        Settings().dns_pod_labels,
+    )
+    custom = _operator_settings(
+        template(
+            cluster,
+            "operator.networkPolicy.podCIDRs={10.244.0.0/16}",
+            "operator.networkPolicy.serviceCIDRs={10.96.0.0/12,fd00:10:96::/108}",
+            "operator.networkPolicy.dnsNamespace=dns",
+        )
+    )
+    assert custom.pod_cidrs == ["10.244.0.0/16"]
+    assert custom.service_cidrs == ["10.96.0.0/12", "fd00:10:96::/108"]
+    assert custom.dns_namespace == "dns"
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [
         ("replicaCount=3", "maximum"),
         ("operator.maxRestreams=51", "maximum"),
         ("image.pullPolicy=Sometimes", "value must be one of"),
+        ("operator.networkPolicy.dnsNamespace=Kube_System", "does not match pattern"),
+        ("operator.networkPolicy.podCIDRs=10.0.0.0/8", "want array"),
     ],
 )
 def test_values_schema_refuses_bad_values(cluster: LocalCluster, value: str, message: str) -> None:

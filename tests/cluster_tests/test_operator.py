@@ -24,7 +24,7 @@ pytestmark = pytest.mark.cluster
 CHECKOUT = Path(__file__).resolve().parents[2]
 EXAMPLE = yaml.safe_load((CHECKOUT / "examples" / "api-video-compatible.yaml").read_text())
 INLINE_KEYS = [r["streamKey"] for r in EXAMPLE["spec"]["restreams"]]
-CHILD_KINDS = "deployments,services,configmaps,secrets"
+CHILD_KINDS = "deployments,services,configmaps,secrets,networkpolicies"
 
 
 def get(cluster: LocalCluster, what: str, namespace: str, *args: str) -> dict[str, Any]:
@@ -97,6 +97,8 @@ def test_example_creates_owned_children_and_becomes_ready(
         "Deployment/launch-ingest",
         "Service/launch-ingest",
         "Service/launch-ingest-internal",
+        "NetworkPolicy/launch-ingest",
+        "NetworkPolicy/launch-relays",
         "Secret/launch-stream-key",
         "Secret/launch-play-token",
         relay("Youtube"),
@@ -178,6 +180,7 @@ def test_each_destination_change_touches_only_that_destination(
     restreams[1]["serverUrl"] = "rtmp://other.example.net/app"
     after = change(restreams, twitch)
     assert after[relay("Twitch")] == "2"
+    assert {"NetworkPolicy/launch-ingest", "NetworkPolicy/launch-relays"} <= after.keys()
     # add one
     restreams.append(
         {

@@ -1,13 +1,19 @@
 """The real node works: a local image runs as a pod on kubelet + containerd + runc, the
 host reaches the pod's IP, another pod reaches it through a Service (kube-proxy) and by
 its DNS name (CoreDNS), pods reach the API through the `kubernetes` Service, hostPorts
-work (CNI portmap), and `kubectl logs` / `kubectl exec` go through the kubelet's API."""
+work (CNI portmap), `kubectl logs` / `kubectl exec` go through the kubelet's API, and
+nothing a pod sends leaves the bridge, whatever the NetworkPolicy enforcer accepts."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import subprocess
+import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -174,3 +180,68 @@ def test_kubectl_logs_and_exec(node_cluster: NodeCluster, workload: dict[str, An
     # stdin too (the exec stream is bidirectional)
     out = node_cluster.kubectl("-n", ns, "exec", "-i", "web", "--", "wc", "-c", input="12345")
     assert out.stdout.strip() == "5"
+
+
+OUTSIDE = ("198.51.100.1", "198.51.100.2")  # the host's end, the outside host (TEST-NET-2)
+
+
+@contextlib.contextmanager
+def outside_host(port: int) -> Iterator[str]:
+    """A host beyond the bridge: an HTTP server in a network namespace of its own
+    (``unshare``, not ``ip netns add``, which would bind-mount /run/netns over the
+    pods' namespaces), a veth pair to it routed from the host. Yields its address; the
+    namespace and the veth pair go with the server's process."""
+    host_end, far_end = OUTSIDE
+    server = subprocess.Popen(
+        ["unshare", "--net", sys.executable, "-m", "http.server", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    inside = ["nsenter", "-t", str(server.pid), "-n"]
+    try:
+        own = os.readlink("/proc/self/ns/net")
+        wait_for(lambda: os.readlink(f"/proc/{server.pid}/ns/net") != own,
+                 "the server's own network namespace", 10)  # fmt: skip
+        for argv in (
+            ["ip", "link", "add", "rstout0", "type", "veth", "peer", "name", "rstout1",
+             "netns", str(server.pid)],
+            ["ip", "addr", "add", f"{host_end}/24", "dev", "rstout0"],
+            ["ip", "link", "set", "rstout0", "up"],
+            [*inside, "ip", "addr", "add", f"{far_end}/24", "dev", "rstout1"],
+            [*inside, "ip", "link", "set", "rstout1", "up"],
+            [*inside, "ip", "route", "add", "default", "via", host_end],
+        ):  # fmt: skip
+            subprocess.run(argv, check=True)
+        wait_for(lambda: _answers(f"http://{far_end}:{port}/"), "the outside host's server", 10)
+        yield far_end
+    finally:
+        server.terminate()
+        server.wait(10)
+        subprocess.run(["ip", "link", "del", "rstout0"], capture_output=True, check=False)
+
+
+def _answers(url: str) -> bool:
+    try:
+        http_get(url)
+    except OSError:
+        return False
+    return True
+
+
+def test_pods_reach_nothing_beyond_the_bridge(
+    node_cluster: NodeCluster, workload: dict[str, Any]
+) -> None:
+    """The node's FORWARD guard holds although kube-router, first in filter's FORWARD,
+    ACCEPTs every packet the (absent) policies allow: the guard runs in mangle, before."""
+    ns, port = workload["ns"], 8099
+    rules = subprocess.run(["iptables", "-S", "KUBE-ROUTER-FORWARD"], capture_output=True,
+                           text=True, check=True).stdout  # fmt: skip
+    assert "-j ACCEPT" in rules, "kube-router runs and accepts in filter"
+    with outside_host(port) as address:
+        assert _answers(f"http://{address}:{port}/")  # the host reaches it
+        script = f"{' '.join(WGET)} http://{address}:{port}/; echo rc=$?"
+        out = exec_in(node_cluster, ns, "client", "sh", "-c", script, check=False)
+        assert "Directory listing" not in out and "rc=0" not in out, out
+        # while the same client reaches a pod at once (the network is not simply down)
+        assert exec_in(
+            node_cluster, ns, "client", *WGET, f"http://{workload['web_ip']}:{WEB_PORT}/"
+        )

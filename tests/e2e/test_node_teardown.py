@@ -1,6 +1,6 @@
 """The real node's teardown leaves nothing on the host: no process, mount, network
-namespace, bridge, iptables chain, cgroup or changed sysctl, whether the node stopped
-cleanly, crashed, or belonged to a run that was killed before it could clean up."""
+namespace, bridge, iptables chain, ipset, cgroup or changed sysctl, whether the node
+stopped cleanly, crashed, or belonged to a run that was killed before it could clean up."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 from hack.localcluster.__main__ import attach
 from hack.localcluster.controlplane import LocalCluster
 from hack.localcluster.node import NodeCluster, NodeState, leftovers, running
+from hack.waiting import wait_for
 
 from .conftest import busybox_pod, run_module, start_node_cluster, wait_ready
 
@@ -22,7 +23,8 @@ pytestmark = pytest.mark.e2e
 
 
 def run_workload(cluster: LocalCluster) -> None:
-    """A pod with a hostPort and a Service: netns, veth, volumes, CNI and KUBE chains."""
+    """A pod with a hostPort, a Service and a NetworkPolicy: netns, veth, volumes, CNI
+    and KUBE chains, kube-router's policy chains and ipsets."""
     pod = busybox_pod(
         "web",
         "exec httpd -f -p 8080 -h /",
@@ -34,7 +36,17 @@ def run_workload(cluster: LocalCluster) -> None:
         "metadata": {"name": "web"},
         "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
     }
-    items = {"apiVersion": "v1", "kind": "List", "items": [pod, service]}
+    policy = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "web"},
+        "spec": {
+            "podSelector": {"matchLabels": {"app": "web"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "client"}}}]}],
+        },
+    }
+    items = {"apiVersion": "v1", "kind": "List", "items": [pod, service, policy]}
     cluster.kubectl("-n", "default", "apply", "-f", "-", input=json.dumps(items))
     wait_ready(cluster, "default", "web")
 
@@ -47,11 +59,19 @@ def test_clean_stop_leaves_nothing() -> None:
     cluster = start_node_cluster()
     try:
         run_workload(cluster)
-        running = leftovers(cluster.node.state)
+
+        def programmed() -> list[str]:  # kube-router syncs a moment after the apply
+            found = leftovers(cluster.node.state)
+            return found if "ipset" in kinds(found) else []
+
+        running = wait_for(programmed, "kube-router to program the NetworkPolicy", timeout=30)
         # the check sees what a running node has (so that an empty list means something)
-        assert {"process", "mount", "netns", "bridge", "chain", "cgroup"} <= kinds(running)
+        assert {"process", "mount", "netns", "bridge", "chain", "ipset", "cgroup"} <= kinds(running)
         assert any("KUBE-SERVICES" in f for f in running)
         assert any("CNI-HOSTPORT-DNAT" in f for f in running)
+        assert any("KUBE-ROUTER-FORWARD" in f for f in running)
+        assert any("KUBE-NWPLCY-" in f for f in running)
+        assert any(f.startswith("process") and "kube-router" in f for f in running)
     finally:
         cluster.stop()
     assert cluster.node.left == []

@@ -35,6 +35,9 @@ from hack.localcluster.product import (
     build_images,
     chart_values,
     ingest_from_host,
+    kubectl_report,
+    remove_product,
+    reported_on_failure,
     sink_files,
     sink_objects,
     sink_url,
@@ -231,36 +234,26 @@ def product(node_cluster: NodeCluster, node_namespace: str) -> Iterator[dict[str
         print(diagnostics(cluster, ns))
         raise
     finally:
-        with contextlib.suppress(Exception):
-            cluster.kubectl("-n", ns, "delete", "livestreams", "--all", "--wait=true",
-                            "--timeout=60s", timeout=70)  # fmt: skip
-        with contextlib.suppress(Exception):
-            helm.uninstall()
+        remove_product(cluster, helm, ns)
 
 
-def diagnostics(cluster: NodeCluster, ns: str) -> str:
-    parts = []
-    for args in (
+def evidence(ns: str) -> list[tuple[str, ...]]:
+    return [
         ("get", "pods", "-A", "-o", "wide"),
         ("-n", SYSTEM_NS, "logs", f"deployment/{RELEASE}", "--tail=60"),
         ("-n", ns, "get", "livestream", LS, "-o", "yaml"),
         ("-n", ns, "get", "events", "--sort-by=.lastTimestamp"),
         ("-n", ns, "logs", f"deployment/{LS}-ingest", "--tail=40"),
         ("-n", ns, "get", "svc,endpointslices", "-o", "wide"),
-    ):
-        with contextlib.suppress(Exception):
-            p = cluster.kubectl(*args, check=False, timeout=20)
-            parts.append(f"$ kubectl {' '.join(args)}\n{p.stdout}{p.stderr}")
-    return "\n".join(parts)
+    ]
 
 
-@contextlib.contextmanager
-def diagnosed(cluster: NodeCluster, ns: str) -> Iterator[None]:
-    try:
-        yield
-    except BaseException:
-        print(diagnostics(cluster, ns))
-        raise
+def diagnostics(cluster: NodeCluster, ns: str) -> str:
+    return kubectl_report(cluster, evidence(ns))
+
+
+def diagnosed(cluster: NodeCluster, ns: str) -> contextlib.AbstractContextManager[None]:
+    return reported_on_failure(cluster, evidence(ns))
 
 
 # -- 1. the operator from the chart --------------------------------------------------------

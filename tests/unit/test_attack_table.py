@@ -4,10 +4,10 @@ with the attacker's input and the verdict the product now gives.
 Rows proven in other tiers, for real, and the tests that prove them:
 
 * Secret theft (a LiveStream naming a Secret its author cannot read): the webhook's
-  SubjectAccessReview, in the cluster tier with real RBAC (admission/secretrefs.py and
-  its tests in tests/cluster_tests/, the lead's).
+  SubjectAccessReview (admission/access.py), in the cluster tier with real RBAC:
+  tests/cluster_tests/test_secret_access.py.
 * RTMPS without verification: the media tier, against a sink with a self-signed
-  certificate (tests/media/, the TLS and SRT passphrase work), as is an SRT passphrase
+  certificate (tests/media/test_destination_security.py), as is an SRT passphrase
   from restreams[].srt.passphraseSecretRef reaching ffmpeg without argv.
 * Child-name collisions across LiveStreams:
   tests/cluster_tests/test_operator.py::test_livestreams_whose_relay_names_read_alike_get_their_own_children
@@ -16,7 +16,8 @@ Rows proven in other tiers, for real, and the tests that prove them:
   one later): the NetworkPolicies, in the node tier's network-policy test with a real
   enforcer. Here: the names only the cluster's DNS search path resolves.
 * Objects stored before the operator registered its webhook: the reconcile-time rules
-  (reconcile.py, the lead's).
+  (reconcile.check_rules): tests/cluster_tests/test_operator.py::
+  test_a_spec_stored_without_the_webhook_is_held_to_the_rules_at_reconcile.
 """
 
 from __future__ import annotations

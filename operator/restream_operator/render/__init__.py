@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from .. import models, naming
 from ..settings import Settings
-from . import ingest, relay
+from . import ingest, netpol, relay
 from .common import Obj, Owner, metadata
 
 __all__ = ["Children", "Owner", "generated_secret", "render_children"]
@@ -61,6 +61,7 @@ def render_children(owner: Owner, settings: Settings) -> Children:
 
     config = ingest.config_map(owner, hls=spec.playback.hls)
     applied: list[Obj] = [
+        *netpol.network_policies(owner, settings),  # first: no pod runs unconfined
         config,
         ingest.deployment(owner, settings, config, key_secret, play_secret),
         ingest.service(owner),
