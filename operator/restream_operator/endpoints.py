@@ -21,22 +21,27 @@ def service_host(owner: Owner, service: str, settings: Settings) -> str:
     return f"{service}.{owner.namespace}.svc.{settings.cluster_domain}"
 
 
+def _url(
+    owner: Owner, settings: Settings, internal: bool, scheme: str, port: int, path: str
+) -> str:
+    name = naming.ingest_internal_name if internal else naming.ingest_name
+    return f"{scheme}://{service_host(owner, name(owner.name), settings)}:{port}{path}"
+
+
 def play_url(owner: Owner, settings: Settings) -> str:
     """What relays play, without the token (the agent appends it from its environment)."""
-    host = service_host(owner, naming.ingest_internal_name(owner.name), settings)
-    return f"rtmp://{host}:{contract.RTMP_PORT}/{contract.APPLICATION}/{contract.STREAM_NAME}"
+    path = f"/{contract.APPLICATION}/{contract.STREAM_NAME}"
+    return _url(owner, settings, True, "rtmp", contract.RTMP_PORT, path)
 
 
 def publish_url(owner: Owner, settings: Settings) -> str:
-    host = service_host(owner, naming.ingest_name(owner.name), settings)
-    return f"rtmp://{host}:{contract.RTMP_PORT}/{contract.APPLICATION}"
+    return _url(owner, settings, False, "rtmp", contract.RTMP_PORT, f"/{contract.APPLICATION}")
 
 
 def agent_status_url(owner: Owner, settings: Settings) -> str:
-    host = service_host(owner, naming.ingest_internal_name(owner.name), settings)
-    return f"http://{host}:{contract.AGENT_PORT}{contract.PATH_STATUS}"
+    return _url(owner, settings, True, "http", contract.AGENT_PORT, contract.PATH_STATUS)
 
 
 def hls_url(owner: Owner, settings: Settings) -> str:
-    host = service_host(owner, naming.ingest_name(owner.name), settings)
-    return f"http://{host}:{contract.HLS_PORT}/hls/{contract.STREAM_NAME}.m3u8"
+    path = f"/hls/{contract.STREAM_NAME}.m3u8"
+    return _url(owner, settings, False, "http", contract.HLS_PORT, path)

@@ -16,7 +16,6 @@ that destination, so the other destinations' objects are never rewritten.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import secrets
 import time
@@ -111,31 +110,33 @@ def apply_children(owner: Owner, settings: Settings, kube: Kube) -> Outcome:
     outcome = Outcome()
     children = render_children(owner, settings)
 
-    def existing(obj: Obj) -> Obj | None:
+    def free_or_ours(obj: Obj) -> tuple[bool, Obj | None]:
+        """Whether this LiveStream may write the child's name, and what holds it now."""
         found = kube.get(obj["kind"], owner.namespace, obj["metadata"]["name"])
-        if found is not None and (conflict := _conflict(owner, obj["kind"], found)):
+        conflict = _conflict(owner, obj["kind"], found) if found is not None else ""
+        if conflict:
             outcome.conflicts.append(conflict)
-            raise _Skip
-        return found
+        return not conflict, found
 
     for name, data_key in children.generated.items():
         secret = generated_secret(owner, name, data_key, new_secret_value())
-        with contextlib.suppress(_Skip):
-            if existing(secret) is None and kube.create_if_absent(secret):
-                outcome.created.append(_ref(secret))
+        writable, found = free_or_ours(secret)
+        if writable and found is None and kube.create_if_absent(secret):
+            outcome.created.append(_ref(secret))
 
     for obj in children.applied:
-        with contextlib.suppress(_Skip):
-            before = existing(obj)
-            kube.apply(obj)
-            outcome.applied.append(_ref(obj))
-            restream = _restream_of(obj)
-            if before is not None and obj["kind"] == "Deployment" and restream:
-                # The destination moved its key from inline to a Secret of the user's:
-                # the inline copy goes.
-                inline = naming.inline_key_secret(owner.name, restream)
-                if _uses_secret(before, inline) and not _uses_secret(obj, inline):
-                    _delete_key_secret(owner, kube, inline, outcome)
+        writable, before = free_or_ours(obj)
+        if not writable:
+            continue
+        kube.apply(obj)
+        outcome.applied.append(_ref(obj))
+        restream = _restream_of(obj)
+        if before is not None and obj["kind"] == "Deployment" and restream:
+            # The destination moved its key from inline to a Secret of the user's: the
+            # inline copy goes.
+            inline = naming.inline_key_secret(owner.name, restream)
+            if _uses_secret(before, inline) and not _uses_secret(obj, inline):
+                _delete_key_secret(owner, kube, inline, outcome)
 
     desired = {obj["metadata"]["name"] for obj in children.applied if obj["kind"] == "Deployment"}
     selector = {
@@ -156,10 +157,6 @@ def apply_children(owner: Owner, settings: Settings, kube: Kube) -> Outcome:
 
     outcome.missing_secrets = find_missing_secrets(owner, kube)
     return outcome
-
-
-class _Skip(Exception):
-    """A child whose name belongs to someone else: left alone."""
 
 
 def _restream_of(obj: Obj) -> str:

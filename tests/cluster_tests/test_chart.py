@@ -355,7 +355,14 @@ def test_operator_with_only_the_charts_rbac_runs_a_livestream_lifecycle(
             ),
             "the children to be garbage-collected",
         )
-        assert "Forbidden" not in scoped.logs(), scoped.logs()[-2000:]
+        # RBAC denials only: earlier tests' namespaces may still be terminating, and the
+        # API refuses writes there with a 403 that says so (NamespaceTerminating).
+        denied = [
+            line
+            for line in scoped.logs().splitlines()
+            if "Forbidden" in line and "is being terminated" not in line
+        ]
+        assert not denied, denied[-5:]
     finally:
         scoped.stop()
         operator.start()

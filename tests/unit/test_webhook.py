@@ -44,7 +44,10 @@ async def _validate_with_a_saturated_default_executor(body: kopf.Body) -> tuple[
     try:
         await asyncio.wait_for(
             webhook.validate_livestream(
-                body=body, warnings=warnings, memo=kopf.Memo(runtime=runtime)
+                body=body,
+                warnings=warnings,
+                memo=kopf.Memo(runtime=runtime),
+                userinfo={"username": "alice", "groups": ["system:authenticated"]},
             ),
             timeout=3,
         )
