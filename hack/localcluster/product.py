@@ -21,7 +21,14 @@ from typing import Any
 from restream_operator import __version__
 
 from .controlplane import SERVICE_CIDR, LocalCluster
-from .node import BUSYBOX_IMAGE, CACHE, POD_CIDR, REAL_NODE_SELECTOR, REAL_NODE_TOLERATION
+from .node import (
+    BUSYBOX_IMAGE,
+    CACHE,
+    POD_CIDR,
+    REAL_NODE_SELECTOR,
+    REAL_NODE_TOLERATION,
+    NodeCluster,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "restream-operator"
@@ -34,6 +41,7 @@ MEDIA_IMAGE = f"docker.io/restream-operator/media:{VERSION}"
 RELEASE = "restream-operator"
 SYSTEM_NS = "restream-system"
 SINK_APP = "app"  # the sinks' nginx-rtmp application: rtmp://<sink>:1935/app/<key>
+SINK_SCRATCH = "tmp"  # the sinks' emptyDir, at /tmp: nginx's files and the recordings
 ON_THE_NODE = {"nodeSelector": REAL_NODE_SELECTOR, "tolerations": [REAL_NODE_TOLERATION]}
 
 
@@ -226,13 +234,13 @@ rtmp {{
                         },
                         "volumeMounts": [
                             {"name": "conf", "mountPath": "/etc/sink"},
-                            {"name": "tmp", "mountPath": "/tmp"},
+                            {"name": SINK_SCRATCH, "mountPath": "/tmp"},
                         ],
                     }
                 ],
                 "volumes": [
                     {"name": "conf", "configMap": {"name": name}},
-                    {"name": "tmp", "emptyDir": {}},
+                    {"name": SINK_SCRATCH, "emptyDir": {}},
                 ],
                 **({"initContainers": [_address_adder(address)]} if address else {}),
             },
@@ -274,6 +282,13 @@ def sink_files(cluster: LocalCluster, ns: str, sink: str) -> dict[str, int]:
         if size.isdigit():
             out[name] = int(size)
     return out
+
+
+def sink_recordings(cluster: NodeCluster, ns: str, sink: str) -> Path:
+    """The sink pod's recordings directory as the host sees it (the pod runs on the real
+    node): a stat there costs nothing, where ``sink_files`` is an exec."""
+    pod = json.loads(cluster.kubectl("-n", ns, "get", "pod", sink, "-o", "json").stdout)
+    return cluster.node.empty_dir(pod["metadata"]["uid"], SINK_SCRATCH) / "rec"
 
 
 # -- the encoder ---------------------------------------------------------------------------
