@@ -286,7 +286,8 @@ def test_helm_upgrade_while_live_waits_for_the_broadcast_to_end(
             wait_for(rolled_out, "every pod on the new image, UpdatePending False", timeout=90)
             rollout_s = round(time.monotonic() - stopped, 2)
             figure("broadcast_end_to_rollout_done_s", rollout_s)
-        assert events(cluster, ns, "UpdateApplied"), "no UpdateApplied Event"
+        wait_for(lambda: events(cluster, ns, "UpdateApplied"),
+                 "an UpdateApplied Event on the LiveStream", timeout=15)  # fmt: skip
         after = templates(cluster, ns)
         for name, (image, args) in after.items():
             assert tag(image) == NEXT_TAG, (name, image)
