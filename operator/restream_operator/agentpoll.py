@@ -45,3 +45,19 @@ async def poll_agents(
         if doc is not None
     }
     return ingest, relays
+
+
+def publishing_now(runtime: Runtime, owner: Owner) -> bool | None:
+    """Asks the ingest agent, from a worker thread, whether an encoder publishes right
+    now; None when it does not answer. For the moment before a rollout, where an answer
+    up to a poll interval old is not good enough."""
+    pods = runtime.views((owner.namespace, owner.name)).pods_by_group()
+    pod = live_pod(pods.get("ingest", []))
+    if pod is None or not pod.ip or pod.phase != "Running":
+        return None
+    url = httpclient.url(pod.ip, AGENT_PORT, PATH_STATUS)
+    try:
+        doc = asyncio.run(httpclient.get_json(url, runtime.settings.agent_timeout_seconds))
+    except (OSError, TimeoutError):
+        return None
+    return bool(doc.get("publishing"))

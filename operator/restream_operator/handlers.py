@@ -1,8 +1,9 @@
 """kopf handlers: thin wiring from Kubernetes events to the reconcile and status paths.
 
 - create / update of spec / resume  -> ``reconcile`` (sync: kopf runs it in a thread)
-- watch events of LiveStreams and of our Deployments, Pods and Services -> the in-memory
-  views in ``Runtime`` (no API request needed to compute a status)
+- watch events of LiveStreams and of our Deployments, Pods, Services, NetworkPolicies and
+  PodDisruptionBudgets -> the in-memory views in ``Runtime`` (no API request needed to
+  compute a status, and a child someone else changed is noticed at once)
 - startup -> the status loop (statusloop.py): poll agents, recompute, write on change.
 
 Nothing here needs a finalizer: deleting a LiveStream, or its namespace, never waits for
@@ -20,7 +21,7 @@ import kopf
 
 from . import models, naming, reconcile, statusloop
 from .runtime import Runtime
-from .views import deployment_view, key_of, pod_view, service_view
+from .views import deployment_view, key_of, pod_view, service_view, written_view
 
 OURS = {naming.LABEL_MANAGED_BY: naming.MANAGED_BY}
 
@@ -43,12 +44,16 @@ def _track(kind: str, type: str | None, obj: dict[str, Any], runtime: Runtime) -
         return
     if type == "DELETED":
         runtime.child_deleted(key, kind, obj["metadata"]["name"])
-    elif kind == "Deployment":
+        return
+    if kind == "Deployment":
         runtime.child_changed(key, deployment_view(obj))
     elif kind == "Pod":
         runtime.child_changed(key, pod_view(obj))
-    else:
+        return  # the ReplicaSet's to write, not the operator's
+    elif kind == "Service" and obj["metadata"]["name"] == naming.ingest_name(key[1]):
+        # Only the public ingest Service has endpoints worth reporting.
         runtime.child_changed(key, service_view(obj))
+    runtime.child_changed(key, written_view(kind, obj))
 
 
 async def track_deployment(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
@@ -60,10 +65,19 @@ async def track_pod(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
 
 
 async def track_service(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    key = key_of(dict(body))
-    if key is not None and body.meta["name"] == naming.ingest_name(key[1]):
-        # Only the public ingest Service has endpoints worth reporting.
-        _track("Service", type, dict(body), memo.runtime)
+    _track("Service", type, dict(body), memo.runtime)
+
+
+async def track_network_policy(
+    type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
+    _track("NetworkPolicy", type, dict(body), memo.runtime)
+
+
+async def track_disruption_budget(
+    type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
+    _track("PodDisruptionBudget", type, dict(body), memo.runtime)
 
 
 # ---- reconcile -------------------------------------------------------------------------
@@ -105,6 +119,12 @@ def register(registry: kopf.OperatorRegistry) -> None:
     kopf.on.event("apps", "v1", "deployments", labels=OURS, registry=registry)(track_deployment)
     kopf.on.event("", "v1", "pods", labels=OURS, registry=registry)(track_pod)
     kopf.on.event("", "v1", "services", labels=OURS, registry=registry)(track_service)
+    kopf.on.event("networking.k8s.io", "v1", "networkpolicies", labels=OURS, registry=registry)(
+        track_network_policy
+    )
+    kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=OURS, registry=registry)(
+        track_disruption_budget
+    )
     for decorator in (
         kopf.on.resume(*ls, registry=registry),
         kopf.on.create(*ls, registry=registry),

@@ -46,6 +46,8 @@ KINDS: dict[str, Kind] = {
     "Service": Kind("v1", "services"),
     "Deployment": Kind("apps/v1", "deployments"),
     "NetworkPolicy": Kind("networking.k8s.io/v1", "networkpolicies"),
+    "PodDisruptionBudget": Kind("policy/v1", "poddisruptionbudgets"),
+    models.KIND: Kind(models.API_VERSION, models.PLURAL),
     "ValidatingWebhookConfiguration": Kind(_ADMISSION, "validatingwebhookconfigurations", False),
     "MutatingWebhookConfiguration": Kind(_ADMISSION, "mutatingwebhookconfigurations", False),
     "ClusterRole": Kind("rbac.authorization.k8s.io/v1", "clusterroles", False),
@@ -154,6 +156,16 @@ class Kube:
         return self._call(
             "PATCH",
             f"/apis/{models.API_VERSION}/namespaces/{namespace}/{models.PLURAL}/{name}/status",
+            body=patch,
+            content_type="application/merge-patch+json",
+        )
+
+    def patch(self, kind: str, namespace: str, name: str, patch: Obj) -> Obj:
+        """A JSON merge patch (for what is not ours to apply, such as a LiveStream's
+        annotations)."""
+        return self._call(
+            "PATCH",
+            f"{KINDS[kind].collection(namespace)}/{name}",
             body=patch,
             content_type="application/merge-patch+json",
         )

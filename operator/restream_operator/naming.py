@@ -29,6 +29,7 @@ ANNOTATION_RESTREAM_NAME = "restream.dev/restream-name"
 COMPONENT_INGEST = "ingest"
 COMPONENT_RELAY = "relay"
 COMPONENT_KEYS = "stream-key"
+COMPONENT_ON_AIR = "on-air"
 
 _SLUG_MAX = 20
 _HASH_LEN = 6
@@ -55,6 +56,11 @@ def relays_network_policy(livestream: str) -> str:
     """The NetworkPolicy over every relay pod of a LiveStream (the ingest's is named like
     its other objects): the suffixes differ, so no two LiveStreams' policies collide."""
     return f"{livestream}-relays"
+
+
+def on_air_budget(livestream: str) -> str:
+    """The PodDisruptionBudget that exists while a LiveStream broadcasts."""
+    return f"{livestream}-on-air"
 
 
 def generated_key_secret(livestream: str) -> str:

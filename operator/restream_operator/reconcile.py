@@ -11,7 +11,10 @@ Secrets, and the Events.
 random Secrets once, server-side applies everything else with fixed names (a no-op on
 the server when nothing changed), and deletes the relays and inline-key Secrets of
 destinations that were removed or disabled. Each destination's objects depend only on
-that destination, so the other destinations' objects are never rewritten.
+that destination, so the other destinations' objects are never rewritten. While the
+LiveStream broadcasts, Deployments whose pod template would move for a reason other
+than that destination's own change keep the template they run (rollout.py); what
+waits is recorded, and the status loop reconciles again when the broadcast ends.
 """
 
 from __future__ import annotations
@@ -19,16 +22,18 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import admission, naming
+from . import admission, agentpoll, models, naming, rollout
 from .kube import Kube, Obj
 from .render import Owner, generated_secret, owner_from_object, render_children
-from .runtime import Runtime
+from .runtime import Runtime, StreamState
 from .secretrefs import MissingSecret, missing_secrets
 from .settings import Settings
 from .status import ReconcileFailure
+from .views import ChildRef, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +45,10 @@ class Outcome:
     deleted: list[str] = field(default_factory=list)
     missing_secrets: list[MissingSecret] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)  # objects left alone: not ours
+    pending: list[rollout.Pending] = field(default_factory=list)  # held: broadcasting
+    rolled: list[str] = field(default_factory=list)  # "ingest" or restreams: pod replaced
+    # (kind, name) -> the fingerprints before and after the write (views.fingerprint)
+    handled: dict[ChildRef, frozenset[str]] = field(default_factory=dict)
 
 
 def new_secret_value() -> str:
@@ -103,10 +112,27 @@ def _uses_secret(deployment: Obj, secret: str) -> bool:
     )
 
 
-def apply_children(owner: Owner, settings: Settings, kube: Kube) -> Outcome:
+def _child(obj: Obj) -> str:
+    """What a Deployment is, for people and for rollout.plan: "ingest" or a restream."""
+    return _restream_of(obj) or naming.COMPONENT_INGEST
+
+
+def apply_children(
+    owner: Owner,
+    settings: Settings,
+    kube: Kube,
+    *,
+    hold: bool = False,
+    live_now: Callable[[], bool] | None = None,
+) -> Outcome:
     """Applies every child whose name is free or ours and prunes what the spec dropped;
     a child whose name belongs to someone else is left alone and listed in
-    ``conflicts``."""
+    ``conflicts``.
+
+    ``hold``: the LiveStream broadcasts, so pod templates it did not ask for wait
+    (rollout.py). ``live_now``: asked, when ``hold`` is false, right before a pod would
+    be replaced: if it says a broadcast has just begun, everything is held after all.
+    """
     outcome = Outcome()
     children = render_children(owner, settings)
 
@@ -124,21 +150,74 @@ def apply_children(owner: Owner, settings: Settings, kube: Kube) -> Outcome:
         if writable and found is None and kube.create_if_absent(secret):
             outcome.created.append(_ref(secret))
 
+    targets: list[tuple[Obj, Obj | None]] = []
     for obj in children.applied:
         writable, before = free_or_ours(obj)
-        if not writable:
+        if writable:
+            targets.append((obj, before))
+
+    def plans(hold: bool) -> dict[str, rollout.Plan]:
+        return {
+            obj["metadata"]["name"]: rollout.plan(obj, before, hold=hold, child=_child(obj))
+            for obj, before in targets
+            if obj["kind"] == "Deployment"
+        }
+
+    planned = plans(hold)
+    if (
+        not hold
+        and live_now is not None
+        and any(p.replaces_pod for p in planned.values())
+        and live_now()
+    ):
+        planned = plans(True)
+    _apply(owner, kube, targets, planned, outcome)
+    _prune_relays(owner, kube, children.applied, outcome)
+    outcome.missing_secrets = find_missing_secrets(owner, kube)
+    return outcome
+
+
+def _apply(
+    owner: Owner,
+    kube: Kube,
+    targets: list[tuple[Obj, Obj | None]],
+    planned: dict[str, rollout.Plan],
+    outcome: Outcome,
+) -> None:
+    """Applies each (desired, as it is now) pair; Deployments as ``planned`` says."""
+    ingest = planned.get(naming.ingest_name(owner.name))
+    ingest_held = ingest is not None and ingest.pending is not None
+    for desired, before in targets:
+        kind, name = desired["kind"], desired["metadata"]["name"]
+        if kind == "ConfigMap" and ingest_held and before is not None:
+            continue  # the held ingest pod reads it when it restarts: it stays as it was
+        obj: Obj | None = desired
+        if kind == "Deployment":
+            plan = planned[name]
+            if plan.pending is not None:
+                outcome.pending.append(plan.pending)
+            if plan.replaces_pod and before is not None:
+                outcome.rolled.append(_child(desired))
+            obj = plan.apply
+        if obj is None:
             continue
-        kube.apply(obj)
+        after = kube.apply(obj)
         outcome.applied.append(_ref(obj))
+        outcome.handled[(kind, name)] = frozenset(
+            fingerprint(o) for o in (before, after) if o is not None and o.get("metadata")
+        )
         restream = _restream_of(obj)
-        if before is not None and obj["kind"] == "Deployment" and restream:
+        if before is not None and kind == "Deployment" and restream:
             # The destination moved its key from inline to a Secret of the user's: the
             # inline copy goes.
             inline = naming.inline_key_secret(owner.name, restream)
             if _uses_secret(before, inline) and not _uses_secret(obj, inline):
                 _delete_key_secret(owner, kube, inline, outcome)
 
-    desired = {obj["metadata"]["name"] for obj in children.applied if obj["kind"] == "Deployment"}
+
+def _prune_relays(owner: Owner, kube: Kube, applied: list[Obj], outcome: Outcome) -> None:
+    """Deletes the relays (and inline-key Secrets) of destinations the spec dropped."""
+    desired = {obj["metadata"]["name"] for obj in applied if obj["kind"] == "Deployment"}
     selector = {
         naming.LABEL_LIVESTREAM: owner.name,
         naming.LABEL_COMPONENT: naming.COMPONENT_RELAY,
@@ -154,9 +233,6 @@ def apply_children(owner: Owner, settings: Settings, kube: Kube) -> Outcome:
         _delete_key_secret(owner, kube, f"{name}-key", outcome)
         if kube.delete("Deployment", owner.namespace, name):
             outcome.deleted.append(f"Deployment/{name}")
-
-    outcome.missing_secrets = find_missing_secrets(owner, kube)
-    return outcome
 
 
 def _restream_of(obj: Obj) -> str:
@@ -190,44 +266,87 @@ def reconcile(runtime: Runtime, obj: dict[str, Any], cause: str) -> Outcome | No
         obj = runtime.newest(obj)
         if obj["metadata"].get("deletionTimestamp"):
             return None
-        meta = obj["metadata"]
-        where = f"{meta.get('namespace')}/{meta.get('name')}"
-        state = runtime.stream(uid)
-        generation = int(meta.get("generation") or 0)
         try:
-            check_rules(obj, runtime.settings)  # before parsing: it says what is wrong
-            owner = owner_from_object(obj)
-            outcome = apply_children(owner, runtime.settings, runtime.kube)
-        except InvalidSpec as exc:
-            failure = ReconcileFailure("InvalidSpec", str(exc))
-            if state.reconcile_failure != failure:  # once per verdict, not per retry
-                runtime.events.post(obj, "Warning", "InvalidSpec", message=str(exc))
-            state.reconcile_failure = failure
-            raise
-        except Exception as exc:
-            state.reconcile_failure = ReconcileFailure(
-                "ReconcileFailed", f"reconcile failed: {exc}"
-            )
-            log.error(f"{where}: {cause}: reconcile failed: {exc}")
-            raise
-        state.reconcile_failure = None
-        state.reconciled_generation = generation
-        state.reconciled_at = time.monotonic()
-        state.missing_secrets = tuple(outcome.missing_secrets)
-        for ref in outcome.created:
-            log.info(f"{where}: created {ref}")
-        for ref in outcome.deleted:
-            runtime.events.post(obj, "Normal", "Deleted", message=f"deleted {ref}")
-        if outcome.missing_secrets:
-            message = "; ".join(map(str, outcome.missing_secrets))
-            runtime.events.post(obj, "Warning", "SecretMissing", message=message)
-        log.info(
-            f"{where}: {cause}: reconciled generation {generation}: "
-            f"{len(outcome.applied)} applied, {len(outcome.deleted)} deleted"
+            return _reconcile_locked(runtime, obj, cause)
+        finally:
+            runtime.wake(uid)  # its status tells what happened, now rather than next tick
+
+
+def _reconcile_locked(runtime: Runtime, obj: dict[str, Any], cause: str) -> Outcome:
+    meta = obj["metadata"]
+    where = f"{meta.get('namespace')}/{meta.get('name')}"
+    state = runtime.stream(meta["uid"])
+    generation = int(meta.get("generation") or 0)
+    settings = runtime.settings
+    forced = (meta.get("annotations") or {}).get(rollout.ANNOTATION_ROLLOUT) == rollout.ROLLOUT_NOW
+    defer = settings.defer_updates_while_broadcasting and not forced
+    try:
+        check_rules(obj, settings)  # before parsing: it says what is wrong
+        owner = owner_from_object(obj)
+        outcome = apply_children(
+            owner,
+            settings,
+            runtime.kube,
+            hold=defer and runtime.broadcasting(obj),
+            live_now=(lambda: agentpoll.publishing_now(runtime, owner) is True) if defer else None,
         )
-        if outcome.conflicts:
-            message = "; ".join(outcome.conflicts)
-            state.reconcile_failure = ReconcileFailure("NameConflict", message)
-            runtime.events.post(obj, "Warning", "NameConflict", message=message)
-            raise NameConflict(message)  # kopf retries: the other object may go
-        return outcome
+    except InvalidSpec as exc:
+        failure = ReconcileFailure("InvalidSpec", str(exc))
+        if state.reconcile_failure != failure:  # once per verdict, not per retry
+            runtime.events.post(obj, "Warning", "InvalidSpec", message=str(exc))
+        state.reconcile_failure = failure
+        raise
+    except Exception as exc:
+        state.reconcile_failure = ReconcileFailure("ReconcileFailed", f"reconcile failed: {exc}")
+        log.error(f"{where}: {cause}: reconcile failed: {exc}")
+        raise
+    state.reconcile_failure = None
+    state.reconciled_generation = generation
+    state.reconciled_at = time.monotonic()
+    state.missing_secrets = tuple(outcome.missing_secrets)
+    state.handled = dict(outcome.handled)
+    _report_rollout(runtime, obj, state, outcome, forced)
+    for ref in outcome.created:
+        log.info(f"{where}: created {ref}")
+    for ref in outcome.deleted:
+        runtime.events.post(obj, "Normal", "Deleted", message=f"deleted {ref}")
+    if outcome.missing_secrets:
+        message = "; ".join(map(str, outcome.missing_secrets))
+        runtime.events.post(obj, "Warning", "SecretMissing", message=message)
+    log.info(
+        f"{where}: {cause}: reconciled generation {generation}: "
+        f"{len(outcome.applied)} applied, {len(outcome.deleted)} deleted, "
+        f"{len(outcome.pending)} waiting for the broadcast to end"
+    )
+    if outcome.conflicts:
+        message = "; ".join(outcome.conflicts)
+        state.reconcile_failure = ReconcileFailure("NameConflict", message)
+        runtime.events.post(obj, "Warning", "NameConflict", message=message)
+        raise NameConflict(message)  # kopf retries: the other object may go
+    return outcome
+
+
+def _report_rollout(
+    runtime: Runtime, obj: dict[str, Any], state: StreamState, outcome: Outcome, forced: bool
+) -> None:
+    """Events when pod templates start waiting and when what waited is applied; the
+    one-shot rollout annotation removed once it has done its work."""
+    before, state.pending = state.pending, tuple(outcome.pending)
+    waiting = {p.child for p in state.pending}
+    if waiting - {p.child for p in before}:
+        message = "waiting for the broadcast to end: " + "; ".join(map(str, state.pending))
+        runtime.events.post(obj, "Normal", "UpdatePending", message=message)
+    applied = sorted({p.child for p in before} - waiting)
+    if applied:
+        why = "restream.dev/rollout=now" if forced else "the broadcast is not on"
+        runtime.events.post(
+            obj, "Normal", "UpdateApplied", message=f"applied ({why}): {', '.join(applied)}"
+        )
+    if forced and not state.pending:
+        meta = obj["metadata"]
+        runtime.kube.patch(
+            models.KIND,
+            meta["namespace"],
+            meta["name"],
+            {"metadata": {"annotations": {rollout.ANNOTATION_ROLLOUT: None}}},
+        )

@@ -13,10 +13,11 @@ from .admission import DnsResolver
 from .events import Poster
 from .kube import Kube
 from .lookups import AccessReviews, SecretCache
+from .rollout import ANNOTATION_ROLLOUT, ROLLOUT_NOW, Pending
 from .secretrefs import MissingSecret
 from .settings import Settings
 from .status import ReconcileFailure
-from .views import ChildView, ChildViews, IndexKey, livestream_key
+from .views import ChildRef, ChildView, ChildViews, IndexKey, Written, livestream_key
 
 
 @dataclass
@@ -28,6 +29,22 @@ class StreamState:
     reconcile_failure: ReconcileFailure | None = None
     missing_secrets: tuple[MissingSecret, ...] = ()
     written: dict[str, Any] | None = None
+    # What the ingest agent said last (None: not asked yet since the operator started).
+    broadcasting: bool | None = None
+    # Pod templates waiting for the broadcast to end (rollout.py).
+    pending: tuple[Pending, ...] = ()
+    # The children the last reconcile applied, each with the fingerprints it saw before
+    # and after its write: any other fingerprint is someone else's change (drift).
+    handled: dict[ChildRef, frozenset[str]] = field(default_factory=dict)
+
+    # The on-air PodDisruptionBudget's last write (protection.py): when, and the
+    # fingerprints it had before and after.
+    budget_written_at: float = 0.0
+    budget_fingerprints: frozenset[str] = frozenset()
+
+    def drifted(self, ref: ChildRef, fingerprint: str) -> bool:
+        seen = self.handled.get(ref)
+        return seen is not None and fingerprint not in seen
 
 
 # Reviews run on threads of their own: the default executor also runs status writes and
@@ -54,6 +71,9 @@ class Runtime:
     _uids: dict[IndexKey, str] = field(default_factory=dict)  # (namespace, name) -> uid
     _locks: dict[str, threading.Lock] = field(default_factory=dict)
     _poll_slots: asyncio.Semaphore | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+    _wakeups: set[str] = field(default_factory=set)
+    _woken: asyncio.Event | None = None
 
     def __post_init__(self) -> None:
         self.secret_cache = SecretCache(self.kube)
@@ -74,6 +94,14 @@ class Runtime:
         uid = obj["metadata"]["uid"]
         self.livestreams[uid] = obj
         self._uids[livestream_key(obj)] = uid
+        if (obj["metadata"].get("annotations") or {}).get(ANNOTATION_ROLLOUT) == ROLLOUT_NOW:
+            self.wake(uid)
+
+    def broadcasting(self, obj: dict[str, Any]) -> bool:
+        """Whether the LiveStream broadcasts, as far as the operator knows: its agent's
+        last answer, or else the status written before (by an earlier operator pod)."""
+        known = self.stream(obj["metadata"]["uid"]).broadcasting
+        return bool((obj.get("status") or {}).get("broadcasting")) if known is None else known
 
     def newest(self, obj: dict[str, Any]) -> dict[str, Any]:
         """The newer of ``obj`` and what the watch delivered since (by generation: a
@@ -97,12 +125,51 @@ class Runtime:
 
     def child_changed(self, key: IndexKey, view: ChildView) -> None:
         self.views(key).put(view)
+        if isinstance(view, Written):
+            uid = self._uids.get(key)
+            state = self.streams.get(uid) if uid else None
+            if uid and state and state.drifted((view.kind, view.name), view.fingerprint):
+                self.wake(uid)  # someone else changed it: the status loop repairs it now
+
+    # ---- waking the status loop early ---------------------------------------------------
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._woken = asyncio.Event()
+
+    def wake(self, uid: str) -> None:
+        """Refresh (and, if needed, repair) this LiveStream now rather than at the next
+        tick. Safe from any thread."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake, uid)
+
+    def _wake(self, uid: str) -> None:
+        self._wakeups.add(uid)
+        if self._woken is not None:
+            self._woken.set()
+
+    async def woken(self, timeout: float) -> set[str]:
+        """The LiveStreams woken within ``timeout`` seconds (empty if none was)."""
+        if self._woken is None:
+            await asyncio.sleep(timeout)
+            return set()
+        try:
+            await asyncio.wait_for(self._woken.wait(), timeout)
+        except TimeoutError:
+            return set()
+        self._woken.clear()
+        out, self._wakeups = self._wakeups, set()
+        return out
 
     def child_deleted(self, key: IndexKey, kind: str, name: str) -> None:
         views = self.children.get(key)
         if views is None:
             return
         views.drop(kind, name)
+        uid = self._uids.get(key)
+        state = self.streams.get(uid) if uid else None
+        if uid and state and (kind, name) in state.handled:
+            self.wake(uid)  # one of its children is gone: the status loop sees to it
         # The garbage collector deletes a LiveStream's children after it: the last
         # DELETED event must not leave an empty entry behind for good.
         if views.empty() and key not in self._uids:

@@ -97,6 +97,12 @@ class Settings(BaseModel):
     """The cluster's pod ranges, denied to relays too (JSON list in RESTREAM_POD_CIDRS)."""
     service_cidrs: list[str] = Field(default_factory=list)
     """The cluster's Service ranges, denied to relays too (RESTREAM_SERVICE_CIDRS)."""
+    defer_updates_while_broadcasting: bool = True
+    """Keep a broadcasting LiveStream's pods as they are when the operator's own rendering
+    of them changes (its version, image or settings): applied when the broadcast ends."""
+    protect_live_pods: bool = True
+    """A PodDisruptionBudget over a LiveStream's pods while it broadcasts, so that
+    `kubectl drain` and other voluntary evictions wait for the broadcast to end."""
 
     @field_validator("egress_denied_cidrs", "pod_cidrs", "service_cidrs")
     @classmethod

@@ -18,6 +18,7 @@ from .agent.contract import IngestAgentStatus, RelayAgentStatus
 from .models import RestreamState
 from .render import Owner
 from .render.relay import tls_verification
+from .rollout import Pending
 from .secretrefs import MissingSecret
 from .settings import Settings
 from .views import DeploymentView, PodView, ServiceView, live_pod
@@ -33,7 +34,31 @@ READY = "Ready"
 INGEST_READY = "IngestReady"
 BROADCASTING = "Broadcasting"
 RESTREAMS_READY = "RestreamsReady"
-CONDITION_TYPES = (READY, INGEST_READY, BROADCASTING, RESTREAMS_READY)
+# kstatus' abnormal-true pair, which Flux, Argo CD and `kubectl wait` read: in progress,
+# and cannot proceed without someone's help.
+RECONCILING = "Reconciling"
+STALLED = "Stalled"
+UPDATE_PENDING = "UpdatePending"
+CONDITION_TYPES = (
+    READY,
+    INGEST_READY,
+    BROADCASTING,
+    RESTREAMS_READY,
+    RECONCILING,
+    STALLED,
+    UPDATE_PENDING,
+)
+# Pod states that do not end by waiting: a missing image, a bad config, a crash loop.
+STALLED_WAITING_REASONS = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "CrashLoopBackOff",
+    }
+)
 STATUS_KEYS = tuple(
     field.alias or name for name, field in models.LiveStreamStatus.model_fields.items()
 )
@@ -59,6 +84,7 @@ class Observed:
     missing_secrets: tuple[MissingSecret, ...] = ()
     reconciled_generation: int | None = None
     reconcile_failure: ReconcileFailure | None = None
+    pending: tuple[Pending, ...] = ()  # pod templates waiting for the broadcast to end
 
 
 @dataclass(frozen=True)
@@ -269,6 +295,66 @@ def _ready_verdict(
     return "True", "Ready", "ready to relay to every enabled restream"
 
 
+def _stalled_verdict(observed: Observed) -> Verdict:
+    failure = observed.reconcile_failure
+    if failure is not None:
+        return "True", failure.reason, failure.message
+    if observed.missing_secrets:
+        return "True", "SecretMissing", "; ".join(map(str, observed.missing_secrets))
+    for group, pods in sorted(observed.pods.items()):
+        pod = live_pod(pods)
+        if pod is not None and pod.waiting_reason in STALLED_WAITING_REASONS:
+            what = "the ingest" if group == naming.COMPONENT_INGEST else f"pod {pod.name}"
+            return "True", pod.waiting_reason, f"{what}: {pod.waiting_message or ''}".strip()
+    return "False", "Proceeding", "nothing stops the operator from proceeding"
+
+
+def _not_rolled_out(owner: Owner, observed: Observed) -> list[str]:
+    names = [naming.ingest_name(owner.name)]
+    if not owner.spec.suspend:
+        names += [naming.relay_name(owner.name, r.name) for r in owner.spec.restreams if r.enabled]
+    out = []
+    for name in names:
+        dep = observed.deployments.get(name)
+        if dep is None or not dep.rolled_out:
+            out.append(name)
+    return out
+
+
+def _pending_message(pending: tuple[Pending, ...]) -> str:
+    return "; ".join(map(str, pending))
+
+
+def _reconciling_verdict(
+    owner: Owner, generation: int, observed: Observed, stalled: Verdict
+) -> Verdict:
+    if stalled[0] == "True":
+        return "False", "Stalled", "the operator cannot proceed: see the Stalled condition"
+    if observed.reconciled_generation != generation:
+        return "True", "Reconciling", f"generation {generation} is being applied"
+    if observed.pending:
+        return "True", UPDATE_PENDING, _pending_message(observed.pending)
+    behind = _not_rolled_out(owner, observed)
+    if behind:
+        return "True", "Progressing", "not rolled out yet: " + ", ".join(behind)
+    return "False", "Reconciled", "every child matches the spec"
+
+
+def _update_pending_verdict(observed: Observed, broadcasting: bool) -> Verdict:
+    if not observed.pending:
+        return "False", "UpToDate", "every pod runs the current rendering"
+    if broadcasting:
+        return (
+            "True",
+            "WaitingForBroadcastEnd",
+            (
+                "waiting for the broadcast to end (or restream.dev/rollout=now): "
+                + _pending_message(observed.pending)
+            ),
+        )
+    return "True", "Applying", "the broadcast is not on: " + _pending_message(observed.pending)
+
+
 def compute_status(
     owner: Owner,
     generation: int,
@@ -284,11 +370,15 @@ def compute_status(
     ingest_v = _ingest_verdict(owner, observed)
     starting = broadcasting and _just_started(agent, now)
     restreams_v = _restreams_verdict(owner, entries, broadcasting, starting, observed)
+    stalled_v = _stalled_verdict(observed)
     verdicts = {
         READY: _ready_verdict(ingest_v, restreams_v, observed.reconcile_failure),
         INGEST_READY: ingest_v,
         BROADCASTING: _broadcast_verdict(agent),
         RESTREAMS_READY: restreams_v,
+        RECONCILING: _reconciling_verdict(owner, generation, observed, stalled_v),
+        STALLED: stalled_v,
+        UPDATE_PENDING: _update_pending_verdict(observed, broadcasting),
     }
     prev_conditions = list(previous.get("conditions") or [])
     live = sum(e["state"] == RestreamState.LIVE.value for e in entries)

@@ -6,6 +6,8 @@ computes from them. Keyed by (namespace, LiveStream name), from the children's l
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +44,17 @@ class ServiceView:
     node_port: int | None = None
 
 
-ChildView = PodView | DeploymentView | ServiceView
+@dataclass(frozen=True)
+class Written:
+    """A child the operator applies, as last seen: who last wrote it (its fingerprint)."""
+
+    kind: str
+    name: str
+    fingerprint: str
+
+
+ChildView = PodView | DeploymentView | ServiceView | Written
+ChildRef = tuple[str, str]  # (kind, name)
 
 
 @dataclass
@@ -50,16 +62,24 @@ class ChildViews:
     deployments: dict[str, DeploymentView] = field(default_factory=dict)
     pods: dict[str, PodView] = field(default_factory=dict)
     service: ServiceView | None = None  # the public ingest Service
+    written: dict[ChildRef, str] = field(default_factory=dict)  # -> fingerprint
+    # Children seen deleted (not merely not seen yet: a watch event may lag a create).
+    gone: set[ChildRef] = field(default_factory=set)
 
     def put(self, view: ChildView) -> None:
         if isinstance(view, DeploymentView):
             self.deployments[view.name] = view
         elif isinstance(view, PodView):
             self.pods[view.name] = view
+        elif isinstance(view, Written):
+            self.written[(view.kind, view.name)] = view.fingerprint
+            self.gone.discard((view.kind, view.name))
         else:
             self.service = view
 
     def drop(self, kind: str, name: str) -> None:
+        if self.written.pop((kind, name), None) is not None:
+            self.gone.add((kind, name))
         if kind == "Deployment":
             self.deployments.pop(name, None)
         elif kind == "Pod":
@@ -68,7 +88,7 @@ class ChildViews:
             self.service = None
 
     def empty(self) -> bool:
-        return not self.deployments and not self.pods and self.service is None
+        return not (self.deployments or self.pods or self.written) and self.service is None
 
     def pods_by_group(self) -> dict[str, list[PodView]]:
         out: dict[str, list[PodView]] = {}
@@ -143,3 +163,22 @@ def service_view(obj: dict[str, Any]) -> ServiceView:
         load_balancer_host=ingress[0].get("hostname") or ingress[0].get("ip"),
         node_port=node_ports[0] if node_ports else None,
     )
+
+
+def fingerprint(obj: dict[str, Any]) -> str:
+    """Changes whenever anyone changes the object's spec or metadata, and only then.
+
+    From its managedFields: the API server records there, per writer, what it set and
+    when. A status writer (the Deployment controller reporting replicas) is left out,
+    so a child that only reports progress keeps its fingerprint, and the operator can
+    tell its own write (whose result it keeps) from anyone else's.
+    """
+    entries = [
+        e for e in obj["metadata"].get("managedFields") or [] if e.get("subresource") != "status"
+    ]
+    text = json.dumps(entries, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def written_view(kind: str, obj: dict[str, Any]) -> Written:
+    return Written(kind, obj["metadata"]["name"], fingerprint(obj))

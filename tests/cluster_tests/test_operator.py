@@ -349,6 +349,12 @@ def test_referenced_secret_missing_is_a_condition_until_it_exists(
         return next((c["reason"] for c in st.get("conditions", []) if c["type"] == type_), None)
 
     wait_for(lambda: reason(waiting) == "SecretMissing", f"the SecretMissing reason of {waiting}")
+    # kstatus: it cannot proceed without someone's help (Flux and Argo CD say Failed).
+    assert (condition(status(cluster, namespace), "Stalled"), reason("Stalled")) == (
+        "True",
+        "SecretMissing",
+    )
+    assert condition(status(cluster, namespace), "Reconciling") == "False"
     message = next(
         c["message"] for c in status(cluster, namespace)["conditions"] if c["type"] == waiting
     )
@@ -363,6 +369,7 @@ def test_referenced_secret_missing_is_a_condition_until_it_exists(
     )
     healthy = "AllHealthy" if waiting == "RestreamsReady" else "Available"
     wait_for(lambda: reason(waiting) == healthy, "the condition to clear once the Secret exists")
+    wait_for(lambda: reason("Stalled") == "Proceeding", "Stalled to clear once the Secret exists")
 
 
 def test_no_key_literal_in_pods_status_events_or_logs(
@@ -563,3 +570,120 @@ def test_a_destination_moving_its_key_into_a_secret_loses_the_inline_copy(
     apply(cluster, namespace, livestream(restreams=[moved]))
     wait_for(lambda: copy not in children(cluster, namespace), "the inline copy to be deleted")
     assert relay("Youtube") in children(cluster, namespace)
+
+
+# -- operating while live (issue 13): drift, restarts, kstatus ------------------------------
+
+
+def deployment(cluster: LocalCluster, namespace: str, name: str) -> dict[str, Any]:
+    return get(cluster, f"deployment/{name}", namespace)
+
+
+def args_of(d: dict[str, Any]) -> list[str]:
+    return list(d["spec"]["template"]["spec"]["containers"][0]["args"])
+
+
+def timed(condition_: Any, what: str, timeout: float = 15) -> float:
+    t0 = time.monotonic()
+    wait_for(condition_, what, timeout=timeout, every=0.2)
+    return round(time.monotonic() - t0, 2)
+
+
+def test_children_changed_or_deleted_by_someone_else_are_restored_within_15s(
+    cluster: LocalCluster, namespace: str, operator: OperatorProcess
+) -> None:
+    apply(cluster, namespace, livestream())
+    wait_for(lambda: ready(cluster, namespace), "the LiveStream to be ready")
+    youtube = naming.relay_name("launch", "Youtube")
+    twitch = naming.relay_name("launch", "Twitch")
+    original = args_of(deployment(cluster, namespace, twitch))
+    policy = get(cluster, f"networkpolicy/{naming.ingest_name('launch')}", namespace)
+    times = {}
+
+    cluster.kubectl("scale", "deployment", youtube, "-n", namespace, "--replicas=0")
+    times["scaled_to_0"] = timed(
+        lambda: deployment(cluster, namespace, youtube)["spec"]["replicas"] == 1,
+        "the relay scaled back to 1",
+    )
+    at = original.index("--destination") + 1
+    cluster.kubectl(
+        "patch", "deployment", twitch, "-n", namespace, "--type=json", "-p",
+        json.dumps([{"op": "replace", "path": f"/spec/template/spec/containers/0/args/{at}",
+                     "value": "rtmp://elsewhere.example.com/app"}]),
+    )  # fmt: skip
+    times["args_edited"] = timed(
+        lambda: args_of(deployment(cluster, namespace, twitch)) == original,
+        "the relay's args restored",
+    )
+    internal = naming.ingest_internal_name("launch")
+    cluster.kubectl("delete", "service", internal, "-n", namespace)
+    times["service_deleted"] = timed(
+        lambda: cluster.kubectl("get", "service", internal, "-n", namespace, check=False)
+        .returncode == 0,
+        "the internal Service recreated",
+    )  # fmt: skip
+    cluster.kubectl(
+        "patch", "networkpolicy", naming.ingest_name("launch"), "-n", namespace,
+        "--type=json", "-p", json.dumps([{"op": "remove", "path": "/spec/ingress/0"}]),
+    )  # fmt: skip
+    times["policy_edited"] = timed(
+        lambda: (
+            get(cluster, f"networkpolicy/{naming.ingest_name('launch')}", namespace)["spec"]
+            == policy["spec"]
+        ),
+        "the NetworkPolicy restored",
+    )
+    relays_policy = naming.relays_network_policy("launch")
+    cluster.kubectl("delete", "networkpolicy", relays_policy, "-n", namespace)
+    times["policy_deleted"] = timed(
+        lambda: cluster.kubectl("get", "networkpolicy", relays_policy, "-n", namespace,
+                                check=False).returncode == 0,
+        "the relays' NetworkPolicy recreated",
+    )  # fmt: skip
+    print(f"\nFIGURE drift_repair_s {json.dumps(times)}")
+
+
+def test_an_operator_restart_replaces_no_pod_and_rewrites_no_deployment(
+    cluster: LocalCluster, namespace: str, operator: OperatorProcess
+) -> None:
+    apply(cluster, namespace, livestream())
+    wait_for(lambda: ready(cluster, namespace), "the LiveStream to be ready")
+    time.sleep(2)  # the Deployment controller's last status writes after rollout
+    before = fingerprint(cluster, namespace)
+    operator.stop()
+    operator.start()
+    wait_for_webhooks(cluster)
+    # The restarted operator resumes every LiveStream (a reconcile) and polls it.
+    wait_for(
+        lambda: f"{namespace}/launch: resume: reconciled" in operator.logs(),
+        "the resumed reconcile",
+        timeout=60,
+    )
+    time.sleep(3)
+    assert fingerprint(cluster, namespace) == before
+
+
+def test_kstatus_conditions_say_reconciling_then_current(
+    cluster: LocalCluster, namespace: str, operator: OperatorProcess
+) -> None:
+    """What Flux's `wait`, Argo CD and `kubectl wait` read: observedGeneration, then
+    Reconciling until the children are up, Stalled never, Ready at the end."""
+    apply(cluster, namespace, livestream())
+    seen: list[tuple[str | None, str | None, str | None]] = []
+    names = ("Ready", "Reconciling", "Stalled")
+
+    def current() -> bool:
+        st = status(cluster, namespace)
+        ready_, reconciling, stalled = (condition(st, c) for c in names)
+        seen.append((ready_, reconciling, stalled))
+        return (
+            st.get("observedGeneration") == 1
+            and condition(st, "Ready") == "True"
+            and condition(st, "Reconciling") == "False"
+        )
+
+    wait_for(current, "Ready True and Reconciling False", timeout=60, every=0.1)
+    first = next(s for s in seen if s != (None, None, None))
+    assert first[0] == "False", f"the first status written must not say Ready: {seen}"
+    assert all(s[2] in (None, "False") for s in seen), seen
+    assert condition(status(cluster, namespace), "UpdatePending") == "False"

@@ -15,11 +15,13 @@ import pytest
 from kubernetes import config
 
 from hack.localcluster.controlplane import LocalCluster
-from restream_operator import naming, reconcile, statusloop
-from restream_operator.kube import Kube, Obj
+from hack.waiting import wait_for
+from restream_operator import naming, reconcile, rollout, statusloop
+from restream_operator.kube import FIELD_MANAGER, Kube, Obj
 from restream_operator.runtime import Runtime
 from restream_operator.secretrefs import MissingSecret, SecretUse
 from restream_operator.settings import Settings
+from restream_operator.views import fingerprint
 
 pytestmark = pytest.mark.cluster
 
@@ -140,3 +142,167 @@ def test_the_status_loop_writes_a_status_once_and_then_only_on_change(
     for _ in range(3):
         asyncio.run(refresh())
     assert kube.status_writes == 1
+
+
+# -- operating while live: what waits for the broadcast, what does not ----------------------
+
+UPGRADED = Settings(
+    ingest_image="restream-operator/media:next",
+    relay_image="restream-operator/media:next",
+    reconnect_max_delay_seconds=12,
+)
+
+
+def deployments(cluster: LocalCluster, namespace: str) -> dict[str, dict[str, Any]]:
+    out = cluster.kubectl(
+        "get", "deployments", "-n", namespace, "-o", "json", "--show-managed-fields",
+        "-l", f"{naming.LABEL_LIVESTREAM}=launch",
+    )  # fmt: skip
+    return {d["metadata"]["name"]: d for d in json.loads(out.stdout)["items"]}
+
+
+def images(cluster: LocalCluster, namespace: str) -> dict[str, str]:
+    return {
+        name: d["spec"]["template"]["spec"]["containers"][0]["image"]
+        for name, d in deployments(cluster, namespace).items()
+    }
+
+
+def ours(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    """The operator's entries in the object's managed fields (what it set, and when)."""
+    return [e for e in obj["metadata"]["managedFields"] if e["manager"] == FIELD_MANAGER]
+
+
+def upgraded(runtime: Runtime, broadcasting: bool) -> Runtime:
+    """The operator after an upgrade: the same API, new settings and images."""
+    out = Runtime(settings=UPGRADED, kube=runtime.kube)
+    for uid, obj in runtime.livestreams.items():
+        out.remember(obj)
+        out.stream(uid).broadcasting = broadcasting
+    return out
+
+
+def test_an_operator_upgrade_while_broadcasting_writes_nothing_and_waits(
+    cluster: LocalCluster, namespace: str, runtime: Runtime
+) -> None:
+    obj = create(cluster, namespace, restream("Youtube"), restream("Twitch"))
+    uid = obj["metadata"]["uid"]
+    runtime.remember(obj)
+    reconcile.reconcile(runtime, obj, "create")
+    before = deployments(cluster, namespace)
+    assert set(images(cluster, namespace).values()) == {Settings().relay_image}
+
+    live = upgraded(runtime, broadcasting=True)
+    outcome = reconcile.reconcile(live, obj, "resume")
+
+    assert outcome is not None
+    assert sorted(p.child for p in outcome.pending) == ["Twitch", "Youtube", "ingest"]
+    assert all("spec.containers" in " ".join(p.changes) for p in outcome.pending)
+    after = deployments(cluster, namespace)
+    # Not one write of the operator's changed a Deployment: the same generation, and its
+    # managed-fields entry untouched (the controller writes status meanwhile).
+    for name, d in before.items():
+        assert after[name]["metadata"]["generation"] == d["metadata"]["generation"], name
+        assert ours(after[name]) == ours(d), name
+    assert live.stream(uid).pending == tuple(outcome.pending)
+
+    # A hand edit while held is undone, with the template that runs (not the new one).
+    yt = naming.relay_name("launch", "Youtube")
+    cluster.kubectl("scale", "deployment", yt, "-n", namespace, "--replicas=0")
+    reconcile.reconcile(live, obj, "repair")
+    restored = deployments(cluster, namespace)[yt]
+    assert restored["spec"]["replicas"] == 1
+    assert restored["spec"]["template"]["spec"]["containers"][0]["image"] == Settings().relay_image
+
+    # The broadcast ends: everything rolls to the new rendering, nothing waits any more.
+    live.stream(uid).broadcasting = False
+    outcome = reconcile.reconcile(live, obj, "repair")
+    assert outcome is not None and not outcome.pending
+    assert sorted(outcome.rolled) == ["Twitch", "Youtube", "ingest"]
+    assert set(images(cluster, namespace).values()) == {UPGRADED.relay_image}
+    args = deployments(cluster, namespace)[yt]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--max-delay") + 1] == "12"
+
+
+def test_a_destinations_own_change_rolls_it_while_the_others_wait(
+    cluster: LocalCluster, namespace: str, runtime: Runtime
+) -> None:
+    obj = create(cluster, namespace, restream("Youtube"), restream("Twitch"))
+    runtime.remember(obj)
+    reconcile.reconcile(runtime, obj, "create")
+    changed = {
+        "restreams": [
+            restream("Youtube"),
+            {**restream("Twitch"), "serverUrl": "rtmp://c.example.com/x"},
+        ]
+    }
+    out = cluster.kubectl(
+        "patch", "livestream", "launch", "-n", namespace, "--type=merge", "-o", "json",
+        "-p", json.dumps({"spec": changed}),
+    )  # fmt: skip
+    newest = dict(json.loads(out.stdout))
+    live = upgraded(runtime, broadcasting=True)
+    live.remember(newest)
+    outcome = reconcile.reconcile(live, newest, "update")
+    assert outcome is not None
+    assert outcome.rolled == ["Twitch"]
+    assert sorted(p.child for p in outcome.pending) == ["Youtube", "ingest"]
+    now = images(cluster, namespace)
+    assert now[naming.relay_name("launch", "Twitch")] == UPGRADED.relay_image
+    assert now[naming.relay_name("launch", "Youtube")] == Settings().relay_image
+
+
+def test_a_forced_rollout_applies_now_and_the_annotation_goes(
+    cluster: LocalCluster, namespace: str, runtime: Runtime
+) -> None:
+    obj = create(cluster, namespace, restream("Youtube"))
+    runtime.remember(obj)
+    reconcile.reconcile(runtime, obj, "create")
+    out = cluster.kubectl(
+        "annotate", "livestream", "launch", "-n", namespace, "-o", "json",
+        f"{rollout.ANNOTATION_ROLLOUT}={rollout.ROLLOUT_NOW}",
+    )  # fmt: skip
+    annotated = dict(json.loads(out.stdout))
+    live = upgraded(runtime, broadcasting=True)
+    live.remember(annotated)
+    outcome = reconcile.reconcile(live, annotated, "repair")
+    assert outcome is not None and not outcome.pending
+    assert set(images(cluster, namespace).values()) == {UPGRADED.relay_image}
+    ls = json.loads(
+        cluster.kubectl("get", "livestream", "launch", "-n", namespace, "-o", "json").stdout
+    )
+    assert rollout.ANNOTATION_ROLLOUT not in (ls["metadata"].get("annotations") or {})
+
+
+def test_fingerprints_tell_the_operators_writes_from_anyone_elses(
+    cluster: LocalCluster, namespace: str, runtime: Runtime
+) -> None:
+    obj = create(cluster, namespace, restream("Youtube"))
+    uid = obj["metadata"]["uid"]
+    reconcile.reconcile(runtime, obj, "create")
+    state = runtime.stream(uid)
+    yt = naming.relay_name("launch", "Youtube")
+    ref = ("Deployment", yt)
+
+    def current() -> str:
+        return fingerprint(deployments(cluster, namespace)[yt])
+
+    # The controller writes the Deployment's status meanwhile: not a change of ours to undo.
+    wait_for(
+        lambda: deployments(cluster, namespace)[yt].get("status", {}).get("observedGeneration"),
+        "the Deployment controller to write its status",
+        timeout=30,
+    )
+    assert not state.drifted(ref, current())
+    args = deployments(cluster, namespace)[yt]["spec"]["template"]["spec"]["containers"][0]["args"]
+    at = args.index("--destination") + 1
+    cluster.kubectl(
+        "patch", "deployment", yt, "-n", namespace, "--type=json", "-p",
+        json.dumps([{"op": "replace", "path": f"/spec/template/spec/containers/0/args/{at}",
+                     "value": "rtmp://evil.example.com/x"}]),
+    )  # fmt: skip
+    assert state.drifted(ref, current())
+    reconcile.reconcile(runtime, obj, "repair")
+    args = deployments(cluster, namespace)[yt]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "rtmp://evil.example.com/x" not in args
+    assert not runtime.stream(uid).drifted(ref, current())

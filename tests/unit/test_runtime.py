@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
@@ -10,7 +11,7 @@ from kubernetes import client
 from restream_operator.kube import Kube
 from restream_operator.runtime import Runtime
 from restream_operator.settings import Settings
-from restream_operator.views import DeploymentView, PodView
+from restream_operator.views import DeploymentView, PodView, Written
 
 
 def runtime() -> Runtime:
@@ -81,3 +82,26 @@ def test_one_lock_per_livestream_from_any_thread() -> None:
         t.join()
     assert len({id(lock) for lock in seen}) == 1
     assert rt.lock("u2") is not rt.lock("u1")
+
+
+def test_a_child_someone_else_changed_or_deleted_wakes_the_status_loop() -> None:
+    rt = runtime()
+    rt.remember(livestream("u1", 1))
+    rt.stream("u1").handled = {("Deployment", "d"): frozenset({"ours-before", "ours-after"})}
+
+    async def scenario() -> list[set[str]]:
+        rt.bind_loop(asyncio.get_running_loop())
+        out = []
+        rt.child_changed(("demo", "launch"), Written("Deployment", "d", "ours-after"))
+        out.append(await rt.woken(0.2))  # our own write: nothing to do
+        rt.child_changed(("demo", "launch"), Written("Deployment", "d", "someone-else"))
+        out.append(await rt.woken(0.2))
+        rt.child_changed(("demo", "launch"), Written("Deployment", "unknown", "x"))
+        out.append(await rt.woken(0.2))  # not one the reconcile applied
+        rt.child_deleted(("demo", "launch"), "Deployment", "d")
+        out.append(await rt.woken(0.2))
+        threading.Thread(target=rt.wake, args=("u1",)).start()  # from a reconcile thread
+        out.append(await rt.woken(2))
+        return out
+
+    assert asyncio.run(scenario()) == [set(), {"u1"}, set(), {"u1"}, {"u1"}]

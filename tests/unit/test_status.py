@@ -9,6 +9,7 @@ import pytest
 from restream_operator import crd, models, naming
 from restream_operator.agent.contract import IngestAgentStatus, RelayAgentStatus
 from restream_operator.render import Owner
+from restream_operator.rollout import Pending
 from restream_operator.secretrefs import MissingSecret, SecretUse
 from restream_operator.settings import Settings
 from restream_operator.status import Observed, ReconcileFailure, compute_status, transitions
@@ -394,3 +395,107 @@ def test_how_an_rtmps_destination_is_verified_shows_in_status_before_the_relay_r
     schema = crd.custom_resource_definition()["spec"]["versions"][0]["schema"]
     entry = schema["openAPIV3Schema"]["properties"]["status"]["properties"]["restreams"]["items"]
     assert "tls" in entry["properties"]  # declared, so the API server keeps it
+
+
+# -- kstatus: Reconciling, Stalled; deferred updates ---------------------------------------
+
+WAITING = Pending("Youtube", naming.relay_name("launch", "Youtube"), ("spec.x",), False)
+
+
+KSTATUS = [
+    # (case, observed, Reconciling, Stalled, UpdatePending)
+    ("before the first reconcile", Observed(), "Reconciling", None, "UpToDate"),
+    (
+        "reconciled, children not rolled out",
+        Observed(deployments=deployments(relays=False), pods=pods(), reconciled_generation=1),
+        "Progressing",
+        None,
+        "UpToDate",
+    ),
+    (
+        "reconciled and rolled out",
+        Observed(deployments=deployments(), pods=pods(), reconciled_generation=1),
+        None,
+        None,
+        "UpToDate",
+    ),
+    (
+        "an update waits for the broadcast",
+        Observed(
+            deployments=deployments(),
+            pods=pods(),
+            ingest_agent=PUBLISHING,
+            pending=(WAITING,),
+            reconciled_generation=1,
+        ),
+        "UpdatePending",
+        None,
+        "WaitingForBroadcastEnd",
+    ),
+    (
+        "an update that waited, the broadcast over",
+        Observed(
+            deployments=deployments(), pods=pods(), pending=(WAITING,), reconciled_generation=1
+        ),
+        "UpdatePending",
+        None,
+        "Applying",
+    ),
+    (
+        "a Secret the pods need is missing",
+        Observed(
+            deployments=deployments(),
+            pods=pods(ready=False),
+            missing_secrets=(MissingSecret(SecretUse("yt", "key", "Youtube")),),
+            reconciled_generation=1,
+        ),
+        "Stalled",
+        "SecretMissing",
+        "UpToDate",
+    ),
+    (
+        "a name held by someone else",
+        Observed(
+            deployments=deployments(),
+            pods=pods(),
+            reconcile_failure=ReconcileFailure("NameConflict", "Deployment/x belongs to y"),
+        ),
+        "Stalled",
+        "NameConflict",
+        "UpToDate",
+    ),
+    (
+        "the media image cannot be pulled",
+        Observed(
+            deployments=deployments(),
+            pods={
+                **pods(),
+                YT: [PodView("yt-pod", YT, None, "Pending", False, 0, "ImagePullBackOff", "nope")],
+            },
+            reconciled_generation=1,
+        ),
+        "Stalled",
+        "ImagePullBackOff",
+        "UpToDate",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "observed", "reconciling", "stalled", "update"), KSTATUS, ids=[k[0] for k in KSTATUS]
+)
+def test_kstatus_conditions(
+    case: str, observed: Observed, reconciling: str | None, stalled: str | None, update: str
+) -> None:
+    """Reconciling True (with this reason) while in progress, Stalled True when it cannot
+    proceed, never both: what Flux's and Argo CD's health checks read (None: False)."""
+    status = run(observed)
+    r, s = cond(status, "Reconciling"), cond(status, "Stalled")
+    assert r == (("True", reconciling) if reconciling and reconciling != "Stalled" else r)
+    assert (r[0] == "True") == (reconciling not in (None, "Stalled"))
+    assert s == (("True", stalled) if stalled else ("False", "Proceeding"))
+    assert not (r[0] == "True" and s[0] == "True")
+    assert cond(status, "UpdatePending") == ("True" if observed.pending else "False", update)
+    if observed.pending:
+        message = next(c for c in status["conditions"] if c["type"] == "UpdatePending")["message"]
+        assert "relay 'Youtube' (operator update: spec.x)" in message

@@ -10,11 +10,14 @@ from restream_operator.views import (
     DeploymentView,
     PodView,
     ServiceView,
+    Written,
     deployment_view,
+    fingerprint,
     key_of,
     live_pod,
     pod_view,
     service_view,
+    written_view,
 )
 
 YT = naming.restream_slug("Youtube")
@@ -116,3 +119,33 @@ def test_child_views_group_pods_and_drop_only_what_was_named() -> None:
     for name in "abc":
         views.drop("Pod", name)
     assert views.empty()
+
+
+def managed(*entries: dict[str, Any]) -> dict[str, Any]:
+    return {"kind": "Deployment", "metadata": {"name": "d", "managedFields": list(entries)}}
+
+
+OURS = {"manager": "restream-operator", "operation": "Apply", "time": "2026-01-01T00:00:00Z"}
+CONTROLLER_STATUS = {
+    "manager": "kube-controller-manager",
+    "operation": "Update",
+    "subresource": "status",
+    "time": "2026-01-01T00:00:09Z",
+    "fieldsV1": {"f:status": {"f:replicas": {}}},
+}
+
+
+def test_the_fingerprint_ignores_status_writers_and_moves_with_any_other_writer() -> None:
+    base = fingerprint(managed(OURS))
+    assert fingerprint(managed(OURS, CONTROLLER_STATUS)) == base
+    scaled = {
+        "manager": "kubectl",
+        "operation": "Update",
+        "subresource": "scale",
+        "time": "2026-01-01T00:00:05Z",
+        "fieldsV1": {"f:spec": {"f:replicas": {}}},
+    }
+    assert fingerprint(managed(OURS, scaled)) != base
+    # our own field set shrinking (someone removed a label we set) moves it too
+    assert fingerprint(managed({**OURS, "fieldsV1": {"f:metadata": {}}})) != base
+    assert written_view("Deployment", managed(OURS)) == Written("Deployment", "d", base)

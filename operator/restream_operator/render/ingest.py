@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 
-from .. import endpoints, naming
+from .. import endpoints, naming, rollout
 from ..agent import contract
 from ..settings import Settings
 from . import common
@@ -37,6 +37,17 @@ def config_map(owner: Owner, hls: bool) -> Obj:
             naming.labels(owner.name, naming.COMPONENT_INGEST),
         ),
         "data": {CONFIG_FILE: nginx_conf(NginxParams(hls=hls))},
+    }
+
+
+def spec_inputs(owner: Owner) -> Obj:
+    """The parts of the LiveStream's spec the ingest's pod template is made from (see
+    rollout.py): the Service's type and annotations are not, they replace no pod."""
+    spec = owner.spec
+    return {
+        "playback": spec.playback.model_dump(mode="json", by_alias=True),
+        "resources": spec.ingest.model_dump(mode="json", by_alias=True)["resources"],
+        "streamKeySecretRef": spec.model_dump(mode="json", by_alias=True)["streamKeySecretRef"],
     }
 
 
@@ -83,7 +94,7 @@ def deployment(
             {"name": "tmp", "mountPath": "/tmp"},
         ],
     }
-    return {
+    deployment: Obj = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": common.metadata(owner, name, labels),
@@ -114,6 +125,7 @@ def deployment(
             },
         },
     }
+    return rollout.stamp(deployment, spec_inputs(owner))
 
 
 def service(owner: Owner) -> Obj:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 from urllib.parse import urlsplit
 
-from .. import endpoints, models, naming
+from .. import endpoints, models, naming, rollout
 from ..agent import contract
 from ..agent.contract import TlsVerification
 from ..settings import Settings
@@ -180,6 +180,17 @@ def relay_volumes(restream: models.Restream) -> tuple[list[Obj], list[Obj]]:
     return volumes, mounts
 
 
+def spec_inputs(owner: Owner, restream: models.Restream) -> Obj:
+    """The parts of the LiveStream's spec this relay's pod template is made from: a
+    change to them is this destination's own change (see rollout.py). An inline key's
+    value is not among them: it reaches the pod through its Secret."""
+    return {
+        "restream": restream.model_dump(mode="json", by_alias=True, exclude={"stream_key"}),
+        "inlineKey": restream.stream_key is not None,
+        "relay": owner.spec.relay.model_dump(mode="json", by_alias=True),
+    }
+
+
 def deployment(
     owner: Owner, restream: models.Restream, settings: Settings, play_token_secret: str
 ) -> Obj:
@@ -201,7 +212,7 @@ def deployment(
         "securityContext": common.container_security_context(),
         "volumeMounts": mounts,
     }
-    return {
+    deployment: Obj = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": common.metadata(
@@ -234,3 +245,4 @@ def deployment(
             },
         },
     }
+    return rollout.stamp(deployment, spec_inputs(owner, restream))
