@@ -75,7 +75,7 @@ NAMES = ["dest-1", "dest-2", "dest-3"]
 NEXT_TAG = f"{VERSION}-next"
 NEXT_MEDIA_IMAGE = f"{MEDIA_IMAGE.rsplit(':', 1)[0]}:{NEXT_TAG}"
 MAX_DELAY, NEXT_MAX_DELAY = 10, 12  # the chart's default, and the upgrade's
-PDB = f"{LS}-on-air"
+PDB = naming.on_air_budget(LS)
 LS_SELECTOR = f"{naming.LABEL_LIVESTREAM}={LS}"
 REPAIR_LIMIT_S = 15
 
