@@ -85,16 +85,31 @@ def wait_ingest_reachable(
     """Until the ingest Service accepts a TCP connection from the host. A Ready ingest
     pod is not enough: kube-proxy programs the Service's new endpoint a moment later,
     and until then a connect is refused (an encoder would retry; ffmpeg does not)."""
-    url, _ = ingest_from_host(cluster, ns, livestream)
-    host = url.split("://", 1)[1].split(":", 1)[0]
+    wait_service_reachable(cluster, ns, f"{livestream}-ingest", 1935, timeout)
+
+
+def wait_webhook_reachable(cluster: LocalCluster, timeout: float = 30) -> None:
+    """Until the operator's webhook Service accepts a TCP connection from the host, as
+    the apiserver (a host process) calls it: after the operator's pod was replaced, its
+    new endpoint is programmed a moment after the pod is Ready, and until then every
+    write the webhook validates is refused."""
+    wait_service_reachable(cluster, SYSTEM_NS, f"{RELEASE}-webhook", 443, timeout)
+
+
+def wait_service_reachable(
+    cluster: LocalCluster, ns: str, service: str, port: int, timeout: float
+) -> None:
+    svc = json.loads(cluster.kubectl("-n", ns, "get", "svc", service, "-o", "json").stdout)
+    host = svc["spec"]["clusterIP"]
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with socket.create_connection((host, 1935), timeout=1):
+            with socket.create_connection((host, port), timeout=1):
                 return
         except OSError as e:
             if time.monotonic() > deadline:
-                raise AssertionError(f"the ingest Service {host}:1935 refuses: {e}") from e
+                where = f"the Service {ns}/{service} at {host}:{port}"
+                raise AssertionError(f"{where} refuses: {e}") from e
             time.sleep(0.1)
 
 

@@ -12,7 +12,9 @@ dropped connection ends it, so "still alive" means "never disconnected"):
 2. ``kubectl drain`` of the node: the eviction API refuses the live pods (their
    PodDisruptionBudget); when the encoder stops, the drain completes.
 3. the operator's pod deleted: the new one touches no child pod.
-4. drift, while idle: a relay Deployment scaled to 0, another's args edited, the
+4. a waiting update forced with the ``restream.dev/rollout=now`` annotation: applied at
+   once, to the relays only, as only their templates changed.
+5. drift, while idle: a relay Deployment scaled to 0, another's args edited, the
    ingest's internal Service deleted, a NetworkPolicy edited: each is restored within
    15 s.
 
@@ -41,11 +43,12 @@ from hack.localcluster.product import (
     chart_values,
     reported_on_failure,
     sink_recordings,
-    wait_operator,
+    wait_webhook_reachable,
 )
 from hack.media.harness import GrowthSampler, codecs_and_duration, packet_times
 from hack.waiting import wait_for
 from restream_operator import naming
+from restream_operator.rollout import ANNOTATION_ROLLOUT, ROLLOUT_NOW
 
 from .show import (
     LS,
@@ -74,7 +77,8 @@ SINKS = ("sink-1", "sink-2", "sink-3")
 NAMES = ["dest-1", "dest-2", "dest-3"]
 NEXT_TAG = f"{VERSION}-next"
 NEXT_MEDIA_IMAGE = f"{MEDIA_IMAGE.rsplit(':', 1)[0]}:{NEXT_TAG}"
-MAX_DELAY, NEXT_MAX_DELAY = 10, 12  # the chart's default, and the upgrade's
+# the chart's default, the first upgrade's, the second's (forced)
+MAX_DELAY, NEXT_MAX_DELAY, FORCED_MAX_DELAY = 10, 12, 14
 PDB = naming.on_air_budget(LS)
 LS_SELECTOR = f"{naming.LABEL_LIVESTREAM}={LS}"
 REPAIR_LIMIT_S = 15
@@ -117,7 +121,12 @@ def deployments(cluster: NodeCluster, ns: str) -> dict[str, dict[str, Any]]:
 
 
 def container(deployment: dict[str, Any]) -> dict[str, Any]:
-    return dict(deployment["spec"]["template"]["spec"]["containers"][0])
+    return container_of(deployment["spec"]["template"])
+
+
+def container_of(pod: dict[str, Any]) -> dict[str, Any]:
+    """The only container of a pod (or of a pod template)."""
+    return dict(pod["spec"]["containers"][0])
 
 
 def templates(cluster: NodeCluster, ns: str) -> dict[str, tuple[str, list[str]]]:
@@ -159,12 +168,15 @@ def recordings(directory: Path) -> set[str]:
     return {f.name for f in directory.glob("*.flv")}
 
 
-def replaced_operator(cluster: NodeCluster, old: str) -> Callable[[], dict[str, Any] | None]:
-    def check() -> dict[str, Any] | None:
-        p = operator_pod(cluster)
-        return p if p and p["metadata"]["name"] != old and ready(p) else None
+def wait_new_operator(cluster: NodeCluster, old: dict[str, Any], what: str) -> None:
+    """Until a new operator pod replaced ``old``, is Ready and its webhook reachable."""
 
-    return check
+    def replaced() -> dict[str, Any] | None:
+        p = operator_pod(cluster)
+        return p if p and p["metadata"]["name"] != old["metadata"]["name"] and ready(p) else None
+
+    wait_for(replaced, what, timeout=120)
+    wait_webhook_reachable(cluster)
 
 
 def live_evidence(ns: str) -> list[tuple[str, ...]]:
@@ -189,15 +201,8 @@ def live_ops(node_cluster: NodeCluster, node_namespace: str) -> Iterator[dict[st
     cluster, ns = node_cluster, node_namespace
     with installed(cluster, ns, SINKS, chart_values(agent_poll_seconds=1)) as helm:
         with diagnosed(cluster, ns):
-            doc = livestream(ns, [dest(i, s, ns) for i, s in enumerate(SINKS, 1)])
-
-            def admitted() -> bool:
-                # the operator's pod is Ready a moment before its webhook answers
-                proc = apply(cluster, ns, doc, check=False)
-                assert proc.returncode == 0 or "failed calling webhook" in proc.stderr, proc.stderr
-                return bool(proc.returncode == 0)
-
-            wait_for(admitted, "the LiveStream admitted by the operator's webhook", timeout=60)
+            wait_webhook_reachable(cluster)
+            apply(cluster, ns, livestream(ns, [dest(i, s, ns) for i, s in enumerate(SINKS, 1)]))
             wait_all_ready(cluster, ns, NAMES)
         yield {"ns": ns, "helm": helm, "tmp": Path(tempfile.mkdtemp(dir=cluster.workdir))}
 
@@ -205,10 +210,10 @@ def live_ops(node_cluster: NodeCluster, node_namespace: str) -> Iterator[dict[st
 # -- 1. helm upgrade while live --------------------------------------------------------
 
 
-def upgraded_values() -> dict[str, Any]:
+def upgraded_values(max_delay: int = NEXT_MAX_DELAY) -> dict[str, Any]:
     values = chart_values(agent_poll_seconds=1)
     values["mediaImage"]["tag"] = NEXT_TAG
-    values["operator"]["reconnectMaxDelaySeconds"] = NEXT_MAX_DELAY
+    values["operator"]["reconnectMaxDelaySeconds"] = max_delay
     return values
 
 
@@ -238,11 +243,7 @@ def test_helm_upgrade_while_live_waits_for_the_broadcast_to_end(
                 cluster.node.tag_image(MEDIA_IMAGE, NEXT_MEDIA_IMAGE)
                 t0 = time.monotonic()
                 live_ops["helm"].install(upgraded_values())
-                new_op = wait_for(
-                    replaced_operator(cluster, old_op["metadata"]["name"]),
-                    "the upgraded operator pod Ready", timeout=120,
-                )  # fmt: skip
-                assert new_op is not None
+                wait_new_operator(cluster, old_op, "the upgraded operator pod Ready")
                 figure("helm_upgrade_to_operator_ready_s", round(time.monotonic() - t0, 2))
 
                 def pending(st: dict[str, Any]) -> bool:
@@ -269,6 +270,10 @@ def test_helm_upgrade_while_live_waits_for_the_broadcast_to_end(
                 assert is_true(st, "UpdatePending"), st.get("conditions")
             stalls = {s: round(sampler.longest_stall(s), 2) for s in SINKS}
             figure("upgrade_sink_longest_growth_stall_s", stalls)
+            looks = {s: [t for t, _ in sampler.samples[s]] for s in SINKS}
+            figure("upgrade_sink_samples", {s: len(t) for s, t in looks.items()})
+            figure("upgrade_sink_longest_sampling_interval_s",
+                   {s: round(max_gap(t), 2) for s, t in looks.items()})  # fmt: skip
             session_s = time.monotonic() - session_start
             pub.stop()
             stopped = time.monotonic()
@@ -278,7 +283,7 @@ def test_helm_upgrade_while_live_waits_for_the_broadcast_to_end(
                 st = status(cluster, ns)
                 return (
                     len(pods) == 1 + len(NAMES)
-                    and all(tag(p["spec"]["containers"][0]["image"]) == NEXT_TAG for p in pods)
+                    and all(tag(container_of(p)["image"]) == NEXT_TAG for p in pods)
                     and all(ready(p) and not p["metadata"].get("deletionTimestamp") for p in pods)
                     and condition(st, "UpdatePending").get("status") == "False"
                 )
@@ -408,10 +413,8 @@ def test_operator_pod_deleted_while_live_touches_no_child(
         t0 = time.monotonic()
         cluster.kubectl("-n", SYSTEM_NS, "delete", "pod", old_op["metadata"]["name"],
                         "--wait=false")  # fmt: skip
-        wait_for(replaced_operator(cluster, old_op["metadata"]["name"]),
-                 "a new operator pod Ready", timeout=120)  # fmt: skip
+        wait_new_operator(cluster, old_op, "a new operator pod Ready")
         figure("operator_pod_delete_to_new_pod_ready_s", round(time.monotonic() - t0, 2))
-        wait_operator(cluster)
         time.sleep(15)
         assert pub.alive(), f"the encoder was disconnected: {pub.stderr()}"
         assert pods_now(cluster, ns) == before
@@ -426,7 +429,73 @@ def test_operator_pod_deleted_while_live_touches_no_child(
                 "broadcasting: false", 15)  # fmt: skip
 
 
-# -- 4. drift ----------------------------------------------------------------------------
+# -- 4. a waiting update forced while live ----------------------------------------------
+
+
+def test_rollout_now_applies_a_waiting_update_while_live(
+    node_cluster: NodeCluster, live_ops: dict[str, Any]
+) -> None:
+    """A setting that reaches the relays only waits like any other; forced, it replaces
+    the relays at once, and the ingest, whose template did not change, stays: the
+    encoder stays connected and the destinations come back."""
+    cluster, ns = node_cluster, live_ops["ns"]
+    with diagnosed(cluster, ns):
+        wait_all_ready(cluster, ns, NAMES)
+        with publishing(cluster, ns, None) as pub:
+            wait_status(cluster, ns, all_live(NAMES), "all Live", 30)
+            before = pods_now(cluster, ns)
+            ingest = {n: v for n, v in before.items() if n.startswith(naming.ingest_name(LS))}
+            assert len(ingest) == 1, before
+            old_op = operator_pod(cluster)
+            assert old_op is not None
+            live_ops["helm"].install(upgraded_values(max_delay=FORCED_MAX_DELAY))
+            wait_new_operator(cluster, old_op, "the upgraded operator pod Ready")
+
+            def pending(st: dict[str, Any]) -> bool:
+                assert pub.alive(), f"the encoder was disconnected: {pub.stderr()}"
+                assert pods_now(cluster, ns) == before, "a live pod was replaced"
+                return is_true(st, "UpdatePending")
+
+            st = wait_status(cluster, ns, pending, "UpdatePending True", 60)
+            print(f"\nUpdatePending: {json.dumps(condition(st, 'UpdatePending'))}")
+            t0 = time.monotonic()
+            cluster.kubectl("-n", ns, "annotate", "livestream", LS,
+                            f"{ANNOTATION_ROLLOUT}={ROLLOUT_NOW}")  # fmt: skip
+
+            def applied() -> bool:
+                ingest_prefix = naming.ingest_name(LS)
+                relays = [
+                    p for p in all_pods(cluster, ns)
+                    if not p["metadata"]["name"].startswith(ingest_prefix)
+                ]  # fmt: skip
+                fresh = [
+                    p["metadata"]["name"] not in before
+                    and ready(p)
+                    and not p["metadata"].get("deletionTimestamp")
+                    and arg(container_of(p)["args"], "--max-delay") == str(FORCED_MAX_DELAY)
+                    for p in relays
+                ]
+                ls = get_json(cluster, ns, "livestream", LS)
+                annotations = ls["metadata"].get("annotations") or {}
+                waiting = condition(ls.get("status") or {}, "UpdatePending").get("status")
+                return (
+                    len(relays) == len(NAMES)
+                    and all(fresh)
+                    and ANNOTATION_ROLLOUT not in annotations
+                    and waiting == "False"
+                )
+
+            wait_for(applied, "new relay pods with the new setting, the annotation removed, "
+                     "UpdatePending False", timeout=60)  # fmt: skip
+            figure("rollout_now_to_relays_replaced_s", round(time.monotonic() - t0, 2))
+            wait_status(cluster, ns, all_live(NAMES), "all Live again", 30)
+            figure("rollout_now_to_all_live_again_s", round(time.monotonic() - t0, 2))
+            assert pub.alive(), f"the encoder was disconnected: {pub.stderr()}"
+            now = pods_now(cluster, ns)
+            assert {n: v for n, v in now.items() if n in ingest} == ingest, now
+
+
+# -- 5. drift ----------------------------------------------------------------------------
 
 
 def repaired(checks: dict[str, Callable[[], bool]], since: dict[str, float]) -> dict[str, float]:
