@@ -5,7 +5,9 @@ Debian packages present): the project's images are built and imported, the opera
 installed with the Helm chart and runs as a pod, two nginx-rtmp sink pods stand in for
 YouTube and Twitch, and the LiveStream `launch` gets real ingest and relay pods. A test
 pattern is then published from the host for DEMO_PUBLISH_SECONDS (default 15; 0 skips
-it) and the demo shows the status and the sinks' recordings as they happen. Everything
+it) and the demo shows the status and the sinks' recordings as they happen; while it is
+live, the on-air PodDisruptionBudget, and a change that needs the ingest pod replaced
+(HLS on) waiting for the broadcast to end instead of cutting it. Everything
 stays up for you to publish with OBS or ffmpeg (`make publish`); `make cluster-down`
 stops it all.
 
@@ -148,11 +150,41 @@ def apply_demo(cluster: LocalCluster) -> None:
     say()
 
 
+def update_pending(cluster: LocalCluster) -> dict[str, Any]:
+    st = livestreams.status(cluster, NS, LS)
+    return next((c for c in st.get("conditions") or [] if c["type"] == "UpdatePending"), {})
+
+
+def change_while_live(cluster: LocalCluster) -> None:
+    """Operating while live: the on-air budget, and a change that needs the ingest pod
+    replaced (HLS on), which waits for the broadcast to end rather than cut it."""
+    wait_for(lambda: cluster.kubectl("-n", NS, "get", "pdb", f"{LS}-on-air", check=False)
+             .returncode == 0, "the on-air PodDisruptionBudget", timeout=15)  # fmt: skip
+    show(cluster, "-n", NS, "get", "pdb")
+    patch = json.dumps({"spec": {"playback": {"hls": True}}})
+    say(f"$ kubectl patch livestream {LS} --type=merge -p '{patch}'   # replaces the ingest pod")
+    cluster.kubectl("-n", NS, "patch", "livestream", LS, "--type=merge", "-p", patch)
+    wait_for(lambda: update_pending(cluster).get("status") == "True", "UpdatePending", timeout=15)
+    cond = update_pending(cluster)
+    say(f"  UpdatePending={cond['status']} ({cond['reason']}): {cond['message']}")
+
+
+def after_broadcast(cluster: LocalCluster, ended: float) -> None:
+    wait_for(lambda: update_pending(cluster).get("status") == "False",
+             "the pending update applied", timeout=60)  # fmt: skip
+    say(f"The broadcast ended: the waiting change was applied {time.monotonic() - ended:.1f}s"
+        " later (Event UpdateApplied), and the on-air budget is gone:")  # fmt: skip
+    wait_for(lambda: livestreams.ready(cluster, NS, LS), "the LiveStream Ready again", 120)
+    show(cluster, "-n", NS, "get", "pdb")
+    wait_ingest_reachable(cluster, NS, LS)
+
+
 def broadcast(cluster: LocalCluster, seconds: float) -> None:
     url, key = ingest_from_host(cluster, NS, LS)
     before = {s: sum(sink_files(cluster, NS, s).values()) for s in SINKS.values()}
     say(f"Publishing a test pattern for {seconds:g}s from this host to {url}/<key>:")
     pub = Publisher(url, key, seconds)
+    changed = False
     try:
         while pub.alive():
             time.sleep(3)
@@ -165,15 +197,21 @@ def broadcast(cluster: LocalCluster, seconds: float) -> None:
             )
             say(f"  +{time.monotonic() - pub.started:4.1f}s broadcasting={st.get('broadcasting')}"
                 f" [{states}] recorded: {got}")  # fmt: skip
+            if st.get("broadcasting") and not changed and pub.alive():
+                change_while_live(cluster)
+                changed = True
         if pub.wait(10) != 0:
             say(f"the publisher failed: {pub.stderr()}")
     finally:
         pub.stop()
+    ended = time.monotonic()
     time.sleep(3)
     say()
     show(cluster, "-n", NS, "get", "livestream", LS)
     for sink in SINKS.values():
         show(cluster, "-n", NS, "exec", sink, "--", "ls", "-l", "/tmp/rec")
+    if changed:
+        after_broadcast(cluster, ended)
 
 
 def real_node_demo(cluster: LocalCluster, containerd: str) -> int:

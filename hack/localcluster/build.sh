@@ -30,6 +30,24 @@ ensure_tool() {
   fi
   ln -sfn "$dir/$name" "$dest/bin/$name"
 }
+# A Go program of this repository's (hack/NAME: main.go, go.mod, go.sum), cached by the
+# hash of those files: ensure_local_tool NAME
+ensure_local_tool() {
+  local name=$1 src="$here/../$1"
+  local key
+  key=$(cat "$src/go.mod" "$src/go.sum" "$src"/*.go | sha256sum | cut -c1-12)
+  local dir="$cache_root/$name-$key"
+  if [[ ! -x "$dir/$name" ]]; then
+    echo "[cluster build] go build hack/$name (half a minute)" >&2
+    mkdir -p "$cache_root"
+    local tmp_dir
+    tmp_dir=$(mktemp -d "$cache_root/.$name-XXXXXX")
+    (cd "$src" && CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -trimpath -ldflags "-s -w" \
+      -o "$tmp_dir/$name" .)
+    rm -rf "$dir" && mv "$tmp_dir" "$dir"
+  fi
+  ln -sfn "$dir/$name" "$dest/bin/$name"
+}
 ensure_tools() {
   # helm, for the chart tests
   ensure_tool helm "$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" \
@@ -40,6 +58,8 @@ ensure_tools() {
   ensure_tool kube-router "$KUBE_ROUTER_VERSION" \
     "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@$KUBE_ROUTER_VERSION" \
     "-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION"
+  # kstatus, what Flux and kpt make of an object's status (the tests ask it)
+  ensure_local_tool kstatus
 }
 
 if complete; then ensure_tools; echo "$dest/bin"; exit 0; fi

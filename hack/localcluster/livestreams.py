@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from typing import Any
 
 from hack.localcluster.controlplane import LocalCluster
@@ -23,3 +24,18 @@ def condition(st: dict[str, Any], type_: str) -> str | None:
 
 def ready(cluster: LocalCluster, namespace: str, name: str) -> bool:
     return condition(status(cluster, namespace, name), "Ready") == "True"
+
+
+def kstatus(cluster: LocalCluster, obj: dict[str, Any]) -> str:
+    """What kstatus, the library behind Flux's health checks, makes of a LiveStream as
+    read: Current, InProgress, Failed, ... (hack/kstatus, built by build.sh)."""
+    out = subprocess.run(
+        [str(cluster.bin_dir / "kstatus")],
+        input=json.dumps(obj), capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    return str(json.loads(out.stdout)["status"])
+
+
+def get(cluster: LocalCluster, namespace: str, name: str) -> dict[str, Any]:
+    out = cluster.kubectl("get", "livestream", name, "-n", namespace, "-o", "json")
+    return dict(json.loads(out.stdout))

@@ -15,6 +15,7 @@ import logging
 import time
 
 from . import naming
+from .reconcile import conflict
 from .render import Owner
 from .render.disruption import on_air_budget
 from .runtime import Runtime, StreamState
@@ -50,14 +51,27 @@ async def _write(
     name = naming.on_air_budget(owner.name)
     if want and (seen is None or seen not in state.budget_fingerprints):
         state.budget_written_at = time.monotonic()
-        before = seen
+        if not await _ours_or_free(runtime, owner, name):
+            return
         after = await asyncio.to_thread(runtime.kube.apply, on_air_budget(owner))
         state.budget_fingerprints = frozenset(
-            fp for fp in (before, fingerprint(after)) if fp is not None
+            fp for fp in (seen, fingerprint(after)) if fp is not None
         )
         log.info(f"{where}: on air: voluntary evictions of its pods wait for the end")
     elif not want and seen is not None:
         state.budget_written_at = time.monotonic()
+        if not await _ours_or_free(runtime, owner, name):
+            return
         await asyncio.to_thread(runtime.kube.delete, KIND, owner.namespace, name)
         state.budget_fingerprints = frozenset()
         log.info(f"{where}: off air: its pods may be evicted again")
+
+
+async def _ours_or_free(runtime: Runtime, owner: Owner, name: str) -> bool:
+    """Whether the budget's name is free or this LiveStream's: one of someone else's is
+    never taken over or deleted (labels alone prove nothing: anyone may set them)."""
+    found = await asyncio.to_thread(runtime.kube.get, KIND, owner.namespace, name)
+    held_by = conflict(owner, KIND, found) if found is not None else ""
+    if held_by:
+        log.warning(f"{owner.namespace}/{owner.name}: the pods are not protected: {held_by}")
+    return not held_by

@@ -69,7 +69,7 @@ def _owned_by(obj: Obj, uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences", []))
 
 
-def _conflict(owner: Owner, kind: str, existing: Obj) -> str:
+def conflict(owner: Owner, kind: str, existing: Obj) -> str:
     """Who holds a name this LiveStream needs, or "" when it is this LiveStream."""
     controller = _controller(existing)
     if controller is not None and controller.get("uid") == owner.uid:
@@ -139,10 +139,10 @@ def apply_children(
     def free_or_ours(obj: Obj) -> tuple[bool, Obj | None]:
         """Whether this LiveStream may write the child's name, and what holds it now."""
         found = kube.get(obj["kind"], owner.namespace, obj["metadata"]["name"])
-        conflict = _conflict(owner, obj["kind"], found) if found is not None else ""
-        if conflict:
-            outcome.conflicts.append(conflict)
-        return not conflict, found
+        held_by = conflict(owner, obj["kind"], found) if found is not None else ""
+        if held_by:
+            outcome.conflicts.append(held_by)
+        return not held_by, found
 
     for name, data_key in children.generated.items():
         secret = generated_secret(owner, name, data_key, new_secret_value())
@@ -164,13 +164,11 @@ def apply_children(
         }
 
     planned = plans(hold)
-    if (
-        not hold
-        and live_now is not None
-        and any(p.replaces_pod for p in planned.values())
-        and live_now()
-    ):
-        planned = plans(True)
+    if not hold and live_now is not None:
+        # Only what a broadcast would hold makes the question worth an agent's round trip.
+        held = plans(True)
+        if any(p.pending for p in held.values()) and live_now():
+            planned = held
     _apply(owner, kube, targets, planned, outcome)
     _prune_relays(owner, kube, children.applied, outcome)
     outcome.missing_secrets = find_missing_secrets(owner, kube)

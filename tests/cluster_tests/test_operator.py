@@ -355,6 +355,7 @@ def test_referenced_secret_missing_is_a_condition_until_it_exists(
         "SecretMissing",
     )
     assert condition(status(cluster, namespace), "Reconciling") == "False"
+    assert livestreams.kstatus(cluster, livestreams.get(cluster, namespace, "launch")) == "Failed"
     message = next(
         c["message"] for c in status(cluster, namespace)["conditions"] if c["type"] == waiting
     )
@@ -667,23 +668,29 @@ def test_kstatus_conditions_say_reconciling_then_current(
     cluster: LocalCluster, namespace: str, operator: OperatorProcess
 ) -> None:
     """What Flux's `wait`, Argo CD and `kubectl wait` read: observedGeneration, then
-    Reconciling until the children are up, Stalled never, Ready at the end."""
+    Reconciling until the children are up, Stalled never, Ready at the end; and what
+    kstatus itself (the library Flux uses) makes of it: InProgress, then Current."""
     apply(cluster, namespace, livestream())
-    seen: list[tuple[str | None, str | None, str | None]] = []
+    seen: list[tuple[str | None, str | None, str | None, str]] = []
     names = ("Ready", "Reconciling", "Stalled")
 
     def current() -> bool:
-        st = status(cluster, namespace)
+        obj = livestreams.get(cluster, namespace, "launch")
+        st = obj.get("status") or {}
+        if not st:
+            return False  # before the first status write: nothing to judge yet
         ready_, reconciling, stalled = (condition(st, c) for c in names)
-        seen.append((ready_, reconciling, stalled))
+        seen.append((ready_, reconciling, stalled, livestreams.kstatus(cluster, obj)))
         return (
             st.get("observedGeneration") == 1
             and condition(st, "Ready") == "True"
             and condition(st, "Reconciling") == "False"
         )
 
-    wait_for(current, "Ready True and Reconciling False", timeout=60, every=0.1)
-    first = next(s for s in seen if s != (None, None, None))
-    assert first[0] == "False", f"the first status written must not say Ready: {seen}"
-    assert all(s[2] in (None, "False") for s in seen), seen
+    wait_for(current, "Ready True and Reconciling False", timeout=60, every=0.05)
+    assert seen[0][0] == "False", f"the first status written must not say Ready: {seen}"
+    assert seen[0][3] == "InProgress", seen
+    assert seen[-1][3] == "Current", seen
+    assert all(s[2] == "False" for s in seen), seen
+    assert all(s[3] == "InProgress" for s in seen if s[1] == "True"), seen
     assert condition(status(cluster, namespace), "UpdatePending") == "False"

@@ -16,12 +16,13 @@ from kubernetes import config
 
 from hack.localcluster.controlplane import LocalCluster
 from hack.waiting import wait_for
-from restream_operator import naming, reconcile, rollout, statusloop
+from restream_operator import naming, protection, reconcile, rollout, statusloop
 from restream_operator.kube import FIELD_MANAGER, Kube, Obj
+from restream_operator.render import owner_from_object
 from restream_operator.runtime import Runtime
 from restream_operator.secretrefs import MissingSecret, SecretUse
 from restream_operator.settings import Settings
-from restream_operator.views import fingerprint
+from restream_operator.views import fingerprint, written_view
 
 pytestmark = pytest.mark.cluster
 
@@ -306,3 +307,76 @@ def test_fingerprints_tell_the_operators_writes_from_anyone_elses(
     args = deployments(cluster, namespace)[yt]["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "rtmp://evil.example.com/x" not in args
     assert not runtime.stream(uid).drifted(ref, current())
+
+
+def evict(cluster: LocalCluster, namespace: str, pod: str) -> tuple[int, str]:
+    """POSTs an Eviction for the pod, as `kubectl drain` does: (0 or 1, what it said)."""
+    eviction = {"apiVersion": "policy/v1", "kind": "Eviction",
+                "metadata": {"name": pod, "namespace": namespace}}  # fmt: skip
+    out = cluster.kubectl(
+        "create", "--raw", f"/api/v1/namespaces/{namespace}/pods/{pod}/eviction", "-f", "-",
+        input=json.dumps(eviction), check=False,
+    )  # fmt: skip
+    return out.returncode, out.stdout + out.stderr
+
+
+def test_the_on_air_budget_refuses_evictions_while_broadcasting_and_goes_after(
+    cluster: LocalCluster, namespace: str, runtime: Runtime
+) -> None:
+    obj = create(cluster, namespace, restream("Youtube"))
+    runtime.remember(obj)
+    reconcile.reconcile(runtime, obj, "create")
+    owner = owner_from_object(obj)
+    state = runtime.stream(obj["metadata"]["uid"])
+    views = runtime.views((namespace, "launch"))
+    name = naming.on_air_budget("launch")
+
+    def pods() -> list[str]:
+        out = cluster.kubectl(
+            "get", "pods", "-n", namespace, "-o", "name", "-l", f"{naming.LABEL_LIVESTREAM}=launch"
+        )
+        return [line.split("/", 1)[1] for line in out.stdout.split()]
+
+    wait_for(lambda: len(pods()) == 2, "the ingest and relay pods", timeout=60)
+    asyncio.run(protection.keep(runtime, owner, views, state, broadcasting=True))
+    budget = json.loads(
+        cluster.kubectl("get", "pdb", name, "-n", namespace, "-o", "json", "--show-managed-fields")
+        .stdout
+    )  # fmt: skip
+    assert budget["spec"]["maxUnavailable"] == 0
+    assert budget["metadata"]["ownerReferences"][0]["uid"] == obj["metadata"]["uid"]
+    views.put(written_view("PodDisruptionBudget", budget))  # as the watch would
+    for pod in pods():
+        code, said = evict(cluster, namespace, pod)
+        assert code != 0, f"{pod} was evicted while on air"
+        assert "disruption budget" in said, said
+
+    state.budget_written_at = 0.0  # past the rate limit
+    asyncio.run(protection.keep(runtime, owner, views, state, broadcasting=False))
+    gone = cluster.kubectl("get", "pdb", name, "-n", namespace, check=False)
+    assert gone.returncode != 0 and "NotFound" in gone.stderr
+    code, said = evict(cluster, namespace, pods()[0])
+    assert code == 0, said
+
+
+def test_a_budget_of_that_name_someone_else_made_is_never_taken_over(
+    cluster: LocalCluster, namespace: str, runtime: Runtime
+) -> None:
+    obj = create(cluster, namespace, restream("Youtube"))
+    name = naming.on_air_budget("launch")
+    theirs = {
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": name, "labels": naming.labels("launch", naming.COMPONENT_ON_AIR)},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "theirs"}}},
+    }  # fmt: skip
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(theirs))
+    state = runtime.stream(obj["metadata"]["uid"])
+    views = runtime.views((namespace, "launch"))
+    owner = owner_from_object(obj)
+    asyncio.run(protection.keep(runtime, owner, views, state, broadcasting=True))
+    budget = json.loads(cluster.kubectl("get", "pdb", name, "-n", namespace, "-o", "json").stdout)
+    assert budget["spec"].get("minAvailable") == 1 and "maxUnavailable" not in budget["spec"]
+    views.put(written_view("PodDisruptionBudget", budget))  # it carries our labels
+    state.budget_written_at = 0.0
+    asyncio.run(protection.keep(runtime, owner, views, state, broadcasting=False))
+    assert cluster.kubectl("get", "pdb", name, "-n", namespace, check=False).returncode == 0

@@ -36,6 +36,12 @@ def test_make_demo_relays_a_real_stream_to_two_recording_sinks(tmp_path: Path) -
             sizes = re.findall(rf" (\d+) \w+ +\d+ [\d:]+ demo-{sink}-\d+\.flv", out)
             assert sizes and int(sizes[0]) > 500_000, f"{sink}: {sizes}"
         assert "What is simulated" not in out
+        # while live: the on-air budget, and a change of the ingest waiting for the end
+        assert re.search(r"launch-on-air +N/A +0 ", out), out
+        assert "UpdatePending=True (WaitingForBroadcastEnd): " in out, out
+        assert "ingest (spec change: " in out, out
+        assert re.search(r"the waiting change was applied \d+\.\ds later", out), out
+        assert "No resources found" in out.split("the waiting change was applied", 1)[1], out
 
         publish = run_module(state_dir, "hack.demo", "publish", "4", timeout=120)
         assert publish.returncode == 0, publish.stdout + publish.stderr
