@@ -35,6 +35,7 @@ from typing import Any
 
 import pytest
 
+from hack.localcluster import livestreams
 from hack.localcluster.node import NodeCluster
 from hack.localcluster.product import (
     MEDIA_IMAGE,
@@ -94,6 +95,10 @@ def condition(st: dict[str, Any], type_: str) -> dict[str, Any]:
 
 def is_true(st: dict[str, Any], type_: str) -> bool:
     return condition(st, type_).get("status") == "True"
+
+
+def kstatus(cluster: NodeCluster, ns: str) -> str:
+    return livestreams.kstatus(cluster, livestreams.get(cluster, ns, LS))
 
 
 def events(cluster: NodeCluster, ns: str, reason: str) -> list[dict[str, Any]]:
@@ -268,6 +273,8 @@ def test_helm_upgrade_while_live_waits_for_the_broadcast_to_end(
                 st = status(cluster, ns)
                 assert all_live(NAMES)(st), json.dumps(st)
                 assert is_true(st, "UpdatePending"), st.get("conditions")
+                # what Flux's health check (kstatus) makes of it: still in progress
+                assert kstatus(cluster, ns) == "InProgress"
             stalls = {s: round(sampler.longest_stall(s), 2) for s in SINKS}
             figure("upgrade_sink_longest_growth_stall_s", stalls)
             looks = {s: [t for t, _ in sampler.samples[s]] for s in SINKS}
@@ -302,6 +309,7 @@ def test_helm_upgrade_while_live_waits_for_the_broadcast_to_end(
                          and condition(st, "Reconciling").get("status") == "False",
                          "Ready True, Reconciling False", 30)  # fmt: skip
         assert not is_true(st, "Stalled"), st.get("conditions")
+        assert kstatus(cluster, ns) == "Current"
         # each sink got one recording for the whole session, without a gap
         time.sleep(2)  # nginx-rtmp closes a recording when the relay's stream ends
         gaps = {}
