@@ -707,6 +707,13 @@ def import_image(address: str, tarball: Path) -> None:
     ctr(address, "images", "import", str(tarball), timeout=300)
 
 
+def tag_image(address: str, source: str, target: str) -> None:
+    """Gives an image already in containerd another reference (both fully qualified,
+    e.g. ``docker.io/restream-operator/media:1.0``): a new tag of the same content,
+    which pods then see as a different image."""
+    ctr(address, "images", "tag", "--force", source, target)
+
+
 def evict_pods(cluster: LocalCluster, address: str, name: str, timeout: float = 30) -> None:
     """Lets the kubelet stop every pod (CNI DEL, volumes unmounted) while it still runs:
     a NoExecute taint evicts them and keeps their controllers' replacements away."""
@@ -772,6 +779,7 @@ class RealNode:
         self.log_dir = cluster.workdir / "logs"
         self.containerd_dir = self.dir / "containerd"
         self.containerd_sock = self.containerd_dir / "containerd.sock"
+        self.kubelet_root = self.dir / "kubelet"
         self.kubelet_port = free_port()
         self.router_healthz = free_port()  # kube-router serves it on every address
         self.components: list[Component] = []
@@ -991,8 +999,16 @@ class RealNode:
     def import_image(self, tarball: Path) -> None:
         import_image(str(self.containerd_sock), tarball)
 
+    def tag_image(self, source: str, target: str) -> None:
+        tag_image(str(self.containerd_sock), source, target)
+
+    def empty_dir(self, pod_uid: str, volume: str) -> Path:
+        """Where the kubelet keeps a pod's emptyDir volume on this host: what the pod
+        writes there can be watched from the host without an exec per look."""
+        return self.kubelet_root / "pods" / pod_uid / "volumes" / "kubernetes.io~empty-dir" / volume
+
     def _start_kubelet(self, kubeconfig: Path, serving: Any) -> None:
-        root = self.dir / "kubelet"
+        root = self.kubelet_root
         root.mkdir()
         self.kubelet_healthz = free_port()
         config = {

@@ -21,7 +21,14 @@ from typing import Any
 from restream_operator import __version__
 
 from .controlplane import SERVICE_CIDR, LocalCluster
-from .node import BUSYBOX_IMAGE, CACHE, POD_CIDR, REAL_NODE_SELECTOR, REAL_NODE_TOLERATION
+from .node import (
+    BUSYBOX_IMAGE,
+    CACHE,
+    POD_CIDR,
+    REAL_NODE_SELECTOR,
+    REAL_NODE_TOLERATION,
+    NodeCluster,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "restream-operator"
@@ -34,6 +41,7 @@ MEDIA_IMAGE = f"docker.io/restream-operator/media:{VERSION}"
 RELEASE = "restream-operator"
 SYSTEM_NS = "restream-system"
 SINK_APP = "app"  # the sinks' nginx-rtmp application: rtmp://<sink>:1935/app/<key>
+SINK_SCRATCH = "tmp"  # the sinks' emptyDir, at /tmp: nginx's files and the recordings
 ON_THE_NODE = {"nodeSelector": REAL_NODE_SELECTOR, "tolerations": [REAL_NODE_TOLERATION]}
 
 
@@ -77,16 +85,31 @@ def wait_ingest_reachable(
     """Until the ingest Service accepts a TCP connection from the host. A Ready ingest
     pod is not enough: kube-proxy programs the Service's new endpoint a moment later,
     and until then a connect is refused (an encoder would retry; ffmpeg does not)."""
-    url, _ = ingest_from_host(cluster, ns, livestream)
-    host = url.split("://", 1)[1].split(":", 1)[0]
+    wait_service_reachable(cluster, ns, f"{livestream}-ingest", 1935, timeout)
+
+
+def wait_webhook_reachable(cluster: LocalCluster, timeout: float = 30) -> None:
+    """Until the operator's webhook Service accepts a TCP connection from the host, as
+    the apiserver (a host process) calls it: after the operator's pod was replaced, its
+    new endpoint is programmed a moment after the pod is Ready, and until then every
+    write the webhook validates is refused."""
+    wait_service_reachable(cluster, SYSTEM_NS, f"{RELEASE}-webhook", 443, timeout)
+
+
+def wait_service_reachable(
+    cluster: LocalCluster, ns: str, service: str, port: int, timeout: float
+) -> None:
+    svc = json.loads(cluster.kubectl("-n", ns, "get", "svc", service, "-o", "json").stdout)
+    host = svc["spec"]["clusterIP"]
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with socket.create_connection((host, 1935), timeout=1):
+            with socket.create_connection((host, port), timeout=1):
                 return
         except OSError as e:
             if time.monotonic() > deadline:
-                raise AssertionError(f"the ingest Service {host}:1935 refuses: {e}") from e
+                where = f"the Service {ns}/{service} at {host}:{port}"
+                raise AssertionError(f"{where} refuses: {e}") from e
             time.sleep(0.1)
 
 
@@ -226,13 +249,13 @@ rtmp {{
                         },
                         "volumeMounts": [
                             {"name": "conf", "mountPath": "/etc/sink"},
-                            {"name": "tmp", "mountPath": "/tmp"},
+                            {"name": SINK_SCRATCH, "mountPath": "/tmp"},
                         ],
                     }
                 ],
                 "volumes": [
                     {"name": "conf", "configMap": {"name": name}},
-                    {"name": "tmp", "emptyDir": {}},
+                    {"name": SINK_SCRATCH, "emptyDir": {}},
                 ],
                 **({"initContainers": [_address_adder(address)]} if address else {}),
             },
@@ -274,6 +297,13 @@ def sink_files(cluster: LocalCluster, ns: str, sink: str) -> dict[str, int]:
         if size.isdigit():
             out[name] = int(size)
     return out
+
+
+def sink_recordings(cluster: NodeCluster, ns: str, sink: str) -> Path:
+    """The sink pod's recordings directory as the host sees it (the pod runs on the real
+    node): a stat there costs nothing, where ``sink_files`` is an exec."""
+    pod = json.loads(cluster.kubectl("-n", ns, "get", "pod", sink, "-o", "json").stdout)
+    return cluster.node.empty_dir(pod["metadata"]["uid"], SINK_SCRATCH) / "rec"
 
 
 # -- the encoder ---------------------------------------------------------------------------

@@ -10,195 +10,56 @@ Timings measured here are printed (``pytest -s``) as ``FIGURE name value``.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import statistics
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hack.localcluster import livestreams
-from hack.localcluster.controlplane import ClusterError
 from hack.localcluster.node import NodeCluster
-from hack.localcluster.product import (
-    IMAGE_TARS,
-    RELEASE,
-    SYSTEM_NS,
-    VERSION,
-    Helm,
-    build_images,
-    chart_values,
-    ingest_from_host,
-    kubectl_report,
-    remove_product,
-    reported_on_failure,
-    sink_files,
-    sink_objects,
-    sink_url,
-    wait_ingest_reachable,
-    wait_operator,
-)
+from hack.localcluster.product import RELEASE, SYSTEM_NS, VERSION, chart_values, sink_files
 from hack.media.encoder import Publisher
 from hack.media.harness import GrowthSampler, codecs_and_duration, packet_times
 from hack.waiting import wait_for
 
+from .show import (
+    LS,
+    all_live,
+    apply,
+    dest,
+    diagnosed,
+    fetch_recording,
+    figure,
+    get_json,
+    installed,
+    livestream,
+    ls_pods,
+    max_gap,
+    operator_pod,
+    publisher,
+    publishing,
+    ready,
+    relay_pods,
+    restream_states,
+    status,
+    wait_all_ready,
+    wait_status,
+)
+
 pytestmark = pytest.mark.e2e
 
-LS = "show"
 SINKS = ("sink-1", "sink-2", "sink-3", "sink-4")
 FLV_HEADER = 13  # 9-byte header + the first PreviousTagSize
-
-FIGURES: dict[str, Any] = {}
-
-
-def figure(name: str, value: Any) -> None:
-    FIGURES[name] = value
-    print(f"\nFIGURE {name} {json.dumps(value)}")
-
-
-# -- helpers ----------------------------------------------------------------------------
-
-
-def kubectl_bytes(cluster: NodeCluster, *args: str, timeout: float = 60) -> bytes:
-    proc = subprocess.run(
-        [str(cluster.kubectl_path), f"--kubeconfig={cluster.kubeconfig}", *args],
-        capture_output=True, timeout=timeout, check=False,
-    )  # fmt: skip
-    if proc.returncode != 0:
-        raise ClusterError(f"kubectl {' '.join(args)}: {proc.stderr.decode(errors='replace')}")
-    return proc.stdout
-
-
-def get_json(cluster: NodeCluster, ns: str | None, *what: str) -> dict[str, Any]:
-    nsargs = ["-n", ns] if ns else []
-    return dict(json.loads(cluster.kubectl(*nsargs, "get", *what, "-o", "json").stdout))
-
-
-def apply(cluster: NodeCluster, ns: str, doc: dict[str, Any], check: bool = True) -> Any:
-    return cluster.kubectl("-n", ns, "apply", "-f", "-", input=json.dumps(doc), check=check)
-
-
-def livestream(ns: str, dests: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "apiVersion": "restream.dev/v1alpha1",
-        "kind": "LiveStream",
-        "metadata": {"name": LS, "namespace": ns},
-        "spec": {"restreams": dests},
-    }
-
-
-def dest(n: int, sink: str, ns: str, enabled: bool = True) -> dict[str, Any]:
-    return {
-        "name": f"dest-{n}",
-        "serverUrl": sink_url(sink, ns),
-        "streamKey": f"key{n}",
-        "enabled": enabled,
-    }
 
 
 def sink_total(cluster: NodeCluster, ns: str, sink: str) -> int:
     return sum(sink_files(cluster, ns, sink).values())
-
-
-def fetch_recording(cluster: NodeCluster, ns: str, sink: str, name: str, dest: Path) -> Path:
-    path = dest / f"{sink}-{name}"
-    path.write_bytes(
-        kubectl_bytes(cluster, "-n", ns, "exec", sink, "--", "cat", f"/tmp/rec/{name}")
-    )
-    return path
-
-
-def status(cluster: NodeCluster, ns: str) -> dict[str, Any]:
-    return livestreams.status(cluster, ns, LS)
-
-
-def restream_states(st: dict[str, Any]) -> dict[str, str]:
-    return {r["name"]: r.get("state", "") for r in st.get("restreams") or []}
-
-
-def relay_pods(cluster: NodeCluster, ns: str) -> dict[str, dict[str, Any]]:
-    """Restream name -> its relay pod (the newest non-terminating one)."""
-    pods = get_json(cluster, ns, "pods")["items"]
-    deploys = get_json(cluster, ns, "deployments")["items"]
-    by_prefix = {}
-    for d in deploys:
-        ann = d["metadata"].get("annotations") or {}
-        names = [v for k, v in ann.items() if k.endswith("restream-name")]
-        if d["metadata"]["name"].startswith(f"{LS}-relay-") and names:
-            by_prefix[d["metadata"]["name"] + "-"] = names[0]
-    out: dict[str, dict[str, Any]] = {}
-    for p in pods:
-        if p["metadata"].get("deletionTimestamp"):
-            continue
-        for prefix, rname in by_prefix.items():
-            if p["metadata"]["name"].startswith(prefix):
-                prev = out.get(rname)
-                if prev is None or (
-                    p["metadata"]["creationTimestamp"] > prev["metadata"]["creationTimestamp"]
-                ):
-                    out[rname] = p
-    return out
-
-
-def ls_pods(cluster: NodeCluster, ns: str) -> list[dict[str, Any]]:
-    return [
-        p
-        for p in get_json(cluster, ns, "pods")["items"]
-        if p["metadata"]["name"].startswith(f"{LS}-") and not p["metadata"].get("deletionTimestamp")
-    ]
-
-
-def ready(pod: dict[str, Any]) -> bool:
-    return any(
-        c["type"] == "Ready" and c["status"] == "True"
-        for c in pod.get("status", {}).get("conditions") or []
-    )
-
-
-def publisher(cluster: NodeCluster, ns: str, seconds: float | None) -> Publisher:
-    """ffmpeg on the host publishing a test pattern to the ingest Service's ClusterIP."""
-    return Publisher(*ingest_from_host(cluster, ns, LS), seconds)
-
-
-@contextlib.contextmanager
-def publishing(cluster: NodeCluster, ns: str, seconds: float | None) -> Iterator[Publisher]:
-    pub = publisher(cluster, ns, seconds)
-    try:
-        yield pub
-    finally:
-        pub.stop()
-
-
-def wait_status(
-    cluster: NodeCluster, ns: str, ok: Callable[[dict[str, Any]], bool], what: str, timeout: float
-) -> dict[str, Any]:
-    last: dict[str, Any] = {}
-
-    def check() -> dict[str, Any] | None:
-        nonlocal last
-        last = status(cluster, ns)
-        return last if ok(last) else None
-
-    try:
-        found = wait_for(check, what, timeout=timeout, every=0.25)
-    except Exception as e:
-        raise AssertionError(f"{what}: last status {json.dumps(last)}") from e
-    assert found is not None
-    return found
-
-
-def all_live(names: list[str]) -> Callable[[dict[str, Any]], bool]:
-    def ok(st: dict[str, Any]) -> bool:
-        states = restream_states(st)
-        return bool(st.get("broadcasting")) and all(states.get(n) == "Live" for n in names)
-
-    return ok
 
 
 # -- fixtures -------------------------------------------------------------------------
@@ -208,52 +69,8 @@ def all_live(names: list[str]) -> Callable[[dict[str, Any]], bool]:
 def product(node_cluster: NodeCluster, node_namespace: str) -> Iterator[dict[str, Any]]:
     """Images imported into the node, the chart installed (operator pod on the real
     node, webhook served from it), four sink pods with their Services."""
-    cluster = node_cluster
-    build_images()
-    t0 = time.monotonic()
-    for tar in IMAGE_TARS:
-        cluster.node.import_image(tar)
-    figure("image_import_s", round(time.monotonic() - t0, 1))
-    helm = Helm(cluster, cluster.workdir / "helm")
-    t0 = time.monotonic()
-    helm.install(chart_values(agent_poll_seconds=1))
-    ns = node_namespace
-    objs = [o for s in SINKS for o in sink_objects(s)]
-    cluster.kubectl(
-        "-n", ns, "apply", "-f", "-",
-        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objs}),
-    )  # fmt: skip
-    try:
-        wait_operator(cluster)
-        figure("helm_install_to_operator_ready_s", round(time.monotonic() - t0, 1))
-        for s in SINKS:
-            cluster.kubectl("-n", ns, "wait", "--for=condition=Ready", f"pod/{s}",
-                            "--timeout=120s", timeout=130)  # fmt: skip
-        yield {"ns": ns, "tmp": cluster.workdir}
-    except BaseException:
-        print(diagnostics(cluster, ns))
-        raise
-    finally:
-        remove_product(cluster, helm, ns)
-
-
-def evidence(ns: str) -> list[tuple[str, ...]]:
-    return [
-        ("get", "pods", "-A", "-o", "wide"),
-        ("-n", SYSTEM_NS, "logs", f"deployment/{RELEASE}", "--tail=60"),
-        ("-n", ns, "get", "livestream", LS, "-o", "yaml"),
-        ("-n", ns, "get", "events", "--sort-by=.lastTimestamp"),
-        ("-n", ns, "logs", f"deployment/{LS}-ingest", "--tail=40"),
-        ("-n", ns, "get", "svc,endpointslices", "-o", "wide"),
-    ]
-
-
-def diagnostics(cluster: NodeCluster, ns: str) -> str:
-    return kubectl_report(cluster, evidence(ns))
-
-
-def diagnosed(cluster: NodeCluster, ns: str) -> contextlib.AbstractContextManager[None]:
-    return reported_on_failure(cluster, evidence(ns))
+    with installed(node_cluster, node_namespace, SINKS, chart_values(agent_poll_seconds=1)):
+        yield {"ns": node_namespace, "tmp": node_cluster.workdir}
 
 
 # -- 1. the operator from the chart --------------------------------------------------------
@@ -303,29 +120,6 @@ def test_operator_pod_serves_the_webhook(
 
 
 # -- 2. three destinations, a real stream ------------------------------------------------
-
-
-def wait_all_ready(cluster: NodeCluster, ns: str, relays: list[str], timeout: float = 120) -> float:
-    """Until every pod of the LiveStream is Ready (relays are Ready while Idle too),
-    every relay's agent answers (status Idle or Live) and the ingest Service accepts
-    connections: ready to publish to."""
-    t0 = time.monotonic()
-
-    def ok() -> bool:
-        pods = ls_pods(cluster, ns)
-        ingest = [p for p in pods if p["metadata"]["name"].startswith(f"{LS}-ingest-")]
-        relay = [p for p in pods if p["metadata"]["name"].startswith(f"{LS}-relay-")]
-        if len(ingest) != 1 or not ready(ingest[0]) or len(relay) != len(relays):
-            return False
-        if not all(ready(p) for p in relay):
-            return False
-        states = restream_states(status(cluster, ns))
-        return all(states.get(n) in ("Idle", "Live") for n in relays)
-
-    wait_for(ok, f"ingest and {len(relays)} relay pods Ready, relays Idle", timeout=timeout,
-             every=0.2)  # fmt: skip
-    wait_ingest_reachable(cluster, ns, LS)
-    return time.monotonic() - t0
 
 
 def first_bytes(
@@ -410,10 +204,6 @@ def test_three_destinations_carry_a_real_stream(
 
 
 # -- 3. one destination changes while live; the others do not notice ----------------------
-
-
-def max_gap(times: list[float]) -> float:
-    return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
 
 
 def test_change_one_destination_while_live(
@@ -588,13 +378,6 @@ def test_deleted_pods_recover(node_cluster: NodeCluster, product: dict[str, Any]
 
 
 # -- 5. the operator pod killed during a change ------------------------------------------
-
-
-def operator_pod(cluster: NodeCluster) -> dict[str, Any] | None:
-    pods = [p for p in get_json(cluster, SYSTEM_NS, "pods", "-l",
-                                f"app.kubernetes.io/instance={RELEASE}")["items"]
-            if not p["metadata"].get("deletionTimestamp")]  # fmt: skip
-    return pods[0] if len(pods) == 1 else None
 
 
 def test_operator_killed_during_a_change(
