@@ -380,3 +380,29 @@ def test_a_budget_of_that_name_someone_else_made_is_never_taken_over(
     state.budget_written_at = 0.0
     asyncio.run(protection.keep(runtime, owner, views, state, broadcasting=False))
     assert cluster.kubectl("get", "pdb", name, "-n", namespace, check=False).returncode == 0
+
+
+def test_the_cluster_wide_switches_turn_deferral_and_the_budget_off(
+    cluster: LocalCluster, namespace: str, runtime: Runtime
+) -> None:
+    obj = create(cluster, namespace, restream("Youtube"))
+    runtime.remember(obj)
+    reconcile.reconcile(runtime, obj, "create")
+    settings = UPGRADED.model_copy(
+        update={"defer_updates_while_broadcasting": False, "protect_live_pods": False}
+    )
+    live = Runtime(settings=settings, kube=runtime.kube)
+    live.remember(obj)
+    state = live.stream(obj["metadata"]["uid"])
+    state.broadcasting = True
+    outcome = reconcile.reconcile(live, obj, "resume")
+    assert outcome is not None and not outcome.pending
+    assert sorted(outcome.rolled) == ["Youtube", "ingest"]
+    assert set(images(cluster, namespace).values()) == {UPGRADED.relay_image}
+    asyncio.run(
+        protection.keep(
+            live, owner_from_object(obj), live.views((namespace, "launch")), state, True
+        )
+    )
+    name = naming.on_air_budget("launch")
+    assert cluster.kubectl("get", "pdb", name, "-n", namespace, check=False).returncode != 0
