@@ -1,7 +1,8 @@
 """The one reconcile path and the status loop, driven directly against the real API.
 
-The session's operator process may be reconciling the same objects meanwhile; these
-tests assert only on what their own Runtime did.
+The session's operator process is stopped meanwhile: these tests' Runtime is the only
+one reconciling, and the operator would take the writes of a Runtime with other
+settings (an "upgraded" one) for someone else's and repair them.
 """
 
 from __future__ import annotations
@@ -9,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from kubernetes import config
 
 from hack.localcluster.controlplane import LocalCluster
+from hack.localcluster.operator_process import OperatorProcess, wait_for_webhooks
 from hack.waiting import wait_for
 from restream_operator import naming, protection, reconcile, rollout, statusloop
 from restream_operator.kube import FIELD_MANAGER, Kube, Obj
@@ -35,6 +38,16 @@ class CountingKube(Kube):
     def patch_status(self, namespace: str, name: str, patch: Obj) -> Obj:
         self.status_writes += 1
         return super().patch_status(namespace, name, patch)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def operator_away(cluster: LocalCluster, operator: OperatorProcess) -> Iterator[None]:
+    operator.stop()  # removes its webhook configuration on the way out
+    try:
+        yield
+    finally:
+        operator.start()
+        wait_for_webhooks(cluster)
 
 
 @pytest.fixture
