@@ -163,6 +163,13 @@ CHECK = "is the server URL's host and port right?"
         ("rtmp://127.0.0.1:18935/nope: Input/output error", REFUSED_KEY),
         ("[rtmp @ 0x1] Server error: Publishing denied", "the destination refused the stream: "
          "Publishing denied (check streamKey / streamKeySecretRef)"),
+        # The captured "Connection refused" line with the other errnos a dropped or
+        # unroutable connection gives (not produced here: loopback refuses at once).
+        ("[tcp @ 0x1] Connection to tcp://203.0.113.7:1935?tcp_nodelay=0 failed: Connection "
+         "timed out", f"timed out connecting to 203.0.113.7:1935 ({CHECK} a firewall may drop "
+         "the connection)"),
+        ("[tcp @ 0x1] Connection to tcp://203.0.113.7:443 failed: Network is unreachable",
+         f"cannot connect to 203.0.113.7:443: Network is unreachable ({CHECK})"),
         # What says nothing about why: mid-broadcast lines, the input's end.
         ("rtmp://h/live2/***: Broken pipe", None),
         ("rtmp://127.0.0.1:18081/live: End of file", None),
