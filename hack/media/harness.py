@@ -389,6 +389,11 @@ class Relay:
     def status_url(self) -> str:
         return f"http://127.0.0.1:{self.agent_port}{contract.PATH_STATUS}"
 
+    def log_lines(self) -> list[dict[str, Any]]:
+        """What the agent has logged so far: one JSON object a line."""
+        assert self.proc is not None
+        return [json.loads(line) for line in self.proc.log.read_text().splitlines()]
+
 
 def relay_command(
     rendered_argv: list[str], ingest: Ingest, destination_url: str, agent_port: int
@@ -422,11 +427,15 @@ class RtmpSink:
     cert: Path | None = None
     key: Path | None = None
     proc: Proc | None = None
+    # An HTTP URL that nginx-rtmp asks before it accepts a publish (a refusal: any 4xx/5xx),
+    # as platforms check a stream key.
+    on_publish: str | None = None
 
     def config(self) -> str:
+        check = f"\n            on_publish {self.on_publish};" if self.on_publish else ""
         apps = "\n".join(
             f"""        application {app} {{
-            live on;
+            live on;{check}
             record all;
             record_path {self.root}/rec/{app.replace("/", "_")};
             record_unique on;

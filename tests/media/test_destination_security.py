@@ -125,9 +125,7 @@ class World:
         return doc
 
     def log_lines(self, name: str) -> list[dict[str, Any]]:
-        relay = self.relays[name]
-        assert relay.proc is not None
-        return [json.loads(line) for line in relay.proc.log.read_text().splitlines()]
+        return self.relays[name].log_lines()
 
 
 def _tls_sink(root: Path, name: str, pair: KeyPair) -> RtmpSink:

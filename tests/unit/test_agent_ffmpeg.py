@@ -16,6 +16,7 @@ from restream_operator.agent.ffmpeg import (
     check_ca_file,
     compose_url,
     concat_script,
+    connect_timed_out,
     destination,
     play_url,
     preset_text,
@@ -134,6 +135,11 @@ SRT_NONE = (
     "20:09:02.449826/SRT:RcvQ:w1!W:SRT.cn: processAsyncConnectRequest: REJECT reported from "
     "HS processing: Password required or unexpected - not processing further"
 )
+REFUSED_KEY = (
+    "the destination refused the stream key or the application: it hung up when asked to "
+    "publish (check streamKey / streamKeySecretRef, and the path in serverUrl)"
+)
+CHECK = "is the server URL's host and port right?"
 
 
 @pytest.mark.parametrize(
@@ -149,12 +155,98 @@ SRT_NONE = (
          "than the one srt.passphraseSecretRef names)"),
         (SRT_NONE, "SRT: Password required or unexpected (a passphrase is missing or "
          "not expected: see srt.passphraseSecretRef)"),
-        ("[rtmps @ 0x5581f8ea3800] Cannot open connection tls://127.0.0.1:58517", None),
-        ("rtmps://127.0.0.1:58517/rtmp: Input/output error", None),
+        # Alone (nothing more specific before them), ffmpeg's generic lines still say
+        # something: the transport failed, or the RTMP server hung up on the publish.
+        ("[rtmps @ 0x5581f8ea3800] Cannot open connection tls://127.0.0.1:58517",
+         "cannot connect to 127.0.0.1:58517 (is the server URL's host and port right?)"),
+        ("rtmps://127.0.0.1:58517/rtmp: Input/output error", REFUSED_KEY),
+        ("rtmp://127.0.0.1:18935/nope: Input/output error", REFUSED_KEY),
+        ("[rtmp @ 0x1] Server error: Publishing denied", "the destination refused the stream: "
+         "Publishing denied (check streamKey / streamKeySecretRef)"),
+        # The captured "Connection refused" line with the other errnos a dropped or
+        # unroutable connection gives (not produced here: loopback refuses at once).
+        ("[tcp @ 0x1] Connection to tcp://203.0.113.7:1935?tcp_nodelay=0 failed: Connection "
+         "timed out", f"timed out connecting to 203.0.113.7:1935 ({CHECK} a firewall may drop "
+         "the connection)"),
+        ("[tcp @ 0x1] Connection to tcp://203.0.113.7:443 failed: Network is unreachable",
+         f"cannot connect to 203.0.113.7:443: Network is unreachable ({CHECK})"),
+        # What says nothing about why: mid-broadcast lines, the input's end.
+        ("rtmp://h/live2/***: Broken pipe", None),
+        ("rtmp://127.0.0.1:18081/live: End of file", None),
+        ("input: Input/output error", None),
+        ("srt://127.0.0.1:19001?latency=120000: Input/output error", None),
     ],
 )  # fmt: skip
 def test_cause_names_what_tls_or_srt_refused(line: str, expected: str | None) -> None:
     assert cause(tidy(line)) == expected
+
+
+# What ffmpeg printed, in order, for each failure (captured against loopback servers;
+# the relay takes the first line that names a cause).
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        (["[tcp @ 0x55fb2ee4d580] Connection to tcp://127.0.0.1:37133?tcp_nodelay=0 failed: "
+          "Connection refused",
+          "[rtmp @ 0x55fb2ee4ce80] Cannot open connection tcp://127.0.0.1:37133?tcp_nodelay=0",
+          "rtmp://127.0.0.1:37133/live: Connection refused"],
+         f"connection refused by the destination 127.0.0.1:37133: nothing listens there ({CHECK})"),
+        (["[tcp @ 0x5640de3542c0] Connection to tcp://127.0.0.1:37133 failed: Connection refused",
+          "[rtmps @ 0x5640de355e80] Cannot open connection tls://127.0.0.1:37133",
+          "rtmps://127.0.0.1:37133/live: Connection refused"],
+         f"connection refused by the destination 127.0.0.1:37133: nothing listens there ({CHECK})"),
+        (["[tcp @ 0x56021fa93580] Failed to resolve hostname nohost.invalid: Name or service "
+          "not known",
+          "[rtmp @ 0x56021fa92e80] Cannot open connection tcp://nohost.invalid:1935?tcp_nodelay=0",
+          "rtmp://nohost.invalid/live: Input/output error"],
+         "DNS: cannot resolve host nohost.invalid (Name or service not known): is the server "
+         "URL's host name right?"),
+        (["[srt @ 0x561f2359c180] Failed to resolve hostname nohost.invalid: Name or service "
+          "not known",
+          "srt://nohost.invalid:9000: Input/output error"],
+         "DNS: cannot resolve host nohost.invalid (Name or service not known): is the server "
+         "URL's host name right?"),
+        # nginx-rtmp refusing the key (on_publish answered 403) or the application: it
+        # closes the connection, and ffmpeg says no more than this, over RTMP and RTMPS.
+        (["rtmp://127.0.0.1:18935/live: Input/output error"], REFUSED_KEY),
+        (["rtmps://127.0.0.1:18443/live: Input/output error"], REFUSED_KEY),
+        # RTMP to a port that is not RTMP (an HTTP server, an RTMPS port).
+        (["[rtmp @ 0x55832e008e80] Cannot read RTMP handshake response",
+          "rtmp://127.0.0.1:18081/live: End of file"],
+         "the destination does not speak RTMP: it did not answer the RTMP handshake (an RTMPS "
+         "server needs rtmps://; is the server URL's port right?)"),
+        # SRT: no listener (ffmpeg gives up after 3 s), a wrong passphrase.
+        (["[srt @ 0x560aac331cc0] Connection to srt://127.0.0.1:19001?latency=120000 failed: "
+          "Input/output error",
+          "srt://127.0.0.1:19001?latency=120000: Input/output error"],
+         "SRT: connection setup with 127.0.0.1:19001 failed: no answer to the handshake (is an "
+         f"SRT listener running there? {CHECK})"),
+        (["23:19:10.429253/SRT:RcvQ:w1!W:SRT.cn: processAsyncConnectRequest: REJECT reported "
+          "from HS processing: Incorrect passphrase - not processing further",
+          "[srt @ 0x563a3f57bf40] Connection to srt://127.0.0.1:19000 failed: Input/output error",
+          "srt://127.0.0.1:19000: Input/output error"],
+         "SRT: Incorrect passphrase (the destination expects another passphrase than the one "
+         "srt.passphraseSecretRef names)"),
+        ([TLS_UNTRUSTED, "[rtmps @ 0x5581f8ea3800] Cannot open connection tls://h:443",
+          "rtmps://h/app: Input/output error"],
+         "TLS: Peer certificate failed verification (the destination's certificate is not "
+         "signed by a CA the relay trusts, or has expired; for a private CA, set "
+         "tls.caSecretRef)"),
+    ],
+)  # fmt: skip
+def test_the_first_line_that_names_a_cause_wins(lines: list[str], expected: str) -> None:
+    causes = [c for c in (cause(tidy(line)) for line in lines) if c is not None]
+    assert causes[0] == expected
+
+
+def test_connect_timed_out_names_the_destination_not_the_key() -> None:
+    assert connect_timed_out("rtmp://a.rtmp.youtube.com/live2", 10) == (
+        "timed out connecting to a.rtmp.youtube.com:1935: no media reached the destination "
+        "within 10 s (is the server URL's host and port right? is its scheme right?)"
+    )
+    assert connect_timed_out("rtmps://h/app", 2.5).startswith("timed out connecting to h:443:")
+    srt = connect_timed_out("srt://h:9000?latency=1", 1)
+    assert srt.startswith("timed out connecting to h:9000:")
 
 
 def test_tidy_drops_the_addresses_that_differ_at_every_run() -> None:

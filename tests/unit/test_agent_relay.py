@@ -8,12 +8,13 @@ fail, deliver and then stall, or deliver until it is told to stop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,21 @@ if mode == "untrusted":  # what ffmpeg prints when the certificate is refused, a
         print(line % int.from_bytes(os.urandom(6), "big"), file=sys.stderr, flush=True)
     print("rtmps://h/app: Input/output error", file=sys.stderr, flush=True)
     sys.exit(1)
+if mode == "ingest-refused":  # the ingest's port refuses: ffmpeg never opens the output
+    for line in ("[tcp @ 0x55d1] Connection to tcp://ingest:1935?tcp_nodelay=0 failed: "
+                 "Connection refused",
+                 "[rtmp @ 0x55d2] Cannot open connection tcp://ingest:1935?tcp_nodelay=0",
+                 "[concat @ 0x55d3] Impossible to open 'rtmp://ingest:1935/live/stream'"):
+        print(line, file=sys.stderr, flush=True)
+    print(argv[argv.index("-i") + 1] + ": Connection refused", file=sys.stderr, flush=True)
+    sys.exit(1)
+if mode == "server-error":  # an RTMP server that refuses, echoing the key it got
+    key = preset.split("rtmp_playpath=")[1].strip()
+    print(f"[rtmp @ 0x55d1] Server error: invalid stream key {key}", file=sys.stderr, flush=True)
+    print("rtmp://h/live2: Input/output error", file=sys.stderr, flush=True)
+    sys.exit(1)
+if mode == "hang":  # connected to a server that never answers
+    time.sleep(60)
 t = 0
 for i in range(100000):
     if stopping:
@@ -58,6 +74,11 @@ for i in range(100000):
         t += 100000
     size = 2000 + i * 1000
     print(f"frame={i}\ntotal_size={size}\nout_time_us={t}\nprogress=continue", flush=True)
+    if mode == "ends" and i == 5:  # the ingest ends the play session: ffmpeg's input ends
+        print(argv[argv.index("-i") + 1] + ": Input/output error", file=sys.stderr, flush=True)
+        with open(out, "a") as f:
+            f.write(json.dumps({"ended": True}) + "\n")
+        sys.exit(0)
     if mode == "fail" and i == 5:
         key = preset.split("rtmp_playpath=")[1].strip()
         print(f"rtmp://h/live2/{key}: Broken pipe", file=sys.stderr, flush=True)
@@ -130,6 +151,23 @@ def run(
         asyncio.run(main())
     finally:
         del os.environ["FAKE_OUT"], os.environ["FAKE_MODE"]
+
+
+@contextlib.contextmanager
+def captured_log(*secrets: str) -> Iterator[io.StringIO]:
+    """What the relay logs meanwhile, as the agent writes it (JSON lines)."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter(Redactor(secrets)))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    old_level = root.level
+    root.setLevel(logging.INFO)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
 
 
 @pytest.fixture(autouse=True)
@@ -289,14 +327,6 @@ def test_srt_passphrase_reaches_ffmpeg_through_the_preset_only(tmp_path: Path) -
 def test_a_one_character_key_leaves_status_and_logs_valid_json(
     tmp_path: Path, key: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter(Redactor([key, TOKEN])))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    old_level = root.level
-    root.setLevel(logging.INFO)
-
     async def scenario(relay: Relay, _: Ingest, out: Path) -> None:
         await _until(lambda: relay.state == RelayState.RETRYING)
         response = await relay.routes()[("GET", "/status")](
@@ -308,13 +338,58 @@ def test_a_one_character_key_leaves_status_and_logs_valid_json(
         assert status["lastError"] == f"rtmp://h/live2/{MASK}: Broken pipe"
         assert f"/live2/{key}" not in status["command"]
 
-    try:
+    with captured_log(key, TOKEN) as stream:
         run(tmp_path, "fail", scenario, key=key, min_delay=0.1, max_delay=0.2)
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(old_level)
     lines = stream.getvalue().splitlines()
     assert any('"source": "ffmpeg"' in line for line in lines)
     for line in lines:
         doc = json.loads(line)  # every line is JSON
         assert f"/live2/{key}" not in json.dumps(doc)
+
+
+def test_a_destination_that_never_answers_times_out_naming_it(tmp_path: Path) -> None:
+    async def scenario(relay: Relay, _: Ingest, out: Path) -> None:
+        await _until(lambda: relay.state == RelayState.RETRYING)
+        assert relay.last_error == (
+            "timed out connecting to h:1935: no media reached the destination within 0.3 s "
+            "(is the server URL's host and port right? is its scheme right?)"
+        )
+
+    run(tmp_path, "hang", scenario, connect_timeout=0.3, min_delay=1, max_delay=1)
+
+
+def test_a_refusing_ingest_is_not_blamed_on_the_destination(tmp_path: Path) -> None:
+    async def scenario(relay: Relay, _: Ingest, out: Path) -> None:
+        await _until(lambda: relay.state == RelayState.RETRYING)
+        assert relay.last_error == "input: Connection refused"
+
+    run(tmp_path, "ingest-refused", scenario, min_delay=1, max_delay=1)
+
+
+def test_the_input_ending_at_a_broadcasts_end_is_no_error(tmp_path: Path) -> None:
+    async def scenario(relay: Relay, ingest: Ingest, out: Path) -> None:
+        await _until(lambda: relay.state == RelayState.LIVE)
+        # As in a real end: ffmpeg's input ends a moment before the ingest says so.
+        await _until(lambda: out.exists() and any("ended" in c for c in _calls(out)))
+        ingest.doc = {"publishing": False, "since": "2024-01-01T00:00:01.000Z"}
+        await _until(lambda: relay.state == RelayState.IDLE)
+        assert relay.last_error is None and relay.restarts == 0
+
+    with captured_log(KEY, TOKEN) as stream:
+        run(tmp_path, "ends", scenario)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    ended = [line for line in lines if line["msg"] == "input: Input/output error"]
+    assert [line["level"] for line in ended] == ["info"], lines
+    assert not [line for line in lines if line["level"] in ("warning", "error")], lines
+
+
+def test_a_cause_that_quotes_the_key_is_masked(tmp_path: Path) -> None:
+    async def scenario(relay: Relay, _: Ingest, out: Path) -> None:
+        await _until(lambda: relay.state == RelayState.RETRYING)
+        assert relay.last_error == (
+            f"the destination refused the stream: invalid stream key {MASK} "
+            "(check streamKey / streamKeySecretRef)"
+        )
+        assert KEY not in json.dumps(relay.status())
+
+    run(tmp_path, "server-error", scenario, min_delay=1, max_delay=1)

@@ -302,7 +302,9 @@ def _agent_json(attack: Attack) -> None:
     handler.setFormatter(JsonFormatter(redact))
     logger = logging.getLogger("restream.relay")
     logger.addHandler(handler)
-    level, logger.level = logger.level, logging.INFO
+    # setLevel, not the attribute: it clears the enabled-for cache an earlier test filled.
+    level = logger.level
+    logger.setLevel(logging.INFO)
     try:
         relay._enter(RelayState.RETRYING, f"rtmp://h/live2/{key}: Broken pipe")
     finally:

@@ -31,6 +31,7 @@ from .redact import MASK
 
 RTMP_SCHEMES = frozenset({"rtmp", "rtmps"})
 SRT_SCHEME = "srt"
+DEFAULT_PORTS = {"rtmp": 1935, "rtmps": 443}  # ffmpeg's, when a URL names none
 # ffmpeg reads preset lines with fgets into a 1000-byte buffer.
 MAX_PRESET_LINE = 990
 # What libsrt accepts as SRTO_PASSPHRASE.
@@ -276,15 +277,70 @@ def shown_command(argv: list[str]) -> str:
 
 
 # -- its error output ----------------------------------------------------------------
+#
+# What a broadcaster reads in lastError. ffmpeg ends a failed connection with a generic
+# line ("rtmps://host/app: Input/output error"); the line that says why comes before it,
+# in the context of the layer that failed ([tls], [tcp], [srt], libsrt's own log). The
+# lines below are Debian ffmpeg 5.1's at -loglevel error (GnuTLS, libsrt 1.5).
 
 # "[tls @ 0x55d0c1a2b080] ...": the address differs at every run, and would make one
 # error look like a new one each time (Failed counts repeats of the same error).
 _CONTEXT_ADDRESS = re.compile(r" @ 0x[0-9a-fA-F]+\]")
-# Lines that say why a connection failed, before ffmpeg's last, generic line
-# ("rtmps://host/app: Input/output error"): (pattern, protocol).
-_CAUSES = (
-    (re.compile(r"\[tls\] (.+)"), "TLS"),
-    (re.compile(r"REJECT reported from HS processing: (.+?)(?: - not processing.*)?$"), "SRT"),
+_CHECK_URL = "is the server URL's host and port right?"
+# A destination's address in ffmpeg's lines: "tcp://host:port?tcp_nodelay=0" -> host:port.
+_ADDRESS = r"(?:tcp|tls|srt)://([^/?\s]+)\S*"
+# (pattern, what it means: a format string over the pattern's groups), first match wins.
+_CAUSES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\[tls\] (.+)"), "TLS: {0}"),
+    (
+        re.compile(r"REJECT reported from HS processing: (.+?)(?: - not processing.*)?$"),
+        "SRT: {0}",
+    ),
+    (
+        re.compile(r"Failed to resolve hostname (\S+): (.+)"),
+        "DNS: cannot resolve host {0} ({1}): is the server URL's host name right?",
+    ),
+    (
+        re.compile(rf"\[tcp\] Connection to {_ADDRESS} failed: Connection refused"),
+        f"connection refused by the destination {{0}}: nothing listens there ({_CHECK_URL})",
+    ),
+    (
+        re.compile(rf"\[tcp\] Connection to {_ADDRESS} failed: Connection timed out"),
+        f"timed out connecting to {{0}} ({_CHECK_URL} a firewall may drop the connection)",
+    ),
+    (
+        re.compile(rf"\[tcp\] Connection to {_ADDRESS} failed: (.+)"),
+        f"cannot connect to {{0}}: {{1}} ({_CHECK_URL})",
+    ),
+    # libsrt gives ffmpeg no reason when a caller's handshake gets no answer (3 s).
+    (
+        re.compile(rf"\[srt\] Connection to {_ADDRESS} failed: "),
+        "SRT: connection setup with {0} failed: no answer to the handshake (is an SRT "
+        f"listener running there? {_CHECK_URL})",
+    ),
+    (
+        re.compile(r"\[rtmps?\] Cannot read RTMP handshake response"),
+        "the destination does not speak RTMP: it did not answer the RTMP handshake (an "
+        "RTMPS server needs rtmps://; is the server URL's port right?)",
+    ),
+    # An RTMP server that says why it refuses a publish (NetStream.Publish.BadName, ...):
+    # ffmpeg's words (libavformat/rtmpproto.c), no server at hand here sends one.
+    (
+        re.compile(r"\[rtmps?\] Server error: (.+)"),
+        "the destination refused the stream: {0} (check streamKey / streamKeySecretRef)",
+    ),
+    (
+        re.compile(rf"\[rtmps?\] Cannot open connection {_ADDRESS}"),
+        f"cannot connect to {{0}} ({_CHECK_URL})",
+    ),
+    # Nothing above came first: the connection (and TLS) worked and the RTMP server hung up
+    # when asked to publish, which is how nginx-rtmp (on_publish), YouTube and Twitch refuse
+    # a key or an application they do not know.
+    (
+        re.compile(r"^rtmps?://\S+: Input/output error$"),
+        "the destination refused the stream key or the application: it hung up when asked "
+        "to publish (check streamKey / streamKeySecretRef, and the path in serverUrl)",
+    ),
 )
 _HINTS = {
     "Peer certificate failed verification": "the destination's certificate is not signed by "
@@ -304,15 +360,27 @@ def tidy(line: str) -> str:
 
 
 def cause(line: str) -> str | None:
-    """What a (tidied) ffmpeg line says went wrong with TLS or SRT, for people; else None."""
-    for pattern, protocol in _CAUSES:
+    """What a (tidied) ffmpeg line says went wrong connecting, for people; else None."""
+    for pattern, meaning in _CAUSES:
         match = pattern.search(line)
         if match is None:
             continue
-        what = match[1].strip()
-        hint = next((h for start, h in _HINTS.items() if what.startswith(start)), None)
-        return f"{protocol}: {what}" + (f" ({hint})" if hint else "")
+        what = [group.strip() for group in match.groups()]
+        hint = next((h for start, h in _HINTS.items() if what and what[0].startswith(start)), None)
+        return meaning.format(*what) + (f" ({hint})" if hint else "")
     return None
+
+
+def connect_timed_out(url: str, seconds: float) -> str:
+    """lastError when a destination neither refused nor took the stream in time (a
+    listener that never answers, a port where packets are dropped, TLS to a plain port)."""
+    parts = urlsplit(url)
+    port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower())
+    where = f"{parts.hostname}:{port}" if port else str(parts.hostname)
+    return (
+        f"timed out connecting to {where}: no media reached the destination within "
+        f"{seconds:g} s ({_CHECK_URL} is its scheme right?)"
+    )
 
 
 @dataclass

@@ -12,8 +12,10 @@ cannot be told a key without putting it in argv. The agent:
   healthy run, and never exits on its own (the pod must not crash-loop);
 * hands the key, the play token and an SRT passphrase to ffmpeg through pipes (see
   ffmpeg.py) and masks them in everything it writes;
-* verifies an rtmps:// destination's certificate unless told not to, and reports a
-  refused certificate (or passphrase) in words, not as ffmpeg's "Input/output error".
+* verifies an rtmps:// destination's certificate unless told not to, and reports why a
+  destination cannot be reached (a refused certificate, key, passphrase or connection, a
+  name that does not resolve, a timeout) in words, not as ffmpeg's "Input/output error";
+* treats the end of a broadcast (ffmpeg's input ends) as no error: Idle, logged at info.
 
 Its own cost matters (DESIGN §8: at most 1.3 times a plain ffmpeg relay's CPU): nothing here
 polls faster than once a second while ffmpeg runs.
@@ -45,6 +47,7 @@ from .ffmpeg import (
     cause,
     check_ca_file,
     concat_script,
+    connect_timed_out,
     destination,
     play_url,
     preset_text,
@@ -68,6 +71,7 @@ LIVE_BYTES = 1024  # more than FLV/TS headers and metadata: media is flowing
 BITRATE_WINDOW = 5.0
 MAX_ERROR = 300
 INPUT_ENDED = "the ingest stream ended"
+INPUT = "input"  # what ffmpeg's lines call the ingest's play session (a pipe's path)
 
 
 @dataclass
@@ -364,15 +368,17 @@ class Relay:
         if reason is None and code == 0:
             # ffmpeg ends cleanly when its input ends (EOF, or rw_timeout on a silent one).
             return _Outcome(INPUT_ENDED, live_for, input_ended=True)
-        error = reason or run.cause or run.last_stderr or f"ffmpeg exited ({code})"
-        return _Outcome(error, live_for)
+        # A cause found while the input failed is the ingest's, not the destination's.
+        about_input = (run.last_stderr or "").startswith(f"{INPUT}: ")
+        error = reason or (None if about_input else run.cause) or run.last_stderr
+        return _Outcome(error or f"ffmpeg exited ({code})", live_for)
 
     def _watchdog(self, run: _Run, tcp: tcpwatch.TcpWatch) -> str | None:
         """Why this run must be killed now, or None."""
         now = time.monotonic()
         if run.live_since is None:
             if now - run.started > self.cfg.connect_timeout:
-                return f"no media reached the destination within {self.cfg.connect_timeout:g} s"
+                return connect_timed_out(self.cfg.server_url, self.cfg.connect_timeout)
             return None
         if now - run.last_advance > self.cfg.stall_timeout:
             return f"stalled: no progress for {self.cfg.stall_timeout:g} s"
@@ -399,9 +405,12 @@ class Relay:
 
     def _on_stderr(self, line: str) -> None:
         # "/dev/fd/7: Input/output error" is about the input: say so.
-        line = tidy(self._redact(line.strip())).replace(self._input_path, "input")
+        line = tidy(self._redact(line.strip())).replace(self._input_path, INPUT)
         if not line:
             return
+        # The input ends at every broadcast's end: no error in itself. When it was not the
+        # end (the ingest still publishing), the retry that follows is logged as a warning.
+        level = logging.INFO if line.startswith(f"{INPUT}: ") else logging.ERROR
         run = self._run
         if run is not None:
             run.last_stderr = line[:MAX_ERROR]
@@ -413,7 +422,7 @@ class Relay:
             suppressed = self._budget.take_suppressed()
             if suppressed:
                 extra["suppressedLines"] = suppressed
-            log.error("%s", line, extra=extra)
+            log.log(level, "%s", line, extra=extra)
 
     # -- reporting -------------------------------------------------------------------
 
