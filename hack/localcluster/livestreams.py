@@ -1,4 +1,5 @@
-"""A LiveStream's status as kubectl shows it: for the tests, the benchmarks and the demo."""
+"""A LiveStream as kubectl shows it (its status, what kstatus makes of it) and its
+children as someone else edits them: for the tests, the benchmarks and the demo."""
 
 from __future__ import annotations
 
@@ -39,3 +40,19 @@ def kstatus(cluster: LocalCluster, obj: dict[str, Any]) -> str:
 def get(cluster: LocalCluster, namespace: str, name: str) -> dict[str, Any]:
     out = cluster.kubectl("get", "livestream", name, "-n", namespace, "-o", "json")
     return dict(json.loads(out.stdout))
+
+
+def edit_relay_arg(
+    cluster: LocalCluster, namespace: str, deployment: str, flag: str, value: str
+) -> None:
+    """Changes, by hand as someone else would (a JSON patch, not the operator's apply),
+    the value after ``flag`` in a relay Deployment's container args."""
+    obj = json.loads(
+        cluster.kubectl("get", "deployment", deployment, "-n", namespace, "-o", "json").stdout
+    )
+    args = obj["spec"]["template"]["spec"]["containers"][0]["args"]
+    path = f"/spec/template/spec/containers/0/args/{args.index(flag) + 1}"
+    patch = [{"op": "replace", "path": path, "value": value}]
+    cluster.kubectl(
+        "patch", "deployment", deployment, "-n", namespace, "--type=json", "-p", json.dumps(patch)
+    )

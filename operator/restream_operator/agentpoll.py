@@ -17,14 +17,20 @@ from .runtime import Runtime
 from .views import PodView, live_pod
 
 
-async def _poll(runtime: Runtime, pod: PodView | None, port: int) -> dict[str, Any] | None:
+def _status_url(pod: PodView | None, port: int) -> str | None:
+    """Where a pod's agent answers, if it can: running, with an address."""
     if pod is None or not pod.ip or pod.phase != "Running":
+        return None
+    return httpclient.url(pod.ip, port, PATH_STATUS)
+
+
+async def _poll(runtime: Runtime, pod: PodView | None, port: int) -> dict[str, Any] | None:
+    url = _status_url(pod, port)
+    if url is None:
         return None
     async with runtime.poll_slots:
         try:
-            return await httpclient.get_json(
-                httpclient.url(pod.ip, port, PATH_STATUS), runtime.settings.agent_timeout_seconds
-            )
+            return await httpclient.get_json(url, runtime.settings.agent_timeout_seconds)
         except (OSError, TimeoutError):
             return None
 
@@ -52,10 +58,9 @@ def publishing_now(runtime: Runtime, owner: Owner) -> bool | None:
     now; None when it does not answer. For the moment before a rollout, where an answer
     up to a poll interval old is not good enough."""
     pods = runtime.views((owner.namespace, owner.name)).pods_by_group()
-    pod = live_pod(pods.get("ingest", []))
-    if pod is None or not pod.ip or pod.phase != "Running":
+    url = _status_url(live_pod(pods.get("ingest", [])), AGENT_PORT)
+    if url is None:
         return None
-    url = httpclient.url(pod.ip, AGENT_PORT, PATH_STATUS)
     try:
         doc = asyncio.run(httpclient.get_json(url, runtime.settings.agent_timeout_seconds))
     except (OSError, TimeoutError):

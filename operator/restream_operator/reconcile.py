@@ -314,6 +314,7 @@ def _reconcile_locked(runtime: Runtime, obj: dict[str, Any], cause: str) -> Outc
     log.info(
         f"{where}: {cause}: reconciled generation {generation}: "
         f"{len(outcome.applied)} applied, {len(outcome.deleted)} deleted, "
+        f"pods replaced: {', '.join(outcome.rolled) or 'none'}, "
         f"{len(outcome.pending)} waiting for the broadcast to end"
     )
     if outcome.conflicts:

@@ -86,7 +86,8 @@ async def refresh(runtime: Runtime, uid: str, write_slots: asyncio.Semaphore) ->
     views = runtime.views((owner.namespace, owner.name))
     generation = int(obj["metadata"].get("generation") or 0)
 
-    ingest_doc, relay_docs = await poll_agents(runtime, owner, views.pods_by_group())
+    pods = views.pods_by_group()
+    ingest_doc, relay_docs = await poll_agents(runtime, owner, pods)
     if ingest_doc is not None:
         state.broadcasting = bool(ingest_doc.get("publishing"))
     if state.reconciled_generation == generation:
@@ -98,7 +99,7 @@ async def refresh(runtime: Runtime, uid: str, write_slots: asyncio.Semaphore) ->
 
     observed = Observed(
         deployments=dict(views.deployments),
-        pods=views.pods_by_group(),
+        pods=pods,
         service=views.service,
         ingest_agent=ingest_doc,
         relay_agents=relay_docs,

@@ -606,12 +606,9 @@ def test_children_changed_or_deleted_by_someone_else_are_restored_within_15s(
         lambda: deployment(cluster, namespace, youtube)["spec"]["replicas"] == 1,
         "the relay scaled back to 1",
     )
-    at = original.index("--destination") + 1
-    cluster.kubectl(
-        "patch", "deployment", twitch, "-n", namespace, "--type=json", "-p",
-        json.dumps([{"op": "replace", "path": f"/spec/template/spec/containers/0/args/{at}",
-                     "value": "rtmp://elsewhere.example.com/app"}]),
-    )  # fmt: skip
+    livestreams.edit_relay_arg(
+        cluster, namespace, twitch, "--destination", "rtmp://elsewhere.example.com/app"
+    )
     times["args_edited"] = timed(
         lambda: args_of(deployment(cluster, namespace, twitch)) == original,
         "the relay's args restored",

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from kubernetes import config
 
+from hack.localcluster import livestreams
 from hack.localcluster.controlplane import LocalCluster
 from hack.localcluster.operator_process import OperatorProcess, wait_for_webhooks
 from hack.waiting import wait_for
@@ -167,6 +168,16 @@ UPGRADED = Settings(
 )
 
 
+def reconciled(
+    cluster: LocalCluster, namespace: str, runtime: Runtime, *restreams: dict[str, Any]
+) -> dict[str, Any]:
+    """A LiveStream created and reconciled once by ``runtime`` (the operator before)."""
+    obj = create(cluster, namespace, *restreams)
+    runtime.remember(obj)
+    reconcile.reconcile(runtime, obj, "create")
+    return obj
+
+
 def deployments(cluster: LocalCluster, namespace: str) -> dict[str, dict[str, Any]]:
     out = cluster.kubectl(
         "get", "deployments", "-n", namespace, "-o", "json", "--show-managed-fields",
@@ -199,10 +210,8 @@ def upgraded(runtime: Runtime, broadcasting: bool) -> Runtime:
 def test_an_operator_upgrade_while_broadcasting_writes_nothing_and_waits(
     cluster: LocalCluster, namespace: str, runtime: Runtime
 ) -> None:
-    obj = create(cluster, namespace, restream("Youtube"), restream("Twitch"))
+    obj = reconciled(cluster, namespace, runtime, restream("Youtube"), restream("Twitch"))
     uid = obj["metadata"]["uid"]
-    runtime.remember(obj)
-    reconcile.reconcile(runtime, obj, "create")
     before = deployments(cluster, namespace)
     assert set(images(cluster, namespace).values()) == {Settings().relay_image}
 
@@ -241,9 +250,7 @@ def test_an_operator_upgrade_while_broadcasting_writes_nothing_and_waits(
 def test_a_destinations_own_change_rolls_it_while_the_others_wait(
     cluster: LocalCluster, namespace: str, runtime: Runtime
 ) -> None:
-    obj = create(cluster, namespace, restream("Youtube"), restream("Twitch"))
-    runtime.remember(obj)
-    reconcile.reconcile(runtime, obj, "create")
+    reconciled(cluster, namespace, runtime, restream("Youtube"), restream("Twitch"))
     changed = {
         "restreams": [
             restream("Youtube"),
@@ -269,9 +276,7 @@ def test_a_destinations_own_change_rolls_it_while_the_others_wait(
 def test_a_forced_rollout_applies_now_and_the_annotation_goes(
     cluster: LocalCluster, namespace: str, runtime: Runtime
 ) -> None:
-    obj = create(cluster, namespace, restream("Youtube"))
-    runtime.remember(obj)
-    reconcile.reconcile(runtime, obj, "create")
+    reconciled(cluster, namespace, runtime, restream("Youtube"))
     out = cluster.kubectl(
         "annotate", "livestream", "launch", "-n", namespace, "-o", "json",
         f"{rollout.ANNOTATION_ROLLOUT}={rollout.ROLLOUT_NOW}",
@@ -308,13 +313,7 @@ def test_fingerprints_tell_the_operators_writes_from_anyone_elses(
         timeout=30,
     )
     assert not state.drifted(ref, current())
-    args = deployments(cluster, namespace)[yt]["spec"]["template"]["spec"]["containers"][0]["args"]
-    at = args.index("--destination") + 1
-    cluster.kubectl(
-        "patch", "deployment", yt, "-n", namespace, "--type=json", "-p",
-        json.dumps([{"op": "replace", "path": f"/spec/template/spec/containers/0/args/{at}",
-                     "value": "rtmp://evil.example.com/x"}]),
-    )  # fmt: skip
+    livestreams.edit_relay_arg(cluster, namespace, yt, "--destination", "rtmp://evil.example.com/x")
     assert state.drifted(ref, current())
     reconcile.reconcile(runtime, obj, "repair")
     args = deployments(cluster, namespace)[yt]["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -336,9 +335,7 @@ def evict(cluster: LocalCluster, namespace: str, pod: str) -> tuple[int, str]:
 def test_the_on_air_budget_refuses_evictions_while_broadcasting_and_goes_after(
     cluster: LocalCluster, namespace: str, runtime: Runtime
 ) -> None:
-    obj = create(cluster, namespace, restream("Youtube"))
-    runtime.remember(obj)
-    reconcile.reconcile(runtime, obj, "create")
+    obj = reconciled(cluster, namespace, runtime, restream("Youtube"))
     owner = owner_from_object(obj)
     state = runtime.stream(obj["metadata"]["uid"])
     views = runtime.views((namespace, "launch"))
@@ -398,9 +395,7 @@ def test_a_budget_of_that_name_someone_else_made_is_never_taken_over(
 def test_the_cluster_wide_switches_turn_deferral_and_the_budget_off(
     cluster: LocalCluster, namespace: str, runtime: Runtime
 ) -> None:
-    obj = create(cluster, namespace, restream("Youtube"))
-    runtime.remember(obj)
-    reconcile.reconcile(runtime, obj, "create")
+    obj = reconciled(cluster, namespace, runtime, restream("Youtube"))
     settings = UPGRADED.model_copy(
         update={"defer_updates_while_broadcasting": False, "protect_live_pods": False}
     )

@@ -531,7 +531,6 @@ def test_drift_is_repaired(node_cluster: NodeCluster, live_ops: dict[str, Any]) 
         generation = {n: deps[n]["metadata"]["generation"] for n in (scaled, edited)}
         assert deps[scaled]["spec"]["replicas"] == 1
         args = container(deps[edited])["args"]
-        index = args.index("--max-delay") + 1
         svc_uid = get_json(cluster, ns, "service", service)["metadata"]["uid"]
         policy_spec = get_json(cluster, ns, "networkpolicy", policy)["spec"]
         assert policy_spec.get("ingress") != [{}], policy_spec
@@ -540,10 +539,7 @@ def test_drift_is_repaired(node_cluster: NodeCluster, live_ops: dict[str, Any]) 
         since[scaled] = time.monotonic()
         cluster.kubectl("-n", ns, "scale", "deployment", scaled, "--replicas=0")
         since[edited] = time.monotonic()
-        patch = [{"op": "replace", "value": "3",
-                  "path": f"/spec/template/spec/containers/0/args/{index}"}]  # fmt: skip
-        cluster.kubectl("-n", ns, "patch", "deployment", edited, "--type=json",
-                        "-p", json.dumps(patch))  # fmt: skip
+        livestreams.edit_relay_arg(cluster, ns, edited, "--max-delay", "3")
         since[service] = time.monotonic()
         cluster.kubectl("-n", ns, "delete", "service", service, "--wait=false")
         since[policy] = time.monotonic()
