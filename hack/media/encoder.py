@@ -22,23 +22,75 @@ def publisher_argv(
     size: str = "640x360",
     fps: int = 25,
     rw_timeout_s: float | None = None,
+    gop: int | None = None,
+    audio_delay_s: float = 0.0,
+    bframes: bool = False,
 ) -> list[str]:
     """ffmpeg's argv; ``rw_timeout_s``: give up on a connection that stops moving, as an
-    encoder does (then something may reconnect it)."""
+    encoder does (then something may reconnect it). ``gop``: frames between keyframes
+    (default: one a second). ``audio_delay_s``: the first audio leaves that much after the
+    first video (as an encoder whose audio device opens late). ``bframes``: x264 with
+    B-frames and lookahead (veryfast, profile high) instead of ultrafast zerolatency."""
     duration = ["-t", f"{seconds:g}"] if seconds is not None else []
     give_up = ["-rw_timeout", str(int(rw_timeout_s * 1e6))] if rw_timeout_s else []
+    gop = gop or fps
+    delay = ["-itsoffset", f"{audio_delay_s:g}"] if audio_delay_s else []
+    x264 = (
+        ["-preset", "veryfast", "-profile:v", "high", "-bf", "3", "-x264-params", "rc-lookahead=40"]
+        if bframes
+        else ["-preset", "ultrafast", "-tune", "zerolatency"]
+    )
     return [
         "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
         "-re", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}",
-        "-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+        *delay, "-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
         *duration,
-        "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
-        "-g", str(fps), "-keyint_min", str(fps), "-b:v", "1200k", "-maxrate", "1200k",
+        "-c:v", "libx264", *x264,
+        "-g", str(gop), "-keyint_min", str(gop), "-b:v", "1200k", "-maxrate", "1200k",
         "-bufsize", "600k", "-pix_fmt", "yuv420p",
         "-c:a", "aac", "-b:a", "64k",
+        # Each packet leaves when it is made: a late track is not waited for.
+        *(["-max_interleave_delta", "0"] if audio_delay_s else []),
         *give_up,
         "-fpre", f"/dev/fd/{preset_fd}", "-f", "flv", url,
     ]  # fmt: skip
+
+
+def gstreamer_argv(
+    url: str,
+    frames: int,
+    *,
+    fps: int = 25,
+    gop: int = 50,
+    kbps: int = 1500,
+    video: bool = True,
+    audio: bool = True,
+) -> list[str]:
+    """GStreamer publishing as OBS-like encoders do: x264 with B-frames and lookahead
+    (its first audio arrives after its first keyframe), AAC, flvmux, rtmp2sink; ``frames``
+    video frames (and as much audio), then the end of the stream.
+
+    gst-launch takes everything in argv, the stream key in the URL included: it stands for
+    the user's encoder, whose process is not the product's to keep secrets in.
+    """
+    seconds = frames / fps
+    parts = []
+    if video:
+        parts.append(
+            f"videotestsrc is-live=true num-buffers={frames} pattern=ball "
+            f"! video/x-raw,width=640,height=360,framerate={fps}/1 "
+            f"! x264enc speed-preset=veryfast bframes=3 rc-lookahead=40 key-int-max={gop} "
+            f"bitrate={kbps} ! video/x-h264,profile=high ! queue ! mux."
+        )
+    if audio:
+        # audiotestsrc's buffers are 1024 samples long.
+        buffers = round(seconds * 48000 / 1024)
+        parts.append(
+            f"audiotestsrc is-live=true num-buffers={buffers} "
+            "! audio/x-raw,rate=48000,channels=2 ! voaacenc bitrate=128000 ! queue ! mux."
+        )
+    pipeline = " ".join(parts) + f" flvmux name=mux streamable=true ! rtmp2sink location={url}"
+    return ["gst-launch-1.0", "-q", "-e", *pipeline.split()]
 
 
 def pipe_with(data: bytes) -> int:

@@ -30,7 +30,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import yaml
 
 from hack import waiting
-from hack.media.encoder import preset_pipe, publisher_argv
+from hack.media.encoder import gstreamer_argv, preset_pipe, publisher_argv
 from restream_operator.agent import contract
 from restream_operator.render.nginx import RTMP_MODULE, NginxParams, nginx_conf
 
@@ -538,13 +538,23 @@ class SrtSink:
 
 
 def start_publisher(
-    procs: Processes, ingest: Ingest, key: str, seconds: float | None = None
+    procs: Processes, ingest: Ingest, key: str, seconds: float | None = None, **options: Any
 ) -> Proc:
+    """ffmpeg publishing; ``options``: publisher_argv's (gop, audio_delay_s, bframes...)."""
     url, fd = preset_pipe(ingest.publish_url(), key)
     try:
-        return procs.start("publisher", publisher_argv(url, fd, seconds), pass_fds=[fd])
+        argv = publisher_argv(url, fd, seconds, **options)
+        return procs.start("publisher", argv, pass_fds=[fd])
     finally:
         os.close(fd)
+
+
+def start_gstreamer(
+    procs: Processes, ingest: Ingest, key: str, frames: int, **options: Any
+) -> Proc:
+    """GStreamer publishing ``frames`` video frames; ``options``: gstreamer_argv's."""
+    url = f"{ingest.publish_url()}/{key}"
+    return procs.start("gstreamer", gstreamer_argv(url, frames, **options))
 
 
 # -- looking at results ---------------------------------------------------------------
@@ -604,6 +614,17 @@ def packet_times(path: Path, stream: str = "v") -> list[float]:
         capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
     return [float(x) for x in out.stdout.split() if x and x != "N/A"]
+
+
+def packets(path: Path) -> list[dict[str, Any]]:
+    """Every packet of a recording: codec_type, pts_time, dts_time, flags ("K_" a keyframe)."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "packet=codec_type,pts_time,dts_time,flags",
+         "-of", "json", str(path)],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    found: list[dict[str, Any]] = json.loads(out.stdout).get("packets", [])
+    return found
 
 
 class Sampler:

@@ -85,3 +85,23 @@ def test_relay_bench_prints_resources_latencies_and_first_byte() -> None:
             rf"^bench wall time {NUM} s$",
         ],
     )
+
+
+@pytest.mark.media
+def test_tracks_bench_prints_first_media_and_restart_gaps() -> None:
+    smoke(
+        "tracks",
+        [
+            *(
+                rf"^first media after the publish \({encoder}, 4 s GOP, B-frames\): "
+                rf"median {NUM} s \({NUM}(?:, {NUM})*\)$"
+                for encoder in ("ffmpeg", "GStreamer")
+            ),
+            *(
+                rf"^media again after a relay restart \({gop} s GOP\): median {NUM} s \({NUM}\)$"
+                for gop in (2, 4)
+            ),
+            rf"^bench wall time {NUM} s$",
+        ],
+        timeout=180,
+    )

@@ -43,6 +43,13 @@ with open(out, "a") as f:
 stopping = []
 signal.signal(signal.SIGINT, lambda *_: stopping.append(1))
 mode = os.environ["FAKE_MODE"]
+if mode != "ingest-refused":  # as ffmpeg waits on the ingest's stream: until a broadcast
+    while open(os.environ["FAKE_GATE"]).read() != "1":
+        if stopping:
+            with open(out, "a") as f:
+                f.write(json.dumps({"stopped": "SIGINT", "waiting": True}) + "\n")
+            sys.exit(0)
+        time.sleep(0.02)
 if mode == "untrusted":  # what ffmpeg prints when the certificate is refused, and exits
     for line in ("[tls @ 0x%x] Peer certificate failed verification",
                  "[rtmps @ 0x%x] Cannot open connection tls://h:443"):
@@ -88,11 +95,22 @@ for i in range(100000):
 
 
 class Ingest:
-    """Answers /status like an ingest agent that does not long-poll."""
+    """Answers /status like an ingest agent that does not long-poll; its stream's media
+    flows (the fake ffmpeg reads the gate file) while it reports a publisher."""
 
-    def __init__(self) -> None:
+    def __init__(self, gate: Path) -> None:
+        self.gate = gate
         self.doc = {"publishing": True, "since": "2024-01-01T00:00:00.000Z"}
         self.server = HttpServer({("GET", "/status"): self.status})
+
+    @property
+    def doc(self) -> dict[str, Any]:
+        return self._doc
+
+    @doc.setter
+    def doc(self, value: dict[str, Any]) -> None:
+        self._doc = value
+        self.gate.write_text("1" if value.get("publishing") else "0")
 
     async def status(self, _: Request) -> Response:
         return Response.json(self.doc)
@@ -120,12 +138,14 @@ def run(
     fake = tmp_path / "ffmpeg.py"
     fake.write_text(FAKE_FFMPEG)
     wrapper = tmp_path / "ffmpeg"
-    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} {fake} "$@"\n')
+    # SIGINT ignored until the stand-in's own handler is in place, as ffmpeg has its handler
+    # from the start: a relay may stop an ffmpeg just started (it waited on the stream).
+    wrapper.write_text(f"#!/bin/sh\ntrap '' INT\nexec {sys.executable} {fake} \"$@\"\n")
     wrapper.chmod(0o755)
     out = tmp_path / "calls.jsonl"
 
     async def main() -> None:
-        ingest = Ingest()
+        ingest = Ingest(tmp_path / "gate")
         await ingest.server.start("127.0.0.1:0")
         config = RelayConfig(
             name="Youtube",
@@ -147,10 +167,11 @@ def run(
             await ingest.server.close()
 
     os.environ["FAKE_OUT"], os.environ["FAKE_MODE"] = str(out), mode
+    os.environ["FAKE_GATE"] = str(tmp_path / "gate")
     try:
         asyncio.run(main())
     finally:
-        del os.environ["FAKE_OUT"], os.environ["FAKE_MODE"]
+        del os.environ["FAKE_OUT"], os.environ["FAKE_MODE"], os.environ["FAKE_GATE"]
 
 
 @contextlib.contextmanager

@@ -200,17 +200,26 @@ def play_url(source: str, token: str) -> str:
     return f"{source}{sep}token={quote(token, safe='')}"
 
 
-# Stream parameters come from the FLV sequence headers nginx-rtmp sends with the first
-# keyframe; ffmpeg's default 5 s analysis would hold the first packet ~1.6 s longer.
-ANALYZE_DURATION_US = 100_000
+# How long ffmpeg looks at the input before it starts writing (its stream analysis).
+# The FLV demuxer only knows a track exists once a packet of it arrives, and ffmpeg drops
+# a track that appears after the analysis: with an encoder that sends its first audio
+# late (x264 B-frames and lookahead, GStreamer, OBS), a short analysis relayed a silent
+# stream for the whole broadcast. The analysis ends as soon as both tracks are there, so
+# waiting costs nothing when they are; only a publish with one track pays the wait.
+TRACK_WAIT_US = 2_000_000
+# A relay that joins a broadcast under way gets both codec headers with the keyframe
+# (nginx's wait_video): when the ingest reports one track only, waiting is pointless.
+ANALYZE_SHORT_US = 100_000
 
 
-def concat_script(url: str, rw_timeout_us: int) -> str:
+def concat_script(url: str, analyze_us: int) -> str:
     """A one-entry ffconcat script: how an input URL reaches ffmpeg without argv.
 
-    ``rw_timeout`` makes ffmpeg give up on an input that stops sending instead of
-    blocking forever (ffmpeg ends with code 0 then). The concat demuxer analyses the
-    inner input itself, so the short analysis is set here as well as on the command.
+    The concat demuxer analyses the inner input itself, with the options given here.
+    ``fpsprobesize 0``: the frame rate is copied from the stream's timestamps anyway,
+    and measuring it held the first packet about 1.5 s. No ``rw_timeout``: a relay waits
+    on the stream before a broadcast, for as long as it takes; a stream that stalls
+    during one is the agent's watchdog's to catch.
     """
     if any(c in url for c in "\r\n\0"):
         raise DestinationError("source URL: a line break or NUL cannot be passed to ffmpeg")
@@ -218,8 +227,8 @@ def concat_script(url: str, rw_timeout_us: int) -> str:
     return (
         "ffconcat version 1.0\n"
         f"file {quoted}\n"
-        f"option rw_timeout {rw_timeout_us}\n"
-        f"option analyzeduration {ANALYZE_DURATION_US}\n"
+        f"option analyzeduration {analyze_us}\n"
+        "option fpsprobesize 0\n"
     )
 
 
@@ -241,8 +250,10 @@ def relay_argv(
         "-hide_banner",
         "-nostdin",
         "-nostats",
+        # Warnings too (tagged with their level): a track that begins after the analysis
+        # is only a warning, and the agent must know of it.
         "-loglevel",
-        "error",
+        "level+warning",
         "-progress",
         "pipe:1",
         "-stats_period",
@@ -250,8 +261,11 @@ def relay_argv(
         # The concat script names an rtmp:// URL: allow exactly what it needs.
         "-protocol_whitelist",
         "file,rtmp,tcp",
+        # The inner input (the concat script's) did the analysis: the streams are known.
         "-analyzeduration",
-        str(ANALYZE_DURATION_US),
+        str(ANALYZE_SHORT_US),
+        "-fpsprobesize",
+        "0",
         "-f",
         "concat",
         "-safe",
@@ -354,9 +368,28 @@ _HINTS = {
 }
 
 
+# "-loglevel level+...": "[tls @ 0x..] [error] text", or "[warning] text" without a context.
+_LEVEL = re.compile(r"\[(panic|fatal|error|warning|info|verbose|debug|trace)\] ")
+_NEW_STREAM = re.compile(r"New (audio|video) stream \d+:\d+ at pos:\S+ and DTS:")
+
+
 def tidy(line: str) -> str:
-    """An ffmpeg log line without its contexts' memory addresses ("[tls @ 0x..]" -> "[tls]")."""
-    return _CONTEXT_ADDRESS.sub("]", line)
+    """An ffmpeg log line without its contexts' memory addresses ("[tls @ 0x..]" -> "[tls]")
+    and without its level tag."""
+    return _LEVEL.sub("", _CONTEXT_ADDRESS.sub("]", line), count=1)
+
+
+def severity(line: str) -> str:
+    """The level an ffmpeg line was logged at ("error" when it carries no tag)."""
+    match = _LEVEL.search(line)
+    return match.group(1) if match else "error"
+
+
+def late_track(line: str) -> str | None:
+    """ "audio" or "video" when ffmpeg says a track began after its analysis (it then drops
+    that track: the destination would never get it)."""
+    match = _NEW_STREAM.search(line)
+    return match.group(1) if match else None
 
 
 def cause(line: str) -> str | None:

@@ -4,8 +4,9 @@ ffmpeg alone fails in three ways (DESIGN §9): it exits when the destination goe
 it blocks forever when the publisher goes away or the destination freezes, and it
 cannot be told a key without putting it in argv. The agent:
 
-* runs ffmpeg only while the ingest reports a publisher, starting it the moment a
-  broadcast begins (it long-polls the ingest agent's /status);
+* has ffmpeg waiting on the ingest's stream before a broadcast begins, so that the
+  destination gets it from its first keyframe (it long-polls the ingest agent's /status
+  to know when one begins and ends), and has it wait for every track the encoder sends;
 * kills a run that stops making progress: ``out_time_us`` in ffmpeg's -progress output
   stops advancing, or the destination's TCP connection stops taking data;
 * restarts with doubling delays between --min-delay and --max-delay, reset after a
@@ -40,6 +41,8 @@ from . import contract, process, tcpwatch
 from .backoff import Backoff, RepeatCounter
 from .contract import RelayAgentStatus, RelayState, TlsVerification
 from .ffmpeg import (
+    ANALYZE_SHORT_US,
+    TRACK_WAIT_US,
     Destination,
     DestinationError,
     ProgressParser,
@@ -49,9 +52,11 @@ from .ffmpeg import (
     concat_script,
     connect_timed_out,
     destination,
+    late_track,
     play_url,
     preset_text,
     relay_argv,
+    severity,
     shown_command,
     tidy,
 )
@@ -100,6 +105,10 @@ class _Run:
 
     started: float
     last_advance: float
+    session: str | None  # the ingest's `since` when it started, or when its broadcast did
+    # When the ingest reported the broadcast this run relays; None while it waits for one.
+    input_since: float | None = None
+    late_track: str | None = None  # a track that began after ffmpeg's analysis
     out_time_us: int | None = None
     total_size: int = 0
     live_since: float | None = None
@@ -116,6 +125,8 @@ class _Outcome:
     error: str
     live_for: float
     input_ended: bool = False
+    waiting: bool = False  # it ended while waiting for a broadcast
+    session: str | None = None  # the broadcast it relayed (the ingest's `since`)
 
 
 class Relay:
@@ -131,6 +142,8 @@ class Relay:
         self.last_error: str | None = None
         self.publishing: bool | None = None
         self._session: str | None = None  # the ingest's `since`: new with each broadcast
+        # The tracks the ingest reports for the broadcast on: (video codec, audio codec).
+        self._tracks: tuple[str | None, str | None] = (None, None)
         self._bytes_done = 0
         self._run: _Run | None = None
         self._command: str | None = None
@@ -138,6 +151,8 @@ class Relay:
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._backoff = Backoff(cfg.min_delay, cfg.max_delay)
+        self._waiting_backoff = Backoff(cfg.min_delay, cfg.max_delay)
+        self._waiting_error: str | None = None
         self._repeats = RepeatCounter(cfg.failed_after)
         self._budget = process.LineBudget()
         self._dest: Destination | None = None
@@ -203,6 +218,7 @@ class Relay:
                 )
                 publishing: bool | None = bool(doc.get("publishing"))
                 session = doc.get("since")
+                self._tracks = (doc.get("videoCodec"), doc.get("audioCodec"))
                 reported = False
             except (OSError, ValueError, TimeoutError) as e:
                 publishing, session = None, self._session
@@ -240,22 +256,37 @@ class Relay:
             await self._stop.wait()
             return
         while not self._stop.is_set():
-            if self.publishing is not True:
+            if self.publishing is None:
+                # The ingest cannot be asked: there is no stream to wait on yet.
+                self._enter(RelayState.IDLE)
+                await self._wait(lambda: self.publishing is not None, None)
+                continue
+            if self.publishing is False:
                 self._enter(RelayState.IDLE)
                 self._backoff.reset()
                 self._repeats.reset()
-                await self._wait(lambda: self.publishing is True, None)
-                continue
-            session = self._session
             outcome = await self._run_ffmpeg()
             if self._stop.is_set() or outcome is None:
+                continue
+            if outcome.waiting:
+                await self._rewait_after(outcome)
                 continue
             # The input ends for every relay when the encoder leaves, a moment before the
             # ingest says so: that is the end of a broadcast, not an error.
             patience = 1.0 if outcome.input_ended else 0.3
             if await self._wait(lambda: self.publishing is False, patience):
                 continue
-            await self._retry_after(outcome, session)
+            await self._retry_after(outcome, outcome.session)
+
+    async def _rewait_after(self, outcome: _Outcome) -> None:
+        """ffmpeg ended while waiting for a broadcast (the ingest restarted, or refused the
+        play): wait on the stream again, after a growing delay, saying so once."""
+        if outcome.error != self._waiting_error:
+            log.warning("cannot wait on the ingest's stream: %s", self._redact(outcome.error))
+            self._waiting_error = outcome.error
+        delay = self._waiting_backoff.next_delay()
+        session = self._session
+        await self._wait(lambda: self.publishing is not False or self._session != session, delay)
 
     async def _retry_after(self, outcome: _Outcome, session: str | None) -> None:
         if outcome.live_for >= self.cfg.healthy_after:
@@ -277,11 +308,17 @@ class Relay:
         if not interrupted and not self._stop.is_set():
             self.restarts += 1
 
+    def _analysis_us(self) -> int:
+        """How long ffmpeg may wait for the stream's tracks (see ffmpeg.TRACK_WAIT_US)."""
+        video, audio = self._tracks
+        if self.publishing is True and (video is None) != (audio is None):
+            return ANALYZE_SHORT_US  # joining a broadcast whose one track is known
+        return TRACK_WAIT_US
+
     def _spawn_args(self) -> tuple[list[str], list[int]]:
         """ffmpeg's argv and the two pipes it reads its secrets from."""
         assert self._dest is not None
-        rw_timeout_us = int(self.cfg.stall_timeout * 1_000_000)
-        script = concat_script(play_url(self.cfg.source, self._token), rw_timeout_us)
+        script = concat_script(play_url(self.cfg.source, self._token), self._analysis_us())
         preset = preset_text(self._dest.options)
         fds: list[int] = []
         try:
@@ -302,26 +339,36 @@ class Relay:
         return argv, fds
 
     async def _run_ffmpeg(self) -> _Outcome | None:
-        """One ffmpeg run; None when it was stopped on purpose (idle or shutdown)."""
-        self._enter(RelayState.CONNECTING)
+        """One ffmpeg run, started before or during a broadcast; None when it was stopped
+        on purpose (the broadcast ended, the ingest changed, or shutdown)."""
+        waiting = self.publishing is not True
+        if not waiting:
+            self._enter(RelayState.CONNECTING)
+            await self._ask_ingest()  # joining a broadcast under way: which tracks it has
         argv, fds = self._spawn_args()
         self._input_path = f"/dev/fd/{fds[0]}"
         self._command = self._redact(shown_command(argv))
         try:
             proc = await process.spawn(argv, env=process.child_env(), pass_fds=fds)
         except OSError as e:
-            return _Outcome(f"cannot start ffmpeg: {e.strerror or e}", 0.0)
+            return _Outcome(f"cannot start ffmpeg: {e.strerror or e}", 0.0, waiting=waiting)
         finally:
             for fd in fds:
                 os.close(fd)
         now = time.monotonic()
-        run = self._run = _Run(started=now, last_advance=now)
+        run = self._run = _Run(
+            started=now,
+            last_advance=now,
+            session=self._session,
+            input_since=None if waiting else now,
+        )
         log.info(
             "ffmpeg started",
             extra={
                 "pid": proc.pid,
                 "command": self._command,
                 "destination": self.shown_destination,
+                "waitingForBroadcast": waiting,
             },
         )
         parser = ProgressParser()
@@ -337,21 +384,7 @@ class Relay:
         ]
         exited = asyncio.create_task(proc.wait())
         exited.add_done_callback(lambda _: self._wake.set())
-        reason, on_purpose = None, False
-        tcp = tcpwatch.TcpWatch(proc.pid)
-        while not exited.done():
-            await self._wait(lambda: exited.done() or self.publishing is False, WATCHDOG_EVERY)
-            if exited.done():
-                break
-            if self._stop.is_set() or self.publishing is False:
-                on_purpose = True
-                await process.stop(proc)  # SIGINT: ffmpeg finishes the stream and closes
-                break
-            reason = self._watchdog(run, tcp)
-            if reason is not None:
-                proc.kill()  # it is stuck in blocking I/O: a polite signal would wait on it
-                break
-        tcp.close()
+        reason, on_purpose = await self._supervise(proc, run, exited)
         code = await exited
         await asyncio.wait(readers, timeout=2.0)
         for task in readers:
@@ -363,21 +396,103 @@ class Relay:
             "ffmpeg exited",
             extra={"pid": proc.pid, "code": code, "liveSeconds": round(live_for, 1)},
         )
-        if on_purpose:
-            return None
+        return None if on_purpose else self._outcome(run, code, reason, live_for)
+
+    async def _supervise(
+        self, proc: asyncio.subprocess.Process, run: _Run, exited: asyncio.Task[int]
+    ) -> tuple[str | None, bool]:
+        """Until ffmpeg exits or is stopped: (why it was killed, whether on purpose)."""
+
+        def begun() -> bool:
+            return run.input_since is None and self.publishing is True
+
+        tcp = tcpwatch.TcpWatch(proc.pid)
+        try:
+            while not exited.done():
+                await self._wait(
+                    lambda: exited.done() or begun() or self._unwanted(run), WATCHDOG_EVERY
+                )
+                if exited.done():
+                    break
+                if begun():
+                    run.input_since = run.last_advance = time.monotonic()
+                    run.session = self._session
+                    self._enter(RelayState.CONNECTING)
+                if self._unwanted(run):
+                    await process.stop(proc)  # SIGINT: ffmpeg finishes the stream, closes
+                    return None, True
+                if run.input_since is None:
+                    continue  # waiting for a broadcast: nothing is due yet
+                reason = self._late_track(run) or self._watchdog(run, tcp)
+                if reason is not None and run.live_since is None:
+                    await self._ask_ingest()
+                    reason = self._no_media() or reason
+                if reason is not None:
+                    proc.kill()  # maybe stuck in blocking I/O: a polite signal would wait
+                    return reason, False
+            return None, False
+        finally:
+            tcp.close()
+
+    def _outcome(self, run: _Run, code: int, reason: str | None, live_for: float) -> _Outcome:
+        if run.input_since is None and self.publishing is not True:
+            return _Outcome(run.last_stderr or f"ffmpeg exited ({code})", 0.0, waiting=True)
+        self._waiting_backoff.reset()
+        self._waiting_error = None
         if reason is None and code == 0:
-            # ffmpeg ends cleanly when its input ends (EOF, or rw_timeout on a silent one).
-            return _Outcome(INPUT_ENDED, live_for, input_ended=True)
+            # ffmpeg ends cleanly when its input ends (the ingest's UnpublishNotify).
+            return _Outcome(INPUT_ENDED, live_for, input_ended=True, session=run.session)
         # A cause found while the input failed is the ingest's, not the destination's.
         about_input = (run.last_stderr or "").startswith(f"{INPUT}: ")
         error = reason or (None if about_input else run.cause) or run.last_stderr
-        return _Outcome(error or f"ffmpeg exited ({code})", live_for)
+        return _Outcome(error or f"ffmpeg exited ({code})", live_for, session=run.session)
+
+    async def _ask_ingest(self) -> None:
+        """The ingest's tracks now: they change during a broadcast, which does not answer
+        a long poll."""
+        with contextlib.suppress(OSError, ValueError, TimeoutError):
+            doc = await httpclient.get_json(
+                self.cfg.ingest_status, timeout=2.0, connect_timeout=INGEST_CONNECT_TIMEOUT
+            )
+            self._tracks = (doc.get("videoCodec"), doc.get("audioCodec"))
+
+    def _no_media(self) -> str | None:
+        """Why nothing reached ffmpeg, when the ingest knows: a publish without video."""
+        video, audio = self._tracks
+        if video is None and audio is not None:
+            return (
+                f"the encoder sends {audio} audio and no video: this release relays streams "
+                "with H.264 video (YouTube, Twitch and Facebook refuse audio alone)"
+            )
+        return None
+
+    @staticmethod
+    def _late_track(run: _Run) -> str | None:
+        if run.late_track is None:
+            return None
+        return (
+            f"the encoder's {run.late_track} began more than {TRACK_WAIT_US / 1e6:g} s after "
+            "the broadcast did: reconnecting so that it is relayed too"
+        )
+
+    def _unwanted(self, run: _Run) -> bool:
+        """Whether this run must stop: shutdown; the broadcast it relayed ended; or, while
+        it waits for one, the ingest went away or is another one (a new pod)."""
+        if self._stop.is_set():
+            return True
+        if run.input_since is not None:
+            # An ingest that cannot be asked (None) may still be streaming: keep going.
+            return self.publishing is False
+        return self.publishing is None or (
+            self.publishing is False and self._session != run.session
+        )
 
     def _watchdog(self, run: _Run, tcp: tcpwatch.TcpWatch) -> str | None:
         """Why this run must be killed now, or None."""
         now = time.monotonic()
         if run.live_since is None:
-            if now - run.started > self.cfg.connect_timeout:
+            assert run.input_since is not None
+            if now - run.input_since > self.cfg.connect_timeout:
                 return connect_timed_out(self.cfg.server_url, self.cfg.connect_timeout)
             return None
         if now - run.last_advance > self.cfg.stall_timeout:
@@ -404,15 +519,26 @@ class Relay:
             self._enter(RelayState.LIVE)
 
     def _on_stderr(self, line: str) -> None:
+        raw = self._redact(line.strip())
         # "/dev/fd/7: Input/output error" is about the input: say so.
-        line = tidy(self._redact(line.strip())).replace(self._input_path, INPUT)
+        line = tidy(raw).replace(self._input_path, INPUT)
         if not line:
             return
+        run = self._run
+        if severity(raw) not in ("panic", "fatal", "error"):
+            # Warnings are no error to report; one of them says a track came too late.
+            level = logging.WARNING
+            track = late_track(line)
+            if run is not None and track is not None and run.late_track is None:
+                run.late_track = track
+                self._wake.set()
         # The input ends at every broadcast's end: no error in itself. When it was not the
         # end (the ingest still publishing), the retry that follows is logged as a warning.
-        level = logging.INFO if line.startswith(f"{INPUT}: ") else logging.ERROR
-        run = self._run
-        if run is not None:
+        elif line.startswith(f"{INPUT}: "):
+            level = logging.INFO
+        else:
+            level = logging.ERROR
+        if run is not None and level != logging.WARNING:
             run.last_stderr = line[:MAX_ERROR]
             # Connecting, the first line that names a cause beats ffmpeg's generic last one.
             if run.live_since is None and run.cause is None:

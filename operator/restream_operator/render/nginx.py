@@ -86,12 +86,16 @@ rtmp {{
         application {contract.APPLICATION} {{
             live on;
             record off;
-            # Relays start on a keyframe, with video before audio.
+            # A relay that joins a broadcast under way starts on a keyframe, with the
+            # codec headers of both tracks before it (nginx sends the audio header with
+            # the keyframe only while waiting for video).
             wait_key on;
             wait_video on;
-            # Players of an absent stream are refused, and dropped when the publisher
-            # leaves, so a relay sees the end of a broadcast at once.
-            idle_streams off;
+            # Relays wait on the stream before the encoder publishes, so that they get
+            # the broadcast from its first keyframe; they are told when it ends
+            # (NetStream.Play.UnpublishNotify, which ffmpeg takes for the end of input).
+            idle_streams on;
+            publish_notify on;
             drop_idle_publisher 10s;
             # The agent checks keys and tokens and renames the published stream to
             # "{contract.STREAM_NAME}", so the key is never a stream name.
