@@ -18,10 +18,12 @@ from restream_operator.agent.ffmpeg import (
     concat_script,
     connect_timed_out,
     destination,
+    late_track,
     play_url,
     preset_text,
     relay_argv,
     rtmp_app_playpath,
+    severity,
     tidy,
 )
 
@@ -331,3 +333,41 @@ def test_progress_parser() -> None:
     ]
     assert blocks[1].frame == 20 and blocks[1].speed == "1.01x"
     assert parser.feed("garbage without equals") is None
+
+
+@pytest.mark.parametrize(
+    ("line", "level", "text", "track"),
+    [
+        (
+            "[concat @ 0x55d1c0] [warning] New audio stream 0:1 at pos:4242 and DTS:3.1s",
+            "warning",
+            "[concat] New audio stream 0:1 at pos:4242 and DTS:3.1s",
+            "audio",
+        ),
+        (
+            "[tls @ 0x55d1c0] [error] Peer certificate failed verification",
+            "error",
+            "[tls] Peer certificate failed verification",
+            None,
+        ),
+        (
+            "[error] rtmp://h/app: Input/output error",
+            "error",
+            "rtmp://h/app: Input/output error",
+            None,
+        ),
+        ("a line without a level", "error", "a line without a level", None),
+        (
+            "[flv @ 0x1] [warning] Non-monotonous DTS in output stream 0:1",
+            "warning",
+            "[flv] Non-monotonous DTS in output stream 0:1",
+            None,
+        ),
+    ],
+)
+def test_ffmpeg_lines_level_text_and_late_tracks(
+    line: str, level: str, text: str, track: str | None
+) -> None:
+    assert severity(line) == level
+    assert tidy(line) == text
+    assert late_track(tidy(line)) == track

@@ -86,6 +86,9 @@ for i in range(100000):
         with open(out, "a") as f:
             f.write(json.dumps({"ended": True}) + "\n")
         sys.exit(0)
+    if mode == "late-audio" and i == 3 and open(out).read().count('"argv"') == 1:
+        print("[concat @ 0x55d1] [warning] New audio stream 0:1 at pos:4242 and DTS:3.1s",
+              file=sys.stderr, flush=True)
     if mode == "fail" and i == 5:
         key = preset.split("rtmp_playpath=")[1].strip()
         print(f"rtmp://h/live2/{key}: Broken pipe", file=sys.stderr, flush=True)
@@ -133,6 +136,7 @@ def run(
     key: str = KEY,
     passphrase: str = "",
     server_url: str = "rtmp://h/live2",
+    publishing: bool = True,
     **cfg: Any,
 ) -> None:
     fake = tmp_path / "ffmpeg.py"
@@ -146,6 +150,7 @@ def run(
 
     async def main() -> None:
         ingest = Ingest(tmp_path / "gate")
+        ingest.doc = {**ingest.doc, "publishing": publishing}
         await ingest.server.start("127.0.0.1:0")
         config = RelayConfig(
             name="Youtube",
@@ -414,3 +419,47 @@ def test_a_cause_that_quotes_the_key_is_masked(tmp_path: Path) -> None:
         assert KEY not in json.dumps(relay.status())
 
     run(tmp_path, "server-error", scenario, min_delay=1, max_delay=1)
+
+
+def test_ffmpeg_waits_on_the_stream_before_a_broadcast(tmp_path: Path) -> None:
+    """Started while Idle, the same ffmpeg relays the broadcast when it begins: nothing of
+    its start is missed, no new process is needed."""
+
+    async def scenario(relay: Relay, ingest: Ingest, out: Path) -> None:
+        await _until(lambda: out.exists() and len(_calls(out)) == 1)
+        await asyncio.sleep(0.3)
+        assert relay.state == RelayState.IDLE
+        ingest.doc = {"publishing": True, "since": "2024-01-01T00:00:01.000Z"}
+        await _until(lambda: relay.state == RelayState.LIVE)
+        assert len([c for c in _calls(out) if "argv" in c]) == 1
+        assert relay.restarts == 0 and relay.last_error is None
+
+    run(tmp_path, "live", scenario, publishing=False)
+
+
+def test_a_waiting_ffmpeg_is_replaced_when_the_ingest_is(tmp_path: Path) -> None:
+    """A new ingest pod (a new `since`, still idle): the old play session is gone with the
+    old pod, so the waiting ffmpeg is stopped and another waits on the new one."""
+
+    async def scenario(relay: Relay, ingest: Ingest, out: Path) -> None:
+        await _until(lambda: out.exists() and len(_calls(out)) == 1)
+        ingest.doc = {"publishing": False, "since": "2024-01-01T00:00:05.000Z"}
+        await _until(lambda: any(c.get("waiting") for c in _calls(out)))
+        await _until(lambda: len([c for c in _calls(out) if "argv" in c]) == 2)
+        assert relay.state == RelayState.IDLE and relay.last_error is None
+
+    run(tmp_path, "live", scenario, publishing=False)
+
+
+def test_a_track_that_begins_after_the_analysis_makes_the_relay_reconnect(
+    tmp_path: Path,
+) -> None:
+    async def scenario(relay: Relay, _: Ingest, out: Path) -> None:
+        await _until(lambda: relay.restarts == 1)
+        assert relay.last_error == (
+            "the encoder's audio began more than 2 s after the broadcast did: "
+            "reconnecting so that it is relayed too"
+        )
+        await _until(lambda: relay.state == RelayState.LIVE)
+
+    run(tmp_path, "late-audio", scenario, min_delay=0.2, max_delay=0.2)
