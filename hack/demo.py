@@ -40,11 +40,12 @@ from hack.localcluster.product import (
     ingest_from_host,
     sink_files,
     sink_objects,
+    sink_tracks,
     sink_url,
     wait_ingest_reachable,
     wait_operator,
 )
-from hack.media.encoder import Publisher
+from hack.media.encoder import FPS, Publisher
 from hack.waiting import wait_for
 
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -181,7 +182,8 @@ def after_broadcast(cluster: LocalCluster, ended: float) -> None:
 
 def broadcast(cluster: LocalCluster, seconds: float) -> None:
     url, key = ingest_from_host(cluster, NS, LS)
-    before = {s: sum(sink_files(cluster, NS, s).values()) for s in SINKS.values()}
+    before_files = {s: sink_files(cluster, NS, s) for s in SINKS.values()}
+    before = {s: sum(files.values()) for s, files in before_files.items()}
     say(f"Publishing a test pattern for {seconds:g}s from this host to {url}/<key>:")
     pub = Publisher(url, key, seconds)
     changed = False
@@ -210,6 +212,15 @@ def broadcast(cluster: LocalCluster, seconds: float) -> None:
     show(cluster, "-n", NS, "get", "livestream", LS)
     for sink in SINKS.values():
         show(cluster, "-n", NS, "exec", sink, "--", "ls", "-l", "/tmp/rec")
+    # Relays wait on the stream before the broadcast: each sink has it from the first frame.
+    for sink in SINKS.values():
+        files = [f for f in sink_files(cluster, NS, sink) if f not in before_files[sink]]
+        for name in files:
+            t = sink_tracks(cluster, NS, sink, name)
+            say(f"{sink} {name}: {t['video_frames']} video frames of the encoder's "
+                f"{seconds * FPS:.0f}, the first a keyframe: {t['first_keyframe']}; "
+                f"audio for {t['audio_seconds']:.1f}s")  # fmt: skip
+    say()
     if changed:
         after_broadcast(cluster, ended)
 

@@ -299,6 +299,24 @@ def sink_files(cluster: LocalCluster, ns: str, sink: str) -> dict[str, int]:
     return out
 
 
+def sink_tracks(cluster: LocalCluster, ns: str, sink: str, recording: str) -> dict[str, Any]:
+    """What a sink's recording holds, read by the ffprobe of the pod's own image: video
+    frames, whether the first is a keyframe, audio packets and seconds."""
+    proc = cluster.kubectl(
+        "-n", ns, "exec", sink, "--", "ffprobe", "-v", "error", "-show_entries",
+        "packet=codec_type,pts_time,flags", "-of", "json", f"/tmp/rec/{recording}",
+        timeout=60,
+    )  # fmt: skip
+    every = json.loads(proc.stdout).get("packets", [])
+    video = [p for p in every if p.get("codec_type") == "video"]
+    audio = [float(p["pts_time"]) for p in every if p.get("codec_type") == "audio"]
+    return {
+        "video_frames": len(video),
+        "first_keyframe": bool(video) and video[0].get("flags", "").startswith("K"),
+        "audio_seconds": (max(audio) - min(audio)) if audio else 0.0,
+    }
+
+
 def sink_recordings(cluster: NodeCluster, ns: str, sink: str) -> Path:
     """The sink pod's recordings directory as the host sees it (the pod runs on the real
     node): a stat there costs nothing, where ``sink_files`` is an exec."""

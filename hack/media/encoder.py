@@ -14,13 +14,15 @@ import time
 
 from restream_operator.agent.ffmpeg import destination, preset_text
 
+FPS = 25  # the test pattern's frame rate unless told otherwise
+
 
 def publisher_argv(
     url: str,
     preset_fd: int,
     seconds: float | None,
     size: str = "640x360",
-    fps: int = 25,
+    fps: int = FPS,
     rw_timeout_s: float | None = None,
     gop: int | None = None,
     audio_delay_s: float = 0.0,
@@ -60,7 +62,7 @@ def gstreamer_argv(
     url: str,
     frames: int,
     *,
-    fps: int = 25,
+    fps: int = FPS,
     gop: int = 50,
     kbps: int = 1500,
     video: bool = True,

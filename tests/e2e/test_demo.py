@@ -35,6 +35,15 @@ def test_make_demo_relays_a_real_stream_to_two_recording_sinks(tmp_path: Path) -
         for sink in ("youtube", "twitch"):
             sizes = re.findall(rf" (\d+) \w+ +\d+ [\d:]+ demo-{sink}-\d+\.flv", out)
             assert sizes and int(sizes[0]) > 500_000, f"{sink}: {sizes}"
+        # Each sink has the broadcast from the encoder's first frame, a keyframe, with audio.
+        tracks = re.findall(
+            r"sink-\S+ \S+\.flv: (\d+) video frames of the encoder's (\d+), the first a "
+            r"keyframe: (\w+); audio for ([\d.]+)s",
+            out,
+        )
+        assert len(tracks) == 2, out
+        for frames, made, keyframe, audio in tracks:
+            assert frames == made and keyframe == "True" and float(audio) > 9, tracks
         assert "What is simulated" not in out
         # while live: the on-air budget, and a change of the ingest waiting for the end
         assert re.search(r"launch-on-air +N/A +0 ", out), out
