@@ -268,8 +268,9 @@ def test_no_key_is_reported_not_fatal(tmp_path: Path) -> None:
 
 
 def test_ready_unless_failing_idle_included(tmp_path: Path) -> None:
-    """/readyz (the pod's readiness): 200 while Idle, Connecting afresh or Live; 503 from
-    the first failure until Live again, reconnect attempts included (no flapping)."""
+    """/readyz (the pod's readiness): 200 while Idle (waiting on the stream), Connecting
+    afresh or Live; 503 from the first failure until Live again, reconnect attempts
+    included (no flapping)."""
 
     async def scenario(relay: Relay, ingest: Ingest, _: Path) -> None:
         readyz = relay.routes()[("GET", "/readyz")]
@@ -426,9 +427,16 @@ def test_ffmpeg_waits_on_the_stream_before_a_broadcast(tmp_path: Path) -> None:
     its start is missed, no new process is needed."""
 
     async def scenario(relay: Relay, ingest: Ingest, out: Path) -> None:
+        readyz = relay.routes()[("GET", "/readyz")]
+
+        async def ready() -> int:
+            return (await readyz(Request("GET", "/readyz", {}, {}, b"", "::1"))).status
+
         await _until(lambda: out.exists() and len(_calls(out)) == 1)
-        await asyncio.sleep(0.3)
         assert relay.state == RelayState.IDLE
+        assert await ready() == 503  # not yet known to be let play
+        await _until(lambda: relay.waiting_on_stream)
+        assert await ready() == 200  # Ready: the next broadcast is relayed from its start
         ingest.doc = {"publishing": True, "since": "2024-01-01T00:00:01.000Z"}
         await _until(lambda: relay.state == RelayState.LIVE)
         assert len([c for c in _calls(out) if "argv" in c]) == 1

@@ -75,6 +75,7 @@ INGEST_CONNECT_TIMEOUT = 2.0
 LIVE_BYTES = 1024  # more than FLV/TS headers and metadata: media is flowing
 BITRATE_WINDOW = 5.0
 MAX_ERROR = 300
+WAIT_RETRY_MIN, WAIT_RETRY_MAX = 0.5, 2.0
 INPUT_ENDED = "the ingest stream ended"
 INPUT = "input"  # what ffmpeg's lines call the ingest's play session (a pipe's path)
 
@@ -151,8 +152,13 @@ class Relay:
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._backoff = Backoff(cfg.min_delay, cfg.max_delay)
-        self._waiting_backoff = Backoff(cfg.min_delay, cfg.max_delay)
+        # Waiting on the stream fails while the ingest starts (its nginx not listening yet):
+        # try again soon, or a broadcast begun meanwhile would be joined a GOP late.
+        self._waiting_backoff = Backoff(WAIT_RETRY_MIN, WAIT_RETRY_MAX)
         self._waiting_error: str | None = None
+        # An ffmpeg has waited on the stream without being refused (or a broadcast is
+        # relayed): a broadcast beginning now reaches the destination from its first frame.
+        self.waiting_on_stream = False
         self._repeats = RepeatCounter(cfg.failed_after)
         self._budget = process.LineBudget()
         self._dest: Destination | None = None
@@ -258,6 +264,7 @@ class Relay:
         while not self._stop.is_set():
             if self.publishing is None:
                 # The ingest cannot be asked: there is no stream to wait on yet.
+                self.waiting_on_stream = False
                 self._enter(RelayState.IDLE)
                 await self._wait(lambda: self.publishing is not None, None)
                 continue
@@ -281,6 +288,7 @@ class Relay:
     async def _rewait_after(self, outcome: _Outcome) -> None:
         """ffmpeg ended while waiting for a broadcast (the ingest restarted, or refused the
         play): wait on the stream again, after a growing delay, saying so once."""
+        self.waiting_on_stream = False
         if outcome.error != self._waiting_error:
             log.warning("cannot wait on the ingest's stream: %s", self._redact(outcome.error))
             self._waiting_error = outcome.error
@@ -422,7 +430,9 @@ class Relay:
                     await process.stop(proc)  # SIGINT: ffmpeg finishes the stream, closes
                     return None, True
                 if run.input_since is None:
-                    continue  # waiting for a broadcast: nothing is due yet
+                    # Waiting for a broadcast: a refused play would have ended it by now.
+                    self.waiting_on_stream = True
+                    continue
                 reason = self._late_track(run) or self._watchdog(run, tcp)
                 if reason is not None and run.live_since is None:
                     await self._ask_ingest()
@@ -516,6 +526,7 @@ class Relay:
         run.out_time_us, run.last_advance = out_time_us, now
         if run.live_since is None and out_time_us > 0 and run.total_size > LIVE_BYTES:
             run.live_since = now
+            self.waiting_on_stream = True  # its play was accepted: the next one will be
             self._enter(RelayState.LIVE)
 
     def _on_stderr(self, line: str) -> None:
@@ -619,8 +630,12 @@ class Relay:
             # alerts (KubePodNotReady), stalls `kubectl rollout status` and ends in
             # ProgressDeadlineExceeded. A destination that fails is not Ready until it
             # is Live again (not at each reconnect attempt: the pod would flap).
-            ok = self.state in (RelayState.IDLE, RelayState.LIVE) or (
-                self.state == RelayState.CONNECTING and self._backoff.failures == 0
+            # Idle counts once ffmpeg waits on the ingest's stream: a pod that reports Ready
+            # gets the next broadcast from its first keyframe.
+            ok = (
+                (self.state == RelayState.IDLE and self.waiting_on_stream)
+                or self.state == RelayState.LIVE
+                or (self.state == RelayState.CONNECTING and self._backoff.failures == 0)
             )
             return Response.text(f"{self.state.value}\n", 200 if ok else 503)
 
