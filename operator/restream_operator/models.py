@@ -534,6 +534,11 @@ class IngestStatus(Model):
     """Name of the Secret holding the stream key (key streamKey unless referenced)."""
     hls_url: str | None = None
     """In-cluster HLS playback URL, when spec.playback.hls is true."""
+    video_codec: str | None = None
+    """Video codec of the broadcast that is on, as the ingest saw it (H264, HEVC, AV1,
+    VP9...). The Relayable condition says whether this release relays it."""
+    audio_codec: str | None = None
+    """Audio codec of the broadcast that is on, as the ingest saw it (AAC, MP3, Opus...)."""
 
 
 class LiveStreamStatus(Model):
@@ -557,7 +562,9 @@ class LiveStreamStatus(Model):
         default_factory=list,
         json_schema_extra=_k8s(list_type="map", list_map_keys=["type"]),
     )
-    """Ready, IngestReady, Broadcasting and RestreamsReady."""
+    """Ready, IngestReady, Broadcasting, RestreamsReady, Relayable (whether this release
+    relays the codecs the encoder publishes, and why not), Reconciling, Stalled and
+    UpdatePending."""
     restreams: list[RestreamStatus] = Field(
         default_factory=list,
         json_schema_extra=_k8s(list_type="map", list_map_keys=["name"]),

@@ -15,7 +15,10 @@ cannot be told a key without putting it in argv. The agent:
 * verifies an rtmps:// destination's certificate unless told not to, and reports why a
   destination cannot be reached (a refused certificate, key, passphrase or connection, a
   name that does not resolve, a timeout) in words, not as ffmpeg's "Input/output error";
-* treats the end of a broadcast (ffmpeg's input ends) as no error: Idle, logged at info.
+* treats the end of a broadcast (ffmpeg's input ends) as no error: Idle, logged at info;
+* does not run ffmpeg while the ingest says the broadcast cannot be relayed (a codec
+  this release does not relay, e.g. HEVC over Enhanced RTMP): Idle, with the ingest's
+  reason as lastError, instead of failing in a loop on "Input/output error".
 
 Its own cost matters (DESIGN §8: at most 1.3 times a plain ffmpeg relay's CPU): nothing here
 polls faster than once a second while ffmpeg runs.
@@ -130,6 +133,7 @@ class Relay:
         self.restarts = 0
         self.last_error: str | None = None
         self.publishing: bool | None = None
+        self.not_relayed: str | None = None  # the ingest's notRelayableReason, if any
         self._session: str | None = None  # the ingest's `since`: new with each broadcast
         self._bytes_done = 0
         self._run: _Run | None = None
@@ -203,14 +207,21 @@ class Relay:
                 )
                 publishing: bool | None = bool(doc.get("publishing"))
                 session = doc.get("since")
+                not_relayed = (
+                    doc.get("notRelayableReason") if doc.get("relayable") is False else None
+                )
                 reported = False
             except (OSError, ValueError, TimeoutError) as e:
-                publishing, session = None, self._session
+                publishing, session, not_relayed = None, self._session, self.not_relayed
                 if not reported:
                     log.warning("ingest status unavailable: %s", e)
                     reported = True
-            changed = publishing != self.publishing or session != self._session
-            self.publishing, self._session = publishing, session
+            changed = (publishing, session, not_relayed) != (
+                self.publishing,
+                self._session,
+                self.not_relayed,
+            )
+            self.publishing, self._session, self.not_relayed = publishing, session, not_relayed
             if changed:
                 self._wake.set()
             elif time.monotonic() - asked < self.cfg.poll_interval:
@@ -246,6 +257,12 @@ class Relay:
                 self._repeats.reset()
                 await self._wait(lambda: self.publishing is True, None)
                 continue
+            if self.not_relayed is not None:
+                self._enter(RelayState.IDLE, self.not_relayed)
+                self._backoff.reset()
+                self._repeats.reset()
+                await self._wait(lambda: self.not_relayed is None or not self.publishing, None)
+                continue
             session = self._session
             outcome = await self._run_ffmpeg()
             if self._stop.is_set() or outcome is None:
@@ -276,6 +293,10 @@ class Relay:
         )
         if not interrupted and not self._stop.is_set():
             self.restarts += 1
+
+    def _hold(self) -> bool:
+        """ffmpeg must not run now: no broadcast, or one it cannot relay."""
+        return self.publishing is False or self.not_relayed is not None
 
     def _spawn_args(self) -> tuple[list[str], list[int]]:
         """ffmpeg's argv and the two pipes it reads its secrets from."""
@@ -340,10 +361,10 @@ class Relay:
         reason, on_purpose = None, False
         tcp = tcpwatch.TcpWatch(proc.pid)
         while not exited.done():
-            await self._wait(lambda: exited.done() or self.publishing is False, WATCHDOG_EVERY)
+            await self._wait(lambda: exited.done() or self._hold(), WATCHDOG_EVERY)
             if exited.done():
                 break
-            if self._stop.is_set() or self.publishing is False:
+            if self._stop.is_set() or self._hold():
                 on_purpose = True
                 await process.stop(proc)  # SIGINT: ffmpeg finishes the stream and closes
                 break
