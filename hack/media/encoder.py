@@ -11,8 +11,13 @@ import os
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 
 from restream_operator.agent.ffmpeg import destination, preset_text
+
+AAC = ("-c:a", "aac", "-b:a", "64k")
+# FLV carries MP3 at 44.1, 22.05 or 11.025 kHz only.
+MP3 = ("-c:a", "libmp3lame", "-b:a", "64k", "-ar", "44100")
 
 
 def publisher_argv(
@@ -22,9 +27,11 @@ def publisher_argv(
     size: str = "640x360",
     fps: int = 25,
     rw_timeout_s: float | None = None,
+    audio: Sequence[str] = AAC,
 ) -> list[str]:
     """ffmpeg's argv; ``rw_timeout_s``: give up on a connection that stops moving, as an
-    encoder does (then something may reconnect it)."""
+    encoder does (then something may reconnect it); ``audio``: the audio encoder's
+    options (AAC; MP3 for a test of what else is relayed)."""
     duration = ["-t", f"{seconds:g}"] if seconds is not None else []
     give_up = ["-rw_timeout", str(int(rw_timeout_s * 1e6))] if rw_timeout_s else []
     return [
@@ -35,7 +42,7 @@ def publisher_argv(
         "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
         "-g", str(fps), "-keyint_min", str(fps), "-b:v", "1200k", "-maxrate", "1200k",
         "-bufsize", "600k", "-pix_fmt", "yuv420p",
-        "-c:a", "aac", "-b:a", "64k",
+        *audio,
         *give_up,
         "-fpre", f"/dev/fd/{preset_fd}", "-f", "flv", url,
     ]  # fmt: skip

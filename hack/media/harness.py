@@ -30,7 +30,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import yaml
 
 from hack import waiting
-from hack.media.encoder import preset_pipe, publisher_argv
+from hack.media.encoder import AAC, preset_pipe, publisher_argv
+from hack.media.ertmp import KEY_ENV
 from restream_operator.agent import contract
 from restream_operator.render.nginx import RTMP_MODULE, NginxParams, nginx_conf
 
@@ -538,13 +539,26 @@ class SrtSink:
 
 
 def start_publisher(
-    procs: Processes, ingest: Ingest, key: str, seconds: float | None = None
+    procs: Processes,
+    ingest: Ingest,
+    key: str,
+    seconds: float | None = None,
+    audio: Sequence[str] = AAC,
 ) -> Proc:
     url, fd = preset_pipe(ingest.publish_url(), key)
     try:
-        return procs.start("publisher", publisher_argv(url, fd, seconds), pass_fds=[fd])
+        argv = publisher_argv(url, fd, seconds, audio=audio)
+        return procs.start("publisher", argv, pass_fds=[fd])
     finally:
         os.close(fd)
+
+
+def start_ertmp_publisher(
+    procs: Processes, url: str, key: str, codec: str = "hevc", seconds: float = 3600
+) -> Proc:
+    """hack/media/ertmp.py: ``codec`` over Enhanced RTMP, the key in its environment."""
+    argv = [sys.executable, "-m", "hack.media.ertmp", url, "--codec", codec]
+    return procs.start(f"ertmp-{codec}", [*argv, "--seconds", f"{seconds:g}"], {KEY_ENV: key})
 
 
 # -- looking at results ---------------------------------------------------------------
