@@ -85,3 +85,16 @@ def test_relay_bench_prints_resources_latencies_and_first_byte() -> None:
             rf"^bench wall time {NUM} s$",
         ],
     )
+
+
+@pytest.mark.media
+def test_probe_bench_prints_the_agent_cpu_with_and_without_the_probe() -> None:
+    smoke(
+        "probe",
+        [
+            rf"^ingest agent with the probe\s+{NUM}%\s+nginx worker {NUM}%$",
+            rf"^ingest agent without the probe\s+{NUM}%\s+nginx worker {NUM}%$",
+            rf"^the probe's cost\s+-?{NUM}% in the agent, [+-]{NUM}% in nginx$",
+            rf"^bench wall time {NUM} s$",
+        ],
+    )

@@ -259,7 +259,7 @@ def _annex_b(hvcc: bytes, samples: list[bytes]) -> bytes:
 
 
 async def _play_from_the_start(
-    port: int, publish: Callable[[], Proc], seconds: float
+    port: int, publish: Callable[[], object], seconds: float
 ) -> list[rtmp.Message]:
     """Plays before ``publish()`` starts the publisher (nginx's idle_streams), so that the
     SequenceStart, which nginx caches for H.264 only, reaches the player too."""
