@@ -184,14 +184,13 @@ class Probe:
             except (OSError, TimeoutError, rtmp.RtmpError) as e:
                 why = str(e) or type(e).__name__
             self.findings.played_at = self.findings.video_at = None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self._backoff.next_delay())
             if self._stop.is_set():
-                break
-            delay = self._backoff.next_delay()
+                break  # the end of the broadcast, which also ends the play: no news
             # The first attempt may race nginx's own start of the stream: debug.
             level = logging.WARNING if self.plays else logging.DEBUG
-            log.log(level, "probe play ended: %s; again in %.2f s", why, delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), delay)
+            log.log(level, "probe play ended during the broadcast: %s; playing again", why)
 
     async def _play_once(self) -> None:
         client = await rtmp.Client.connect(
