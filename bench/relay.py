@@ -54,15 +54,15 @@ SMOKE = {
 # -- the stream -----------------------------------------------------------------------
 
 
-def encode_clip(root: Path, seconds: int) -> Path:
+def encode_clip(root: Path, seconds: int, kbps: int = 3000) -> Path:
     clip = root / "clip.flv"
     subprocess.run(
         ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
          "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
          "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
          "-t", str(seconds), "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency",
-         "-g", "30", "-keyint_min", "30", "-b:v", "3000k", "-maxrate", "3000k",
-         "-bufsize", "3000k", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k",
+         "-g", "30", "-keyint_min", "30", "-b:v", f"{kbps}k", "-maxrate", f"{kbps}k",
+         "-bufsize", f"{kbps}k", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k",
          "-f", "flv", "-y", str(clip)],
         check=True, timeout=300,
     )  # fmt: skip

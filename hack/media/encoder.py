@@ -11,10 +11,14 @@ import os
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 
 from restream_operator.agent.ffmpeg import destination, preset_text
 
 FPS = 25  # the test pattern's frame rate unless told otherwise
+AAC = ("-c:a", "aac", "-b:a", "64k")
+# FLV carries MP3 at 44.1, 22.05 or 11.025 kHz only.
+MP3 = ("-c:a", "libmp3lame", "-b:a", "64k", "-ar", "44100")
 
 
 def publisher_argv(
@@ -27,12 +31,14 @@ def publisher_argv(
     gop: int | None = None,
     audio_delay_s: float = 0.0,
     bframes: bool = False,
+    audio: Sequence[str] = AAC,
 ) -> list[str]:
     """ffmpeg's argv; ``rw_timeout_s``: give up on a connection that stops moving, as an
     encoder does (then something may reconnect it). ``gop``: frames between keyframes
     (default: one a second). ``audio_delay_s``: the first audio leaves that much after the
     first video (as an encoder whose audio device opens late). ``bframes``: x264 with
-    B-frames and lookahead (veryfast, profile high) instead of ultrafast zerolatency."""
+    B-frames and lookahead (veryfast, profile high) instead of ultrafast zerolatency.
+    ``audio``: the audio encoder's options (AAC; MP3 for a test of what else is relayed)."""
     duration = ["-t", f"{seconds:g}"] if seconds is not None else []
     give_up = ["-rw_timeout", str(int(rw_timeout_s * 1e6))] if rw_timeout_s else []
     gop = gop or fps
@@ -50,7 +56,7 @@ def publisher_argv(
         "-c:v", "libx264", *x264,
         "-g", str(gop), "-keyint_min", str(gop), "-b:v", "1200k", "-maxrate", "1200k",
         "-bufsize", "600k", "-pix_fmt", "yuv420p",
-        "-c:a", "aac", "-b:a", "64k",
+        *audio,
         # Each packet leaves when it is made: a late track is not waited for.
         *(["-max_interleave_delta", "0"] if audio_delay_s else []),
         *give_up,

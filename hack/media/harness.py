@@ -31,6 +31,7 @@ import yaml
 
 from hack import waiting
 from hack.media.encoder import gstreamer_argv, preset_pipe, publisher_argv
+from hack.media.ertmp import KEY_ENV
 from restream_operator.agent import contract
 from restream_operator.render.nginx import RTMP_MODULE, NginxParams, nginx_conf
 
@@ -555,6 +556,14 @@ def start_gstreamer(
     """GStreamer publishing ``frames`` video frames; ``options``: gstreamer_argv's."""
     url = f"{ingest.publish_url()}/{key}"
     return procs.start("gstreamer", gstreamer_argv(url, frames, **options))
+
+
+def start_ertmp_publisher(
+    procs: Processes, url: str, key: str, codec: str = "hevc", seconds: float = 3600
+) -> Proc:
+    """hack/media/ertmp.py: ``codec`` over Enhanced RTMP, the key in its environment."""
+    argv = [sys.executable, "-m", "hack.media.ertmp", url, "--codec", codec]
+    return procs.start(f"ertmp-{codec}", [*argv, "--seconds", f"{seconds:g}"], {KEY_ENV: key})
 
 
 # -- looking at results ---------------------------------------------------------------

@@ -534,6 +534,14 @@ class IngestStatus(Model):
     """Name of the Secret holding the stream key (key streamKey unless referenced)."""
     hls_url: str | None = None
     """In-cluster HLS playback URL, when spec.playback.hls is true."""
+    video_codec: str | None = None
+    """Video codec of the broadcast that is on, as the ingest saw it (H264, HEVC, AV1,
+    VP9...). The Relayable condition says whether this release relays it."""
+    audio_codec: str | None = None
+    """Audio codec of the broadcast that is on, as the ingest saw it (AAC, MP3, Opus...)."""
+    missing_tracks: list[Annotated[str, Field(description="video or audio")]] | None = None
+    """Tracks (video, audio) the encoder announced but has not sent: the destinations lack
+    them. The Relayable condition says so too (reason TrackMissing)."""
 
 
 class LiveStreamStatus(Model):
@@ -557,7 +565,9 @@ class LiveStreamStatus(Model):
         default_factory=list,
         json_schema_extra=_k8s(list_type="map", list_map_keys=["type"]),
     )
-    """Ready, IngestReady, Broadcasting and RestreamsReady."""
+    """Ready, IngestReady, Broadcasting, RestreamsReady, Relayable (whether this release
+    relays the codecs the encoder publishes, and why not), Reconciling, Stalled and
+    UpdatePending."""
     restreams: list[RestreamStatus] = Field(
         default_factory=list,
         json_schema_extra=_k8s(list_type="map", list_map_keys=["name"]),

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from . import endpoints, models, naming
+from .agent.codecs import RELAYED
 from .agent.contract import IngestAgentStatus, RelayAgentStatus
+from .agent.probe import missing_text
 from .models import RestreamState
 from .render import Owner
 from .render.relay import tls_verification
@@ -34,6 +36,9 @@ READY = "Ready"
 INGEST_READY = "IngestReady"
 BROADCASTING = "Broadcasting"
 RESTREAMS_READY = "RestreamsReady"
+RELAYABLE = "Relayable"
+CODEC_NOT_RELAYED = "CodecNotRelayed"
+TRACK_MISSING = "TrackMissing"
 # kstatus' abnormal-true pair, which Flux, Argo CD and `kubectl wait` read: in progress,
 # and cannot proceed without someone's help.
 RECONCILING = "Reconciling"
@@ -44,6 +49,7 @@ CONDITION_TYPES = (
     INGEST_READY,
     BROADCASTING,
     RESTREAMS_READY,
+    RELAYABLE,
     RECONCILING,
     STALLED,
     UPDATE_PENDING,
@@ -169,7 +175,11 @@ def _ingest_status(owner: Owner, settings: Settings, observed: Observed) -> dict
         out["externalUrl"] = f"rtmp://<node address>:{svc.node_port}/live"
     if owner.spec.playback.hls:
         out["hlsUrl"] = endpoints.hls_url(owner, settings)
-    return out
+    agent = observed.ingest_agent or {}
+    if agent.get("publishing"):
+        out["videoCodec"], out["audioCodec"] = agent.get("videoCodec"), agent.get("audioCodec")
+        out["missingTracks"] = agent.get("missingTracks") or None
+    return {k: v for k, v in out.items() if v is not None}
 
 
 Verdict = tuple[str, str, str]  # condition status, reason, message
@@ -197,6 +207,27 @@ def _broadcast_verdict(agent: IngestAgentStatus | None) -> Verdict:
         where = agent.get("clientAddress") or "an unknown address"
         return "True", "Publishing", f"an encoder publishes from {where}"
     return "False", "NoPublisher", "no encoder is publishing"
+
+
+def _relayable_verdict(agent: IngestAgentStatus | None) -> Verdict:
+    """Whether this release relays what the encoder publishes (the ingest's probe says)."""
+    relayed = f"this release relays {RELAYED}"
+    if agent is None:
+        return "Unknown", "AgentUnreachable", f"the ingest agent did not answer; {relayed}"
+    if not agent.get("publishing"):
+        return "Unknown", "NoPublisher", f"no encoder is publishing; {relayed}"
+    relayable = agent.get("relayable")
+    if relayable is False:
+        return "False", CODEC_NOT_RELAYED, agent.get("notRelayableReason") or relayed
+    if relayable is None:
+        return "Unknown", "Probing", f"the ingest has not seen the encoder's codecs yet; {relayed}"
+    missing = agent.get("missingTracks") or []
+    if missing:
+        # Relayed, but not whole: say it rather than show a silent destination as Live.
+        return "False", TRACK_MISSING, f"{missing_text(missing)}: the destinations lack it"
+    codecs = (agent.get("videoCodec"), "video"), (agent.get("audioCodec"), "audio")
+    tracks = [f"{codec} {kind}" for codec, kind in codecs if codec]
+    return "True", "Relayable", f"the encoder publishes {' and '.join(tracks)}; {relayed}"
 
 
 def _restream_entries(
@@ -265,6 +296,10 @@ def _restreams_verdict(
         return "False", "SecretMissing", "; ".join(relay_secrets)
     if not enabled:
         return "True", "NoRestreams", "no restream is enabled"
+    agent = observed.ingest_agent or {}
+    if broadcasting and agent.get("relayable") is False:
+        # The relays wait instead of failing: say why once, not "Idle" per restream.
+        return "False", CODEC_NOT_RELAYED, str(agent.get("notRelayableReason") or "")
     fine = {RestreamState.LIVE.value, RestreamState.CONNECTING.value}
     if not broadcasting or starting:
         fine.add(RestreamState.IDLE.value)
@@ -376,6 +411,7 @@ def compute_status(
         INGEST_READY: ingest_v,
         BROADCASTING: _broadcast_verdict(agent),
         RESTREAMS_READY: restreams_v,
+        RELAYABLE: _relayable_verdict(agent),
         RECONCILING: _reconciling_verdict(owner, generation, observed, stalled_v),
         STALLED: stalled_v,
         UPDATE_PENDING: _update_pending_verdict(observed, broadcasting),

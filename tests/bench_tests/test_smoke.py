@@ -105,3 +105,16 @@ def test_tracks_bench_prints_first_media_and_restart_gaps() -> None:
         ],
         timeout=180,
     )
+
+
+@pytest.mark.media
+def test_probe_bench_prints_the_agent_cpu_with_and_without_the_probe() -> None:
+    smoke(
+        "probe",
+        [
+            rf"^ingest agent with the probe\s+{NUM}%\s+nginx worker {NUM}%$",
+            rf"^ingest agent without the probe\s+{NUM}%\s+nginx worker {NUM}%$",
+            rf"^the probe's cost\s+-?{NUM}% in the agent, [+-]{NUM}% in nginx$",
+            rf"^bench wall time {NUM} s$",
+        ],
+    )

@@ -32,6 +32,7 @@ from hack.media.harness import (
     relay_command,
     render,
     rendered,
+    start_ertmp_publisher,
     start_ingest,
     start_publisher,
     start_relay,
@@ -203,6 +204,8 @@ def test_status_follows_the_real_agents(
             st = livestream_status(cluster, namespace)
             assert st["liveRestreams"] == "2/2"
             assert st["broadcastStartedAt"]
+            assert (st["ingest"]["videoCodec"], st["ingest"]["audioCodec"]) == ("H264", "AAC")
+            assert livestreams.condition(st, "Relayable") == "True"
             wait_for(
                 lambda: all(
                     (r.get("bitrateKbps") or 0) > 100
@@ -226,6 +229,25 @@ def test_status_follows_the_real_agents(
             st = livestream_status(cluster, namespace)
             assert st["broadcastEndedAt"]
             assert "Live" not in {r["state"] for r in st["restreams"]}
+
+            # HEVC over Enhanced RTMP: named, and said plainly that it is not relayed.
+            hevc = start_ertmp_publisher(procs, ingest.publish_url(), stream_key, "hevc")
+            wait_for(lambda: condition("Relayable") == "False", "Relayable False for HEVC", 20)
+            st = livestream_status(cluster, namespace)
+            relayable = next(c for c in st["conditions"] if c["type"] == "Relayable")
+            assert relayable["reason"] == "CodecNotRelayed"
+            assert relayable["message"].startswith("the encoder publishes HEVC video over")
+            assert st["ingest"]["videoCodec"] == "HEVC"
+            wait_for(
+                lambda: all(
+                    r["state"] == "Idle" and r.get("lastError") == relayable["message"]
+                    for r in livestream_status(cluster, namespace)["restreams"]
+                ),
+                "restreams waiting, saying why",
+                20,
+            )
+            assert condition("RestreamsReady") == "False"
+            hevc.stop(signal.SIGINT)
             for text in (json.dumps(st), private_operator.logs()):
                 for secret in (stream_key, token, *keys.values()):
                     assert secret not in text

@@ -471,3 +471,25 @@ def test_a_track_that_begins_after_the_analysis_makes_the_relay_reconnect(
         await _until(lambda: relay.state == RelayState.LIVE)
 
     run(tmp_path, "late-audio", scenario, min_delay=0.2, max_delay=0.2)
+
+
+def test_a_publish_that_cannot_be_relayed_stops_ffmpeg_and_waits_saying_why(
+    tmp_path: Path,
+) -> None:
+    reason = "the encoder publishes HEVC video over Enhanced RTMP; this release relays ..."
+
+    async def scenario(relay: Relay, ingest: Ingest, out: Path) -> None:
+        await _until(lambda: relay.state == RelayState.LIVE)
+        # The ingest's probe has seen the codec: ffmpeg is stopped, not failed and retried.
+        ingest.doc = {**ingest.doc, "relayable": False, "notRelayableReason": reason}
+        await _until(lambda: relay.state == RelayState.IDLE)
+        await _until(lambda: any("stopped" in c for c in _calls(out)))
+        calls = len(_calls(out))
+        await asyncio.sleep(0.5)
+        assert len(_calls(out)) == calls and relay.restarts == 0
+        assert relay.status()["lastError"] == reason
+        # A new broadcast that can be relayed starts ffmpeg again.
+        ingest.doc = {"publishing": True, "since": "2024-01-01T00:00:05.000Z", "relayable": True}
+        await _until(lambda: relay.state == RelayState.LIVE, 3)
+
+    run(tmp_path, "live", scenario)

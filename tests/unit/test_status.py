@@ -499,3 +499,97 @@ def test_kstatus_conditions(
     if observed.pending:
         message = next(c for c in status["conditions"] if c["type"] == "UpdatePending")["message"]
         assert "relay 'Youtube' (operator update: spec.x)" in message
+
+
+NOT_RELAYED = (
+    "the encoder publishes HEVC video over Enhanced RTMP; this release relays H.264 video"
+    " with AAC or MP3 audio, over classic RTMP: set the encoder's video codec to H.264"
+    " (x264 or NVENC H.264)"
+)
+HEVC_INGEST: IngestAgentStatus = {
+    **PUBLISHING,
+    "videoCodec": "HEVC",
+    "audioCodec": "AAC",
+    "relayable": False,
+    "notRelayableReason": NOT_RELAYED,
+}
+RELAYED = "this release relays H.264 video with AAC or MP3 audio, over classic RTMP"
+
+
+@pytest.mark.parametrize(
+    ("case", "agent", "relayable", "message", "codecs"),
+    [
+        ("agent unreachable", None, ("Unknown", "AgentUnreachable"), RELAYED, {}),
+        ("no broadcast", IDLE_INGEST, ("Unknown", "NoPublisher"), RELAYED, {}),
+        (
+            "broadcast, nothing seen yet: nginx's reading shows",
+            {**PUBLISHING, "videoCodec": "ScreenVideo", "relayable": None},
+            ("Unknown", "Probing"),
+            RELAYED,
+            {"videoCodec": "ScreenVideo"},
+        ),
+        (
+            "H.264 and AAC",
+            {**PUBLISHING, "videoCodec": "H264", "audioCodec": "AAC", "relayable": True},
+            ("True", "Relayable"),
+            f"the encoder publishes H264 video and AAC audio; {RELAYED}",
+            {"videoCodec": "H264", "audioCodec": "AAC"},
+        ),
+        (
+            "audio announced, none sent: relayed without it, and said",
+            {
+                **PUBLISHING,
+                "videoCodec": "H264",
+                "audioCodec": "AAC",
+                "relayable": True,
+                "missingTracks": ["audio"],
+            },
+            ("False", "TrackMissing"),
+            "the encoder announced audio but has sent none for 5 s: the destinations lack it",
+            {"videoCodec": "H264", "audioCodec": "AAC"},
+        ),
+        (
+            "HEVC over Enhanced RTMP",
+            HEVC_INGEST,
+            ("False", "CodecNotRelayed"),
+            NOT_RELAYED,
+            {"videoCodec": "HEVC", "audioCodec": "AAC"},
+        ),
+    ],
+)
+def test_relayable_condition_and_ingest_codecs(
+    case: str,
+    agent: IngestAgentStatus | None,
+    relayable: tuple[str, str],
+    message: str,
+    codecs: dict[str, str],
+) -> None:
+    status = run(Observed(deployments(), pods(), ingest_agent=agent))
+    assert cond(status, "Relayable") == relayable
+    assert message in next(c for c in status["conditions"] if c["type"] == "Relayable")["message"]
+    assert {k: v for k, v in status["ingest"].items() if k.endswith("Codec")} == codecs
+    assert status["ingest"].get("missingTracks") == (agent or {}).get("missingTracks")
+
+
+def test_a_publish_that_cannot_be_relayed_is_why_restreams_are_not_ready() -> None:
+    """The relays wait (Idle, with the reason): the LiveStream says why once, in
+    RestreamsReady and Ready, rather than 'Youtube: Idle; Twitch: Idle'."""
+    waiting = relay("Idle", lastError=NOT_RELAYED)
+    observed = Observed(
+        deployments(),
+        pods(),
+        ingest_agent=HEVC_INGEST,
+        relay_agents={"Youtube": waiting, "Twitch": waiting},
+    )
+    status = run(observed)
+    assert states(status) == {"Youtube": "Idle", "Twitch": "Idle", "Off": "Disabled"}
+    assert {r.get("lastError") for r in status["restreams"][:2]} == {NOT_RELAYED}
+    assert cond(status, "RestreamsReady") == ("False", "CodecNotRelayed")
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"], ready["message"]) == (
+        "False",
+        "RestreamsNotReady",
+        NOT_RELAYED,
+    )
+    # The same observation later writes nothing new.
+    assert run(observed, previous=status, now="2026-01-01T00:05:00Z") == status

@@ -71,6 +71,24 @@ class TlsVerification(StrEnum):
     INSECURE_SKIP_VERIFY = "InsecureSkipVerify"  # not checked: tls.insecureSkipVerify
 
 
+# The ingest's probe (agent/probe.py) plays the stream as a relay does and says a track
+# is missing when the encoder announced it (onMetaData) and none has arrived: audio within
+# TRACK_TIMEOUT seconds of the first video (nginx-rtmp holds audio until a player has
+# video), or of the play when no video is announced; video within VIDEO_TRACK_TIMEOUT
+# seconds, since a player starts at the next keyframe (OBS's default interval: 250 frames).
+TRACK_TIMEOUT = 5.0
+VIDEO_TRACK_TIMEOUT = 12.0
+TRACK_KINDS = ("video", "audio")
+
+
+class TrackStatus(TypedDict):
+    """One track as the ingest's probe saw it (codec names as in ``videoCodec``)."""
+
+    announced: str | None  # the codec onMetaData names (videocodecid/audiocodecid), if any
+    arrived: str | None  # the codec of the first media message that reached the probe
+    enhanced: bool  # signalled with Enhanced RTMP's FourCC (announced or arrived)
+
+
 class IngestAgentStatus(TypedDict, total=False):
     """GET /status of an ingest agent (JSON, camelCase keys)."""
 
@@ -78,9 +96,20 @@ class IngestAgentStatus(TypedDict, total=False):
     since: str | None  # RFC 3339; when `publishing` last changed
     clientAddress: str | None
     bitrateKbps: int | None
+    # The codecs the probe saw arrive (else announced); nginx stat's reading before that,
+    # which for Enhanced RTMP is wrong (e.g. "ScreenVideo" for HEVC).
     videoCodec: str | None
     audioCodec: str | None
     hlsUrl: str | None
+    # What the probe saw of this broadcast: "video"/"audio" -> TrackStatus; None while
+    # no broadcast is on or before the probe has played.
+    tracks: dict[str, TrackStatus] | None
+    # Tracks (TRACK_KINDS) announced but not arrived within their timeout: a relay would
+    # deliver the stream without them. [] when none is missing or nothing is known yet.
+    missingTracks: list[str]
+    # False when the probe saw a codec this release does not relay; None until it knows.
+    relayable: bool | None
+    notRelayableReason: str | None  # why not, in words (and what to set in the encoder)
 
 
 class RelayAgentStatus(TypedDict, total=False):

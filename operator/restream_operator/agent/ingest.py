@@ -6,7 +6,9 @@ key (compared in constant time) and only while nobody else publishes; the agent 
 answers with a redirect to ``STREAM_NAME``, which nginx-rtmp takes as the stream's new
 name, so the key is never a stream name, a stat entry or a play URL. Plays need the
 relays' token. ``/status`` is what relays poll to know when a broadcast starts and
-ends, and what the operator reads for ``status.broadcasting``.
+ends (and whether it can be relayed), and what the operator reads for
+``status.broadcasting``. While a broadcast is on, the probe (probe.py) plays it to say
+which codecs and tracks really arrive.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from .httpserver import Handler, HttpServer, Request, Response
 from .jsonlog import rfc3339
 from .metrics import CONTENT_TYPE, Exposition
 from .nginxconf import Layout
+from .probe import Findings, Probe, missing_text
 from .redact import Redactor
 
 log = logging.getLogger("restream.ingest")
@@ -120,6 +123,7 @@ class Ingest:
         self.layout = layout
         self._key = key.encode()
         self._token = token.encode()
+        self._token_text = token
         self._redact = redact
         self.publisher: Publisher | None = None
         self._since_t = time.time()
@@ -130,7 +134,10 @@ class Ingest:
         self._stat = _StatCache()
         self._stop = asyncio.Event()
         self._budget = process.LineBudget(limit=50)
-        self._changed = asyncio.Event()  # set (and replaced) whenever `since` changes
+        self._changed = asyncio.Event()  # set (and replaced) whenever /status changes
+        self._probe: Probe | None = None
+        self._probe_task: asyncio.Task[None] | None = None
+        self._said: set[str] = set()  # findings logged during this broadcast
 
     # -- nginx -----------------------------------------------------------------------
 
@@ -223,7 +230,49 @@ class Ingest:
 
     def stop(self) -> None:
         self._stop.set()
+        self._stop_probe()
         self._changed.set()  # release long polls: the server closes next
+
+    def _notify(self) -> None:
+        """Answers the long polls waiting on /status."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    # -- the probe --------------------------------------------------------------------
+
+    def _start_probe(self) -> None:
+        self._stop_probe()
+        if not self._token or self._stop.is_set():
+            return  # it plays as the relays do: without their token, nothing plays
+        probe = Probe(
+            self.layout.rtmp_host, self.layout.rtmp_port, self._token_text, self._on_probe_change
+        )
+        self._said = set()
+        self._probe, self._probe_task = probe, asyncio.create_task(probe.run())
+
+    def _on_probe_change(self) -> None:
+        probe = self._probe
+        if probe is not None:
+            self._report(probe.findings)
+        self._notify()
+
+    def _report(self, findings: Findings) -> None:
+        """Logs each finding once per broadcast."""
+        not_relayed, missing = findings.not_relayed(), findings.missing(time.monotonic())
+        for text, what in (
+            (not_relayed, "this broadcast cannot be relayed: %s"),
+            (missing_text(missing) if missing else None, "%s"),
+        ):
+            if text is not None and text not in self._said:
+                self._said.add(text)
+                log.warning(what, text)
+
+    def _stop_probe(self) -> None:
+        if self._probe is not None:
+            self._probe.stop()
+        if self._probe_task is not None:
+            self._probe_task.cancel()
+        self._probe = self._probe_task = None
 
     # -- publishers and players -------------------------------------------------------
 
@@ -235,12 +284,13 @@ class Ingest:
         self._since_t = max(time.time(), self._since_t + 0.001)
         self.publisher, self.since = publisher, rfc3339(self._since_t)
         self._stat = _StatCache()
-        self._changed.set()
-        self._changed = asyncio.Event()
+        self._notify()
         if publisher is not None:
             log.info("broadcast started", extra={"clientAddress": publisher.address})
+            self._start_probe()
         else:
             log.info("broadcast ended: %s", why)
+            self._stop_probe()
 
     async def on_publish(self, req: Request) -> Response:
         if not req.from_loopback:
@@ -348,6 +398,10 @@ class Ingest:
             "videoCodec": None,
             "audioCodec": None,
             "hlsUrl": self.cfg.hls_url if self.layout.hls else None,
+            "tracks": None,
+            "missingTracks": [],
+            "relayable": None,
+            "notRelayableReason": None,
         }
         if publisher is not None:
             stat = await self.stream_stat()
@@ -358,7 +412,22 @@ class Ingest:
                 doc["bitrateKbps"] = bitrate
                 doc["videoCodec"] = stat.video_codec
                 doc["audioCodec"] = stat.audio_codec
+            self._add_probe_findings(doc)
         return doc
+
+    def _add_probe_findings(self, doc: IngestAgentStatus) -> None:
+        findings = self._probe.findings if self._probe is not None else None
+        if findings is None or not findings.known:
+            return
+        # The probe's word beats nginx's guess, which misreads Enhanced RTMP.
+        if findings.video.codec is not None:
+            doc["videoCodec"] = findings.video.codec.name
+        if findings.audio.codec is not None:
+            doc["audioCodec"] = findings.audio.codec.name
+        doc["tracks"] = {"video": findings.video.status(), "audio": findings.audio.status()}
+        doc["missingTracks"] = findings.missing(time.monotonic())
+        doc["relayable"] = findings.relayable()
+        doc["notRelayableReason"] = findings.not_relayed()
 
     async def rtmp_accepting(self) -> bool:
         if not self.nginx_running:

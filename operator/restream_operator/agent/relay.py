@@ -16,7 +16,10 @@ cannot be told a key without putting it in argv. The agent:
 * verifies an rtmps:// destination's certificate unless told not to, and reports why a
   destination cannot be reached (a refused certificate, key, passphrase or connection, a
   name that does not resolve, a timeout) in words, not as ffmpeg's "Input/output error";
-* treats the end of a broadcast (ffmpeg's input ends) as no error: Idle, logged at info.
+* treats the end of a broadcast (ffmpeg's input ends) as no error: Idle, logged at info;
+* does not run ffmpeg while the ingest says the broadcast cannot be relayed (a codec
+  this release does not relay, e.g. HEVC over Enhanced RTMP): Idle, with the ingest's
+  reason as lastError, instead of failing in a loop on "Input/output error".
 
 Its own cost matters (DESIGN §8: at most 1.3 times a plain ffmpeg relay's CPU): nothing here
 polls faster than once a second while ffmpeg runs.
@@ -142,6 +145,7 @@ class Relay:
         self.restarts = 0
         self.last_error: str | None = None
         self.publishing: bool | None = None
+        self.not_relayed: str | None = None  # the ingest's notRelayableReason, if any
         self._session: str | None = None  # the ingest's `since`: new with each broadcast
         # The tracks the ingest reports for the broadcast on: (video codec, audio codec).
         self._tracks: tuple[str | None, str | None] = (None, None)
@@ -225,14 +229,21 @@ class Relay:
                 publishing: bool | None = bool(doc.get("publishing"))
                 session = doc.get("since")
                 self._tracks = (doc.get("videoCodec"), doc.get("audioCodec"))
+                not_relayed = (
+                    doc.get("notRelayableReason") if doc.get("relayable") is False else None
+                )
                 reported = False
             except (OSError, ValueError, TimeoutError) as e:
-                publishing, session = None, self._session
+                publishing, session, not_relayed = None, self._session, self.not_relayed
                 if not reported:
                     log.warning("ingest status unavailable: %s", e)
                     reported = True
-            changed = publishing != self.publishing or session != self._session
-            self.publishing, self._session = publishing, session
+            changed = (publishing, session, not_relayed) != (
+                self.publishing,
+                self._session,
+                self.not_relayed,
+            )
+            self.publishing, self._session, self.not_relayed = publishing, session, not_relayed
             if changed:
                 self._wake.set()
             elif time.monotonic() - asked < self.cfg.poll_interval:
@@ -272,6 +283,12 @@ class Relay:
                 self._enter(RelayState.IDLE)
                 self._backoff.reset()
                 self._repeats.reset()
+            if self.not_relayed is not None and self.publishing:
+                self._enter(RelayState.IDLE, self.not_relayed)
+                self._backoff.reset()
+                self._repeats.reset()
+                await self._wait(lambda: self.not_relayed is None or not self.publishing, None)
+                continue
             outcome = await self._run_ffmpeg()
             if self._stop.is_set() or outcome is None:
                 continue
@@ -486,9 +503,10 @@ class Relay:
         )
 
     def _unwanted(self, run: _Run) -> bool:
-        """Whether this run must stop: shutdown; the broadcast it relayed ended; or, while
-        it waits for one, the ingest went away or is another one (a new pod)."""
-        if self._stop.is_set():
+        """Whether this run must stop: shutdown; a broadcast it cannot relay; the broadcast
+        it relayed ended; or, while it waits for one, the ingest went away or is another
+        one (a new pod)."""
+        if self._stop.is_set() or self.not_relayed is not None:
             return True
         if run.input_since is not None:
             # An ingest that cannot be asked (None) may still be streaming: keep going.
