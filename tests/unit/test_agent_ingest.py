@@ -122,6 +122,32 @@ def test_status_long_poll_answers_when_a_broadcast_starts() -> None:
     asyncio.run(main())
 
 
+def test_a_long_poll_naming_an_older_version_answers_at_once() -> None:
+    """A change between a client's two requests (the probe's verdict, a moment after the
+    broadcast began) is not left waiting for the next one."""
+
+    async def main() -> None:
+        ingest = _ingest()
+        server = HttpServer(ingest.routes())
+        await server.start("127.0.0.1:0")
+        base = f"http://127.0.0.1:{server.port}"
+        try:
+            doc = json.loads((await httpclient.get(f"{base}/status", 2))[1])
+            ingest._notify()  # what the probe does when it learns something
+            url = f"{base}/status?wait=20&since={doc['since']}"
+            answer = json.loads((await httpclient.get(f"{url}&version={doc['version']}", 2))[1])
+            assert answer["version"] == doc["version"] + 1
+            held = asyncio.create_task(httpclient.get(f"{url}&version={answer['version']}", 25))
+            await asyncio.sleep(0.3)
+            assert not held.done()  # the current version: held until the next change
+            held.cancel()
+        finally:
+            ingest.stop()
+            await server.close()
+
+    asyncio.run(main())
+
+
 def test_http_server_basics() -> None:
     async def echo(req: Request) -> Response:
         return Response.json({"form": req.form(), "query": req.query, "peer": req.from_loopback})

@@ -94,6 +94,7 @@ class IngestAgentStatus(TypedDict, total=False):
 
     publishing: bool
     since: str | None  # RFC 3339; when `publishing` last changed
+    version: int  # counts changes of this document; ?wait=S&since=T&version=N long-polls
     clientAddress: str | None
     bitrateKbps: int | None
     # The codecs the probe saw arrive (else announced); nginx stat's reading before that,

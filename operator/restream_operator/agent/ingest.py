@@ -135,6 +135,9 @@ class Ingest:
         self._stop = asyncio.Event()
         self._budget = process.LineBudget(limit=50)
         self._changed = asyncio.Event()  # set (and replaced) whenever /status changes
+        # Counts those changes: a long poll that names an older one returns at once (a
+        # change between a client's two requests would otherwise wait for the next one).
+        self.version = 0
         self._probe: Probe | None = None
         self._probe_task: asyncio.Task[None] | None = None
         self._said: set[str] = set()  # findings logged during this broadcast
@@ -235,6 +238,7 @@ class Ingest:
 
     def _notify(self) -> None:
         """Answers the long polls waiting on /status."""
+        self.version += 1
         self._changed.set()
         self._changed = asyncio.Event()
 
@@ -393,6 +397,7 @@ class Ingest:
         doc: IngestAgentStatus = {
             "publishing": publisher is not None,
             "since": self.since,
+            "version": self.version,  # read first: a change while this is made shows next
             "clientAddress": publisher.address if publisher else None,
             "bitrateKbps": None,
             "videoCodec": None,
@@ -475,13 +480,14 @@ class Ingest:
         )
         return exp.text()
 
-    async def wait_for_change(self, since: str, seconds: float) -> None:
-        """Long poll: returns once ``since`` is not the current one, or after ``seconds``.
+    async def wait_for_change(self, since: str, seconds: float, version: int | None = None) -> None:
+        """Long poll: returns once ``since`` (or ``version``, when given) is not the current
+        one, or after ``seconds``.
 
-        Relays hold such a request open, so they learn of a broadcast at once and cost
-        the ingest nothing while it is idle.
+        Relays hold such a request open, so they learn of a broadcast, and of what the
+        probe finds in it, at once, and cost the ingest nothing while it is idle.
         """
-        if since != self.since:
+        if since != self.since or (version is not None and version != self.version):
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._changed.wait(), seconds)
@@ -489,8 +495,13 @@ class Ingest:
     def routes(self) -> dict[tuple[str, str], Handler]:
         async def status(req: Request) -> Response:
             wait, since = req.query.get("wait"), req.query.get("since")
+            version = req.query.get("version", [""])[0]
             if wait and since and wait[0].isdigit():
-                await self.wait_for_change(since[0], min(float(wait[0]), MAX_LONG_POLL))
+                await self.wait_for_change(
+                    since[0],
+                    min(float(wait[0]), MAX_LONG_POLL),
+                    int(version) if version.isdigit() else None,
+                )
             body = json.dumps(self._redact.value(await self.status(), keep=("since",)))
             return Response(200, body.encode() + b"\n", "application/json")
 

@@ -79,6 +79,7 @@ LIVE_BYTES = 1024  # more than FLV/TS headers and metadata: media is flowing
 BITRATE_WINDOW = 5.0
 MAX_ERROR = 300
 WAIT_RETRY_MIN, WAIT_RETRY_MAX = 0.5, 2.0
+END_GRACE = 2.0  # how long ffmpeg may take to finish once a broadcast has ended
 INPUT_ENDED = "the ingest stream ended"
 INPUT = "input"  # what ffmpeg's lines call the ingest's play session (a pipe's path)
 
@@ -147,6 +148,7 @@ class Relay:
         self.publishing: bool | None = None
         self.not_relayed: str | None = None  # the ingest's notRelayableReason, if any
         self._session: str | None = None  # the ingest's `since`: new with each broadcast
+        self._version: int | None = None  # the ingest's status version last read
         # The tracks the ingest reports for the broadcast on: (video codec, audio codec).
         self._tracks: tuple[str | None, str | None] = (None, None)
         self._bytes_done = 0
@@ -213,7 +215,8 @@ class Relay:
         if self._session is None:
             return self.cfg.ingest_status
         sep = "&" if "?" in self.cfg.ingest_status else "?"
-        return f"{self.cfg.ingest_status}{sep}wait={LONG_POLL}&since={quote(self._session)}"
+        url = f"{self.cfg.ingest_status}{sep}wait={LONG_POLL}&since={quote(self._session)}"
+        return url if self._version is None else f"{url}&version={self._version}"
 
     async def _watch_ingest(self) -> None:
         """Long-polls the ingest's /status: it answers when a broadcast starts or ends."""
@@ -228,6 +231,8 @@ class Relay:
                 )
                 publishing: bool | None = bool(doc.get("publishing"))
                 session = doc.get("since")
+                version = doc.get("version")
+                self._version = version if isinstance(version, int) else None
                 self._tracks = (doc.get("videoCodec"), doc.get("audioCodec"))
                 not_relayed = (
                     doc.get("notRelayableReason") if doc.get("relayable") is False else None
@@ -298,7 +303,7 @@ class Relay:
             # The input ends for every relay when the encoder leaves, a moment before the
             # ingest says so: that is the end of a broadcast, not an error.
             patience = 1.0 if outcome.input_ended else 0.3
-            if await self._wait(lambda: self.publishing is False, patience):
+            if await self._wait(self._no_retry, patience):
                 continue
             await self._retry_after(outcome, outcome.session)
 
@@ -327,9 +332,7 @@ class Relay:
             extra={"delaySeconds": delay, "consecutiveFailures": self._backoff.failures},
         )
         # A broadcast that ends or a new one that begins cuts the wait short.
-        interrupted = await self._wait(
-            lambda: self.publishing is False or self._session != session, delay
-        )
+        interrupted = await self._wait(lambda: self._no_retry() or self._session != session, delay)
         if not interrupted and not self._stop.is_set():
             self.restarts += 1
 
@@ -444,6 +447,13 @@ class Relay:
                     run.session = self._session
                     self._enter(RelayState.CONNECTING)
                 if self._unwanted(run):
+                    if run.input_since is not None and self.publishing is False:
+                        # The broadcast ended: ffmpeg's input ends too (UnpublishNotify), and
+                        # ffmpeg then writes out what it holds; a signal now would cut the
+                        # last frames off.
+                        await asyncio.wait([exited], timeout=END_GRACE)
+                        if exited.done():
+                            return None, True
                     await process.stop(proc)  # SIGINT: ffmpeg finishes the stream, closes
                     return None, True
                 if run.input_since is None:
@@ -501,6 +511,11 @@ class Relay:
             f"the encoder's {run.late_track} began more than {TRACK_WAIT_US / 1e6:g} s after "
             "the broadcast did: reconnecting so that it is relayed too"
         )
+
+    def _no_retry(self) -> bool:
+        """A failed run is not retried: the broadcast ended, or it cannot be relayed (the
+        verdict may come just after ffmpeg failed on what it could not read)."""
+        return self.publishing is False or self.not_relayed is not None
 
     def _unwanted(self, run: _Run) -> bool:
         """Whether this run must stop: shutdown; a broadcast it cannot relay; the broadcast
