@@ -9,6 +9,7 @@ import pytest
 from restream_operator.agent.contract import DEFAULT_CA_FILE, TlsVerification
 from restream_operator.agent.ffmpeg import (
     MAX_PRESET_LINE,
+    RTMP_SEND_BUFFER,
     DestinationError,
     ProgressParser,
     Tls,
@@ -71,7 +72,11 @@ def test_rtmp_split_follows_ffmpeg(url: str, app: str, playpath: str) -> None:
 def test_rtmp_destination_keeps_the_key_out_of_the_url() -> None:
     d = destination("rtmp://a.rtmp.youtube.com/live2", "s3cr3t-key")
     assert d.url == "rtmp://a.rtmp.youtube.com/live2"
-    assert d.options == {"rtmp_app": "live2", "rtmp_playpath": "s3cr3t-key"}
+    assert d.options == {
+        "send_buffer_size": str(RTMP_SEND_BUFFER),  # bounds a frozen destination's backlog
+        "rtmp_app": "live2",
+        "rtmp_playpath": "s3cr3t-key",
+    }
     assert d.shown == "rtmp://a.rtmp.youtube.com/live2/***"
 
 

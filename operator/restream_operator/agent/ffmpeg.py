@@ -36,6 +36,11 @@ DEFAULT_PORTS = {"rtmp": 1935, "rtmps": 443}  # ffmpeg's, when a URL names none
 MAX_PRESET_LINE = 990
 # What libsrt accepts as SRTO_PASSPHRASE.
 SRT_PASSPHRASE_LENGTH = range(10, 80)
+# SO_SNDBUF of an RTMP(S) destination's connection (ffmpeg's tcp option, which rtmp and tls
+# pass down; Linux doubles it). Unbounded, Linux lets it grow to 4 MiB: 11 s of a 3 Mbit/s
+# stream that a destination which stopped reading gets as a burst of stale media when it
+# resumes. 256 KiB still carries 10 Mbit/s over a 200 ms round trip.
+RTMP_SEND_BUFFER = 256 * 1024
 
 
 class DestinationError(ValueError):
@@ -139,7 +144,11 @@ def destination(
     verification = None
     if scheme in RTMP_SCHEMES:
         app, playpath = rtmp_app_playpath(full)
-        options = {"rtmp_app": app, "rtmp_playpath": playpath}
+        options = {
+            "send_buffer_size": str(RTMP_SEND_BUFFER),
+            "rtmp_app": app,
+            "rtmp_playpath": playpath,
+        }
         if scheme == "rtmps":
             tls = tls or Tls()
             verification = tls.verification
