@@ -85,7 +85,9 @@ class RelayConfig:
     max_delay: float = 10.0
     listen: str = f"0.0.0.0:{contract.AGENT_PORT}"
     stall_timeout: float = 5.0
-    connect_timeout: float = 10.0
+    # From ffmpeg's start to Live (see Relay._connect_deadline): under 5 s, a destination
+    # that accepts the connection but never answers (frozen) leaves Connecting in time.
+    connect_timeout: float = 4.0
     healthy_after: float = 30.0
     poll_interval: float = 0.5  # between status requests when long-polling is not possible
     failed_after: int = 5
@@ -105,7 +107,6 @@ class _Run:
     live_since: float | None = None
     last_stderr: str | None = None
     cause: str | None = None  # why it could not connect, when ffmpeg said so
-    stuck_since: float | None = None
     samples: collections.deque[tuple[float, int]] = field(
         default_factory=lambda: collections.deque(maxlen=16)
     )
@@ -338,9 +339,11 @@ class Relay:
         exited = asyncio.create_task(proc.wait())
         exited.add_done_callback(lambda _: self._wake.set())
         reason, on_purpose = None, False
-        tcp = tcpwatch.TcpWatch(proc.pid)
+        tcp = tcpwatch.TcpWatch(proc.pid, timer_hold=self.cfg.stall_timeout)
         while not exited.done():
-            await self._wait(lambda: exited.done() or self.publishing is False, WATCHDOG_EVERY)
+            await self._wait(
+                lambda: exited.done() or self.publishing is False, self._next_check(run)
+            )
             if exited.done():
                 break
             if self._stop.is_set() or self.publishing is False:
@@ -373,23 +376,29 @@ class Relay:
         error = reason or (None if about_input else run.cause) or run.last_stderr
         return _Outcome(error or f"ffmpeg exited ({code})", live_for)
 
+    def _connect_deadline(self, run: _Run) -> float:
+        """When a run that is not Live yet has taken too long. Counted from ffmpeg's start,
+        which is when the ingest has a stream to send it today: the one place to change
+        when ffmpeg starts earlier and waits for input."""
+        return run.started + self.cfg.connect_timeout
+
+    def _next_check(self, run: _Run) -> float:
+        """Seconds until the watchdog looks again: every second, and at the deadline."""
+        if run.live_since is not None:
+            return WATCHDOG_EVERY
+        return max(0.0, min(WATCHDOG_EVERY, self._connect_deadline(run) - time.monotonic()))
+
     def _watchdog(self, run: _Run, tcp: tcpwatch.TcpWatch) -> str | None:
         """Why this run must be killed now, or None."""
         now = time.monotonic()
         if run.live_since is None:
-            if now - run.started > self.cfg.connect_timeout:
+            if now >= self._connect_deadline(run):
                 return connect_timed_out(self.cfg.server_url, self.cfg.connect_timeout)
             return None
         if now - run.last_advance > self.cfg.stall_timeout:
             return f"stalled: no progress for {self.cfg.stall_timeout:g} s"
-        why = tcp.stuck()
-        if why is None:
-            run.stuck_since = None
-        elif run.stuck_since is None:
-            run.stuck_since = now
-        elif now - run.stuck_since > self.cfg.stall_timeout:
-            return f"stalled: {why} for {self.cfg.stall_timeout:g} s"
-        return None
+        why = tcp.stuck(now)
+        return None if why is None else f"stalled: {why}"
 
     def _on_progress(self, run: _Run, out_time_us: int | None, total_size: int | None) -> None:
         now = time.monotonic()
