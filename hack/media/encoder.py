@@ -22,6 +22,7 @@ def publisher_argv(
     size: str = "640x360",
     fps: int = 25,
     rw_timeout_s: float | None = None,
+    video_bitrate: str = "1200k",
 ) -> list[str]:
     """ffmpeg's argv; ``rw_timeout_s``: give up on a connection that stops moving, as an
     encoder does (then something may reconnect it)."""
@@ -33,8 +34,9 @@ def publisher_argv(
         "-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
         *duration,
         "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
-        "-g", str(fps), "-keyint_min", str(fps), "-b:v", "1200k", "-maxrate", "1200k",
-        "-bufsize", "600k", "-pix_fmt", "yuv420p",
+        "-g", str(fps), "-keyint_min", str(fps), "-b:v", video_bitrate,
+        "-maxrate", video_bitrate, "-bufsize", f"{int(video_bitrate.rstrip('k')) // 2}k",
+        "-pix_fmt", "yuv420p",
         "-c:a", "aac", "-b:a", "64k",
         *give_up,
         "-fpre", f"/dev/fd/{preset_fd}", "-f", "flv", url,

@@ -528,7 +528,9 @@ class SrtSink:
             f"srt-sink-{self.port}",
             [
                 "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
-                "-f", "mpegts", "-i", url, "-map", "0", "-c", "copy", "-y", str(out),
+                "-f", "mpegts", "-i", url, "-map", "0", "-c", "copy",
+                # Written as it comes (not in 256 KiB blocks): a growing file is a live stream.
+                "-flush_packets", "1", "-y", str(out),
             ],
         )  # fmt: skip
         return self
@@ -538,11 +540,16 @@ class SrtSink:
 
 
 def start_publisher(
-    procs: Processes, ingest: Ingest, key: str, seconds: float | None = None
+    procs: Processes,
+    ingest: Ingest,
+    key: str,
+    seconds: float | None = None,
+    video_bitrate: str = "1200k",
 ) -> Proc:
     url, fd = preset_pipe(ingest.publish_url(), key)
     try:
-        return procs.start("publisher", publisher_argv(url, fd, seconds), pass_fds=[fd])
+        argv = publisher_argv(url, fd, seconds, video_bitrate=video_bitrate)
+        return procs.start("publisher", argv, pass_fds=[fd])
     finally:
         os.close(fd)
 

@@ -7,7 +7,8 @@ cannot be told a key without putting it in argv. The agent:
 * runs ffmpeg only while the ingest reports a publisher, starting it the moment a
   broadcast begins (it long-polls the ingest agent's /status);
 * kills a run that stops making progress: ``out_time_us`` in ffmpeg's -progress output
-  stops advancing, or the destination's TCP connection stops taking data;
+  stops advancing, or the destination stops reading (tcpwatch: its TCP window) or
+  answering (srtwatch: no SRT acknowledgement), and one that is not Live 4 s after start;
 * restarts with doubling delays between --min-delay and --max-delay, reset after a
   healthy run, and never exits on its own (the pod must not crash-loop);
 * hands the key, the play token and an SRT passphrase to ffmpeg through pipes (see
@@ -33,13 +34,15 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 from urllib.parse import quote
 
 from .. import httpclient
-from . import contract, process, tcpwatch
+from . import contract, process, srtwatch, tcpwatch
 from .backoff import Backoff, RepeatCounter
 from .contract import RelayAgentStatus, RelayState, TlsVerification
 from .ffmpeg import (
+    SRT_SCHEME,
     Destination,
     DestinationError,
     ProgressParser,
@@ -110,6 +113,13 @@ class _Run:
     samples: collections.deque[tuple[float, int]] = field(
         default_factory=lambda: collections.deque(maxlen=16)
     )
+
+
+class _Watch(Protocol):
+    """What the watchdog asks of the kernel about ffmpeg's destination (tcpwatch, srtwatch)."""
+
+    def stuck(self, now: float | None = None) -> str | None: ...
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -339,7 +349,7 @@ class Relay:
         exited = asyncio.create_task(proc.wait())
         exited.add_done_callback(lambda _: self._wake.set())
         reason, on_purpose = None, False
-        tcp = tcpwatch.TcpWatch(proc.pid, timer_hold=self.cfg.stall_timeout)
+        watch = self._destination_watch(proc.pid)
         while not exited.done():
             await self._wait(
                 lambda: exited.done() or self.publishing is False, self._next_check(run)
@@ -350,11 +360,11 @@ class Relay:
                 on_purpose = True
                 await process.stop(proc)  # SIGINT: ffmpeg finishes the stream and closes
                 break
-            reason = self._watchdog(run, tcp)
+            reason = self._watchdog(run, watch)
             if reason is not None:
                 proc.kill()  # it is stuck in blocking I/O: a polite signal would wait on it
                 break
-        tcp.close()
+        watch.close()
         code = await exited
         await asyncio.wait(readers, timeout=2.0)
         for task in readers:
@@ -388,7 +398,12 @@ class Relay:
             return WATCHDOG_EVERY
         return max(0.0, min(WATCHDOG_EVERY, self._connect_deadline(run) - time.monotonic()))
 
-    def _watchdog(self, run: _Run, tcp: tcpwatch.TcpWatch) -> str | None:
+    def _destination_watch(self, pid: int) -> _Watch:
+        if self.cfg.server_url.lower().startswith(f"{SRT_SCHEME}://"):
+            return srtwatch.SrtWatch(pid)
+        return tcpwatch.TcpWatch(pid, timer_hold=self.cfg.stall_timeout)
+
+    def _watchdog(self, run: _Run, watch: _Watch) -> str | None:
         """Why this run must be killed now, or None."""
         now = time.monotonic()
         if run.live_since is None:
@@ -397,7 +412,7 @@ class Relay:
             return None
         if now - run.last_advance > self.cfg.stall_timeout:
             return f"stalled: no progress for {self.cfg.stall_timeout:g} s"
-        why = tcp.stuck(now)
+        why = watch.stuck(now)
         return None if why is None else f"stalled: {why}"
 
     def _on_progress(self, run: _Run, out_time_us: int | None, total_size: int | None) -> None:
