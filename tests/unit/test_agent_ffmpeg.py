@@ -264,6 +264,10 @@ def test_srt_destination_moves_the_streamid_to_options() -> None:
     d = destination("srt://h:9000?streamid=old&latency=120000", "s3cr3t")
     assert d.url == "srt://h:9000?latency=120000"
     assert d.options == {"streamid": "s3cr3t"}
+    # the relay's handshake timeout, in libsrt's milliseconds (a connect_timeout in the
+    # URL's query still wins: libsrt reads the query after the options)
+    timed = destination("srt://h:9000?latency=120000", "s3cr3t", handshake_timeout=2.0)
+    assert timed.options == {"streamid": "s3cr3t", "connect_timeout": "2000"}
     assert d.shown == "srt://h:9000?latency=120000&streamid=***"
 
 

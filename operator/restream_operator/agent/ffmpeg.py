@@ -132,8 +132,15 @@ class Destination:
 
 
 def destination(
-    server_url: str, key: str, *, tls: Tls | None = None, passphrase: str = ""
+    server_url: str,
+    key: str,
+    *,
+    tls: Tls | None = None,
+    passphrase: str = "",
+    handshake_timeout: float | None = None,
 ) -> Destination:
+    """``handshake_timeout`` (s): how long libsrt waits for an srt:// destination to answer
+    (its ``connect_timeout``, 3 s by default; one in the URL's query wins)."""
     full = compose_url(server_url, key)
     shown = compose_url(server_url, MASK).replace(quote(MASK), MASK) if key else server_url
     parts = urlsplit(server_url)
@@ -164,6 +171,8 @@ def destination(
         url = urlunsplit(parts._replace(query=urlencode(without, quote_via=quote)))
         if key:
             options = {"streamid": key}
+        if handshake_timeout is not None:
+            options["connect_timeout"] = str(round(handshake_timeout * 1000))
         if passphrase:
             if len(passphrase) not in SRT_PASSPHRASE_LENGTH:
                 raise DestinationError(
@@ -321,7 +330,7 @@ _CAUSES: tuple[tuple[re.Pattern[str], str], ...] = (
         re.compile(rf"\[tcp\] Connection to {_ADDRESS} failed: (.+)"),
         f"cannot connect to {{0}}: {{1}} ({_CHECK_URL})",
     ),
-    # libsrt gives ffmpeg no reason when a caller's handshake gets no answer (3 s).
+    # libsrt gives ffmpeg no reason when a caller's handshake gets no answer in time.
     (
         re.compile(rf"\[srt\] Connection to {_ADDRESS} failed: "),
         "SRT: connection setup with {0} failed: no answer to the handshake (is an SRT "

@@ -157,7 +157,15 @@ class Relay:
             self._config_error = f"{contract.ENV_DESTINATION_KEY} is not set"
         else:
             try:
-                self._dest = destination(cfg.server_url, key, tls=cfg.tls, passphrase=passphrase)
+                # ffmpeg's own SRT handshake gives up first and says why, with time left
+                # for the input to open within the connect timeout.
+                self._dest = destination(
+                    cfg.server_url,
+                    key,
+                    tls=cfg.tls,
+                    passphrase=passphrase,
+                    handshake_timeout=cfg.connect_timeout / 2,
+                )
                 if self._dest.tls is not None and cfg.tls.verify:
                     check_ca_file(cfg.tls.ca_file)
             except DestinationError as e:
