@@ -3,7 +3,7 @@
 A destination that stops reading (frozen, overloaded) gives ffmpeg no error, and its
 progress only stops once the kernel's send buffers are full. The kernel knows much
 earlier: each ACK of the peer advertises how much more it can take, its receive window,
-and the window's right edge (bytes acknowledged + window) moves on only when the peer's
+and the window's right edge (bytes acknowledged + window) moves on as the peer's
 application reads. sock_diag returns both (``tcp_info``: ``tcpi_bytes_acked``,
 ``tcpi_snd_wnd``) for one socket in one netlink round trip.
 
@@ -54,7 +54,8 @@ NO_COOKIE = 0xFFFFFFFF
 INET_DIAG_INFO = 2  # the rtattr holding struct tcp_info
 INET_DIAG_MSG = struct.Struct("=BBBB4x16s16s4s8xIIIII")  # struct inet_diag_msg: 72 bytes
 RTATTR = struct.Struct("=HH")
-# struct tcp_info (include/uapi/linux/tcp.h) up to tcpi_snd_wnd (Linux 5.4), 232 bytes.
+# struct tcp_info (include/uapi/linux/tcp.h) up to tcpi_snd_wnd, 232 bytes; a kernel whose
+# struct ends before it gets the timer rule only.
 TCP_INFO = struct.Struct("=8B24I4Q6I4Q2I2Q4I")
 TCPI_BYTES_ACKED = 34  # field indexes in TCP_INFO.unpack's tuple
 TCPI_SND_WND = 53
@@ -65,7 +66,7 @@ TCPI_SND_WND = 53
 WINDOW_HOLD = 2.0
 MIN_UNREAD = 32 * 1024
 
-STOPPED_READING = "the destination stopped reading (its TCP receive window stopped moving)"
+STOPPED_READING = "the destination stopped reading (its TCP receive window is closing)"
 ZERO_WINDOW = "the destination stopped reading (TCP zero window)"
 RETRANSMITTING = "the destination does not acknowledge (TCP retransmissions)"
 
