@@ -18,7 +18,7 @@ acknowledged bytes or into a zero window.
 It cannot trip on a healthy reader, whatever the network. The edge falls short of the
 acknowledged bytes only by what the peer holds unread when it sends its ACK; to trip,
 that must exceed half of what it acknowledged over ``WINDOW_HOLD`` s, i.e. the reader
-is a second behind the stream and its kernel holds that second unread: it stopped. ACKs
+is about a second behind the stream, its kernel holding that second unread: it stopped. ACKs
 delayed or lost by jitter move neither the edge nor the acknowledged count, so they delay
 the verdict instead of making one; late, reordered ACKs do not update the window we see
 (RFC 9293 3.10.7.4, the SND.WL1/WL2 check). A window held small by the receiver's clamp
@@ -60,10 +60,12 @@ TCP_INFO = struct.Struct("=8B24I4Q6I4Q2I2Q4I")
 TCPI_BYTES_ACKED = 34  # field indexes in TCP_INFO.unpack's tuple
 TCPI_SND_WND = 53
 
-# The window rule's numbers. Detection takes WINDOW_HOLD to WINDOW_HOLD + the watchdog's
-# period after the peer stops; a shorter hold would let a reader half a second behind
-# (a garbage-collection pause) look stopped.
-WINDOW_HOLD = 2.0
+# The window rule's numbers. The hold is two of the watchdog's periods (each at least 1 s)
+# with room for rounding, so that a peer that stops is caught at the second look after the
+# last one that saw it reading (a look soon after it stopped still does): 2 to 3 s after it
+# stopped (measured 2.0 to 3.0 s, bench/freeze.py). A shorter hold would let a
+# reader half a second behind (a garbage-collection pause) look stopped.
+WINDOW_HOLD = 1.9
 MIN_UNREAD = 32 * 1024
 
 STOPPED_READING = "the destination stopped reading (its TCP receive window is closing)"
