@@ -32,6 +32,7 @@ def publisher_argv(
     audio_delay_s: float = 0.0,
     bframes: bool = False,
     audio: Sequence[str] = AAC,
+    video_bitrate: str = "1200k",
 ) -> list[str]:
     """ffmpeg's argv; ``rw_timeout_s``: give up on a connection that stops moving, as an
     encoder does (then something may reconnect it). ``gop``: frames between keyframes
@@ -54,8 +55,9 @@ def publisher_argv(
         *delay, "-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
         *duration,
         "-c:v", "libx264", *x264,
-        "-g", str(gop), "-keyint_min", str(gop), "-b:v", "1200k", "-maxrate", "1200k",
-        "-bufsize", "600k", "-pix_fmt", "yuv420p",
+        "-g", str(gop), "-keyint_min", str(gop), "-b:v", video_bitrate,
+        "-maxrate", video_bitrate, "-bufsize", f"{int(video_bitrate.rstrip('k')) // 2}k",
+        "-pix_fmt", "yuv420p",
         *audio,
         # Each packet leaves when it is made: a late track is not waited for.
         *(["-max_interleave_delta", "0"] if audio_delay_s else []),

@@ -529,7 +529,9 @@ class SrtSink:
             f"srt-sink-{self.port}",
             [
                 "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
-                "-f", "mpegts", "-i", url, "-map", "0", "-c", "copy", "-y", str(out),
+                "-f", "mpegts", "-i", url, "-map", "0", "-c", "copy",
+                # Written as it comes (not in 256 KiB blocks): a growing file is a live stream.
+                "-flush_packets", "1", "-y", str(out),
             ],
         )  # fmt: skip
         return self

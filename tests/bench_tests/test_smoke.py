@@ -118,3 +118,28 @@ def test_probe_bench_prints_the_agent_cpu_with_and_without_the_probe() -> None:
             rf"^bench wall time {NUM} s$",
         ],
     )
+
+
+@pytest.mark.media
+def test_freeze_bench_prints_detection_recovery_and_bursts() -> None:
+    figure = rf"median\s+{NUM} s\s+\({NUM}\)$"
+    smoke(
+        "freeze",
+        [
+            r"^rtmp destination, 300kbit/s video:$",
+            *(
+                rf"^\s+{label}\s+{figure}"
+                for label in (
+                    "left Live after SIGSTOP",
+                    "longest Connecting while frozen",
+                    "Live again after SIGCONT",
+                    "stale tail of the frozen session",
+                    "burst in the sessions after it",
+                    "longest sibling stall",
+                )
+            ),
+            r"^\s+siblings Live throughout\s+True$",
+            rf"^bench wall time {NUM} s$",
+        ],
+        timeout=240,
+    )

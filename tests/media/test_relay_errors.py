@@ -48,12 +48,13 @@ from hack.media.harness import (
 from restream_operator import models, naming
 from restream_operator.agent import contract
 from restream_operator.agent.redact import secret_forms
+from restream_operator.agent.relay import RelayConfig
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(180)]
 
 NAME = "failing"
 # A refusal shows within a second or two; a connection that hangs takes the agent's
-# connect timeout (10 s) and the first retry delay (1 s) to show.
+# connect timeout (4 s) and the first retry delay (1 s) to show.
 SETTLE = 20.0
 UNRESOLVABLE = "nohost.invalid"  # RFC 6761: never resolves
 RESTREAMS = {
@@ -74,8 +75,8 @@ REFUSED = (
 )
 CHECK = "is the server URL's host and port right?"
 TIMED_OUT = (
-    "timed out connecting to 127.0.0.1:{port}: no media reached the destination within 10 s "
-    f"({CHECK} is its scheme right?)"
+    "timed out connecting to 127.0.0.1:{port}: no media reached the destination within "
+    f"{RelayConfig.connect_timeout:g} s ({CHECK} is its scheme right?)"
 )
 # restream -> its lastError ({port}: where its destination landed on loopback)
 EXPECTED = {

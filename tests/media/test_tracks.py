@@ -155,14 +155,14 @@ def test_an_audio_only_publish_is_reported_not_relayed(plane: RecordingPlane) ->
     """nginx holds audio until video comes (it must, for relays that join a broadcast under
     way to get both tracks at once), and the platforms refuse audio alone: each relay says
     so instead of blaming the destination."""
-    encoder = _gstreamer(plane, 20 * FPS, video=False)()
+    encoder = _gstreamer(plane, 30 * FPS, video=False)()
     try:
 
         def told() -> bool:
             errors = [plane.relay_status(n)["lastError"] or "" for n in DESTINATIONS]
             return all("no video" in e for e in errors)
 
-        wait_for(told, "every relay to say there is no video", 20)
+        wait_for(told, "every relay to say there is no video", 30)
         assert "Live" not in plane.states().values()
     finally:
         encoder.stop(signal.SIGINT)

@@ -9,6 +9,7 @@ import pytest
 from restream_operator.agent.contract import DEFAULT_CA_FILE, TlsVerification
 from restream_operator.agent.ffmpeg import (
     MAX_PRESET_LINE,
+    RTMP_SEND_BUFFER,
     DestinationError,
     ProgressParser,
     Tls,
@@ -73,7 +74,11 @@ def test_rtmp_split_follows_ffmpeg(url: str, app: str, playpath: str) -> None:
 def test_rtmp_destination_keeps_the_key_out_of_the_url() -> None:
     d = destination("rtmp://a.rtmp.youtube.com/live2", "s3cr3t-key")
     assert d.url == "rtmp://a.rtmp.youtube.com/live2"
-    assert d.options == {"rtmp_app": "live2", "rtmp_playpath": "s3cr3t-key"}
+    assert d.options == {
+        "send_buffer_size": str(RTMP_SEND_BUFFER),  # bounds a frozen destination's backlog
+        "rtmp_app": "live2",
+        "rtmp_playpath": "s3cr3t-key",
+    }
     assert d.shown == "rtmp://a.rtmp.youtube.com/live2/***"
 
 
@@ -261,6 +266,10 @@ def test_srt_destination_moves_the_streamid_to_options() -> None:
     d = destination("srt://h:9000?streamid=old&latency=120000", "s3cr3t")
     assert d.url == "srt://h:9000?latency=120000"
     assert d.options == {"streamid": "s3cr3t"}
+    # the relay's handshake timeout, in libsrt's milliseconds (a connect_timeout in the
+    # URL's query still wins: libsrt reads the query after the options)
+    timed = destination("srt://h:9000?latency=120000", "s3cr3t", handshake_timeout=2.0)
+    assert timed.options == {"streamid": "s3cr3t", "connect_timeout": "2000"}
     assert d.shown == "srt://h:9000?latency=120000&streamid=***"
 
 

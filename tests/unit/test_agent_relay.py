@@ -50,6 +50,8 @@ if mode != "ingest-refused":  # as ffmpeg waits on the ingest's stream: until a 
                 f.write(json.dumps({"stopped": "SIGINT", "waiting": True}) + "\n")
             sys.exit(0)
         time.sleep(0.02)
+    import socket  # the input's and, now that it has a keyframe, the destination's
+    sockets = [socket.socket(), socket.socket()]
 if mode == "untrusted":  # what ffmpeg prints when the certificate is refused, and exits
     for line in ("[tls @ 0x%x] Peer certificate failed verification",
                  "[rtmps @ 0x%x] Cannot open connection tls://h:443"):

@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     rel.add_argument(
         "--connect-timeout",
         type=float,
-        default=10.0,
+        default=3.5,  # RelayConfig.connect_timeout's, which says why
         help="restart ffmpeg when no media reached the destination this long (s) after start",
     )
     rel.add_argument(

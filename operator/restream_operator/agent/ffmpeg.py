@@ -36,6 +36,11 @@ DEFAULT_PORTS = {"rtmp": 1935, "rtmps": 443}  # ffmpeg's, when a URL names none
 MAX_PRESET_LINE = 990
 # What libsrt accepts as SRTO_PASSPHRASE.
 SRT_PASSPHRASE_LENGTH = range(10, 80)
+# SO_SNDBUF of an RTMP(S) destination's connection (ffmpeg's tcp option, which rtmp and tls
+# pass down; Linux doubles it). Unbounded, Linux lets it grow to 4 MiB: 11 s of a 3 Mbit/s
+# stream that a destination which stopped reading gets as a burst of stale media when it
+# resumes. 256 KiB still carries 10 Mbit/s over a 200 ms round trip.
+RTMP_SEND_BUFFER = 256 * 1024
 
 
 class DestinationError(ValueError):
@@ -127,8 +132,15 @@ class Destination:
 
 
 def destination(
-    server_url: str, key: str, *, tls: Tls | None = None, passphrase: str = ""
+    server_url: str,
+    key: str,
+    *,
+    tls: Tls | None = None,
+    passphrase: str = "",
+    handshake_timeout: float | None = None,
 ) -> Destination:
+    """``handshake_timeout`` (s): how long libsrt waits for an srt:// destination to answer
+    (its ``connect_timeout``, 3 s by default; one in the URL's query wins)."""
     full = compose_url(server_url, key)
     shown = compose_url(server_url, MASK).replace(quote(MASK), MASK) if key else server_url
     parts = urlsplit(server_url)
@@ -139,7 +151,11 @@ def destination(
     verification = None
     if scheme in RTMP_SCHEMES:
         app, playpath = rtmp_app_playpath(full)
-        options = {"rtmp_app": app, "rtmp_playpath": playpath}
+        options = {
+            "send_buffer_size": str(RTMP_SEND_BUFFER),
+            "rtmp_app": app,
+            "rtmp_playpath": playpath,
+        }
         if scheme == "rtmps":
             tls = tls or Tls()
             verification = tls.verification
@@ -155,6 +171,8 @@ def destination(
         url = urlunsplit(parts._replace(query=urlencode(without, quote_via=quote)))
         if key:
             options = {"streamid": key}
+        if handshake_timeout is not None:
+            options["connect_timeout"] = str(round(handshake_timeout * 1000))
         if passphrase:
             if len(passphrase) not in SRT_PASSPHRASE_LENGTH:
                 raise DestinationError(
@@ -326,7 +344,7 @@ _CAUSES: tuple[tuple[re.Pattern[str], str], ...] = (
         re.compile(rf"\[tcp\] Connection to {_ADDRESS} failed: (.+)"),
         f"cannot connect to {{0}}: {{1}} ({_CHECK_URL})",
     ),
-    # libsrt gives ffmpeg no reason when a caller's handshake gets no answer (3 s).
+    # libsrt gives ffmpeg no reason when a caller's handshake gets no answer in time.
     (
         re.compile(rf"\[srt\] Connection to {_ADDRESS} failed: "),
         "SRT: connection setup with {0} failed: no answer to the handshake (is an SRT "

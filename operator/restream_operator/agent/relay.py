@@ -8,7 +8,8 @@ cannot be told a key without putting it in argv. The agent:
   destination gets it from its first keyframe (it long-polls the ingest agent's /status
   to know when one begins and ends), and has it wait for every track the encoder sends;
 * kills a run that stops making progress: ``out_time_us`` in ffmpeg's -progress output
-  stops advancing, or the destination's TCP connection stops taking data;
+  stops advancing, or the destination stops reading (tcpwatch: its TCP window) or
+  answering (srtwatch: no SRT acknowledgement), and one that is not Live 4 s after start;
 * restarts with doubling delays between --min-delay and --max-delay, reset after a
   healthy run, and never exits on its own (the pod must not crash-loop);
 * hands the key, the play token and an SRT passphrase to ffmpeg through pipes (see
@@ -37,14 +38,16 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 from urllib.parse import quote
 
 from .. import httpclient
-from . import contract, process, tcpwatch
+from . import contract, process, srtwatch, tcpwatch
 from .backoff import Backoff, RepeatCounter
 from .contract import RelayAgentStatus, RelayState, TlsVerification
 from .ffmpeg import (
     ANALYZE_SHORT_US,
+    SRT_SCHEME,
     TRACK_WAIT_US,
     Destination,
     DestinationError,
@@ -80,6 +83,10 @@ BITRATE_WINDOW = 5.0
 MAX_ERROR = 300
 WAIT_RETRY_MIN, WAIT_RETRY_MAX = 0.5, 2.0
 END_GRACE = 2.0  # how long ffmpeg may take to finish once a broadcast has ended
+# The longest keyframe interval waited for before a relay that joins a broadcast under way
+# may connect to its destination (OBS's default, 250 frames, is 8.3 s at 30 fps).
+KEYFRAME_WAIT = 12.0
+OUTPUT_POLL = 0.1  # how often a run that has input looks for its destination socket
 INPUT_ENDED = "the ingest stream ended"
 INPUT = "input"  # what ffmpeg's lines call the ingest's play session (a pipe's path)
 
@@ -95,7 +102,11 @@ class RelayConfig:
     max_delay: float = 10.0
     listen: str = f"0.0.0.0:{contract.AGENT_PORT}"
     stall_timeout: float = 5.0
-    connect_timeout: float = 10.0
+    # From ffmpeg's connecting to the destination to Live (see Relay._connect_deadline):
+    # with a relay's wait for a keyframe before it, under 5 s at a 1 s keyframe interval,
+    # so a destination that accepts the connection but never answers (frozen) leaves
+    # Connecting in time.
+    connect_timeout: float = 3.5
     healthy_after: float = 30.0
     poll_interval: float = 0.5  # between status requests when long-polling is not possible
     failed_after: int = 5
@@ -113,16 +124,23 @@ class _Run:
     session: str | None  # the ingest's `since` when it started, or when its broadcast did
     # When the ingest reported the broadcast this run relays; None while it waits for one.
     input_since: float | None = None
+    output_since: float | None = None  # when ffmpeg began to connect to the destination
     late_track: str | None = None  # a track that began after ffmpeg's analysis
     out_time_us: int | None = None
     total_size: int = 0
     live_since: float | None = None
     last_stderr: str | None = None
     cause: str | None = None  # why it could not connect, when ffmpeg said so
-    stuck_since: float | None = None
     samples: collections.deque[tuple[float, int]] = field(
         default_factory=lambda: collections.deque(maxlen=16)
     )
+
+
+class _Watch(Protocol):
+    """What the watchdog asks of the kernel about ffmpeg's destination (tcpwatch, srtwatch)."""
+
+    def stuck(self, now: float | None = None) -> str | None: ...
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -173,7 +191,15 @@ class Relay:
             self._config_error = f"{contract.ENV_DESTINATION_KEY} is not set"
         else:
             try:
-                self._dest = destination(cfg.server_url, key, tls=cfg.tls, passphrase=passphrase)
+                # ffmpeg's own SRT handshake gives up first and says why, with time left
+                # for the input to open within the connect timeout.
+                self._dest = destination(
+                    cfg.server_url,
+                    key,
+                    tls=cfg.tls,
+                    passphrase=passphrase,
+                    handshake_timeout=cfg.connect_timeout / 2,
+                )
                 if self._dest.tls is not None and cfg.tls.verify:
                     check_ca_file(cfg.tls.ca_file)
             except DestinationError as e:
@@ -434,11 +460,11 @@ class Relay:
         def begun() -> bool:
             return run.input_since is None and self.publishing is True
 
-        tcp = tcpwatch.TcpWatch(proc.pid)
+        watch = self._destination_watch(proc.pid)
         try:
             while not exited.done():
                 await self._wait(
-                    lambda: exited.done() or begun() or self._unwanted(run), WATCHDOG_EVERY
+                    lambda: exited.done() or begun() or self._unwanted(run), self._next_check(run)
                 )
                 if exited.done():
                     break
@@ -460,7 +486,9 @@ class Relay:
                     # Waiting for a broadcast: a refused play would have ended it by now.
                     self.waiting_on_stream = True
                     continue
-                reason = self._late_track(run) or self._watchdog(run, tcp)
+                if run.output_since is None and len(tcpwatch.socket_inodes(proc.pid)) > 1:
+                    run.output_since = time.monotonic()  # the destination's turn has come
+                reason = self._late_track(run) or self._watchdog(run, watch)
                 if reason is not None and run.live_since is None:
                     await self._ask_ingest()
                     reason = self._no_media() or reason
@@ -469,7 +497,7 @@ class Relay:
                     return reason, False
             return None, False
         finally:
-            tcp.close()
+            watch.close()
 
     def _outcome(self, run: _Run, code: int, reason: str | None, live_for: float) -> _Outcome:
         if run.input_since is None and self.publishing is not True:
@@ -530,24 +558,45 @@ class Relay:
             self.publishing is False and self._session != run.session
         )
 
-    def _watchdog(self, run: _Run, tcp: tcpwatch.TcpWatch) -> str | None:
+    def _connect_deadline(self, run: _Run) -> float:
+        """When a run that is not Live yet has taken too long: connect_timeout after ffmpeg
+        began to connect to the destination (its second socket, after the ingest's). It
+        does so once the ingest's stream has given it a keyframe: a relay that joins a
+        broadcast under way waits for the next one, a GOP at most (KEYFRAME_WAIT)."""
+        if run.output_since is not None:
+            return run.output_since + self.cfg.connect_timeout
+        assert run.input_since is not None
+        return run.input_since + KEYFRAME_WAIT + self.cfg.connect_timeout
+
+    def _next_check(self, run: _Run) -> float:
+        """Seconds until the watchdog looks again: every second, and at the deadline."""
+        if run.live_since is not None or run.input_since is None:
+            return WATCHDOG_EVERY
+        if run.output_since is None:
+            return OUTPUT_POLL  # the connect timeout counts from the destination's socket
+        return max(0.0, min(WATCHDOG_EVERY, self._connect_deadline(run) - time.monotonic()))
+
+    def _destination_watch(self, pid: int) -> _Watch:
+        if self.cfg.server_url.lower().startswith(f"{SRT_SCHEME}://"):
+            return srtwatch.SrtWatch(pid)
+        return tcpwatch.TcpWatch(pid, timer_hold=self.cfg.stall_timeout)
+
+    def _watchdog(self, run: _Run, watch: _Watch) -> str | None:
         """Why this run must be killed now, or None."""
         now = time.monotonic()
         if run.live_since is None:
-            assert run.input_since is not None
-            if now - run.input_since > self.cfg.connect_timeout:
+            if now >= self._connect_deadline(run):
+                if run.output_since is None:
+                    return (
+                        f"no keyframe from the encoder within {KEYFRAME_WAIT:g} s: a relay "
+                        "starts on one (set the encoder's keyframe interval to 2 s)"
+                    )
                 return connect_timed_out(self.cfg.server_url, self.cfg.connect_timeout)
             return None
         if now - run.last_advance > self.cfg.stall_timeout:
             return f"stalled: no progress for {self.cfg.stall_timeout:g} s"
-        why = tcp.stuck()
-        if why is None:
-            run.stuck_since = None
-        elif run.stuck_since is None:
-            run.stuck_since = now
-        elif now - run.stuck_since > self.cfg.stall_timeout:
-            return f"stalled: {why} for {self.cfg.stall_timeout:g} s"
-        return None
+        why = watch.stuck(now)
+        return None if why is None else f"stalled: {why}"
 
     def _on_progress(self, run: _Run, out_time_us: int | None, total_size: int | None) -> None:
         now = time.monotonic()
