@@ -2,12 +2,12 @@
 
 On 127.0.0.1, the product's ingest and two relays with recording nginx-rtmp sinks
 (hack/media/plane.py). For each encoder (ffmpeg and GStreamer, x264 with B-frames and
-lookahead): the seconds from the broadcast's start (the ingest's `since`, the moment the
-encoder was let publish) to each destination's first media, median over the runs and both
-destinations (the two are polled together every 5 ms or so: a start that comes as a burst,
-as GStreamer's does, reads as 0, or a few ms below it). Then, during a broadcast, one relay's ffmpeg is killed: the seconds until that
-destination has media again (the relay's first reconnect delay, then the encoder's next
-keyframe: nginx-rtmp keeps no GOP to start a late player from).
+lookahead): the seconds from the encoder's first packet at the ingest (nginx's stat page)
+to each destination's first media, median over the runs and both destinations. The two are
+polled together every 5 ms or so: a start that comes as a burst, as GStreamer's does, reads
+as 0, or a few ms below it. Then, during a broadcast, one relay's ffmpeg is killed: the
+seconds until that destination has media again (the relay's first reconnect delay, then the
+encoder's next keyframe: nginx-rtmp keeps no GOP to start a late player from).
 
     .venv/bin/python -m bench.tracks [--runs 3]
     .venv/bin/python -m bench.tracks --smoke    # seconds: that it runs (make test)
