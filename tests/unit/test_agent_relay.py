@@ -79,6 +79,11 @@ for i in range(100000):
         with open(out, "a") as f:
             f.write(json.dumps({"stopped": "SIGINT"}) + "\n")
         sys.exit(0)
+    if mode != "ingest-refused" and open(os.environ["FAKE_GATE"]).read() != "1":
+        # The broadcast ended: nginx's UnpublishNotify ends ffmpeg's input, and it exits.
+        with open(out, "a") as f:
+            f.write(json.dumps({"ended": True, "unpublished": True}) + "\n")
+        sys.exit(0)
     if mode != "stall" or i < 3:
         t += 100000
     size = 2000 + i * 1000
@@ -250,9 +255,11 @@ def test_end_of_broadcast_stops_ffmpeg_politely_and_idles(tmp_path: Path) -> Non
         await _until(lambda: relay.state == RelayState.LIVE)
         ingest.doc = {"publishing": False, "since": "2024-01-01T00:00:01.000Z"}
         await _until(lambda: relay.state == RelayState.IDLE)
-        await _until(lambda: any("stopped" in c for c in _calls(out)))
+        # ffmpeg ended with its input (or was stopped, had it not): no error, no restart.
+        await _until(lambda: any("ended" in c or "stopped" in c for c in _calls(out)))
         assert relay.last_error is None and relay.restarts == 0
-        # The next broadcast starts ffmpeg at once.
+        # Another ffmpeg waits on the stream at once: the next broadcast needs no start.
+        await _until(lambda: len([c for c in _calls(out) if "argv" in c]) == 2)
         ingest.doc = {"publishing": True, "since": "2024-01-01T00:00:02.000Z"}
         await _until(lambda: relay.state == RelayState.LIVE, 3)
 
