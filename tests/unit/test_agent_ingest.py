@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -92,13 +94,22 @@ def test_play_needs_the_token_except_nginx_own_hls_push() -> None:
     asyncio.run(main())
 
 
+@contextlib.asynccontextmanager
+async def _served() -> AsyncIterator[tuple[Ingest, str]]:
+    """An ingest agent serving its routes on loopback, and its base URL."""
+    ingest = _ingest()
+    server = HttpServer(ingest.routes())
+    await server.start("127.0.0.1:0")
+    try:
+        yield ingest, f"http://127.0.0.1:{server.port}"
+    finally:
+        ingest.stop()
+        await server.close()
+
+
 def test_status_long_poll_answers_when_a_broadcast_starts() -> None:
     async def main() -> None:
-        ingest = _ingest()
-        server = HttpServer(ingest.routes())
-        await server.start("127.0.0.1:0")
-        base = f"http://127.0.0.1:{server.port}"
-        try:
+        async with _served() as (ingest, base):
             code, body = await httpclient.get(f"{base}/status", 2)
             doc = json.loads(body)
             assert code == 200 and doc["publishing"] is False
@@ -115,9 +126,6 @@ def test_status_long_poll_answers_when_a_broadcast_starts() -> None:
             assert (await httpclient.get(f"{base}/nope", 2))[0] == 404
             metrics = (await httpclient.get(f"{base}/metrics", 2))[1].decode()
             assert "restream_ingest_publishing 1" in metrics
-        finally:
-            ingest.stop()
-            await server.close()
 
     asyncio.run(main())
 
@@ -127,11 +135,7 @@ def test_a_long_poll_naming_an_older_version_answers_at_once() -> None:
     broadcast began) is not left waiting for the next one."""
 
     async def main() -> None:
-        ingest = _ingest()
-        server = HttpServer(ingest.routes())
-        await server.start("127.0.0.1:0")
-        base = f"http://127.0.0.1:{server.port}"
-        try:
+        async with _served() as (ingest, base):
             doc = json.loads((await httpclient.get(f"{base}/status", 2))[1])
             ingest._notify()  # what the probe does when it learns something
             url = f"{base}/status?wait=20&since={doc['since']}"
@@ -141,9 +145,6 @@ def test_a_long_poll_naming_an_older_version_answers_at_once() -> None:
             await asyncio.sleep(0.3)
             assert not held.done()  # the current version: held until the next change
             held.cancel()
-        finally:
-            ingest.stop()
-            await server.close()
 
     asyncio.run(main())
 
