@@ -120,7 +120,11 @@ class Ingest:
     @doc.setter
     def doc(self, value: dict[str, Any]) -> None:
         self._doc = value
-        self.gate.write_text("1" if value.get("publishing") else "0")
+        # Replaced whole, never truncated in place: the stand-in reading an empty gate
+        # mid-write would take it for the end of the broadcast.
+        tmp = self.gate.with_suffix(".tmp")
+        tmp.write_text("1" if value.get("publishing") else "0")
+        tmp.replace(self.gate)
 
     async def status(self, _: Request) -> Response:
         return Response.json(self.doc)
@@ -209,7 +213,9 @@ def fast_watchdog(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _calls(out: Path) -> list[dict[str, object]]:
-    return [json.loads(line) for line in out.read_text().splitlines()]
+    """The stand-in's records so far: complete lines only, since it may be writing one."""
+    *complete, _partial = out.read_text().split("\n")
+    return [json.loads(line) for line in complete]
 
 
 def test_secrets_reach_ffmpeg_through_pipes_only(tmp_path: Path) -> None:
@@ -441,9 +447,12 @@ def test_ffmpeg_waits_on_the_stream_before_a_broadcast(tmp_path: Path) -> None:
         async def ready() -> int:
             return (await readyz(Request("GET", "/readyz", {}, {}, b"", "::1"))).status
 
+        # Before the relay's task has run at all (the scenario runs first): not yet known
+        # to be let play. Asked any later, the answer races the watchdog's first look.
+        assert relay.state == RelayState.IDLE and not relay.waiting_on_stream
+        assert await ready() == 503
         await _until(lambda: out.exists() and len(_calls(out)) == 1)
         assert relay.state == RelayState.IDLE
-        assert await ready() == 503  # not yet known to be let play
         await _until(lambda: relay.waiting_on_stream)
         assert await ready() == 200  # Ready: the next broadcast is relayed from its start
         ingest.doc = {"publishing": True, "since": "2024-01-01T00:00:01.000Z"}
