@@ -341,7 +341,7 @@ http {{ access_log off; client_body_temp_path {root}/body;
 """
 
 
-def test_the_probe_reconnects_when_its_play_drops_during_a_broadcast() -> None:
+def test_the_probe_reconnects_when_its_play_drops_and_leaves_no_task_when_cancelled() -> None:
     """nginx-rtmp's control module drops the probe's session mid-broadcast."""
     with workdir("restream-probe-") as root:
         procs = Processes(root)
@@ -371,9 +371,14 @@ def test_the_probe_reconnects_when_its_play_drops_during_a_broadcast() -> None:
                     await _until(lambda: probe.plays == 2, 10)
                     assert probe.findings.video.arrived == codecs.Codec("H264")
                     assert probe.findings.played_at is not None
+                    # The ingest agent cancels the probe at a broadcast's end: nothing of
+                    # it may stay behind, to fail later where nobody looks.
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+                    assert asyncio.all_tasks() == {asyncio.current_task()}
                 finally:
                     probe.stop()
-                    await asyncio.wait_for(task, 5)
+                    await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 5)
 
             asyncio.run(scenario())
         finally:

@@ -211,10 +211,14 @@ class Probe:
             self._on_change()
             stopped = asyncio.create_task(self._stop.wait())
             reading = asyncio.create_task(self._read(client))
-            done, _ = await asyncio.wait({stopped, reading}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (stopped, reading):
-                task.cancel()
-            await asyncio.gather(stopped, reading, return_exceptions=True)
+            try:
+                done, _ = await asyncio.wait(
+                    {stopped, reading}, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:  # also when this task is cancelled: no orphan left to fail unseen
+                for task in (stopped, reading):
+                    task.cancel()
+                await asyncio.gather(stopped, reading, return_exceptions=True)
             if reading in done:
                 reading.result()  # raises why the play ended
         finally:
