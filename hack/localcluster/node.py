@@ -1123,6 +1123,10 @@ class RealNode:
                 "--enable-ipv4=true",
                 "--enable-ipv6=false",  # the pods have no IPv6 address
                 f"--health-port={self.router_healthz}",
+                # Besides its event-driven syncs, a full one this often (the default is
+                # 5 min): once in a CI run an operator pod that replaced a force-deleted
+                # one was left out of the policies' source sets for over 2 minutes.
+                "--iptables-sync-period=10s",
                 "--metrics-port=0",
                 "--v=1",
             ],

@@ -100,7 +100,8 @@ def diagnostics(cluster: NodeCluster, ns: str) -> str:
 
 
 def diagnosed(cluster: NodeCluster, ns: str) -> contextlib.AbstractContextManager[None]:
-    return reported_on_failure(cluster, evidence(ns))
+    # kube-router's log: whether the NetworkPolicies let the operator reach the agents
+    return reported_on_failure(cluster, evidence(ns), [cluster.node.log_dir / "kube-router.log"])
 
 
 # -- kubectl ----------------------------------------------------------------------------
