@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlencode
@@ -22,8 +22,10 @@ from kubernetes.client.exceptions import ApiException
 from . import models
 
 FIELD_MANAGER = "restream-operator"
+CONNECTIONS = 64
 
 Obj = dict[str, Any]
+Page = list[Obj]  # (a name of its own: Kube.list shadows the builtin in the class)
 
 
 @dataclass(frozen=True)
@@ -33,8 +35,10 @@ class Kind:
     namespaced: bool = True
 
     def collection(self, namespace: str | None) -> str:
+        """The collection's path; of a namespaced kind without a namespace, every
+        namespace's."""
         base = "/api/v1" if self.group_version == "v1" else f"/apis/{self.group_version}"
-        if not self.namespaced:
+        if not self.namespaced or namespace is None:
             return f"{base}/{self.plural}"
         return f"{base}/namespaces/{namespace}/{self.plural}"
 
@@ -45,6 +49,7 @@ KINDS: dict[str, Kind] = {
     "ConfigMap": Kind("v1", "configmaps"),
     "Service": Kind("v1", "services"),
     "Deployment": Kind("apps/v1", "deployments"),
+    "Pod": Kind("v1", "pods"),
     "NetworkPolicy": Kind("networking.k8s.io/v1", "networkpolicies"),
     "PodDisruptionBudget": Kind("policy/v1", "poddisruptionbudgets"),
     models.KIND: Kind(models.API_VERSION, models.PLURAL),
@@ -68,7 +73,12 @@ def load_config() -> client.ApiClient:
     except config.ConfigException:
         # $KUBECONFIG as it is now (the client reads it once, at import).
         config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))  # type: ignore[no-untyped-call]
-    return client.ApiClient()
+    configuration = client.Configuration.get_default_copy()
+    # One kept connection per thread that calls the API (kopf's workers, the admission
+    # pool, status writes): the client's default, 5 per CPU, made it close and reopen
+    # TLS connections under load ("Connection pool is full, discarding connection").
+    configuration.connection_pool_maxsize = CONNECTIONS
+    return client.ApiClient(configuration)
 
 
 class Kube:
@@ -147,9 +157,21 @@ class Kube:
             raise
 
     def list(self, kind: str, namespace: str, selector: dict[str, str]) -> list[Obj]:
-        labels = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
-        out = self._call("GET", KINDS[kind].collection(namespace), query={"labelSelector": labels})
-        return cast(list[Obj], out.get("items", []))
+        return [obj for page in self.list_pages(kind, namespace, selector) for obj in page]
+
+    def list_pages(
+        self, kind: str, namespace: str | None, selector: dict[str, str], page: int = 250
+    ) -> Iterator[Page]:
+        """Every object of ``kind`` with the labels, ``page`` at a time (a cluster's
+        thousands of pods never sit in memory at once); ``namespace`` None: all."""
+        query = {"labelSelector": ",".join(f"{k}={v}" for k, v in sorted(selector.items())),
+                 "limit": str(page)}  # fmt: skip
+        while True:
+            out = self._call("GET", KINDS[kind].collection(namespace), query=query)
+            yield cast(Page, out.get("items", []))
+            query["continue"] = (out.get("metadata") or {}).get("continue") or ""
+            if not query["continue"]:
+                return
 
     def patch_status(self, namespace: str, name: str, patch: Obj) -> Obj:
         """Merge-patches a LiveStream's status subresource."""
