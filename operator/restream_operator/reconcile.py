@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import admission, agentpoll, models, naming, rollout
-from .kube import Kube, Obj
+from .kube import FIELD_MANAGER, Kube, Obj
 from .render import Owner, generated_secret, owner_from_object, render_children
 from .runtime import Runtime, StreamState
 from .secretrefs import MissingSecret, missing_secrets
@@ -37,10 +37,17 @@ from .views import ChildRef, fingerprint
 
 log = logging.getLogger(__name__)
 
+# On every child the operator applies: a digest of what it wrote. The same digest, and
+# nobody else's write since, means that applying again would change nothing.
+ANNOTATION_APPLIED = "restream.dev/applied"
+# Writers of a child's metadata that are not a change of what the operator applied.
+BUILTIN_WRITERS = ("kube-controller-manager",)
+
 
 @dataclass
 class Outcome:
     applied: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)  # already as written: not written
     created: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     missing_secrets: list[MissingSecret] = field(default_factory=list)
@@ -124,6 +131,7 @@ def apply_children(
     *,
     hold: bool = False,
     live_now: Callable[[], bool] | None = None,
+    handled: dict[ChildRef, frozenset[str]] | None = None,
 ) -> Outcome:
     """Applies every child whose name is free or ours and prunes what the spec dropped;
     a child whose name belongs to someone else is left alone and listed in
@@ -132,6 +140,8 @@ def apply_children(
     ``hold``: the LiveStream broadcasts, so pod templates it did not ask for wait
     (rollout.py). ``live_now``: asked, when ``hold`` is false, right before a pod would
     be replaced: if it says a broadcast has just begun, everything is held after all.
+    ``handled``: the previous reconcile's fingerprints of each child (none after a
+    restart): a child that is as this reconcile would write it is not written again.
     """
     outcome = Outcome()
     children = render_children(owner, settings)
@@ -169,10 +179,53 @@ def apply_children(
         held = plans(True)
         if any(p.pending for p in held.values()) and live_now():
             planned = held
-    _apply(owner, kube, targets, planned, outcome)
+    _apply(owner, kube, targets, planned, outcome, handled or {})
     _prune_relays(owner, kube, children.applied, outcome)
     outcome.missing_secrets = find_missing_secrets(owner, kube)
     return outcome
+
+
+def applied_digest(obj: Obj) -> str:
+    """What the operator writes of a child, as a digest (the child's ANNOTATION_APPLIED)."""
+    annotations = dict(obj["metadata"].get("annotations") or {})
+    annotations.pop(ANNOTATION_APPLIED, None)
+    return rollout.digest({**obj, "metadata": {**obj["metadata"], "annotations": annotations}})
+
+
+def stamped(obj: Obj) -> Obj:
+    meta = obj["metadata"]
+    annotations = {**(meta.get("annotations") or {}), ANNOTATION_APPLIED: applied_digest(obj)}
+    return {**obj, "metadata": {**meta, "annotations": annotations}}
+
+
+def foreign_writers(obj: Obj) -> list[str]:
+    """Who else set fields of a child's spec or metadata (its managedFields), leaving out
+    status writers and the controllers that annotate what they manage (the Deployment
+    controller's revision)."""
+    return sorted(
+        {
+            str(entry.get("manager"))
+            for entry in obj["metadata"].get("managedFields") or []
+            if entry.get("subresource") != "status"
+            and entry.get("manager") not in (FIELD_MANAGER, *BUILTIN_WRITERS)
+        }
+    )
+
+
+def unchanged(desired: Obj, before: Obj, seen: frozenset[str] | None) -> bool:
+    """Whether writing ``desired`` (stamped) would change nothing ``before`` has: it
+    carries the same digest of what the operator wrote, and nobody changed it since.
+    ``seen``: the fingerprints around the last write this operator made (None since a
+    restart: then only the managed fields can tell that nobody else wrote)."""
+    annotations = before["metadata"].get("annotations") or {}
+    if (
+        annotations.get(ANNOTATION_APPLIED)
+        != desired["metadata"]["annotations"][ANNOTATION_APPLIED]
+    ):
+        return False
+    if seen is not None:
+        return fingerprint(before) in seen
+    return not foreign_writers(before)
 
 
 def _apply(
@@ -181,8 +234,11 @@ def _apply(
     targets: list[tuple[Obj, Obj | None]],
     planned: dict[str, rollout.Plan],
     outcome: Outcome,
+    handled: dict[ChildRef, frozenset[str]],
 ) -> None:
-    """Applies each (desired, as it is now) pair; Deployments as ``planned`` says."""
+    """Applies each (desired, as it is now) pair; Deployments as ``planned`` says. One
+    that is already as it would be written is not written again: a restart, or a change
+    to one destination, writes nothing for the others."""
     ingest = planned.get(naming.ingest_name(owner.name))
     ingest_held = ingest is not None and ingest.pending is not None
     for desired, before in targets:
@@ -198,6 +254,13 @@ def _apply(
                 outcome.rolled.append(_child(desired))
             obj = plan.apply
         if obj is None:
+            continue
+        obj = stamped(obj)
+        if before is not None and unchanged(obj, before, handled.get((kind, name))):
+            outcome.unchanged.append(_ref(obj))
+            outcome.handled[(kind, name)] = handled.get((kind, name), frozenset()) | {
+                fingerprint(before)
+            }
             continue
         after = kube.apply(obj)
         outcome.applied.append(_ref(obj))
@@ -287,6 +350,7 @@ def _reconcile_locked(runtime: Runtime, obj: dict[str, Any], cause: str) -> Outc
             runtime.kube,
             hold=defer and runtime.broadcasting(obj),
             live_now=(lambda: agentpoll.publishing_now(runtime, owner) is True) if defer else None,
+            handled=state.handled,
         )
     except InvalidSpec as exc:
         failure = ReconcileFailure("InvalidSpec", str(exc))
@@ -313,7 +377,8 @@ def _reconcile_locked(runtime: Runtime, obj: dict[str, Any], cause: str) -> Outc
         runtime.events.post(obj, "Warning", "SecretMissing", message=message)
     log.info(
         f"{where}: {cause}: reconciled generation {generation}: "
-        f"{len(outcome.applied)} applied, {len(outcome.deleted)} deleted, "
+        f"{len(outcome.applied)} applied, {len(outcome.unchanged)} unchanged, "
+        f"{len(outcome.deleted)} deleted, "
         f"pods replaced: {', '.join(outcome.rolled) or 'none'}, "
         f"{len(outcome.pending)} waiting for the broadcast to end"
     )
