@@ -97,7 +97,24 @@ def reconcile_livestream(body: kopf.Body, reason: str, memo: kopf.Memo, **_: Any
 # ---- the status loop ------------------------------------------------------------------
 
 
+# What the views hold, by the kind kopf's watches deliver them as.
+TRACKED_KINDS = ("Deployment", "Pod", "Service", "NetworkPolicy", "PodDisruptionBudget")
+
+
+def prime_views(runtime: Runtime) -> None:
+    """Fills the views with one paged LIST of each kind. Startup handlers run before
+    kopf's watches start, so the status loop's first pass after a restart sees every
+    child as it is, not as missing (which would write a status that says Pending and
+    take it back a moment later); the watches' own listing, newer, follows."""
+    for kind in TRACKED_KINDS:
+        for namespace in runtime.namespaces or (None,):
+            for page in runtime.kube.list_pages(kind, namespace, OURS):
+                for obj in page:
+                    _track(kind, None, obj, runtime)
+
+
 async def start_status_loop(memo: kopf.Memo, **_: Any) -> None:
+    await asyncio.to_thread(prime_views, memo.runtime)
     # Created inside kopf's context, so kopf.event() works from the loop.
     memo.status_loop = asyncio.create_task(statusloop.run(memo.runtime))
 

@@ -52,10 +52,13 @@ class _QuietTrackers(logging.Filter):
 
 
 def build(
-    settings: Settings, kube: Kube, plan: webhook.WebhookPlan | None = None
+    settings: Settings,
+    kube: Kube,
+    plan: webhook.WebhookPlan | None = None,
+    namespaces: tuple[str, ...] = (),
 ) -> tuple[kopf.OperatorRegistry, Runtime]:
     registry = kopf.OperatorRegistry()
-    runtime = Runtime(settings=settings, kube=kube)
+    runtime = Runtime(settings=settings, kube=kube, namespaces=namespaces)
 
     @kopf.on.startup(registry=registry)
     async def _startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
@@ -124,7 +127,7 @@ def run(
     logging.getLogger("kopf.objects").addFilter(_QuietTrackers())
     kube = Kube(load_config())
     plan = webhook_plan(kube, webhook_mode, webhook_service, webhook_namespace, webhook_cert_dir)
-    registry, runtime = build(settings, kube, plan)
+    registry, runtime = build(settings, kube, plan, tuple(namespaces))
     asyncio.run(
         kopf.operator(
             registry=registry,

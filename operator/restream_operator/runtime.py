@@ -60,6 +60,7 @@ def _admission_pool() -> ThreadPoolExecutor:
 class Runtime:
     settings: Settings
     kube: Kube
+    namespaces: tuple[str, ...] = ()  # the ones the operator serves; none: every one
     livestreams: dict[str, dict[str, Any]] = field(default_factory=dict)  # uid -> object
     children: dict[IndexKey, ChildViews] = field(default_factory=dict)
     streams: dict[str, StreamState] = field(default_factory=dict)

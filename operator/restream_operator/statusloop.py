@@ -116,6 +116,10 @@ async def refresh(runtime: Runtime, uid: str, write_slots: asyncio.Semaphore) ->
     patch = status_patch(previous, new)
     if not patch:
         return  # nothing changed: no write, no churn
+    if state.reconciled_generation is None and state.reconcile_failure is None:
+        # Not reconciled since this process started: "being applied" would be a guess,
+        # and after a restart a wrong one, taken back a moment later.
+        return
     async with write_slots:
         await asyncio.to_thread(
             runtime.kube.patch_status, owner.namespace, owner.name, {"status": patch}
