@@ -1,10 +1,21 @@
 """Reconcile benchmark against the local control plane (not a test; prints figures).
 
-Creates N LiveStreams with D destinations each, measures the time until every one has
-all its children and a status, the operator's peak RSS, and then the status writes per
-minute while nothing changes.
+The same objects written two ways, side by side in one cluster (kwok's node takes every
+pod, so both can finish):
 
-    .venv/bin/python -m bench.reconcile [--count 200] [--destinations 3] [--idle 60]
+* direct, the control plane's own limit on this machine: N LiveStreams applied into a
+  fresh namespace, then the children `restream-operator render` makes of them, applied
+  with `kubectl apply --server-side` in --parallel processes, no operator running. Timed
+  until every Deployment is available (the controller-manager and kwok make its pods
+  Ready), as the operator's time is. The namespace is then deleted, and gone, before:
+* operator: the same N LiveStreams applied into another namespace with the operator
+  running, until every one has all its children and says Ready. Its CPU seconds and peak
+  RSS while converging; then, with nothing changing, its CPU per minute (agent polling
+  included) and the status writes per minute; then an operator restart: the writes it
+  made (the API server's request counters, and every object's resourceVersion) and how
+  long until every LiveStream was resumed.
+
+    .venv/bin/python -m bench.reconcile [--count 200] [--destinations 3] [--parallel 8]
     .venv/bin/python -m bench.reconcile --smoke     # seconds: that it runs (make test)
 """
 
@@ -12,26 +23,34 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import subprocess
 import sys
 import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common import cluster_with_crds, parse_args
+from hack.localcluster.census import api_writes, resource_versions
 from hack.localcluster.controlplane import LocalCluster
 from hack.localcluster.operator_process import OperatorProcess
 
-SMOKE = {"count": 3, "destinations": 2, "idle": 3.0, "settle": 2.0, "poll": 0.5}
+SMOKE = {"count": 3, "destinations": 2, "idle": 3.0, "settle": 2.0, "poll": 0.5, "parallel": 2}
+OPERATOR_NS, DIRECT_NS = "bench", "direct"
+LIMIT = 1800.0  # seconds any phase may take before the benchmark gives up
 
 
-def livestreams(count: int, destinations: int) -> str:
+def livestreams(count: int, destinations: int, namespace: str) -> str:
     docs = []
     for i in range(count):
         docs.append(
             {
                 "apiVersion": "restream.dev/v1alpha1",
                 "kind": "LiveStream",
-                "metadata": {"name": f"bench-{i:04d}", "namespace": "bench"},
+                "metadata": {"name": f"bench-{i:04d}", "namespace": namespace},
                 "spec": {
                     "restreams": [
                         {
@@ -47,30 +66,222 @@ def livestreams(count: int, destinations: int) -> str:
     return "\n---\n".join(json.dumps(d) for d in docs)
 
 
-def count(cluster: LocalCluster, what: str) -> int:
-    out = cluster.kubectl("get", what, "-n", "bench", "-o", "name", timeout=120).stdout
-    return len(out.split())
+def lines(cluster: LocalCluster, what: str, namespace: str, jsonpath: str) -> list[str]:
+    out = cluster.kubectl("get", what, "-n", namespace, "-o", f"jsonpath={jsonpath}", timeout=300)
+    return out.stdout.splitlines()
 
 
-def ready(cluster: LocalCluster) -> int:
+def ready(cluster: LocalCluster, namespace: str) -> int:
     """LiveStreams whose status says Ready=True (children exist, pods ready)."""
-    out = cluster.kubectl(
-        "get",
-        "livestreams",
-        "-n",
-        "bench",
-        "-o",
-        'jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}',
-        timeout=120,
+    path = '{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}'
+    return sum(line.strip() == "True" for line in lines(cluster, "livestreams", namespace, path))
+
+
+def available(cluster: LocalCluster, namespace: str) -> int:
+    path = '{range .items[*]}{.status.availableReplicas}{"\\n"}{end}'
+    return sum(
+        line.strip() not in ("", "0") for line in lines(cluster, "deployments", namespace, path)
+    )
+
+
+def wait(what: str, done: Callable[[], bool], poll: float) -> None:
+    started = time.monotonic()
+    while not done():
+        if time.monotonic() - started > LIMIT:
+            raise SystemExit(f"gave up after {LIMIT:.0f} s waiting for {what}")
+        time.sleep(poll)
+
+
+def apply_parallel(cluster: LocalCluster, documents: list[str], parallel: int) -> None:
+    """`kubectl apply --server-side` of the documents, split over `parallel` processes."""
+    chunks = [documents[i::parallel] for i in range(parallel)]
+    procs = [
+        subprocess.Popen(
+            [
+                str(cluster.kubectl_path),
+                f"--kubeconfig={cluster.kubeconfig}",
+                "apply",
+                "--server-side",
+                "-f",
+                "-",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for chunk in chunks
+        if chunk
+    ]
+    for proc, chunk in zip(procs, chunks, strict=False):
+        assert proc.stdin is not None
+        proc.stdin.write("\n---\n".join(chunk))
+        proc.stdin.close()
+    for proc in procs:
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        if proc.wait(timeout=LIMIT) != 0:
+            raise SystemExit(f"kubectl apply failed: {err[-2000:]}")
+
+
+def rendered_children(cluster: LocalCluster, namespace: str, tmp: Path) -> list[str]:
+    """What the operator would apply for the LiveStreams now in `namespace` (their uids
+    included, so owner references and garbage collection are as the operator's)."""
+    listing = cluster.kubectl("get", "livestreams", "-n", namespace, "-o", "json", timeout=300)
+    source = tmp / "livestreams.json"
+    source.write_text(listing.stdout)
+    out = subprocess.run(
+        [sys.executable, "-m", "restream_operator.cli", "render", "-f", str(source)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=LIMIT,
     ).stdout
-    return sum(1 for line in out.splitlines() if line.strip() == "True")
+    return [doc for doc in re.split(r"^---$", out, flags=re.MULTILINE) if doc.strip()]
 
 
-def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+def direct(cluster: LocalCluster, args: argparse.Namespace, tmp: Path) -> tuple[float, float]:
+    """(seconds until every object is written, until every Deployment is available)."""
+    cluster.kubectl("create", "namespace", DIRECT_NS)
+    started = time.monotonic()
+    apply_parallel(
+        cluster, livestreams(args.count, args.destinations, DIRECT_NS).split("\n---\n"), 1
+    )
+    rendering = time.monotonic()
+    children = rendered_children(cluster, DIRECT_NS, tmp)
+    started += time.monotonic() - rendering  # rendering is not the control plane's work
+    apply_parallel(cluster, children, args.parallel)
+    written = time.monotonic() - started
+    expected = args.count * (1 + args.destinations)
+    wait("the direct Deployments", lambda: available(cluster, DIRECT_NS) >= expected, args.poll)
+    converged = time.monotonic() - started
+    cluster.kubectl("delete", "namespace", DIRECT_NS, "--wait=true", timeout=LIMIT)
+    return written, converged
+
+
+class Process:
+    """CPU and memory of a process, from /proc."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / self.tick  # utime + stime
+
+    def peak_rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+
+def resumed(log: Path, offset: int) -> int:
+    with log.open("rb") as f:
+        f.seek(offset)
+        return f.read().count(b": resume: reconciled generation")
+
+
+@dataclass
+class Figures:
+    written: float = 0.0  # direct
+    direct: float = 0.0
+    applied: float = 0.0  # operator
+    converged: float = 0.0
+    cpu_converged: float = 0.0
+    rss: float = 0.0
+    peak: float = 0.0
+    idle_cpu: float = 0.0
+    status_writes: int = 0
+    caught_up: float = 0.0
+    restart_writes: Counter[str] = field(default_factory=Counter)
+    changed: list[str] = field(default_factory=list)
+    census: dict[str, str] = field(default_factory=dict)
+
+
+def with_operator(cluster: LocalCluster, args: argparse.Namespace, tmp: Path, f: Figures) -> None:
+    log = tmp / "operator.log"
+    env = {"RESTREAM_AGENT_POLL_SECONDS": f"{args.agent_poll:g}"}
+    op = OperatorProcess(cluster.kubeconfig, log, env=env)
+    op.start()
+    try:
+        assert op.process is not None
+        proc = Process(op.process.pid)
+        started = time.monotonic()
+        docs = livestreams(args.count, args.destinations, OPERATOR_NS)
+        cluster.kubectl("apply", "--server-side", "-f", "-", input=docs, timeout=LIMIT)
+        f.applied = time.monotonic() - started
+        expected = args.count * (1 + args.destinations)
+        wait(
+            "the operator's LiveStreams",
+            lambda: (
+                ready(cluster, OPERATOR_NS) >= args.count
+                and available(cluster, OPERATOR_NS) >= expected
+            ),
+            args.poll,
+        )
+        f.converged = time.monotonic() - started
+        f.cpu_converged, f.rss = proc.cpu_seconds(), proc.peak_rss_mib()
+
+        # Settle, then count every write to any LiveStream while nothing changes.
+        time.sleep(args.settle)
+        watch = subprocess.Popen(
+            [str(cluster.kubectl_path), f"--kubeconfig={cluster.kubeconfig}", "get",
+             "livestreams", "-n", OPERATOR_NS, "--watch-only", "-o", "name"],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        cpu_before = proc.cpu_seconds()
+        time.sleep(args.idle)
+        f.idle_cpu = (proc.cpu_seconds() - cpu_before) * 60 / args.idle
+        watch.terminate()
+        f.status_writes = len(watch.communicate(timeout=10)[0].split())
+        f.peak = proc.peak_rss_mib()
+
+        # A restart with nothing changed.
+        op.stop()
+        before, writes_before = resource_versions(cluster, OPERATOR_NS), api_writes(cluster)
+        offset = log.stat().st_size
+        op.start()
+        restarted = time.monotonic()
+        wait("every LiveStream resumed", lambda: resumed(log, offset) >= args.count, 0.2)
+        f.caught_up = time.monotonic() - restarted
+        time.sleep(args.settle)  # a status pass or two after the resume
+        after, writes_after = resource_versions(cluster, OPERATOR_NS), api_writes(cluster)
+    finally:
+        op.stop()
+    f.changed = sorted(k for k, v in after.items() if before.get(k) != v)
+    f.restart_writes = writes_after - writes_before
+    f.census = before
+
+
+def report(args: argparse.Namespace, f: Figures) -> None:
+    agents = args.count * (1 + args.destinations)
+    writes = ", ".join(f"{k} {v}" for k, v in sorted(f.restart_writes.items())) or "none"
+    example = f" (e.g. {', '.join(f.changed[:3])})" if f.changed else ""
+    for label, value in (
+        ("livestreams x destinations", f"{args.count} x {args.destinations}"),
+        ("objects per LiveStream", f"{objects_of_one(f.census)} (itself included)"),
+        ("direct: all written after", f"{f.written:.1f} s ({args.parallel} kubectl processes)"),
+        ("direct: all available after", f"{f.direct:.1f} s"),
+        ("operator: kubectl apply took", f"{f.applied:.1f} s"),
+        ("operator: all Ready after", f"{f.converged:.1f} s"),
+        ("ratio operator/direct", f"{f.converged / f.direct:.2f}x"),
+        ("operator CPU while converging", f"{f.cpu_converged:.1f} s"),
+        ("operator peak RSS (converged)", f"{f.rss:.0f} MiB"),
+        ("operator peak RSS (after idle)", f"{f.peak:.0f} MiB"),
+        ("operator CPU while idle", f"{f.idle_cpu:.1f} s per minute"),
+        (
+            "agent polls while idle",
+            f"{agents / args.agent_poll:.0f} per second ({agents} agents every "
+            f"{args.agent_poll:g} s)",
+        ),
+        ("status writes while idle", f"{f.status_writes * 60 / args.idle:.1f} per minute"),
+        ("restart: every one resumed", f"{f.caught_up:.1f} s"),
+        ("restart: API writes", f"{sum(f.restart_writes.values())} ({writes})"),
+        ("restart: objects changed", f"{len(f.changed)} of {len(f.census)}{example}"),
+    ):
+        print(f"{label:<32}{value}")
 
 
 def main() -> int:
@@ -79,73 +290,26 @@ def main() -> int:
     )
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--destinations", type=int, default=3)
+    parser.add_argument("--parallel", type=int, default=8, help="kubectl processes, direct")
     parser.add_argument("--idle", type=float, default=60, help="seconds counting idle writes")
     parser.add_argument("--settle", type=float, default=15, help="seconds before counting")
     parser.add_argument("--poll", type=float, default=2, help="seconds between checks")
+    parser.add_argument("--agent-poll", type=float, default=5, help="the operator's setting")
     args = parse_args(parser, SMOKE)
-
-    with cluster_with_crds() as (cluster, tmp):
-        op = OperatorProcess(
-            cluster.kubeconfig, tmp / "operator.log", env={"RESTREAM_AGENT_POLL_SECONDS": "5"}
-        )
-        op.start()
-        try:
-            assert op.process is not None
-            expected_deployments = args.count * (1 + args.destinations)
-            started = time.monotonic()
-            cluster.kubectl(
-                "apply",
-                "--server-side",
-                "-f",
-                "-",
-                input=livestreams(args.count, args.destinations),
-                timeout=600,
-            )
-            applied = time.monotonic() - started
-            while True:
-                deployments = count(cluster, "deployments")
-                statuses = ready(cluster)
-                if deployments >= expected_deployments and statuses >= args.count:
-                    break
-                if time.monotonic() - started > 1800:
-                    print(f"gave up: {deployments}/{expected_deployments} deployments")
-                    return 1
-                time.sleep(args.poll)
-            converged = time.monotonic() - started
-            rss = peak_rss_mib(op.process.pid)
-
-            # Settle, then count every write to any LiveStream while nothing changes.
-            time.sleep(args.settle)
-            watch = subprocess.Popen(
-                [
-                    str(cluster.kubectl_path),
-                    f"--kubeconfig={cluster.kubeconfig}",
-                    "get",
-                    "livestreams",
-                    "-n",
-                    "bench",
-                    "--watch-only",
-                    "-o",
-                    "name",
-                ],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            time.sleep(args.idle)
-            watch.terminate()
-            out, _ = watch.communicate(timeout=10)
-            writes = len(out.split())
-            peak = peak_rss_mib(op.process.pid)
-        finally:
-            op.stop()
-
-    print(f"livestreams x destinations      {args.count} x {args.destinations}")
-    print(f"kubectl apply returned after    {applied:.1f} s")
-    print(f"all children, all Ready after   {converged:.1f} s")
-    print(f"operator peak RSS (converged)   {rss:.0f} MiB")
-    print(f"operator peak RSS (after idle)  {peak:.0f} MiB")
-    print(f"status writes while idle        {writes * 60 / args.idle:.1f} per minute")
+    bench_started = time.monotonic()
+    figures = Figures()
+    with cluster_with_crds(OPERATOR_NS) as (cluster, tmp):
+        figures.written, figures.direct = direct(cluster, args, tmp)
+        with_operator(cluster, args, tmp, figures)
+    report(args, figures)
+    print(f"bench wall time {time.monotonic() - bench_started:.0f} s")
     return 0
+
+
+def objects_of_one(census: dict[str, str]) -> int:
+    """The first LiveStream's objects in the census: itself and its children."""
+    names = [key.split("/", 1)[1] for key in census]
+    return sum(name == "bench-0000" or name.startswith("bench-0000-") for name in names)
 
 
 if __name__ == "__main__":

@@ -459,6 +459,12 @@ def _http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
         return False
 
 
+# Pods one simulated node takes: bench.reconcile's 1000 LiveStreams x 3 destinations make
+# 4000 pods (an ingest and a relay each) requesting 250 cores and 350 GiB: the scheduler
+# must place every one of them.
+KWOK_NODE_PODS = "10000"
+
+
 def _kwok_node(name: str) -> dict[str, object]:
     return {
         "apiVersion": "v1",
@@ -474,8 +480,8 @@ def _kwok_node(name: str) -> dict[str, object]:
             },
         },
         "status": {
-            "allocatable": {"cpu": "64", "memory": "256Gi", "pods": "1000"},
-            "capacity": {"cpu": "64", "memory": "256Gi", "pods": "1000"},
+            "allocatable": {"cpu": "2000", "memory": "8Ti", "pods": KWOK_NODE_PODS},
+            "capacity": {"cpu": "2000", "memory": "8Ti", "pods": KWOK_NODE_PODS},
         },
     }
 
