@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common import cluster_with_crds, parse_args
-from hack.localcluster.census import api_writes, resource_versions
+from hack.localcluster.census import api_requests, api_writes, resource_versions
 from hack.localcluster.controlplane import LocalCluster
 from hack.localcluster.operator_process import OperatorProcess
 
@@ -140,9 +140,11 @@ def rendered_children(cluster: LocalCluster, namespace: str, tmp: Path) -> list[
     return [doc for doc in re.split(r"^---$", out, flags=re.MULTILINE) if doc.strip()]
 
 
-def direct(cluster: LocalCluster, args: argparse.Namespace, tmp: Path) -> tuple[float, float]:
-    """(seconds until every object is written, until every Deployment is available)."""
+def direct(cluster: LocalCluster, args: argparse.Namespace, tmp: Path, f: Figures) -> None:
+    """Seconds until every object is written, until every Deployment is available, and
+    the API requests that took."""
     cluster.kubectl("create", "namespace", DIRECT_NS)
+    requests = api_requests(cluster)
     started = time.monotonic()
     apply_parallel(
         cluster, livestreams(args.count, args.destinations, DIRECT_NS).split("\n---\n"), 1
@@ -154,9 +156,9 @@ def direct(cluster: LocalCluster, args: argparse.Namespace, tmp: Path) -> tuple[
     written = time.monotonic() - started
     expected = args.count * (1 + args.destinations)
     wait("the direct Deployments", lambda: available(cluster, DIRECT_NS) >= expected, args.poll)
-    converged = time.monotonic() - started
+    f.written, f.direct = written, time.monotonic() - started
+    f.direct_requests = api_requests(cluster) - requests
     cluster.kubectl("delete", "namespace", DIRECT_NS, "--wait=true", timeout=LIMIT)
-    return written, converged
 
 
 class Process:
@@ -196,6 +198,8 @@ class Figures:
     status_writes: int = 0
     caught_up: float = 0.0
     restart_writes: Counter[str] = field(default_factory=Counter)
+    direct_requests: Counter[str] = field(default_factory=Counter)
+    operator_requests: Counter[str] = field(default_factory=Counter)
     changed: list[str] = field(default_factory=list)
     census: dict[str, str] = field(default_factory=dict)
 
@@ -208,6 +212,7 @@ def with_operator(cluster: LocalCluster, args: argparse.Namespace, tmp: Path, f:
     try:
         assert op.process is not None
         proc = Process(op.process.pid)
+        requests = api_requests(cluster)
         started = time.monotonic()
         docs = livestreams(args.count, args.destinations, OPERATOR_NS)
         cluster.kubectl("apply", "--server-side", "-f", "-", input=docs, timeout=LIMIT)
@@ -222,6 +227,7 @@ def with_operator(cluster: LocalCluster, args: argparse.Namespace, tmp: Path, f:
             args.poll,
         )
         f.converged = time.monotonic() - started
+        f.operator_requests = api_requests(cluster) - requests
         f.cpu_converged, f.rss = proc.cpu_seconds(), proc.peak_rss_mib()
 
         # Settle, then count every write to any LiveStream while nothing changes.
@@ -264,9 +270,11 @@ def report(args: argparse.Namespace, f: Figures) -> None:
         ("objects per LiveStream", f"{objects_of_one(f.census)} (itself included)"),
         ("direct: all written after", f"{f.written:.1f} s ({args.parallel} kubectl processes)"),
         ("direct: all available after", f"{f.direct:.1f} s"),
+        ("direct: API requests", by_verb(f.direct_requests)),
         ("operator: kubectl apply took", f"{f.applied:.1f} s"),
         ("operator: all Ready after", f"{f.converged:.1f} s"),
         ("ratio operator/direct", f"{f.converged / f.direct:.2f}x"),
+        ("operator: API requests", by_verb(f.operator_requests)),
         ("operator CPU while converging", f"{f.cpu_converged:.1f} s"),
         ("operator peak RSS (converged)", f"{f.rss:.0f} MiB"),
         ("operator peak RSS (after idle)", f"{f.peak:.0f} MiB"),
@@ -299,11 +307,19 @@ def main() -> int:
     bench_started = time.monotonic()
     figures = Figures()
     with cluster_with_crds(OPERATOR_NS) as (cluster, tmp):
-        figures.written, figures.direct = direct(cluster, args, tmp)
+        direct(cluster, args, tmp, figures)
         with_operator(cluster, args, tmp, figures)
     report(args, figures)
     print(f"bench wall time {time.monotonic() - bench_started:.0f} s")
     return 0
+
+
+def by_verb(requests: Counter[str]) -> str:
+    """ "N (APPLY n, GET n, ...)": the requests to a LiveStream's kinds, by verb."""
+    verbs: Counter[str] = Counter()
+    for what, n in requests.items():
+        verbs[what.split(" ", 1)[0]] += n
+    return f"{sum(verbs.values())} ({', '.join(f'{v} {n}' for v, n in verbs.most_common())})"
 
 
 def objects_of_one(census: dict[str, str]) -> int:

@@ -29,20 +29,29 @@ def resource_versions(
     return dict(line.split(" ", 1) for line in out.splitlines() if line)
 
 
-def api_writes(cluster: LocalCluster, resources: tuple[str, ...] = KINDS) -> Counter[str]:
-    """The API server's count of write requests so far to ``resources``, by
-    ``resource[/subresource]``, whoever made them."""
+def api_requests(cluster: LocalCluster, resources: tuple[str, ...] = KINDS) -> Counter[str]:
+    """The API server's count of requests so far to ``resources``, by
+    ``VERB resource[/subresource]``, whoever made them."""
     out = cluster.kubectl("get", "--raw", "/metrics", timeout=60).stdout
     counts: Counter[str] = Counter()
     for line in out.splitlines():
         if not line.startswith("apiserver_request_total{"):
             continue
         labels = dict(_LABELS.findall(line))
-        if labels.get("verb") in WRITE_VERBS and labels.get("resource") in resources:
+        if labels.get("resource") in resources:
             sub = labels.get("subresource")
-            counts[labels["resource"] + (f"/{sub}" if sub else "")] += int(
-                float(line.rsplit(" ", 1)[1])
-            )
+            what = f"{labels.get('verb')} {labels['resource']}" + (f"/{sub}" if sub else "")
+            counts[what] += int(float(line.rsplit(" ", 1)[1]))
+    return counts
+
+
+def api_writes(cluster: LocalCluster, resources: tuple[str, ...] = KINDS) -> Counter[str]:
+    """The write requests of api_requests, by ``resource[/subresource]``."""
+    counts: Counter[str] = Counter()
+    for what, n in api_requests(cluster, resources).items():
+        verb, resource = what.split(" ", 1)
+        if verb in WRITE_VERBS:
+            counts[resource] += n
     return counts
 
 
