@@ -51,11 +51,11 @@ def settled(cluster: LocalCluster, namespace: str) -> dict[str, str]:
     controller and kwok have made their last status writes."""
     last: dict[str, str] = {}
 
-    def same() -> dict[str, str] | None:
+    def same() -> dict[str, str]:
         nonlocal last
         now = resource_versions(cluster, namespace)
         agreed, last = now == last, now
-        return now if agreed else None
+        return now if agreed else {}
 
     return wait_for(same, "the namespace to settle", timeout=60, every=2)
 
