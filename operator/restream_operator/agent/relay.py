@@ -471,7 +471,10 @@ class Relay:
                 if begun():
                     run.input_since = run.last_advance = time.monotonic()
                     run.session = self._session
-                    self._enter(RelayState.CONNECTING)
+                    # The media may reach the waiting ffmpeg before the ingest's answer
+                    # reaches us: a run already Live stays Live.
+                    if run.live_since is None:
+                        self._enter(RelayState.CONNECTING)
                 if self._unwanted(run):
                     if run.input_since is not None and self.publishing is False:
                         # The broadcast ended: ffmpeg's input ends too (UnpublishNotify), and
