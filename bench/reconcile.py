@@ -22,7 +22,6 @@ pod, so both can finish):
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import subprocess
@@ -36,34 +35,13 @@ from pathlib import Path
 from bench.common import cluster_with_crds, parse_args
 from hack.localcluster.census import api_requests, api_writes, resource_versions
 from hack.localcluster.controlplane import LocalCluster
+from hack.localcluster.livestreams import many
 from hack.localcluster.operator_process import OperatorProcess
 
 SMOKE = {"count": 3, "destinations": 2, "idle": 3.0, "settle": 2.0, "poll": 0.5, "parallel": 2}
 OPERATOR_NS, DIRECT_NS = "bench", "direct"
+PREFIX = "bench"  # LiveStreams bench-0000...
 LIMIT = 1800.0  # seconds any phase may take before the benchmark gives up
-
-
-def livestreams(count: int, destinations: int, namespace: str) -> str:
-    docs = []
-    for i in range(count):
-        docs.append(
-            {
-                "apiVersion": "restream.dev/v1alpha1",
-                "kind": "LiveStream",
-                "metadata": {"name": f"bench-{i:04d}", "namespace": namespace},
-                "spec": {
-                    "restreams": [
-                        {
-                            "name": f"Destination {d}",
-                            "serverUrl": f"rtmp://d{d}.example.com/app",
-                            "streamKey": f"key-{i}-{d}",
-                        }
-                        for d in range(destinations)
-                    ]
-                },
-            }
-        )
-    return "\n---\n".join(json.dumps(d) for d in docs)
 
 
 def lines(cluster: LocalCluster, what: str, namespace: str, jsonpath: str) -> list[str]:
@@ -147,7 +125,7 @@ def direct(cluster: LocalCluster, args: argparse.Namespace, tmp: Path, f: Figure
     requests = api_requests(cluster)
     started = time.monotonic()
     apply_parallel(
-        cluster, livestreams(args.count, args.destinations, DIRECT_NS).split("\n---\n"), 1
+        cluster, many(args.count, args.destinations, DIRECT_NS, PREFIX).split("\n---\n"), 1
     )
     rendering = time.monotonic()
     children = rendered_children(cluster, DIRECT_NS, tmp)
@@ -214,7 +192,7 @@ def with_operator(cluster: LocalCluster, args: argparse.Namespace, tmp: Path, f:
         proc = Process(op.process.pid)
         requests = api_requests(cluster)
         started = time.monotonic()
-        docs = livestreams(args.count, args.destinations, OPERATOR_NS)
+        docs = many(args.count, args.destinations, OPERATOR_NS, PREFIX)
         cluster.kubectl("apply", "--server-side", "-f", "-", input=docs, timeout=LIMIT)
         f.applied = time.monotonic() - started
         expected = args.count * (1 + args.destinations)
@@ -325,7 +303,8 @@ def by_verb(requests: Counter[str]) -> str:
 def objects_of_one(census: dict[str, str]) -> int:
     """The first LiveStream's objects in the census: itself and its children."""
     names = [key.split("/", 1)[1] for key in census]
-    return sum(name == "bench-0000" or name.startswith("bench-0000-") for name in names)
+    first = f"{PREFIX}-0000"
+    return sum(name == first or name.startswith(f"{first}-") for name in names)
 
 
 if __name__ == "__main__":

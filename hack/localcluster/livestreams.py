@@ -10,6 +10,30 @@ from typing import Any
 from hack.localcluster.controlplane import LocalCluster
 
 
+def many(count: int, destinations: int, namespace: str, prefix: str) -> str:
+    """``count`` LiveStreams ``<prefix>-0000``... with ``destinations`` inline-key
+    destinations each, as one multi-document YAML stream for `kubectl apply -f -`."""
+    docs = [
+        {
+            "apiVersion": "restream.dev/v1alpha1",
+            "kind": "LiveStream",
+            "metadata": {"name": f"{prefix}-{i:04d}", "namespace": namespace},
+            "spec": {
+                "restreams": [
+                    {
+                        "name": f"Destination {d}",
+                        "serverUrl": f"rtmp://d{d}.example.com/app",
+                        "streamKey": f"key-{i}-{d}",
+                    }
+                    for d in range(destinations)
+                ]
+            },
+        }
+        for i in range(count)
+    ]
+    return "\n---\n".join(json.dumps(d) for d in docs)
+
+
 def status(cluster: LocalCluster, namespace: str, name: str) -> dict[str, Any]:
     """The LiveStream's status ({} while it has none, or when it does not exist)."""
     got = cluster.kubectl("get", "livestream", name, "-n", namespace, "-o", "json", check=False)

@@ -10,7 +10,7 @@ import pytest
 
 from hack.localcluster.census import api_writes, events_from, resource_versions
 from hack.localcluster.controlplane import LocalCluster
-from hack.localcluster.livestreams import condition
+from hack.localcluster.livestreams import condition, many
 from hack.localcluster.operator_process import OperatorProcess, wait_for_webhooks
 from hack.waiting import wait_for
 from restream_operator.kube import FIELD_MANAGER
@@ -18,24 +18,6 @@ from restream_operator.kube import FIELD_MANAGER
 pytestmark = pytest.mark.cluster
 
 COUNT = 50
-
-
-def livestream(namespace: str, i: int) -> dict[str, object]:
-    return {
-        "apiVersion": "restream.dev/v1alpha1",
-        "kind": "LiveStream",
-        "metadata": {"name": f"show-{i:02d}", "namespace": namespace},
-        "spec": {
-            "restreams": [
-                {
-                    "name": f"dest-{d}",
-                    "serverUrl": f"rtmp://d{d}.example.com/app",
-                    "streamKey": f"key-{i}-{d}",
-                }
-                for d in range(3)
-            ]
-        },
-    }
 
 
 def ready_count(cluster: LocalCluster, namespace: str) -> int:
@@ -63,7 +45,7 @@ def settled(cluster: LocalCluster, namespace: str) -> dict[str, str]:
 def test_a_restart_with_50_livestreams_and_nothing_changed_writes_nothing(
     cluster: LocalCluster, namespace: str, operator: OperatorProcess
 ) -> None:
-    docs = "\n---\n".join(json.dumps(livestream(namespace, i)) for i in range(COUNT))
+    docs = many(COUNT, 3, namespace, "show")
     cluster.kubectl("apply", "--server-side", "-f", "-", input=docs, timeout=120)
     wait_for(lambda: ready_count(cluster, namespace) == COUNT, f"{COUNT} Ready", timeout=180,
              every=1)  # fmt: skip
