@@ -1,10 +1,12 @@
 """kopf handlers: thin wiring from Kubernetes events to the reconcile and status paths.
 
 - create / update of spec / resume  -> ``reconcile`` (sync: kopf runs it in a thread)
-- watch events of LiveStreams and of our Deployments, Pods, Services, NetworkPolicies and
-  PodDisruptionBudgets -> the in-memory views in ``Runtime`` (no API request needed to
-  compute a status, and a child someone else changed is noticed at once)
-- startup -> the status loop (statusloop.py): poll agents, recompute, write on change.
+- watch events of LiveStreams (kopf's) and of our Deployments, Pods, Services,
+  NetworkPolicies and PodDisruptionBudgets (watches.py, our own) -> the in-memory views
+  in ``Runtime`` (no API request needed to compute a status or to know that a child is
+  as it was applied, and a child someone else changed is noticed at once)
+- startup -> the children's watches, then the status loop (statusloop.py): poll agents,
+  recompute, write on change.
 
 Nothing here needs a finalizer: deleting a LiveStream, or its namespace, never waits for
 the operator (owner references and the garbage collector remove the children).
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -22,6 +25,7 @@ import kopf
 from . import models, naming, reconcile, statusloop
 from .runtime import Runtime
 from .views import deployment_view, key_of, pod_view, service_view, written_view
+from .watches import Watch
 
 OURS = {naming.LABEL_MANAGED_BY: naming.MANAGED_BY}
 
@@ -56,28 +60,17 @@ def _track(kind: str, type: str | None, obj: dict[str, Any], runtime: Runtime) -
     runtime.child_changed(key, written_view(kind, obj))
 
 
-async def track_deployment(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    _track("Deployment", type, dict(body), memo.runtime)
+def deliver(runtime: Runtime, kind: str) -> Callable[[str, dict[str, Any]], None]:
+    """What a watch of ``kind`` (watches.py) does with each event, on the event loop."""
 
+    def on_event(type_: str, obj: dict[str, Any]) -> None:
+        if kind in HELD_KINDS:
+            runtime.hold(kind, type_, obj)
+        labels = obj["metadata"].get("labels") or {}
+        if labels.get(naming.LABEL_MANAGED_BY) == naming.MANAGED_BY:
+            _track(kind, type_, obj, runtime)
 
-async def track_pod(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    _track("Pod", type, dict(body), memo.runtime)
-
-
-async def track_service(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    _track("Service", type, dict(body), memo.runtime)
-
-
-async def track_network_policy(
-    type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
-) -> None:
-    _track("NetworkPolicy", type, dict(body), memo.runtime)
-
-
-async def track_disruption_budget(
-    type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
-) -> None:
-    _track("PodDisruptionBudget", type, dict(body), memo.runtime)
+    return on_event
 
 
 # ---- reconcile -------------------------------------------------------------------------
@@ -97,24 +90,35 @@ def reconcile_livestream(body: kopf.Body, reason: str, memo: kopf.Memo, **_: Any
 # ---- the status loop ------------------------------------------------------------------
 
 
-# What the views hold, by the kind kopf's watches deliver them as.
-TRACKED_KINDS = ("Deployment", "Pod", "Service", "NetworkPolicy", "PodDisruptionBudget")
-
-
-def prime_views(runtime: Runtime) -> None:
-    """Fills the views with one paged LIST of each kind. Startup handlers run before
-    kopf's watches start, so the status loop's first pass after a restart sees every
-    child as it is, not as missing (which would write a status that says Pending and
-    take it back a moment later); the watches' own listing, newer, follows."""
-    for kind in TRACKED_KINDS:
-        for namespace in runtime.namespaces or (None,):
-            for page in runtime.kube.list_pages(kind, namespace, OURS):
-                for obj in page:
-                    _track(kind, None, obj, runtime)
+# The children's watches: (kind, the labels the API server filters on). The kinds the
+# operator applies are watched whole, so that it knows every name taken in them.
+WATCHED: tuple[tuple[str, dict[str, str]], ...] = (
+    ("Deployment", {}),
+    ("Service", {}),
+    ("NetworkPolicy", {}),
+    ("Pod", OURS),
+    ("PodDisruptionBudget", OURS),
+)
+HELD_KINDS = frozenset(kind for kind, selector in WATCHED if not selector)
 
 
 async def start_status_loop(memo: kopf.Memo, **_: Any) -> None:
-    await asyncio.to_thread(prime_views, memo.runtime)
+    """Starts the children's watches and, once each has listed, the status loop.
+    Startup handlers run before kopf's own watches start, so the first reconciles and
+    the status loop's first pass after a restart see every child as it is, not as
+    missing (which would write a status that says Pending and take it back a moment
+    later, and read each child again)."""
+    runtime: Runtime = memo.runtime
+    loop = asyncio.get_running_loop()
+    memo.watches = [
+        Watch(runtime.kube, kind, namespace, selector, deliver(runtime, kind), loop)
+        for kind, selector in WATCHED
+        for namespace in runtime.namespaces or (None,)
+    ]
+    for watch in memo.watches:
+        watch.start()
+    await asyncio.gather(*(watch.synced.wait() for watch in memo.watches))
+    runtime.held_kinds = HELD_KINDS
     # Created inside kopf's context, so kopf.event() works from the loop.
     memo.status_loop = asyncio.create_task(statusloop.run(memo.runtime))
 
@@ -125,6 +129,11 @@ async def stop_status_loop(memo: kopf.Memo, **_: Any) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    watches: list[Watch] = memo.get("watches") or []
+    for watch in watches:
+        watch.stop()
+    for watch in watches:
+        await asyncio.to_thread(watch.join, 5.0)
 
 
 # ---- registration ----------------------------------------------------------------------
@@ -133,15 +142,6 @@ async def stop_status_loop(memo: kopf.Memo, **_: Any) -> None:
 def register(registry: kopf.OperatorRegistry) -> None:
     ls = (models.GROUP, models.VERSION, models.PLURAL)
     kopf.on.event(*ls, registry=registry)(track_livestream)
-    kopf.on.event("apps", "v1", "deployments", labels=OURS, registry=registry)(track_deployment)
-    kopf.on.event("", "v1", "pods", labels=OURS, registry=registry)(track_pod)
-    kopf.on.event("", "v1", "services", labels=OURS, registry=registry)(track_service)
-    kopf.on.event("networking.k8s.io", "v1", "networkpolicies", labels=OURS, registry=registry)(
-        track_network_policy
-    )
-    kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=OURS, registry=registry)(
-        track_disruption_budget
-    )
     for decorator in (
         kopf.on.resume(*ls, registry=registry),
         kopf.on.create(*ls, registry=registry),

@@ -59,6 +59,10 @@ KINDS: dict[str, Kind] = {
 }
 
 
+def _selector(labels: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
 class KubeError(RuntimeError):
     def __init__(self, status: int, reason: str, message: str) -> None:
         super().__init__(f"{status} {reason}: {message}")
@@ -164,14 +168,53 @@ class Kube:
     ) -> Iterator[Page]:
         """Every object of ``kind`` with the labels, ``page`` at a time (a cluster's
         thousands of pods never sit in memory at once); ``namespace`` None: all."""
-        query = {"labelSelector": ",".join(f"{k}={v}" for k, v in sorted(selector.items())),
-                 "limit": str(page)}  # fmt: skip
+        token = ""
         while True:
-            out = self._call("GET", KINDS[kind].collection(namespace), query=query)
+            out = self.list_page(kind, namespace, selector, token, page)
             yield cast(Page, out.get("items", []))
-            query["continue"] = (out.get("metadata") or {}).get("continue") or ""
-            if not query["continue"]:
+            token = (out.get("metadata") or {}).get("continue") or ""
+            if not token:
                 return
+
+    def list_page(
+        self, kind: str, namespace: str | None, selector: dict[str, str], token: str, limit: int
+    ) -> Obj:
+        """One page of a listing, as the API server sends it (its ``metadata`` holds the
+        ``continue`` token and the resourceVersion to watch from)."""
+        query = {"labelSelector": _selector(selector), "limit": str(limit)}
+        if token:
+            query["continue"] = token
+        return self._call("GET", KINDS[kind].collection(namespace), query=query)
+
+    def watch(
+        self,
+        kind: str,
+        namespace: str | None,
+        selector: dict[str, str],
+        version: str,
+        timeout_seconds: int,
+    ) -> Any:
+        """An open watch from ``version``, with bookmarks: the raw response, whose lines
+        are the events (the caller reads and closes it)."""
+        query = {"labelSelector": _selector(selector), "watch": "true",
+                 "resourceVersion": version, "allowWatchBookmarks": "true",
+                 "timeoutSeconds": str(timeout_seconds)}  # fmt: skip
+        serialized = self.api.param_serialize(
+            method="GET",
+            resource_path=f"{KINDS[kind].collection(namespace)}?{urlencode(query)}",
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        try:
+            response = self.api.call_api(
+                *serialized, _request_timeout=(self.timeout, timeout_seconds + 30)
+            )
+        except ApiException as exc:
+            raise KubeError(exc.status or 0, str(exc.reason), str(exc.body)) from None
+        if response.status >= 400:
+            response.read()  # type: ignore[no-untyped-call]
+            raise KubeError(response.status, "", (response.data or b"").decode(errors="replace"))
+        return response.response  # urllib3's, not yet read
 
     def patch_status(self, namespace: str, name: str, patch: Obj) -> Obj:
         """Merge-patches a LiveStream's status subresource."""

@@ -24,24 +24,18 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from . import admission, agentpoll, models, naming, rollout
-from .kube import FIELD_MANAGER, Kube, Obj
+from .kube import Kube, Obj
 from .render import Owner, generated_secret, owner_from_object, render_children
 from .runtime import Runtime, StreamState
 from .secretrefs import MissingSecret, missing_secrets
 from .settings import Settings
 from .status import ReconcileFailure
-from .views import ChildRef, fingerprint
+from .views import ANNOTATION_APPLIED, ChildRef, Held, fingerprint, held_view
 
 log = logging.getLogger(__name__)
-
-# On every child the operator applies: a digest of what it wrote. The same digest, and
-# nobody else's write since, means that applying again would change nothing.
-ANNOTATION_APPLIED = "restream.dev/applied"
-# Writers of a child's metadata that are not a change of what the operator applied.
-BUILTIN_WRITERS = ("kube-controller-manager",)
 
 
 @dataclass
@@ -93,6 +87,19 @@ def conflict(owner: Owner, kind: str, existing: Obj) -> str:
     )
 
 
+class Known(Protocol):
+    """What the operator's watches know of the names it applies to (Runtime): a child it
+    can tell about needs no GET."""
+
+    def knows(self, kind: str) -> bool:
+        """Whether every object of ``kind`` is known, so that absence means free."""
+
+    def holder(self, kind: str, namespace: str, name: str) -> Held | None: ...
+
+    def relays(self, namespace: str, livestream: str) -> list[str]:
+        """The relay Deployments the watches saw labelled as this LiveStream's."""
+
+
 class InvalidSpec(ValueError):
     """The spec breaks the admission rules (stored while the webhook was down, or
     before the operator registered it): retrying cannot help until the spec changes."""
@@ -132,6 +139,7 @@ def apply_children(
     hold: bool = False,
     live_now: Callable[[], bool] | None = None,
     handled: dict[ChildRef, frozenset[str]] | None = None,
+    known: Known | None = None,
 ) -> Outcome:
     """Applies every child whose name is free or ours and prunes what the spec dropped;
     a child whose name belongs to someone else is left alone and listed in
@@ -142,6 +150,8 @@ def apply_children(
     be replaced: if it says a broadcast has just begun, everything is held after all.
     ``handled``: the previous reconcile's fingerprints of each child (none after a
     restart): a child that is as this reconcile would write it is not written again.
+    ``known``: the watches' knowledge of the names: a child whose name it knows to be
+    free, or to hold this child as it would be written, is not read first (a GET).
     """
     outcome = Outcome()
     children = render_children(owner, settings)
@@ -154,14 +164,34 @@ def apply_children(
             outcome.conflicts.append(held_by)
         return not held_by, found
 
+    # A LiveStream whose ingest nobody holds is new: its random Secrets are created
+    # without a read first (one that exists after all answers 409, and is then read).
+    new = known is not None and known.knows("Deployment") and (
+        known.holder("Deployment", owner.namespace, naming.ingest_name(owner.name)) is None
+    )
     for name, data_key in children.generated.items():
         secret = generated_secret(owner, name, data_key, new_secret_value())
+        if new and kube.create_if_absent(secret):
+            outcome.created.append(_ref(secret))
+            continue
         writable, found = free_or_ours(secret)
         if writable and found is None and kube.create_if_absent(secret):
             outcome.created.append(_ref(secret))
 
+    handled = handled or {}
     targets: list[tuple[Obj, Obj | None]] = []
     for obj in children.applied:
+        kind, name = obj["kind"], obj["metadata"]["name"]
+        if known is not None and known.knows(kind):
+            holder = known.holder(kind, owner.namespace, name)
+            if holder is None:
+                targets.append((obj, None))  # nobody holds the name: nothing to read
+                continue
+            seen = handled.get((kind, name))
+            if holder.controller_uid == owner.uid and unchanged(stamped(obj), holder, seen):
+                outcome.unchanged.append(_ref(obj))
+                outcome.handled[(kind, name)] = (seen or frozenset()) | {holder.fingerprint}
+                continue
         writable, before = free_or_ours(obj)
         if writable:
             targets.append((obj, before))
@@ -179,8 +209,8 @@ def apply_children(
         held = plans(True)
         if any(p.pending for p in held.values()) and live_now():
             planned = held
-    _apply(owner, kube, targets, planned, outcome, handled or {})
-    _prune_relays(owner, kube, children.applied, outcome)
+    _apply(owner, kube, targets, planned, outcome, handled)
+    _prune_relays(owner, kube, children.applied, outcome, known)
     outcome.missing_secrets = find_missing_secrets(owner, kube)
     return outcome
 
@@ -198,34 +228,16 @@ def stamped(obj: Obj) -> Obj:
     return {**obj, "metadata": {**meta, "annotations": annotations}}
 
 
-def foreign_writers(obj: Obj) -> list[str]:
-    """Who else set fields of a child's spec or metadata (its managedFields), leaving out
-    status writers and the controllers that annotate what they manage (the Deployment
-    controller's revision)."""
-    return sorted(
-        {
-            str(entry.get("manager"))
-            for entry in obj["metadata"].get("managedFields") or []
-            if entry.get("subresource") != "status"
-            and entry.get("manager") not in (FIELD_MANAGER, *BUILTIN_WRITERS)
-        }
-    )
-
-
-def unchanged(desired: Obj, before: Obj, seen: frozenset[str] | None) -> bool:
+def unchanged(desired: Obj, before: Held, seen: frozenset[str] | None) -> bool:
     """Whether writing ``desired`` (stamped) would change nothing ``before`` has: it
     carries the same digest of what the operator wrote, and nobody changed it since.
     ``seen``: the fingerprints around the last write this operator made (None since a
     restart: then only the managed fields can tell that nobody else wrote)."""
-    annotations = before["metadata"].get("annotations") or {}
-    if (
-        annotations.get(ANNOTATION_APPLIED)
-        != desired["metadata"]["annotations"][ANNOTATION_APPLIED]
-    ):
+    if before.applied != desired["metadata"]["annotations"][ANNOTATION_APPLIED]:
         return False
     if seen is not None:
-        return fingerprint(before) in seen
-    return not foreign_writers(before)
+        return before.fingerprint in seen
+    return not before.foreign
 
 
 def _apply(
@@ -256,7 +268,7 @@ def _apply(
         if obj is None:
             continue
         obj = stamped(obj)
-        if before is not None and unchanged(obj, before, handled.get((kind, name))):
+        if before is not None and unchanged(obj, held_view(before), handled.get((kind, name))):
             outcome.unchanged.append(_ref(obj))
             outcome.handled[(kind, name)] = handled.get((kind, name), frozenset()) | {
                 fingerprint(before)
@@ -276,17 +288,32 @@ def _apply(
                 _delete_key_secret(owner, kube, inline, outcome)
 
 
-def _prune_relays(owner: Owner, kube: Kube, applied: list[Obj], outcome: Outcome) -> None:
-    """Deletes the relays (and inline-key Secrets) of destinations the spec dropped."""
-    desired = {obj["metadata"]["name"] for obj in applied if obj["kind"] == "Deployment"}
+def _relays(owner: Owner, kube: Kube, known: Known | None) -> dict[str, str | None]:
+    """This LiveStream's relay Deployments, by name, with their controller's uid."""
+    if known is not None and known.knows("Deployment"):
+        return {
+            name: held.controller_uid
+            for name in known.relays(owner.namespace, owner.name)
+            if (held := known.holder("Deployment", owner.namespace, name)) is not None
+        }
     selector = {
         naming.LABEL_LIVESTREAM: owner.name,
         naming.LABEL_COMPONENT: naming.COMPONENT_RELAY,
         naming.LABEL_MANAGED_BY: naming.MANAGED_BY,
     }
-    for relay in kube.list("Deployment", owner.namespace, selector):
-        name = relay["metadata"]["name"]
-        if name in desired or not _owned_by(relay, owner.uid):
+    return {
+        relay["metadata"]["name"]: held_view(relay).controller_uid
+        for relay in kube.list("Deployment", owner.namespace, selector)
+    }
+
+
+def _prune_relays(
+    owner: Owner, kube: Kube, applied: list[Obj], outcome: Outcome, known: Known | None
+) -> None:
+    """Deletes the relays (and inline-key Secrets) of destinations the spec dropped."""
+    desired = {obj["metadata"]["name"] for obj in applied if obj["kind"] == "Deployment"}
+    for name, controller in _relays(owner, kube, known).items():
+        if name in desired or controller != owner.uid:
             continue
         # Its inline key first: the running pod keeps what it read, and a Secret is never
         # left behind by a relay already gone. Named, not listed: the operator may not
@@ -351,6 +378,7 @@ def _reconcile_locked(runtime: Runtime, obj: dict[str, Any], cause: str) -> Outc
             hold=defer and runtime.broadcasting(obj),
             live_now=(lambda: agentpoll.publishing_now(runtime, owner) is True) if defer else None,
             handled=state.handled,
+            known=runtime,
         )
     except InvalidSpec as exc:
         failure = ReconcileFailure("InvalidSpec", str(exc))

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import naming
 from .admission import DnsResolver
 from .events import Poster
 from .kube import Kube
@@ -17,7 +18,16 @@ from .rollout import ANNOTATION_ROLLOUT, ROLLOUT_NOW, Pending
 from .secretrefs import MissingSecret
 from .settings import Settings
 from .status import ReconcileFailure
-from .views import ChildRef, ChildView, ChildViews, IndexKey, Written, livestream_key
+from .views import (
+    ChildRef,
+    ChildView,
+    ChildViews,
+    Held,
+    IndexKey,
+    Written,
+    held_view,
+    livestream_key,
+)
 
 
 @dataclass
@@ -69,6 +79,10 @@ class Runtime:
     events: Poster = field(default_factory=Poster)
     resolver: DnsResolver = field(default_factory=DnsResolver)
     admission_pool: ThreadPoolExecutor = field(default_factory=_admission_pool)
+    # (kind, namespace, name) -> who holds it, for every object of the kinds the operator
+    # applies and watches whole (watches.py); reconciles read it from their threads.
+    holders: dict[tuple[str, str, str], Held] = field(default_factory=dict)
+    held_kinds: frozenset[str] = frozenset()  # those whose watches have listed
     _uids: dict[IndexKey, str] = field(default_factory=dict)  # (namespace, name) -> uid
     _locks: dict[str, threading.Lock] = field(default_factory=dict)
     _poll_slots: asyncio.Semaphore | None = None
@@ -131,6 +145,27 @@ class Runtime:
             state = self.streams.get(uid) if uid else None
             if uid and state and state.drifted((view.kind, view.name), view.fingerprint):
                 self.wake(uid)  # someone else changed it: the status loop repairs it now
+
+    # ---- who holds the names the operator applies to (reconcile.Known) ---------------
+
+    def hold(self, kind: str, type_: str, obj: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        ref = (kind, meta.get("namespace") or "", meta["name"])
+        if type_ == "DELETED":
+            self.holders.pop(ref, None)
+        else:
+            self.holders[ref] = held_view(obj)
+
+    def knows(self, kind: str) -> bool:
+        return kind in self.held_kinds
+
+    def holder(self, kind: str, namespace: str, name: str) -> Held | None:
+        return self.holders.get((kind, namespace, name))
+
+    def relays(self, namespace: str, livestream: str) -> list[str]:
+        views = self.children.get((namespace, livestream))
+        ingest = naming.ingest_name(livestream)
+        return [name for name in (views.deployments if views else ()) if name != ingest]
 
     # ---- waking the status loop early ---------------------------------------------------
 

@@ -12,6 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import naming
+from .kube import FIELD_MANAGER
+
+# On every child the operator applies: a digest of what it wrote. The same digest, and
+# nobody else's write since, means that applying again would change nothing.
+ANNOTATION_APPLIED = "restream.dev/applied"
+# Writers of a child's metadata that are not a change of what the operator applied.
+BUILTIN_WRITERS = ("kube-controller-manager",)
 
 IndexKey = tuple[str, str]  # (namespace, livestream name)
 
@@ -50,6 +57,17 @@ class Written:
 
     kind: str
     name: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class Held:
+    """Who holds a name the operator applies to, from the object's metadata: enough to
+    know, without a GET, that a child is the operator's and as it last wrote it."""
+
+    controller_uid: str | None  # the owner reference marked controller
+    applied: str | None  # its ANNOTATION_APPLIED
+    foreign: bool  # someone other than the operator wrote its spec or metadata
     fingerprint: str
 
 
@@ -182,3 +200,29 @@ def fingerprint(obj: dict[str, Any]) -> str:
 
 def written_view(kind: str, obj: dict[str, Any]) -> Written:
     return Written(kind, obj["metadata"]["name"], fingerprint(obj))
+
+
+def foreign_writers(obj: dict[str, Any]) -> list[str]:
+    """Who else set fields of a child's spec or metadata (its managedFields), leaving out
+    status writers and the controllers that annotate what they manage (the Deployment
+    controller's revision)."""
+    return sorted(
+        {
+            str(entry.get("manager"))
+            for entry in obj["metadata"].get("managedFields") or []
+            if entry.get("subresource") != "status"
+            and entry.get("manager") not in (FIELD_MANAGER, *BUILTIN_WRITERS)
+        }
+    )
+
+
+def held_view(obj: dict[str, Any]) -> Held:
+    meta = obj["metadata"]
+    refs = meta.get("ownerReferences") or []
+    controller: dict[str, Any] = next((r for r in refs if r.get("controller")), {})
+    return Held(
+        controller_uid=controller.get("uid"),
+        applied=(meta.get("annotations") or {}).get(ANNOTATION_APPLIED),
+        foreign=bool(foreign_writers(obj)),
+        fingerprint=fingerprint(obj),
+    )

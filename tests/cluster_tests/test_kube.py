@@ -1,8 +1,14 @@
-"""The operator's few API calls (kube.py), against the real apiserver."""
+"""The operator's few API calls (kube.py) and its watches (watches.py), against the
+real apiserver: for the watches, the listing, then every change in order, the API
+server's label filter, a relist's DELETED for what went while nobody watched, and a
+prompt stop."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -11,6 +17,7 @@ from kubernetes import config
 from hack.localcluster.controlplane import LocalCluster
 from restream_operator import naming
 from restream_operator.kube import FIELD_MANAGER, Kube, KubeError
+from restream_operator.watches import Watch
 
 pytestmark = pytest.mark.cluster
 
@@ -90,3 +97,79 @@ def test_refusals_carry_the_status_code_and_reason(kube: Kube, namespace: str) -
     with pytest.raises(KubeError) as missing:
         kube.patch_status(namespace, "absent", {"status": {}})
     assert missing.value.status == 404
+
+
+# -- watches -----------------------------------------------------------------------------
+
+Event = tuple[str, str, str]  # (type, name, data value)
+
+
+async def until(what: str, done: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+def watching(
+    kube: Kube, namespace: str, body: Callable[[Watch, list[Event]], Awaitable[None]]
+) -> list[Event]:
+    """Runs ``body`` with a started Watch of the namespace's ConfigMaps labelled a=1,
+    then stops it; the events it delivered, on the event loop, in order."""
+    events: list[Event] = []
+
+    def deliver(type_: str, obj: dict[str, Any]) -> None:
+        assert obj["kind"] == "ConfigMap"
+        events.append((type_, obj["metadata"]["name"], (obj.get("data") or {}).get("v", "")))
+
+    async def main() -> None:
+        watch = Watch(kube, "ConfigMap", namespace, {"a": "1"}, deliver, asyncio.get_running_loop())
+        watch.start()
+        try:
+            await asyncio.wait_for(watch.synced.wait(), 10)
+            await body(watch, events)
+        finally:
+            watch.stop()
+            await asyncio.to_thread(watch.join, 2.0)
+            assert not watch.running, "stop() must end an open watch at once"
+
+    asyncio.run(main())
+    return events
+
+
+def test_a_watch_lists_then_delivers_each_change_in_order(kube: Kube, namespace: str) -> None:
+    kube.apply(config_map(namespace, "before", "1", a="1"))
+    kube.apply(config_map(namespace, "unlabelled", "1"))
+
+    async def body(watch: Watch, events: list[Event]) -> None:
+        assert events == [("ADDED", "before", "1")]  # listed before `synced`
+        kube.apply(config_map(namespace, "after", "1", a="1"))
+        kube.apply(config_map(namespace, "before", "2", a="1"))
+        kube.apply(config_map(namespace, "unlabelled", "2"))  # filtered by the server
+        kube.delete("ConfigMap", namespace, "after")
+        await until("four events", lambda: len(events) >= 4)
+        await asyncio.sleep(0.5)  # nothing else comes
+
+    assert watching(kube, namespace, body) == [
+        ("ADDED", "before", "1"),
+        ("ADDED", "after", "1"),
+        ("MODIFIED", "before", "2"),
+        ("DELETED", "after", "1"),
+    ]
+
+
+def test_a_relist_deletes_what_went_while_nobody_watched(kube: Kube, namespace: str) -> None:
+    kube.apply(config_map(namespace, "stays", "1", a="1"))
+    kube.apply(config_map(namespace, "goes", "1", a="1"))
+
+    async def body(watch: Watch, events: list[Event]) -> None:
+        watch.stop()
+        await asyncio.to_thread(watch.join, 2.0)
+        assert not watch.running
+        kube.delete("ConfigMap", namespace, "goes")
+        await asyncio.to_thread(watch._relist)  # what a 410 Gone or a failure leads to
+        await until("the relist's events", lambda: len(events) >= 4)
+
+    events = watching(kube, namespace, body)
+    assert sorted(events[:2]) == [("ADDED", "goes", "1"), ("ADDED", "stays", "1")]
+    assert events[2:] == [("ADDED", "stays", "1"), ("DELETED", "goes", "")]

@@ -18,6 +18,7 @@ from hack.localcluster.livestreams import condition
 from hack.localcluster.operator_process import OperatorProcess, wait_for_webhooks
 from hack.waiting import wait_for
 from restream_operator import naming
+from tests.cluster_tests import objects
 
 pytestmark = pytest.mark.cluster
 
@@ -506,30 +507,14 @@ def test_a_name_another_object_holds_is_a_name_conflict_and_that_object_is_left_
     other_uid = get(cluster, "livestream/other", namespace)["metadata"]["uid"]
     # A Deployment that holds the name launch's Youtube relay needs, controlled by "other".
     taken = naming.relay_name("launch", "Youtube")
-    squatter = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {
-            "name": taken,
-            "ownerReferences": [
-                {
-                    "apiVersion": "restream.dev/v1alpha1",
-                    "kind": "LiveStream",
-                    "name": "other",
-                    "uid": other_uid,
-                    "controller": True,
-                }
-            ],
-        },
-        "spec": {
-            "replicas": 0,
-            "selector": {"matchLabels": {"app": "squatter"}},
-            "template": {
-                "metadata": {"labels": {"app": "squatter"}},
-                "spec": {"containers": [{"name": "c", "image": "squatter:1"}]},
-            },
-        },
+    owner = {
+        "apiVersion": "restream.dev/v1alpha1",
+        "kind": "LiveStream",
+        "name": "other",
+        "uid": other_uid,
+        "controller": True,
     }
+    squatter = objects.squatter(taken, ownerReferences=[owner])
     apply(cluster, namespace, squatter)
     before = get(cluster, f"deployment/{taken}", namespace)
     apply(

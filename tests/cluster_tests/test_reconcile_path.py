@@ -8,6 +8,7 @@ settings (an "upgraded" one) for someone else's and repair them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 from collections.abc import Iterator
@@ -20,25 +21,35 @@ from hack.localcluster import livestreams
 from hack.localcluster.controlplane import LocalCluster
 from hack.localcluster.operator_process import OperatorProcess, wait_for_webhooks
 from hack.waiting import wait_for
-from restream_operator import naming, protection, reconcile, rollout, statusloop
+from restream_operator import handlers, naming, protection, reconcile, rollout, statusloop
 from restream_operator.kube import FIELD_MANAGER, Kube, Obj
 from restream_operator.render import owner_from_object
 from restream_operator.runtime import Runtime
 from restream_operator.secretrefs import MissingSecret, SecretUse
 from restream_operator.settings import Settings
 from restream_operator.views import fingerprint, written_view
+from restream_operator.watches import Watch
+from tests.cluster_tests import objects
 
 pytestmark = pytest.mark.cluster
 
 
 class CountingKube(Kube):
-    """The real client, counting status writes."""
+    """The real client, counting status writes and reads by kind."""
 
     status_writes = 0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.reads: list[str] = []
 
     def patch_status(self, namespace: str, name: str, patch: Obj) -> Obj:
         self.status_writes += 1
         return super().patch_status(namespace, name, patch)
+
+    def get(self, kind: str, namespace: str | None, name: str) -> Obj | None:
+        self.reads.append(f"{kind}/{name}")
+        return super().get(kind, namespace, name)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -414,3 +425,75 @@ def test_the_cluster_wide_switches_turn_deferral_and_the_budget_off(
     )
     name = naming.on_air_budget("launch")
     assert cluster.kubectl("get", "pdb", name, "-n", namespace, check=False).returncode != 0
+
+
+# -- what the watches know spares reads ------------------------------------------------------
+
+
+@contextlib.contextmanager
+def watched(runtime: Runtime) -> Iterator[None]:
+    """The operator's child watches (handlers.WATCHED) feeding ``runtime``, from an
+    event loop in a thread of its own, once each has listed."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    watches = [
+        Watch(runtime.kube, kind, None, selector, handlers.deliver(runtime, kind), loop)
+        for kind, selector in handlers.WATCHED
+    ]
+    for watch in watches:
+        watch.start()
+    for watch in watches:
+        asyncio.run_coroutine_threadsafe(watch.synced.wait(), loop).result(30)
+    runtime.held_kinds = handlers.HELD_KINDS
+    try:
+        yield
+    finally:
+        for watch in watches:
+            watch.stop()
+        for watch in watches:
+            watch.join(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
+def test_a_new_livestream_reads_only_what_nobody_watches_and_a_squatter_is_still_found(
+    cluster: LocalCluster, namespace: str, runtime: Runtime
+) -> None:
+    taken = naming.relay_name("launch", "Youtube")
+    squatter = objects.squatter(taken, namespace=namespace)
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(squatter))
+    before = cluster.kubectl("get", "deployment", taken, "-n", namespace, "-o", "json")
+    kube = runtime.kube
+    assert isinstance(kube, CountingKube)
+    with watched(runtime):
+        assert runtime.holder("Deployment", namespace, taken) is not None  # listed
+        obj = create(cluster, namespace, restream("Youtube"), restream("Twitch"))
+        runtime.remember(obj)
+        with pytest.raises(reconcile.NameConflict, match=f"Deployment/{taken}"):
+            reconcile.reconcile(runtime, obj, "create")
+        # Read: the squatter (to say who holds it), the ConfigMap and the inline keys'
+        # Secrets; not the Services, NetworkPolicies and the Deployments nobody holds,
+        # nor the random Secrets of a LiveStream that is new.
+        assert sorted(kube.reads) == sorted(
+            [
+                f"Deployment/{taken}",
+                f"ConfigMap/{naming.ingest_name('launch')}",
+                f"Secret/{naming.inline_key_secret('launch', 'Youtube')}",
+                f"Secret/{naming.inline_key_secret('launch', 'Twitch')}",
+            ]
+        )
+        after = cluster.kubectl("get", "deployment", taken, "-n", namespace, "-o", "json")
+        assert json.loads(after.stdout) == json.loads(before.stdout)  # left alone
+
+        # The squatter gone, a reconcile takes the name; then one with nothing to do
+        # reads nothing the watches hold and writes nothing.
+        cluster.kubectl("delete", "deployment", taken, "-n", namespace)
+        wait_for(lambda: runtime.holder("Deployment", namespace, taken) is None, "the watch")
+        reconcile.reconcile(runtime, obj, "update")
+        wait_for(lambda: runtime.holder("Deployment", namespace, taken) is not None, "the relay")
+        kube.reads.clear()
+        again = reconcile.reconcile(runtime, obj, "resume")
+        assert again is not None and again.applied == [] and again.created == []
+        assert {r.split("/")[0] for r in kube.reads} == {"ConfigMap", "Secret"}

@@ -36,7 +36,11 @@ def body(obj: dict[str, Any]) -> kopf.Body:
 
 
 def child(kind: str, name: str, **extra: Any) -> dict[str, Any]:
-    labels = {naming.LABEL_LIVESTREAM: "launch", naming.LABEL_COMPONENT: "ingest"}
+    labels = {
+        naming.LABEL_LIVESTREAM: "launch",
+        naming.LABEL_COMPONENT: "ingest",
+        naming.LABEL_MANAGED_BY: naming.MANAGED_BY,
+    }
     return {
         "kind": kind,
         "metadata": {"name": name, "namespace": "demo", "labels": labels},
@@ -65,22 +69,18 @@ def test_watch_events_fill_and_empty_the_views() -> None:
     async def events() -> None:
         await handlers.track_livestream(type="ADDED", body=body(livestream()), memo=memo)
         dep = child("Deployment", "launch-ingest", spec={"replicas": 1})
-        await handlers.track_deployment(type="ADDED", body=body(dep), memo=memo)
-        await handlers.track_pod(
-            type="ADDED", body=body(child("Pod", "launch-ingest-x")), memo=memo
-        )
+        handlers.deliver(rt, "Deployment")("ADDED", dep)
+        handlers.deliver(rt, "Pod")("ADDED", child("Pod", "launch-ingest-x"))
         public = child("Service", "launch-ingest", spec={"type": "NodePort"})
         internal = child("Service", "launch-ingest-internal", spec={"type": "ClusterIP"})
-        await handlers.track_service(type="ADDED", body=body(public), memo=memo)
-        await handlers.track_service(type="ADDED", body=body(internal), memo=memo)
+        handlers.deliver(rt, "Service")("ADDED", public)
+        handlers.deliver(rt, "Service")("ADDED", internal)
         views = rt.children[KEY]
         assert set(views.deployments) == {"launch-ingest"}
         assert set(views.pods) == {"launch-ingest-x"}
         assert views.service is not None and views.service.type == "NodePort"
 
-        await handlers.track_pod(
-            type="DELETED", body=body(child("Pod", "launch-ingest-x")), memo=memo
-        )
+        handlers.deliver(rt, "Pod")("DELETED", child("Pod", "launch-ingest-x"))
         assert rt.children[KEY].pods == {}
         await handlers.track_livestream(type="DELETED", body=body(livestream()), memo=memo)
         assert KEY not in rt.children
@@ -89,11 +89,20 @@ def test_watch_events_fill_and_empty_the_views() -> None:
     asyncio.run(events())
 
 
-def test_an_unlabelled_object_is_not_tracked() -> None:
+def test_an_unlabelled_object_is_not_tracked_but_its_name_is_known_as_taken() -> None:
     rt = runtime()
-    stranger = {"metadata": {"name": "x", "namespace": "demo"}}
-    asyncio.run(handlers.track_pod(type="ADDED", body=body(stranger), memo=kopf.Memo(runtime=rt)))
+    stranger = {
+        "metadata": {"name": "launch-ingest", "namespace": "demo", "labels": {"a": "b"},
+                     "ownerReferences": [{"uid": "u9", "controller": True}]},
+    }  # fmt: skip
+    handlers.deliver(rt, "Pod")("ADDED", stranger)
+    handlers.deliver(rt, "Deployment")("ADDED", stranger)
     assert rt.children == {}
+    held = rt.holder("Deployment", "demo", "launch-ingest")
+    assert held is not None and held.controller_uid == "u9"
+    assert rt.holder("Pod", "demo", "launch-ingest") is None  # pods are not applied
+    handlers.deliver(rt, "Deployment")("DELETED", stranger)
+    assert rt.holder("Deployment", "demo", "launch-ingest") is None
 
 
 def test_a_spec_the_rules_refuse_is_permanent_and_recorded() -> None:
