@@ -253,6 +253,7 @@ def report(args: argparse.Namespace, f: Figures) -> None:
         ("operator: all Ready after", f"{f.converged:.1f} s"),
         ("ratio operator/direct", f"{f.converged / f.direct:.2f}x"),
         ("operator: API requests", by_verb(f.operator_requests)),
+        ("operator: most more than direct", extra(f.operator_requests, f.direct_requests)),
         ("operator CPU while converging", f"{f.cpu_converged:.1f} s"),
         ("operator peak RSS (converged)", f"{f.rss:.0f} MiB"),
         ("operator peak RSS (after idle)", f"{f.peak:.0f} MiB"),
@@ -290,6 +291,13 @@ def main() -> int:
     report(args, figures)
     print(f"bench wall time {time.monotonic() - bench_started:.0f} s")
     return 0
+
+
+def extra(operator: Counter[str], direct: Counter[str], top: int = 5) -> str:
+    """The requests the operator made more of than the direct apply, by verb and
+    resource: where its extra load on the API server comes from."""
+    more = (operator - direct).most_common(top)
+    return ", ".join(f"{what} +{n}" for what, n in more) or "none"
 
 
 def by_verb(requests: Counter[str]) -> str:

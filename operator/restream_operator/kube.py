@@ -136,11 +136,12 @@ class Kube:
             content_type="application/apply-patch+yaml",
         )
 
-    def create_if_absent(self, obj: Obj) -> bool:
-        """Creates `obj` unless an object of that name exists. True when it created it."""
+    def create(self, obj: Obj) -> Obj | None:
+        """Creates `obj` unless an object of that name exists: the object created, or
+        None (never an overwrite)."""
         kind = KINDS[obj["kind"]]
         try:
-            self._call(
+            return self._call(
                 "POST",
                 kind.collection(obj["metadata"].get("namespace")),
                 body=obj,
@@ -148,9 +149,12 @@ class Kube:
             )
         except KubeError as exc:
             if exc.status == 409:
-                return False
+                return None
             raise
-        return True
+
+    def create_if_absent(self, obj: Obj) -> bool:
+        """Creates `obj` unless an object of that name exists. True when it created it."""
+        return self.create(obj) is not None
 
     def get(self, kind: str, namespace: str | None, name: str) -> Obj | None:
         try:

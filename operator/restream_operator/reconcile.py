@@ -164,10 +164,15 @@ def apply_children(
             outcome.conflicts.append(held_by)
         return not held_by, found
 
-    # A LiveStream whose ingest nobody holds is new: its random Secrets are created
-    # without a read first (one that exists after all answers 409, and is then read).
-    new = known is not None and known.knows("Deployment") and (
-        known.holder("Deployment", owner.namespace, naming.ingest_name(owner.name)) is None
+    # A LiveStream whose ingest nobody holds is new: its children of the kinds the
+    # watches do not know (Secrets, the ConfigMap) are created without a read first. A
+    # create never overwrites: a name someone holds answers 409, and is then read and
+    # judged as any other. (Created, not applied: later applies by the same manager
+    # take the fields over.)
+    new = (
+        known is not None
+        and known.knows("Deployment")
+        and (known.holder("Deployment", owner.namespace, naming.ingest_name(owner.name)) is None)
     )
     for name, data_key in children.generated.items():
         secret = generated_secret(owner, name, data_key, new_secret_value())
@@ -192,6 +197,10 @@ def apply_children(
                 outcome.unchanged.append(_ref(obj))
                 outcome.handled[(kind, name)] = (seen or frozenset()) | {holder.fingerprint}
                 continue
+        elif new and (created := kube.create(stamped(obj))) is not None:
+            outcome.applied.append(_ref(obj))
+            outcome.handled[(kind, name)] = frozenset({fingerprint(created)})
+            continue
         writable, before = free_or_ours(obj)
         if writable:
             targets.append((obj, before))

@@ -64,6 +64,7 @@ def test_reconcile_bench_prints_convergence_memory_and_idle_writes() -> None:
             rf"^operator: all Ready after\s+{NUM} s$",
             rf"^ratio operator/direct\s+{NUM}x$",
             r"^operator: API requests\s+[1-9]\d* \((?:[A-Z]+ \d+(?:, )?)+\)$",
+            r"^operator: most more than direct\s+(?:none|(?:[A-Z]+ [a-z/]+ \+\d+(?:, )?)+)$",
             rf"^operator CPU while converging\s+{NUM} s$",
             r"^operator peak RSS \(converged\)\s+[1-9]\d* MiB$",
             r"^operator peak RSS \(after idle\)\s+[1-9]\d* MiB$",
