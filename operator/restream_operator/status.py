@@ -441,8 +441,16 @@ def compute_status(
     return {k: v for k, v in status.items() if v is not None}
 
 
+# A destination's change is an Event when it goes into or out of one of these: what a
+# person watching a broadcast acts on. Setting up (a new destination Pending, its pod
+# ready and Idle or Unknown) is not: at 1,000 LiveStreams those were six Events each,
+# as many API writes as the status itself (bench.reconcile).
+NEWS_STATES = frozenset({RestreamState.LIVE, RestreamState.RETRYING, RestreamState.FAILED})
+
+
 def transitions(previous: dict[str, Any], new: dict[str, Any]) -> list[Transition]:
-    """Events worth telling people about: broadcasts starting/ending, restream states."""
+    """Events worth telling people about: broadcasts starting/ending, a destination
+    going live, failing, or leaving either."""
     out = []
     if bool(previous.get("broadcasting")) != bool(new.get("broadcasting")):
         if new.get("broadcasting"):
@@ -452,7 +460,7 @@ def transitions(previous: dict[str, Any], new: dict[str, Any]) -> list[Transitio
     old_states = {r.get("name"): r.get("state") for r in previous.get("restreams") or []}
     for r in new.get("restreams") or []:
         before, after = old_states.get(r["name"]), r["state"]
-        if before == after:
+        if before == after or not ({before, after} & NEWS_STATES):
             continue
         bad = after in (RestreamState.RETRYING, RestreamState.FAILED)
         message = f"restream {r['name']!r}: {before or 'new'} -> {after}"

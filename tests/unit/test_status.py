@@ -330,6 +330,32 @@ def test_broadcast_end_is_recorded_and_events_tell_transitions() -> None:
     assert ("Warning", "RestreamRetrying") in events
 
 
+def test_setting_up_is_no_event_but_going_live_failing_or_leaving_live_is() -> None:
+    def moved(before: str | None, after: str) -> list[str]:
+        previous = {"restreams": [{"name": "Youtube", "state": before}]} if before else {}
+        new = {"restreams": [{"name": "Youtube", "state": after}]}
+        return [t.reason for t in transitions(previous, new)]
+
+    for before, after in (
+        (None, "Pending"),
+        ("Pending", "Idle"),
+        ("Pending", "Unknown"),
+        ("Idle", "Connecting"),
+        ("Disabled", "Pending"),
+        ("Idle", "Idle"),
+    ):
+        assert moved(before, after) == [], (before, after)
+    for before, after in (
+        ("Connecting", "Live"),
+        ("Live", "Idle"),
+        ("Live", "Unknown"),
+        ("Idle", "Retrying"),
+        ("Retrying", "Connecting"),
+        (None, "Failed"),
+    ):
+        assert moved(before, after) == [f"Restream{after}"], (before, after)
+
+
 def test_unreachable_ingest_agent_keeps_the_last_known_broadcast() -> None:
     live = run(Observed(deployments=deployments(), pods=pods(), ingest_agent=PUBLISHING), now=T0)
     later = run(Observed(deployments=deployments(), pods=pods()), previous=live, now=T1)
