@@ -42,7 +42,9 @@ async def track_livestream(type: str | None, body: kopf.Body, memo: kopf.Memo, *
         runtime.remember(dict(body))
 
 
-def _track(kind: str, type: str | None, obj: dict[str, Any], runtime: Runtime) -> None:
+def _track(
+    kind: str, type: str | None, obj: dict[str, Any], runtime: Runtime, fp: str | None = None
+) -> None:
     key = key_of(obj)
     if key is None:
         return
@@ -57,18 +59,20 @@ def _track(kind: str, type: str | None, obj: dict[str, Any], runtime: Runtime) -
     elif kind == "Service" and obj["metadata"]["name"] == naming.ingest_name(key[1]):
         # Only the public ingest Service has endpoints worth reporting.
         runtime.child_changed(key, service_view(obj))
-    runtime.child_changed(key, written_view(kind, obj))
+    runtime.child_changed(key, written_view(kind, obj, fp))
 
 
 def deliver(runtime: Runtime, kind: str) -> Callable[[str, dict[str, Any]], None]:
     """What a watch of ``kind`` (watches.py) does with each event, on the event loop."""
 
     def on_event(type_: str, obj: dict[str, Any]) -> None:
-        if kind in HELD_KINDS:
-            runtime.hold(kind, type_, obj)
+        held = runtime.hold(kind, type_, obj) if kind in HELD_KINDS else None
         labels = obj["metadata"].get("labels") or {}
         if labels.get(naming.LABEL_MANAGED_BY) == naming.MANAGED_BY:
-            _track(kind, type_, obj, runtime)
+            # The fingerprint once per event (held_view's, when it computed one).
+            _track(
+                kind, type_, obj, runtime, held.fingerprint if held and held.fingerprint else None
+            )
 
     return on_event
 

@@ -90,14 +90,16 @@ class Kube:
         self.api = api
         self.timeout = timeout
 
-    def _call(
+    def _send(
         self,
         method: str,
         path: str,
         body: Obj | None = None,
         query: dict[str, str] | None = None,
         content_type: str = "application/json",
-    ) -> Obj:
+        timeout: float | tuple[float, float] | None = None,
+    ) -> Any:
+        """Sends one request: the client's response, its body not yet read."""
         if query:
             path = f"{path}?{urlencode(query)}"
         headers = {"Accept": "application/json", "Content-Type": content_type}
@@ -109,9 +111,22 @@ class Kube:
             auth_settings=["BearerToken"],
         )
         try:
-            response = self.api.call_api(*serialized, _request_timeout=self.timeout)
-            response.read()  # type: ignore[no-untyped-call]
+            return self.api.call_api(*serialized, _request_timeout=timeout or self.timeout)
         except ApiException as exc:  # raised by the REST layer for transport problems
+            raise KubeError(exc.status or 0, str(exc.reason), str(exc.body)) from None
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: Obj | None = None,
+        query: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> Obj:
+        response = self._send(method, path, body, query, content_type)
+        try:
+            response.read()
+        except ApiException as exc:
             raise KubeError(exc.status or 0, str(exc.reason), str(exc.body)) from None
         data: bytes = response.data or b""
         if response.status >= 400:
@@ -203,20 +218,12 @@ class Kube:
         query = {"labelSelector": _selector(selector), "watch": "true",
                  "resourceVersion": version, "allowWatchBookmarks": "true",
                  "timeoutSeconds": str(timeout_seconds)}  # fmt: skip
-        serialized = self.api.param_serialize(
-            method="GET",
-            resource_path=f"{KINDS[kind].collection(namespace)}?{urlencode(query)}",
-            header_params={"Accept": "application/json"},
-            auth_settings=["BearerToken"],
+        path = KINDS[kind].collection(namespace)
+        response = self._send(
+            "GET", path, query=query, timeout=(self.timeout, timeout_seconds + 30)
         )
-        try:
-            response = self.api.call_api(
-                *serialized, _request_timeout=(self.timeout, timeout_seconds + 30)
-            )
-        except ApiException as exc:
-            raise KubeError(exc.status or 0, str(exc.reason), str(exc.body)) from None
         if response.status >= 400:
-            response.read()  # type: ignore[no-untyped-call]
+            response.read()
             raise KubeError(response.status, "", (response.data or b"").decode(errors="replace"))
         return response.response  # urllib3's, not yet read
 

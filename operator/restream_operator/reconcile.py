@@ -33,7 +33,7 @@ from .runtime import Runtime, StreamState
 from .secretrefs import MissingSecret, missing_secrets
 from .settings import Settings
 from .status import ReconcileFailure
-from .views import ANNOTATION_APPLIED, ChildRef, Held, fingerprint, held_view
+from .views import ANNOTATION_APPLIED, ChildRef, Held, controller_of, fingerprint, held_view
 
 log = logging.getLogger(__name__)
 
@@ -61,18 +61,13 @@ def _ref(obj: Obj) -> str:
     return f"{obj['kind']}/{obj['metadata']['name']}"
 
 
-def _controller(obj: Obj) -> dict[str, Any] | None:
-    refs = obj["metadata"].get("ownerReferences") or []
-    return next((r for r in refs if r.get("controller")), None)
-
-
 def _owned_by(obj: Obj, uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences", []))
 
 
 def conflict(owner: Owner, kind: str, existing: Obj) -> str:
     """Who holds a name this LiveStream needs, or "" when it is this LiveStream."""
-    controller = _controller(existing)
+    controller = controller_of(existing)
     if controller is not None and controller.get("uid") == owner.uid:
         return ""
     name = existing["metadata"]["name"]
@@ -189,11 +184,18 @@ def apply_children(
         kind, name = obj["kind"], obj["metadata"]["name"]
         if known is not None and known.knows(kind):
             holder = known.holder(kind, owner.namespace, name)
-            if holder is None:
-                targets.append((obj, None))  # nobody holds the name: nothing to read
+            # Nobody holds the name: nothing to read. Unless a broadcast is on and this
+            # is a Deployment: a watch event not yet arrived must never make a running
+            # pod's template look new (and so not held).
+            if holder is None and not (hold and kind == "Deployment"):
+                targets.append((obj, None))
                 continue
             seen = handled.get((kind, name))
-            if holder.controller_uid == owner.uid and unchanged(stamped(obj), holder, seen):
+            if (
+                holder is not None
+                and holder.controller_uid == owner.uid
+                and unchanged(stamped(obj), holder, seen)
+            ):
                 outcome.unchanged.append(_ref(obj))
                 outcome.handled[(kind, name)] = (seen or frozenset()) | {holder.fingerprint}
                 continue

@@ -25,8 +25,8 @@ from .views import (
     Held,
     IndexKey,
     Written,
-    held_view,
     livestream_key,
+    name_held_view,
 )
 
 
@@ -148,13 +148,15 @@ class Runtime:
 
     # ---- who holds the names the operator applies to (reconcile.Known) ---------------
 
-    def hold(self, kind: str, type_: str, obj: dict[str, Any]) -> None:
+    def hold(self, kind: str, type_: str, obj: dict[str, Any]) -> Held | None:
+        """Records who holds the object's name (None: nobody now, it was deleted)."""
         meta = obj["metadata"]
         ref = (kind, meta.get("namespace") or "", meta["name"])
         if type_ == "DELETED":
             self.holders.pop(ref, None)
-        else:
-            self.holders[ref] = held_view(obj)
+            return None
+        held = self.holders[ref] = name_held_view(obj)
+        return held
 
     def knows(self, kind: str) -> bool:
         return kind in self.held_kinds

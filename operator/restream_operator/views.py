@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import naming
+from . import models, naming
 from .kube import FIELD_MANAGER
 
 # On every child the operator applies: a digest of what it wrote. The same digest, and
@@ -198,8 +198,9 @@ def fingerprint(obj: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def written_view(kind: str, obj: dict[str, Any]) -> Written:
-    return Written(kind, obj["metadata"]["name"], fingerprint(obj))
+def written_view(kind: str, obj: dict[str, Any], fp: str | None = None) -> Written:
+    """``fp``: the object's fingerprint, when already computed."""
+    return Written(kind, obj["metadata"]["name"], fingerprint(obj) if fp is None else fp)
 
 
 def foreign_writers(obj: dict[str, Any]) -> list[str]:
@@ -216,13 +217,27 @@ def foreign_writers(obj: dict[str, Any]) -> list[str]:
     )
 
 
+def controller_of(obj: dict[str, Any]) -> dict[str, Any] | None:
+    """The object's owner reference marked controller, if any."""
+    refs = obj["metadata"].get("ownerReferences") or []
+    return next((r for r in refs if r.get("controller")), None)
+
+
 def held_view(obj: dict[str, Any]) -> Held:
-    meta = obj["metadata"]
-    refs = meta.get("ownerReferences") or []
-    controller: dict[str, Any] = next((r for r in refs if r.get("controller")), {})
+    controller = controller_of(obj) or {}
     return Held(
         controller_uid=controller.get("uid"),
-        applied=(meta.get("annotations") or {}).get(ANNOTATION_APPLIED),
+        applied=(obj["metadata"].get("annotations") or {}).get(ANNOTATION_APPLIED),
         foreign=bool(foreign_writers(obj)),
         fingerprint=fingerprint(obj),
     )
+
+
+def name_held_view(obj: dict[str, Any]) -> Held:
+    """held_view, of an object no LiveStream controls only who controls it: such an
+    object is never skipped as unchanged, so its managed fields are not read (most of a
+    cluster's Deployments, on every status change they make)."""
+    controller = controller_of(obj) or {}
+    if controller.get("kind") == models.KIND:
+        return held_view(obj)
+    return Held(controller_uid=controller.get("uid"), applied=None, foreign=True, fingerprint="")

@@ -507,3 +507,24 @@ def test_a_new_livestream_reads_nothing_first_and_a_squatter_is_still_found_and_
         again = reconcile.reconcile(runtime, obj, "resume")
         assert again is not None and again.applied == [] and again.created == []
         assert {r.split("/")[0] for r in kube.reads} == {"ConfigMap", "Secret"}
+
+    # While broadcasting, a Deployment the watches do not know of yet is read before it
+    # is written: a running pod's template never looks new, so it stays held.
+    class Lagging:
+        def knows(self, kind: str) -> bool:
+            return True
+
+        def holder(self, kind: str, namespace: str, name: str) -> None:
+            return None
+
+        def relays(self, namespace: str, livestream: str) -> list[str]:
+            return []
+
+    kube.reads.clear()
+    owner = owner_from_object(obj)
+    live = reconcile.apply_children(owner, runtime.settings, kube, hold=True, known=Lagging())
+    relays = {naming.relay_name("launch", name) for name in ("Youtube", "Twitch")}
+    expected = {f"Deployment/{name}" for name in {naming.ingest_name("launch"), *relays}}
+    assert expected <= set(kube.reads)
+    assert not [ref for ref in live.applied if ref.startswith("Deployment/")]
+    assert live.rolled == []
