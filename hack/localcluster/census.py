@@ -29,6 +29,18 @@ def resource_versions(
     return dict(line.split(" ", 1) for line in out.splitlines() if line)
 
 
+def metric_sum(cluster: LocalCluster, metric: str, **match: str) -> float:
+    """The API server's ``metric`` summed over the series whose labels include ``match``."""
+    out = cluster.kubectl("get", "--raw", "/metrics", timeout=60).stdout
+    total = 0.0
+    for line in out.splitlines():
+        if line.startswith(metric + "{"):
+            labels = dict(_LABELS.findall(line.split("}", 1)[0]))
+            if all(labels.get(k) == v for k, v in match.items()):
+                total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
 def api_requests(cluster: LocalCluster, resources: tuple[str, ...] = KINDS) -> Counter[str]:
     """The API server's count of requests so far to ``resources``, by
     ``VERB resource[/subresource]``, whoever made them."""

@@ -46,6 +46,15 @@ log = logging.getLogger(__name__)
 VALIDATE_ID = "validate"
 CONFIGURATION_NAME = "restream-operator"
 VALIDATE_TIMEOUT_SECONDS = 5
+# Which requests reach the webhook at all: a create, and an update that changes the spec.
+# An update of metadata only (kopf's own annotation, a GitOps tool's labels) can break
+# no rule the review checks (name and namespace cannot change), so the API server does
+# not ask: at 1,000 new LiveStreams that is 1,000 reviews fewer (admission.review on
+# such an update allows it anyway). A spec present on one side only counts as changed.
+SPEC_CHANGED = (
+    "request.operation != 'UPDATE' || !has(object.spec) || !has(oldObject.spec)"
+    " || object.spec != oldObject.spec"
+)
 CLUSTER_PORT = 9443
 SERVICE_PORT = 443
 
@@ -118,6 +127,7 @@ def webhook_configuration(client_config: dict[str, Any], ca: bytes) -> dict[str,
                 "matchPolicy": "Equivalent",
                 "sideEffects": "None",
                 "admissionReviewVersions": ["v1"],
+                "matchConditions": [{"name": "spec-changed", "expression": SPEC_CHANGED}],
                 "rules": [
                     {
                         "apiGroups": [models.GROUP],

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from hack.localcluster.census import metric_sum
 from hack.localcluster.controlplane import LocalCluster
 from hack.localcluster.operator_process import OperatorProcess
 
@@ -172,3 +173,40 @@ def test_dry_run_server_side_goes_through_the_webhook(
     assert out.returncode != 0
     assert 'admission webhook "validate.livestreams.restream.dev" denied the request' in out.stderr
     assert "private" in out.stderr
+
+
+def test_only_a_create_or_a_spec_change_is_sent_to_the_webhook(
+    cluster: LocalCluster, namespace: str, operator: OperatorProcess
+) -> None:
+    """An update of metadata only (kopf's annotation, a GitOps tool's labels) is not
+    reviewed: the API server skips the webhook by its match condition."""
+    webhook = "validate.livestreams.restream.dev"
+
+    def reviews() -> float:
+        return metric_sum(
+            cluster, "apiserver_admission_webhook_request_total", name=webhook, operation="UPDATE"
+        )
+
+    def skipped() -> float:
+        return metric_sum(
+            cluster, "apiserver_admission_match_condition_exclusions_total", name=webhook
+        )
+
+    assert apply(cluster, namespace, manifest(GOOD)).returncode == 0
+    before_reviews, before_skipped = reviews(), skipped()
+    cluster.kubectl("annotate", "livestream", "show", "-n", namespace, "example.com/team=live")
+    cluster.kubectl("label", "livestream", "show", "-n", namespace, "tier=gold")
+    assert reviews() == before_reviews
+    assert skipped() >= before_skipped + 2
+
+    # A spec change is reviewed: refused here, and so never stored.
+    patch = {"spec": {"restreams": [{**GOOD[0], "serverUrl": "rtmp://127.0.0.1/live"}]}}
+    out = cluster.kubectl(
+        "patch", "livestream", "show", "-n", namespace, "--type=merge",
+        "-p", json.dumps(patch), check=False,
+    )  # fmt: skip
+    assert out.returncode != 0
+    assert "loopback" in out.stderr
+    assert reviews() == before_reviews + 1
+    labels = stored(cluster, namespace)["metadata"]["labels"]
+    assert labels["tier"] == "gold"
