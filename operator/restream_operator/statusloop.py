@@ -24,7 +24,6 @@ from typing import Any
 from . import protection, rollout
 from .agentpoll import poll_agents
 from .reconcile import find_missing_secrets, reconcile
-from .render import owner_from_object
 from .runtime import Runtime, StreamState
 from .status import STATUS_KEYS, Observed, compute_status, transitions
 from .views import ChildViews
@@ -81,7 +80,7 @@ async def refresh(runtime: Runtime, uid: str, write_slots: asyncio.Semaphore) ->
     obj = runtime.livestreams.get(uid)
     if obj is None or obj["metadata"].get("deletionTimestamp"):
         return
-    owner = owner_from_object(obj)
+    owner = runtime.owner(obj)
     state = runtime.stream(uid)
     views = runtime.views((owner.namespace, owner.name))
     generation = int(obj["metadata"].get("generation") or 0)

@@ -105,3 +105,19 @@ def test_a_child_someone_else_changed_or_deleted_wakes_the_status_loop() -> None
         return out
 
     assert asyncio.run(scenario()) == [set(), {"u1"}, set(), {"u1"}, {"u1"}]
+
+
+def test_a_spec_is_parsed_once_per_generation() -> None:
+    rt = runtime()
+    obj = livestream("u1", 1)
+    obj["spec"] = {
+        "restreams": [{"name": "A", "serverUrl": "rtmp://a.example.com/x", "streamKey": "k"}]
+    }
+    first = rt.owner(obj)
+    assert rt.owner({**obj, "status": {"broadcasting": True}}) is first  # a status write
+    changed = {**obj, "metadata": {**obj["metadata"], "generation": 2}}
+    changed["spec"] = {"restreams": [], "suspend": True}
+    second = rt.owner(changed)
+    assert second is not first
+    assert second.spec.suspend and not second.spec.restreams
+    assert first.spec.restreams[0].name == "A"
