@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import subprocess
@@ -170,7 +171,7 @@ def direct(cluster: LocalCluster, args: argparse.Namespace, tmp: Path, f: Figure
     """Seconds until every object is written, until every Deployment is available, and
     the API requests that took."""
     cluster.kubectl("create", "namespace", DIRECT_NS)
-    requests = api_requests(cluster)
+    requests, cpu = api_requests(cluster), control_plane_cpu(cluster)
     started = time.monotonic()
     with Tally(cluster, "Deployment", DIRECT_NS, is_available) as available:
         apply_parallel(
@@ -185,6 +186,7 @@ def direct(cluster: LocalCluster, args: argparse.Namespace, tmp: Path, f: Figure
         wait("the direct Deployments", lambda: len(available) >= expected, args.poll)
     f.written, f.direct = written, time.monotonic() - started
     f.direct_requests = api_requests(cluster) - requests
+    f.direct_cpu = control_plane_cpu(cluster, since=cpu)
     cluster.kubectl("delete", "namespace", DIRECT_NS, "--wait=true", timeout=LIMIT)
 
 
@@ -204,6 +206,21 @@ class Process:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
         return float("nan")
+
+
+def control_plane_cpu(
+    cluster: LocalCluster, since: dict[str, float] | None = None
+) -> dict[str, float]:
+    """CPU seconds so far of each control-plane process (API server, etcd, controller
+    manager, scheduler, kwok): where each leg's time went, since all share the cores.
+    ``since``: an earlier answer, to subtract."""
+    out: dict[str, float] = {}
+    for component in cluster.components:
+        if component.pid is not None:
+            with contextlib.suppress(OSError):
+                cpu = Process(component.pid).cpu_seconds()
+                out[component.name] = cpu - (since or {}).get(component.name, 0.0)
+    return out
 
 
 def resumed(log: Path, offset: int) -> int:
@@ -226,6 +243,8 @@ class Figures:
     caught_up: float = 0.0
     restart_writes: Counter[str] = field(default_factory=Counter)
     direct_requests: Counter[str] = field(default_factory=Counter)
+    direct_cpu: dict[str, float] = field(default_factory=dict)
+    operator_cpu: dict[str, float] = field(default_factory=dict)
     operator_requests: Counter[str] = field(default_factory=Counter)
     changed: list[str] = field(default_factory=list)
     census: dict[str, str] = field(default_factory=dict)
@@ -239,7 +258,7 @@ def with_operator(cluster: LocalCluster, args: argparse.Namespace, tmp: Path, f:
     try:
         assert op.process is not None
         proc = Process(op.process.pid)
-        requests = api_requests(cluster)
+        requests, cpu = api_requests(cluster), control_plane_cpu(cluster)
         with (
             Tally(cluster, models.KIND, OPERATOR_NS, is_ready) as ready,
             Tally(cluster, "Deployment", OPERATOR_NS, is_available) as available,
@@ -256,6 +275,7 @@ def with_operator(cluster: LocalCluster, args: argparse.Namespace, tmp: Path, f:
             )
             f.converged = time.monotonic() - started
         f.operator_requests = api_requests(cluster) - requests
+        f.operator_cpu = control_plane_cpu(cluster, since=cpu)
         f.cpu_converged, f.rss = proc.cpu_seconds(), proc.peak_rss_mib()
 
         # Settle, then count every write to any LiveStream while nothing changes.
@@ -299,11 +319,13 @@ def report(args: argparse.Namespace, f: Figures) -> None:
         ("direct: all written after", f"{f.written:.1f} s ({args.parallel} kubectl processes)"),
         ("direct: all available after", f"{f.direct:.1f} s"),
         ("direct: API requests", by_verb(f.direct_requests)),
+        ("direct: control plane CPU", seconds_by_process(f.direct_cpu)),
         ("operator: kubectl apply took", f"{f.applied:.1f} s"),
         ("operator: all Ready after", f"{f.converged:.1f} s"),
         ("ratio operator/direct", f"{f.converged / f.direct:.2f}x"),
         ("operator: API requests", by_verb(f.operator_requests)),
         ("operator: most more than direct", extra(f.operator_requests, f.direct_requests)),
+        ("operator: control plane CPU", seconds_by_process(f.operator_cpu)),
         ("operator CPU while converging", f"{f.cpu_converged:.1f} s"),
         ("operator peak RSS (converged)", f"{f.rss:.0f} MiB"),
         ("operator peak RSS (after idle)", f"{f.peak:.0f} MiB"),
@@ -350,6 +372,11 @@ def extra(operator: Counter[str], direct: Counter[str], top: int = 5) -> str:
     resource: where its extra load on the API server comes from."""
     more = (operator - direct).most_common(top)
     return ", ".join(f"{what} +{n}" for what, n in more) or "none"
+
+
+def seconds_by_process(cpu: dict[str, float]) -> str:
+    ranked = sorted(cpu.items(), key=lambda kv: -kv[1])
+    return f"{sum(cpu.values()):.0f} s (" + ", ".join(f"{k} {v:.0f}" for k, v in ranked) + ")"
 
 
 def by_verb(requests: Counter[str]) -> str:
