@@ -3,17 +3,27 @@
 An agent that does not answer within the timeout (a pod still starting, a network
 policy, a simulated node) is simply absent from the result; status then falls back to
 what the kubelet reports.
+
+An agent that keeps not answering while its pod stays as it was is asked less often:
+after its k-th failure in a row, not before k poll intervals have passed (at most
+``UNREACHABLE_MAX_INTERVALS``). Its pod is Ready, so the kubelet reaches the agent
+and the operator does not: a network policy or a broken path, which polling every
+interval does not mend. Each such poll holds one of the bounded poll slots for up to
+the timeout, so a namespace whose policy drops the operator's packets would otherwise
+delay every other LiveStream's status. Any change of the pod (ready, restarted, a new
+address) is a new PodView and is asked at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any, cast
 
 from . import httpclient, naming
 from .agent.contract import AGENT_PORT, PATH_STATUS, IngestAgentStatus, RelayAgentStatus
 from .render import Owner
-from .runtime import Runtime
+from .runtime import Runtime, Unreachable
 from .views import PodView, live_pod
 
 
@@ -24,15 +34,34 @@ def _status_url(pod: PodView | None, port: int) -> str | None:
     return httpclient.url(pod.ip, port, PATH_STATUS)
 
 
-async def _poll(runtime: Runtime, pod: PodView | None, port: int) -> dict[str, Any] | None:
+# The longest wait between polls of an agent that does not answer, in poll intervals.
+UNREACHABLE_MAX_INTERVALS = 4
+
+
+async def _poll(
+    runtime: Runtime, namespace: str, pod: PodView | None, port: int
+) -> dict[str, Any] | None:
     url = _status_url(pod, port)
-    if url is None:
+    if url is None or pod is None:
+        return None
+    key = (namespace, pod.name)
+    known = runtime.unreachable.get(key)
+    if known is not None and known.pod != pod:
+        known = None  # the pod changed: ask now
+    if known is not None and time.monotonic() < known.next_poll:
         return None
     async with runtime.poll_slots:
         try:
-            return await httpclient.get_json(url, runtime.settings.agent_timeout_seconds)
+            doc = await httpclient.get_json(url, runtime.settings.agent_timeout_seconds)
         except (OSError, TimeoutError):
+            failures = (known.failures if known else 0) + 1
+            wait = min(failures, UNREACHABLE_MAX_INTERVALS) * runtime.settings.agent_poll_seconds
+            # A little early: the pass that comes one interval later must find it due.
+            due = time.monotonic() + wait - runtime.settings.agent_poll_seconds / 2
+            runtime.unreachable[key] = Unreachable(pod, failures, due)
             return None
+    runtime.unreachable.pop(key, None)
+    return doc
 
 
 async def poll_agents(
@@ -43,7 +72,7 @@ async def poll_agents(
     enabled = [r.name for r in owner.spec.restreams if r.enabled and not owner.spec.suspend]
     targets = [live_pod(pods.get("ingest", []))]
     targets += [live_pod(pods.get(naming.restream_slug(name), [])) for name in enabled]
-    docs = await asyncio.gather(*(_poll(runtime, pod, port) for pod in targets))
+    docs = await asyncio.gather(*(_poll(runtime, owner.namespace, pod, port) for pod in targets))
     ingest = cast(IngestAgentStatus | None, docs[0])
     relays = {
         name: cast(RelayAgentStatus, doc)

@@ -25,6 +25,7 @@ from .views import (
     ChildViews,
     Held,
     IndexKey,
+    PodView,
     Written,
     livestream_key,
     name_held_view,
@@ -63,6 +64,16 @@ class StreamState:
         return seen is not None and fingerprint not in seen
 
 
+@dataclass(frozen=True)
+class Unreachable:
+    """An agent's failures in a row, for its pod as it was then, and when to ask it
+    next (agentpoll.py)."""
+
+    pod: PodView
+    failures: int
+    next_poll: float
+
+
 # Reviews run on threads of their own: the default executor also runs status writes and
 # other API calls of up to 30 s, behind which a review would miss the webhook's 5 s.
 ADMISSION_THREADS = 32
@@ -92,6 +103,8 @@ class Runtime:
     _uids: dict[IndexKey, str] = field(default_factory=dict)  # (namespace, name) -> uid
     _locks: dict[str, threading.Lock] = field(default_factory=dict)
     _poll_slots: asyncio.Semaphore | None = None
+    # (namespace, pod name) -> an agent that did not answer its last polls.
+    unreachable: dict[tuple[str, str], Unreachable] = field(default_factory=dict)
     _loop: asyncio.AbstractEventLoop | None = None
     _wakeups: set[str] = field(default_factory=set)
     _woken: asyncio.Event | None = None
@@ -215,6 +228,8 @@ class Runtime:
         return out
 
     def child_deleted(self, key: IndexKey, kind: str, name: str) -> None:
+        if kind == "Pod":
+            self.unreachable.pop((key[0], name), None)
         views = self.children.get(key)
         if views is None:
             return

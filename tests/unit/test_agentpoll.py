@@ -42,6 +42,7 @@ class Agent:
     def __init__(self, ip: str, in_flight: InFlight, delay: float | None = 0.0) -> None:
         self.ip = ip
         self.asked = 0
+        self.failing = False  # answers 503
         self._in_flight = in_flight
         self._delay = delay
         self._hung = asyncio.Event()
@@ -66,7 +67,7 @@ class Agent:
                 await asyncio.sleep(self._delay)
         finally:
             self._in_flight.now -= 1
-        return Response.json(self.doc)
+        return Response.text("down", 503) if self.failing else Response.json(self.doc)
 
 
 @contextlib.asynccontextmanager
@@ -101,8 +102,12 @@ async def agents(
             await agent.server.close()
 
 
-def runtime(concurrency: int = 32) -> Runtime:
-    settings = Settings(agent_timeout_seconds=TIMEOUT, agent_poll_concurrency=concurrency)
+def runtime(concurrency: int = 32, interval: float = 5.0) -> Runtime:
+    settings = Settings(
+        agent_timeout_seconds=TIMEOUT,
+        agent_poll_concurrency=concurrency,
+        agent_poll_seconds=interval,
+    )
     return Runtime(settings=settings, kube=Kube(client.ApiClient()))
 
 
@@ -229,5 +234,45 @@ def test_concurrency_is_bounded_across_livestreams() -> None:
             ]
             assert [a.asked for a in found] == [1] * 12
             assert in_flight.peak == 2
+
+    asyncio.run(main())
+
+
+def test_an_agent_that_keeps_failing_is_asked_less_often_until_its_pod_changes() -> None:
+    interval = 0.1
+
+    async def passes(rt: Runtime, pods: dict[str, list[PodView]], port: int, n: int) -> Any:
+        docs: Any = None
+        for _ in range(n):
+            _, docs = await poll_agents(rt, owner(["Youtube"]), pods, port)
+            await asyncio.sleep(interval)
+        return docs
+
+    async def main() -> None:
+        async with agents(2) as (found, port, _):
+            ingest, yt = found
+            yt.failing = True
+            rt = runtime(interval=interval)
+            slug = naming.restream_slug("Youtube")
+            pods = {naming.COMPONENT_INGEST: [running(ingest, "ingest")], slug: [running(yt)]}
+            await passes(rt, pods, port, 24)
+            assert ingest.asked == 24
+            # Asked after 1, 2, 3, then every 4 intervals: 8 times in 24, give or take.
+            assert 5 <= yt.asked <= 11, yt.asked
+
+            # The pod restarted: a new PodView, asked at once.
+            asked = yt.asked
+            pods[slug] = [PodView("pod", ip=yt.ip, phase="Running", ready=True, restarts=1)]
+            await passes(rt, pods, port, 1)
+            assert yt.asked == asked + 1
+
+            # It answers again: within four intervals it is heard, then asked every pass.
+            yt.failing = False
+            docs = await passes(rt, pods, port, 5)
+            assert docs == {"Youtube": yt.doc}
+            asked = yt.asked
+            await passes(rt, pods, port, 3)
+            assert yt.asked == asked + 3
+            assert rt.unreachable == {}
 
     asyncio.run(main())
