@@ -4,6 +4,7 @@ restream-operator run            start the operator (kopf)
 restream-operator crd            print the LiveStream CRD generated from the models
 restream-operator render -f F    print the children the operator would apply for F
 restream-operator validate -f F  check LiveStreams with the admission rules (for CI)
+restream-operator console        serve a live overview of LiveStreams on 127.0.0.1
 """
 
 from __future__ import annotations
@@ -253,6 +254,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_console(args: argparse.Namespace) -> int:
+    from .console.server import main as console  # noqa: PLC0415  (aiohttp only for it)
+
+    return console(port=args.port, context=args.context, kubeconfig=args.kubeconfig)
+
+
+def _port(text: str) -> int:
+    value = int(text) if text.isdigit() else -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 65535, not {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="restream-operator",
@@ -348,6 +362,22 @@ def build_parser() -> argparse.ArgumentParser:
         "default: a certificate the operator makes once and keeps in <service>-tls",
     )
     run.set_defaults(func=cmd_run)
+
+    console = sub.add_parser(
+        "console",
+        help="serve a live overview of LiveStreams on 127.0.0.1, with your own credentials",
+        description="Serve the console on 127.0.0.1 and print the URL to open (with its "
+        "token). Everything it shows comes from the Kubernetes API with your kubeconfig's "
+        "credentials: it has no rights of its own. Stops on Ctrl-C or SIGTERM.",
+    )
+    console.add_argument(
+        "--port", type=_port, default=0, help="local port (default: 0, a free one)"
+    )
+    console.add_argument("--context", help="kubeconfig context (default: the current one)")
+    console.add_argument(
+        "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)"
+    )
+    console.set_defaults(func=cmd_console)
     return parser
 
 

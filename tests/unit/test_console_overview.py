@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
+from restream_operator import cli
 from restream_operator.console.overview import Viewer, needs_attention, summarize
 from tests.unit.admission import helpers
 
@@ -164,3 +165,21 @@ def test_the_kubeconfig_comes_from_the_environment_when_not_given(
 ) -> None:
     monkeypatch.setenv("KUBECONFIG", str(_kubeconfig(tmp_path / "config")))
     assert Viewer.from_kubeconfig(None, "b").namespace == "default"
+
+
+def test_a_context_the_kubeconfig_lacks_is_refused(tmp_path: Path) -> None:
+    path = str(_kubeconfig(tmp_path / "config"))
+    assert cli.main(["console", "--kubeconfig", path, "--context", "nope"]) == 2
+
+
+@pytest.mark.parametrize("port", ["-1", "65536", "http", ""])
+def test_a_port_that_is_not_one_is_refused(port: str) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.build_parser().parse_args(["console", "--port", port])
+    assert exited.value.code == 2
+
+
+def test_the_console_listens_on_the_port_asked_for_and_its_defaults() -> None:
+    args = cli.build_parser().parse_args(["console"])
+    assert (args.port, args.context, args.kubeconfig) == (0, None, None)
+    assert cli.build_parser().parse_args(["console", "--port", "8765"]).port == 8765
