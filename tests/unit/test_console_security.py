@@ -179,6 +179,20 @@ def test_the_consoles_own_origins_are_served(console: Console) -> None:
         assert reply.status == 200
 
 
+@pytest.mark.parametrize(("site", "status"), [("cross-site", 403), ("same-site", 403),
+                                             ("same-origin", 200), ("none", 200)])  # fmt: skip
+def test_a_request_the_browser_says_another_page_made_is_refused(
+    console: Console, site: str, status: int
+) -> None:
+    """Fetch metadata: what a GET without an Origin (an <img>, a no-cors fetch) still
+    tells; same-site is another port of 127.0.0.1, whose pages get the cookie sent."""
+    headers = {**console.log_in(), "Sec-Fetch-Site": site}
+    assert console.request("/", headers=headers).status == status
+    assert console.request(f"/?token={TOKEN}", headers=headers).status == (
+        303 if status == 200 else 403
+    )
+
+
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
 def test_a_change_needs_the_consoles_own_origin(console: Console, method: str) -> None:
     cookie = console.log_in()

@@ -9,7 +9,10 @@ make their browser send requests to it. So, like a notebook server:
 - the Host header must name this port on 127.0.0.1 or localhost, so that a hostile
   domain resolved to 127.0.0.1 (DNS rebinding) is refused;
 - an Origin other than the console's own is refused, and a state-changing request
-  must carry the console's own Origin (cross-site request forgery).
+  must carry the console's own Origin (cross-site request forgery);
+- so is a request the browser says another page made (Sec-Fetch-Site), which catches
+  the GETs that carry no Origin: another port of 127.0.0.1 is the same *site*, so
+  SameSite=Strict alone would let its pages send the cookie.
 """
 
 from __future__ import annotations
@@ -112,6 +115,10 @@ def _refusal(request: web.Request, guard: Guard) -> web.Response | None:
         return _refused(403, "403: a request from another site\n")
     if request.method in UNSAFE_METHODS and origin != f"http://{host}":
         return _refused(403, "403: a change must come from the console's own page\n")
+    # A browser says who asked, even where it sends no Origin (an <img>, a no-cors GET):
+    # only the console's own page, or the person at the address bar (none).
+    if request.headers.get("Sec-Fetch-Site", "none") not in ("same-origin", "none"):
+        return _refused(403, "403: a request from another site\n")
     return None
 
 
