@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import json
 import logging
 import re
 import threading
@@ -276,3 +277,21 @@ def test_the_access_log_never_holds_the_token_or_the_session(
     assert [line.split()[:3] for line in lines()] == [["GET", "/", "303"], ["GET", "/", "200"]]
     session = cookie["Cookie"].split("=", 1)[1]
     assert not [line for line in lines() if TOKEN in line or session in line]
+
+
+def test_the_feed_is_an_uncached_event_stream_that_says_when_listing_fails(
+    console: Console,
+) -> None:
+    """Here the API server is a closed port: the stream says so, and the browser is told
+    when to try again (the feed itself, listed and watched, is the browser tests')."""
+    reply = console.request("/api/livestreams/stream", headers=console.log_in())
+    assert reply.status == 200
+    assert reply.headers.get_content_type() == "text/event-stream"
+    assert reply.headers["Cache-Control"] == "no-store"
+    assert reply.body.startswith(f"retry: {server.RETRY_MILLISECONDS}\n\n")
+    events = [e for e in reply.body.split("\n\n") if e.startswith("event:")]
+    assert len(events) == 1
+    kind, data = events[0].split("\n")
+    assert kind == "event: failure"
+    message = json.loads(data.removeprefix("data: "))["message"]
+    assert message.startswith("Listing LiveStreams failed:") and "127.0.0.1" in message
