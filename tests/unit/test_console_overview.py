@@ -10,17 +10,8 @@ import yaml
 
 from restream_operator import cli
 from restream_operator.console.overview import Viewer, needs_attention, summarize
+from tests.cluster_tests.objects import condition
 from tests.unit.admission import helpers
-
-
-def condition(kind: str, status: str, reason: str = "Why", message: str = "") -> dict[str, str]:
-    return {
-        "type": kind,
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": "2026-01-01T00:00:00Z",
-    }
 
 
 def livestream(status: dict[str, Any] | None = None, restreams: int = 2) -> dict[str, Any]:
