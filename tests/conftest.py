@@ -72,3 +72,20 @@ def operator(
     yield proc
     proc.stop()
     remove_webhook_configuration(cluster)
+
+
+@pytest.fixture(scope="module")
+def webhook_down(cluster: LocalCluster, operator: OperatorProcess) -> Iterator[None]:
+    """The operator stopped, for a module: the API server's schema and CEL rules alone
+    decide what is stored, and nothing but the test writes a LiveStream's status. Started
+    again afterwards, for the modules that need it."""
+    operator.stop()  # removes its webhook configuration on the way out
+    try:
+        gone = cluster.kubectl(
+            "get", "validatingwebhookconfiguration", "restream-operator", check=False
+        )
+        assert "NotFound" in gone.stderr
+        yield
+    finally:
+        operator.start()
+        wait_for_webhooks(cluster)

@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from hack.localcluster.controlplane import LocalCluster
-from hack.localcluster.operator_process import OperatorProcess, wait_for_webhooks
 from restream_operator import admission, crd, models
 from restream_operator.settings import Settings
 
@@ -194,21 +193,6 @@ def _case(rule: CelRule) -> tuple[dict[str, Any], str]:
 def _generic(field: str) -> str:
     """spec.restreams[1] ("Twitch").name -> spec.restreams[].name"""
     return re.sub(r'\[\d+\](?: \("(?:[^"\\]|\\.)*"\))?', "[]", field)
-
-
-@pytest.fixture(scope="module")
-def webhook_down(cluster: LocalCluster, operator: OperatorProcess) -> Iterator[None]:
-    """The operator stopped, so that the API server's schema and CEL rules alone decide."""
-    operator.stop()  # removes its webhook configuration on the way out
-    try:
-        gone = cluster.kubectl(
-            "get", "validatingwebhookconfiguration", "restream-operator", check=False
-        )
-        assert "NotFound" in gone.stderr
-        yield
-    finally:
-        operator.start()
-        wait_for_webhooks(cluster)
 
 
 def _dry_run(cluster: LocalCluster, namespace: str, obj: dict[str, Any]) -> Any:
