@@ -9,6 +9,7 @@
 #           (kube-router's NetworkPolicy enforcement), busybox
 #           (a test image), gcc (the pause image), ffmpeg (an encoder on the host)
 #   images  docker.io (a private dockerd) and debootstrap (the base root file system)
+#   browser chromium (the console's browser tests drive it headless with Playwright)
 # Not root and something missing: says what, exits 2, installs nothing.
 set -euo pipefail
 
@@ -17,6 +18,7 @@ declare -A GROUPS_=(
   [lint]="shellcheck"
   [node]="containerd runc containernetworking-plugins busybox-static iptables iproute2 ipset gcc libc6-dev ffmpeg"
   [images]="docker.io debootstrap"
+  [browser]="chromium"
 )
 
 wanted=()
