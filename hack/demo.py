@@ -73,6 +73,7 @@ def show(cluster: LocalCluster, *args: str) -> None:
 def footer() -> None:
     say(f"export KUBECONFIG={KUBECONFIG} PATH={KUBECTL.parent}:$PATH")
     say("kubectl get livestreams -w      # watch it; `make cluster-down` stops everything")
+    say(".venv/bin/restream-operator console   # or in a browser: open the URL it prints")
 
 
 # -- on the real node ----------------------------------------------------------------------
