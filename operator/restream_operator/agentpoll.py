@@ -4,19 +4,22 @@ An agent that does not answer within the timeout (a pod still starting, a networ
 policy, a simulated node) is simply absent from the result; status then falls back to
 what the kubelet reports.
 
-An agent that keeps not answering while its pod stays as it was is asked less often:
+A relay's agent that keeps not answering while its pod stays as it was is asked less often:
 after its k-th failure in a row, not before k poll intervals have passed (at most
 ``UNREACHABLE_MAX_INTERVALS``). Its pod is Ready, so the kubelet reaches the agent
 and the operator does not: a network policy or a broken path, which polling every
 interval does not mend. Each such poll holds one of the bounded poll slots for up to
 the timeout, so a namespace whose policy drops the operator's packets would otherwise
 delay every other LiveStream's status. Any change of the pod (ready, restarted, a new
-address) is a new PodView and is asked at once.
+address) is a new PodView and is asked at once. The ingest's agent is asked every
+interval regardless: its answer says whether a broadcast is on, which decides what the
+operator may replace, and it is one agent in four at most.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any, cast
 
@@ -39,10 +42,15 @@ UNREACHABLE_MAX_INTERVALS = 4
 
 
 async def _poll(
-    runtime: Runtime, namespace: str, pod: PodView | None, port: int
+    runtime: Runtime, namespace: str, pod: PodView | None, port: int, backoff: bool = True
 ) -> dict[str, Any] | None:
     url = _status_url(pod, port)
     if url is None or pod is None:
+        return None
+    if not backoff:
+        async with runtime.poll_slots:
+            with contextlib.suppress(OSError, TimeoutError):
+                return await httpclient.get_json(url, runtime.settings.agent_timeout_seconds)
         return None
     key = (namespace, pod.name)
     known = runtime.unreachable.get(key)
@@ -70,13 +78,15 @@ async def poll_agents(
     """The agents' /status of one LiveStream's ingest and enabled relays; an agent that
     does not answer is absent. ``port``: every agent's, AGENT_PORT in a cluster."""
     enabled = [r.name for r in owner.spec.restreams if r.enabled and not owner.spec.suspend]
-    targets = [live_pod(pods.get("ingest", []))]
-    targets += [live_pod(pods.get(naming.restream_slug(name), [])) for name in enabled]
-    docs = await asyncio.gather(*(_poll(runtime, owner.namespace, pod, port) for pod in targets))
-    ingest = cast(IngestAgentStatus | None, docs[0])
+    relays_pods = [live_pod(pods.get(naming.restream_slug(name), [])) for name in enabled]
+    ingest_doc, *docs = await asyncio.gather(
+        _poll(runtime, owner.namespace, live_pod(pods.get("ingest", [])), port, backoff=False),
+        *(_poll(runtime, owner.namespace, pod, port) for pod in relays_pods),
+    )
+    ingest = cast(IngestAgentStatus | None, ingest_doc)
     relays = {
         name: cast(RelayAgentStatus, doc)
-        for name, doc in zip(enabled, docs[1:], strict=True)
+        for name, doc in zip(enabled, docs, strict=True)
         if doc is not None
     }
     return ingest, relays

@@ -255,8 +255,10 @@ def test_an_agent_that_keeps_failing_is_asked_less_often_until_its_pod_changes()
             rt = runtime(interval=interval)
             slug = naming.restream_slug("Youtube")
             pods = {naming.COMPONENT_INGEST: [running(ingest, "ingest")], slug: [running(yt)]}
+            ingest.failing = True  # the ingest's agent is asked every pass regardless
             await passes(rt, pods, port, 24)
             assert ingest.asked == 24
+            ingest.failing = False
             # Asked after 1, 2, 3, then every 4 intervals: 8 times in 24, give or take.
             assert 5 <= yt.asked <= 11, yt.asked
 
