@@ -28,17 +28,24 @@ class _Refuse(http.server.BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def key_check_refusing() -> Iterator[str]:
-    """An HTTP URL for nginx-rtmp's on_publish that refuses every stream key."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refuse)
+def http_serving(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """``handler`` answering on a free port of 127.0.0.1, in a thread: its base URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/publish"
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
     finally:
         server.shutdown()
         server.server_close()
-        thread.join(5)
+        thread.join(10)
+
+
+@contextlib.contextmanager
+def key_check_refusing() -> Iterator[str]:
+    """An HTTP URL for nginx-rtmp's on_publish that refuses every stream key."""
+    with http_serving(_Refuse) as base:
+        yield base + "publish"
 
 
 @contextlib.contextmanager

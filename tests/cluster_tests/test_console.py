@@ -21,7 +21,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -34,6 +33,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from hack.localcluster.controlplane import LocalCluster
+from hack.media.faults import http_serving
 from tests.cluster_tests.objects import condition
 
 pytestmark = pytest.mark.cluster
@@ -369,15 +369,8 @@ def another_local_site() -> Iterator[str]:
     """A page really served from another port of 127.0.0.1 (so that the browser's own
     Local Network Access rules see loopback calling loopback, and stay out of the way):
     the same site, so SameSite=Strict lets the browser send the console's cookie along."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Page)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    with http_serving(_Page) as url:
+        yield url
 
 
 def test_in_the_browser_other_pages_and_rebinding_names_are_refused(
