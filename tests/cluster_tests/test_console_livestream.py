@@ -30,13 +30,16 @@ from tests.cluster_tests.test_console import (
     browsing,  # noqa: F401
     console,  # noqa: F401
     create,
+    livestream,
     opened,
     patch_status,
     running_console,
 )
 
-pytestmark = pytest.mark.cluster
+# The operator down for the module: nothing but the tests writes a status or an Event.
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("webhook_down")]
 
+STATIC = Path(__file__).resolve().parents[2] / "operator/restream_operator/console/static"
 KEY = "ingest-key-" + uuid.uuid4().hex  # what only a viewer who may get the Secret sees
 
 
@@ -128,7 +131,6 @@ def more_points_than(page: Page, count: int) -> int:
 def test_the_page_follows_the_livestream_and_reveals_its_key_on_request(
     cluster: LocalCluster,
     namespace: str,
-    webhook_down: None,
     browsing: Browsing,  # noqa: F811 (the fixture)
     console: Console,  # noqa: F811 (the fixture)
 ) -> None:
@@ -205,7 +207,6 @@ def test_the_page_follows_the_livestream_and_reveals_its_key_on_request(
 def test_a_viewer_who_may_not_get_the_secret_is_refused_the_key_with_the_reason(
     cluster: LocalCluster,
     namespace: str,
-    webhook_down: None,
     browsing: Browsing,  # noqa: F811 (the fixture)
     tmp_path: Path,
 ) -> None:
@@ -241,3 +242,75 @@ def test_a_viewer_who_may_not_get_the_secret_is_refused_the_key_with_the_reason(
         ]
         view.errors.clear()
         view.still_the_same_page()
+
+
+# What changes.js (another part of the console) would be: it records what the page hands
+# it. An init script, so that it is there before the page's own scripts run.
+CHANGES_STANDIN = """
+window.RestreamChanges = {
+  calls: [],
+  mountPage(element, target) {
+    this.calls.push(["page", element.id, target.namespace, target.name]);
+  },
+  mountCard(element, target) {
+    this.calls.push(["card", element.dataset.destination, target.restream.name,
+                     Object.keys(target.restream).sort().join(",")]);
+  },
+};
+"""
+
+
+def test_the_page_hands_its_cards_to_changes_and_previews_hls_through_the_api_server(
+    cluster: LocalCluster,
+    namespace: str,
+    browsing: Browsing,  # noqa: F811 (the fixture)
+    console: Console,  # noqa: F811 (the fixture)
+) -> None:
+    name = "preview"
+    spec = json.loads(livestream(name))
+    spec["spec"]["playback"] = {"hls": True}
+    spec["spec"]["restreams"][1] = {"name": "Twitch", "serverUrl": "rtmp://live.twitch.tv/app",
+                                    "streamKey": KEY}  # fmt: skip
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(spec))
+    view = opened(browsing, console)
+    view.page.add_init_script(CHANGES_STANDIN)
+    page = detail_page(view, namespace, name)
+    assert KEY not in page.content()  # an inline key stays in the cluster
+
+    mounted = page.evaluate("window.RestreamChanges.calls")
+    assert mounted == [
+        ["page", "destination-actions", namespace, name],
+        ["card", "Youtube", "Youtube", "enabled,name,serverUrl,streamKeySecretRef"],
+        ["card", "Twitch", "Twitch", "enabled,name,serverUrl"],
+    ]
+    # A status change re-renders the cards but leaves changes.js's part of them alone.
+    page.locator('[data-destination="Youtube"] .card-actions').evaluate(
+        "e => e.append(Object.assign(document.createElement('button'), {textContent: 'Edit'}))"
+    )
+    patch_status(cluster, namespace, name, live_status(6000, 4500))
+    expect(card(page, "Youtube").locator(".state")).to_have_text("Live")
+    expect(card(page, "Youtube").get_by_role("button", name="Edit")).to_have_count(1)
+    assert len(page.evaluate("window.RestreamChanges.calls")) == 3
+
+    # Broadcasting, with playback.hls: the player asks the console, which asks the API
+    # server's proxy to the ingest Service. The operator is down, so there is none: the
+    # page says what the API server answered.
+    expect(page.get_by_role("heading", name="HLS preview")).to_be_visible()
+    message = page.locator("#preview-message")
+    if (STATIC / "vendor" / "hls.min.js").is_file():
+        expect(message).to_have_text(re.compile(r"^Preview stopped: manifestLoadError \(404\)"))
+    else:
+        expect(message).to_have_text(re.compile("^Preview unavailable"))
+
+    # Keyboard only: from the breadcrumb, Tab reaches the key's button; Enter presses it.
+    page.get_by_role("link", name="All LiveStreams").focus()
+    for _ in range(10):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "reveal-key":
+            break
+    assert page.evaluate("document.activeElement.id") == "reveal-key"
+    page.keyboard.press("Enter")
+    expect(page.locator("#key-message")).to_contain_text("does not exist")  # none made
+
+    cluster.kubectl("delete", "livestream", name, "-n", namespace)
+    expect(page.locator("#connection")).to_have_text(f"{name} was deleted.")
