@@ -166,6 +166,9 @@ def test_the_page_follows_the_livestream_and_reveals_its_key_on_request(
         "rtmp://show-ingest.ns.svc.cluster.local:1935/live"
     )
     expect(page.locator("#summary")).to_contain_text("On air")
+    expect(page.get_by_role("button", name="Copy the in-cluster RTMP URL")).to_be_visible()
+    expect(page.locator("#external-url")).to_have_text("None")  # a ClusterIP Service
+    expect(page.get_by_role("button", name="Copy the external RTMP URL")).to_be_hidden()
 
     # The plot samples each change, and every few seconds in between.
     sampled = more_points_than(page, before)
@@ -242,6 +245,12 @@ def test_a_viewer_who_may_not_get_the_secret_is_refused_the_key_with_the_reason(
         ]
         view.errors.clear()
         view.still_the_same_page()
+
+        page.goto(f"{viewer_console.root}livestreams/{namespace}/nope")
+        expect(page.locator("#connection")).to_have_text(
+            f"No LiveStream nope in namespace {namespace} (or not one you may read)."
+        )
+        expect(page.locator("[data-destination]")).to_have_count(0)
 
 
 # What changes.js (another part of the console) would be: it records what the page hands

@@ -63,6 +63,10 @@
     const ingest = d.status.ingest;
     $("rtmp-url").textContent = ingest.rtmpUrl ?? "Not reported yet";
     $("external-url").textContent = ingest.externalUrl ?? "None";
+    // Nothing to copy, no button to press.
+    for (const button of document.querySelectorAll("button[data-copy]")) {
+      button.hidden = !(button.dataset.copy === "rtmp-url" ? ingest.rtmpUrl : ingest.externalUrl);
+    }
     $("key-secret").textContent =
       `In Secret ${d.keySecret.name}, key ${d.keySecret.key}.`;
     $("ingest-bitrate").textContent = d.status.broadcasting ? kbps(ingest.bitrateKbps) : "No broadcast";
@@ -229,11 +233,15 @@
     const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, width: "100%", "aria-hidden": "true", focusable: "false" });
     root.append(svg("line", { x1: PAD, y1: H - 20, x2: W - 10, y2: H - 20, class: "axis" }));
     root.append(svg("line", { x1: PAD, y1: 10, x2: PAD, y2: H - 20, class: "axis" }));
-    const label = svg("text", { x: 2, y: 20, class: "axis-label" });
-    label.textContent = `${Math.round(top)}`;
-    const zero = svg("text", { x: 2, y: H - 20, class: "axis-label" });
-    zero.textContent = "0";
-    root.append(label, zero);
+    const labels = [
+      [2, 20, `${Math.round(top)}`], [2, 34, "kbit/s"], [2, H - 20, "0"],
+      [PAD, H - 4, new Date(t0).toLocaleTimeString()], [W - 70, H - 4, "now"],
+    ];
+    for (const [lx, ly, text] of labels) {
+      const label = svg("text", { x: lx, y: ly, class: "axis-label" });
+      label.textContent = text;
+      root.append(label);
+    }
     series.forEach((key, i) => {
       // A line breaks where a series had no value (not Live, no broadcast).
       let run = [];
