@@ -19,22 +19,12 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
+from hack.localcluster.console_process import Console, running_console
 from hack.localcluster.controlplane import LocalCluster
-from tests.cluster_tests.objects import condition
-from tests.cluster_tests.test_console import (
-    Browsing,
-    Console,
-    Opened,
-    _namespace_viewer,
-    browser,  # noqa: F401 (a fixture, shared with the overview's tests)
-    browsing,  # noqa: F401
-    console,  # noqa: F401
-    create,
-    livestream,
-    opened,
-    patch_status,
-    running_console,
-)
+from hack.localcluster.livestreams import status_condition as condition
+from tests.cluster_tests.browser import Browsing, Opened, opened
+from tests.cluster_tests.objects import namespace_viewer
+from tests.cluster_tests.test_console import create, livestream, patch_status
 
 # The operator down for the module: nothing but the tests writes a status or an Event.
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("webhook_down")]
@@ -131,8 +121,8 @@ def more_points_than(page: Page, count: int) -> int:
 def test_the_page_follows_the_livestream_and_reveals_its_key_on_request(
     cluster: LocalCluster,
     namespace: str,
-    browsing: Browsing,  # noqa: F811 (the fixture)
-    console: Console,  # noqa: F811 (the fixture)
+    browsing: Browsing,
+    console: Console,
 ) -> None:
     name = "show"
     create(cluster, namespace, name)
@@ -210,7 +200,7 @@ def test_the_page_follows_the_livestream_and_reveals_its_key_on_request(
 def test_a_viewer_who_may_not_get_the_secret_is_refused_the_key_with_the_reason(
     cluster: LocalCluster,
     namespace: str,
-    browsing: Browsing,  # noqa: F811 (the fixture)
+    browsing: Browsing,
     tmp_path: Path,
 ) -> None:
     name = "guarded"
@@ -219,7 +209,7 @@ def test_a_viewer_who_may_not_get_the_secret_is_refused_the_key_with_the_reason(
     patch_status(cluster, namespace, name, live_status(6000, 4500))
     # get/list/watch on LiveStreams in this namespace, and nothing else: no Secrets, no
     # Events.
-    kubeconfig = _namespace_viewer(cluster, namespace, tmp_path)
+    kubeconfig = namespace_viewer(cluster, namespace, tmp_path)
     with running_console(kubeconfig, tmp_path / "viewer-console.log") as viewer_console:
         view = opened(browsing, viewer_console)
         page = detail_page(view, namespace, name)
@@ -272,8 +262,8 @@ window.RestreamChanges = {
 def test_the_page_hands_its_cards_to_changes_and_previews_hls_through_the_api_server(
     cluster: LocalCluster,
     namespace: str,
-    browsing: Browsing,  # noqa: F811 (the fixture)
-    console: Console,  # noqa: F811 (the fixture)
+    browsing: Browsing,
+    console: Console,
 ) -> None:
     name = "preview"
     spec = json.loads(livestream(name))
