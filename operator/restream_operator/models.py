@@ -523,6 +523,34 @@ class RestreamStatus(Model):
     InsecureSkipVerify (not at all: tls.insecureSkipVerify)."""
 
 
+class SourceVideoStatus(Model):
+    """The video the encoder sends, measured from the stream itself (not from the
+    metadata the encoder announces). Each figure is absent until measured."""
+
+    width: int | None = None
+    """Width in pixels, from the H.264 sequence parameter set (cropped)."""
+    height: int | None = None
+    """Height in pixels, from the H.264 sequence parameter set (cropped)."""
+    frame_rate: float | None = None
+    """Frames per second of media time, over the last 10 s."""
+    keyframe_interval_seconds: float | None = None
+    """Seconds between keyframes: the median of the last few intervals. Platforms want
+    at most 2 to 4."""
+    bitrate_kbps: int | None = None
+    """Video bitrate, kbit/s, over the last 10 s of media time."""
+
+
+class SourceAudioStatus(Model):
+    """The audio the encoder sends, measured from the stream itself."""
+
+    sample_rate_hz: int | None = None
+    """Sample rate, Hz (from AAC's AudioSpecificConfig, else the FLV tag header)."""
+    channels: int | None = None
+    """Number of channels (2 for stereo)."""
+    bitrate_kbps: int | None = None
+    """Audio bitrate, kbit/s, over the last 10 s of media time."""
+
+
 class IngestStatus(Model):
     """Where encoders publish."""
 
@@ -542,6 +570,10 @@ class IngestStatus(Model):
     missing_tracks: list[Annotated[str, Field(description="video or audio")]] | None = None
     """Tracks (video, audio) the encoder announced but has not sent: the destinations lack
     them. The Relayable condition says so too (reason TrackMissing)."""
+    video: SourceVideoStatus | None = None
+    """The video of the broadcast that is on, as measured by the ingest."""
+    audio: SourceAudioStatus | None = None
+    """The audio of the broadcast that is on, as measured by the ingest."""
 
 
 class LiveStreamStatus(Model):
