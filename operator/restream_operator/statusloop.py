@@ -55,8 +55,7 @@ def _merge_diff(previous: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]
         old = previous.get(k)
         if old == v:
             continue
-        both = isinstance(old, dict) and isinstance(v, dict)
-        patch[k] = _merge_diff(old, v) if both else v
+        patch[k] = _merge_diff(old, v) if isinstance(old, dict) and isinstance(v, dict) else v
     patch.update({k: None for k in previous if k not in new})
     return patch
 
