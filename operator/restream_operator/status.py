@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from . import endpoints, models, naming
 from .agent.codecs import RELAYED
-from .agent.contract import IngestAgentStatus, RelayAgentStatus
+from .agent.contract import IngestAgentStatus, RelayAgentStatus, SourceAudio, SourceVideo
 from .agent.probe import missing_text
 from .models import RestreamState
 from .render import Owner
@@ -162,8 +162,21 @@ def _bitrate(old: int | None, new: int | None) -> int | None:
     return new if abs(new - old) > _BITRATE_CHANGE * old else old
 
 
+def _measured(
+    previous: dict[str, Any] | None, agent: SourceVideo | SourceAudio | None
+) -> dict[str, Any] | None:
+    """A track as the ingest measured it: its bitrate changed only beyond the hysteresis
+    (like a relay's), so that a steady broadcast's status is not rewritten every pass."""
+    if not isinstance(agent, dict):
+        return None
+    out: dict[str, Any] = {k: v for k, v in agent.items() if v is not None}
+    if "bitrateKbps" in out:
+        out["bitrateKbps"] = _bitrate((previous or {}).get("bitrateKbps"), out["bitrateKbps"])
+    return out or None
+
+
 def _ingest_status(
-    owner: Owner, settings: Settings, previous: dict[str, Any], observed: Observed
+    owner: Owner, settings: Settings, observed: Observed, previous: dict[str, Any]
 ) -> dict[str, Any]:
     ref = owner.spec.stream_key_secret_ref
     out: dict[str, Any] = {
@@ -183,8 +196,10 @@ def _ingest_status(
         out["missingTracks"] = agent.get("missingTracks") or None
         # Like a destination's: a wobble keeps the last value, so that a steady
         # broadcast writes no status.
-        old = (previous.get("ingest") or {}).get("bitrateKbps")
+        old = previous.get("bitrateKbps")
         out["bitrateKbps"] = _bitrate(old, agent.get("bitrateKbps"))
+        out["video"] = _measured(previous.get("video"), agent.get("sourceVideo"))
+        out["audio"] = _measured(previous.get("audio"), agent.get("sourceAudio"))
     return {k: v for k, v in out.items() if v is not None}
 
 
@@ -430,7 +445,7 @@ def compute_status(
     status: dict[str, Any] = {
         "observedGeneration": observed_generation,
         "broadcasting": broadcasting,
-        "ingest": _ingest_status(owner, settings, previous, observed),
+        "ingest": _ingest_status(owner, settings, observed, previous.get("ingest") or {}),
         "liveRestreams": f"{live}/{len(owner.spec.restreams)}",
         "conditions": [
             _condition(prev_conditions, t, *verdicts[t], generation, now) for t in CONDITION_TYPES

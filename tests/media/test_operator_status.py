@@ -24,6 +24,7 @@ import pytest
 from hack.localcluster import livestreams
 from hack.localcluster.controlplane import LocalCluster, free_port
 from hack.localcluster.operator_process import OperatorProcess, wait_for_webhooks
+from hack.media.encoder import FPS
 from hack.media.harness import (
     Processes,
     Relay,
@@ -214,6 +215,19 @@ def test_status_follows_the_real_agents(
                 "bitrates from the relays",
                 15,
             )
+            # What the encoder sends, as the ingest measured it (640x360, a keyframe a
+            # second: hack/media/encoder.py's defaults).
+            wait_for(
+                lambda: (
+                    "keyframeIntervalSeconds"
+                    in livestream_status(cluster, namespace)["ingest"].get("video", {})
+                ),
+                "the measured source in status.ingest",
+                15,
+            )
+            video = livestream_status(cluster, namespace)["ingest"]["video"]
+            assert (video["width"], video["height"], video["frameRate"]) == (640, 360, FPS)
+            assert video["keyframeIntervalSeconds"] == 1.0
             assert sink.total_bytes("one") > 0
             events = json.loads(
                 cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
@@ -229,6 +243,7 @@ def test_status_follows_the_real_agents(
             st = livestream_status(cluster, namespace)
             assert st["broadcastEndedAt"]
             assert "Live" not in {r["state"] for r in st["restreams"]}
+            assert "video" not in st["ingest"]  # measured of the broadcast that is on only
 
             # HEVC over Enhanced RTMP: named, and said plainly that it is not relayed.
             hevc = start_ertmp_publisher(procs, ingest.publish_url(), stream_key, "hevc")
