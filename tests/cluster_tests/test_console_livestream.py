@@ -75,6 +75,9 @@ def live_status(bitrate: int, youtube: int, twitch_state: str = "Retrying") -> d
         "ingest": {
             "rtmpUrl": "rtmp://show-ingest.ns.svc.cluster.local:1935/live",
             "bitrateKbps": bitrate,
+            "video": {"width": 1280, "height": 720, "frameRate": 30,
+                      "keyframeIntervalSeconds": 5, "bitrateKbps": bitrate - 128},
+            "audio": {"sampleRateHz": 48000, "channels": 2, "bitrateKbps": 128},
         },
         "restreams": [
             {"name": "Youtube", "state": "Live", "since": now(90), "restarts": 0,
@@ -152,6 +155,10 @@ def test_the_page_follows_the_livestream_and_reveals_its_key_on_request(
     expect(twitch.locator(".last-error")).to_have_text("connection refused by live.twitch.tv")
     expect(twitch).to_contain_text("3")  # restarts
     expect(page.locator("#ingest-bitrate")).to_have_text("6000 kbit/s")
+    expect(page.locator("#ingest-video")).to_have_text(
+        "1280\N{MULTIPLICATION SIGN}720, 30 fps, a keyframe every 5 s, 5872 kbit/s"
+    )
+    expect(page.locator("#ingest-audio")).to_have_text("48 kHz, stereo, 128 kbit/s")
     expect(page.locator("#rtmp-url")).to_have_text(
         "rtmp://show-ingest.ns.svc.cluster.local:1935/live"
     )

@@ -45,6 +45,8 @@ _STATUS_INGEST = (
     "videoCodec",
     "audioCodec",
     "missingTracks",
+    "video",
+    "audio",
 )
 _STATUS_RESTREAM = ("name", "state", "since", "restarts", "lastError", "bitrateKbps", "tls")
 _CONDITION = ("type", "status", "reason", "message", "lastTransitionTime")
