@@ -75,7 +75,8 @@ class Watch:
             response.shutdown()  # unblocks the thread's read at once
 
     def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
+        if self._thread.ident is not None:  # a watch stopped before it started has none
+            self._thread.join(timeout)
 
     @property
     def running(self) -> bool:

@@ -92,11 +92,17 @@ class Scope:
 
 class Viewer:
     """The person at the console, as the API server knows them: their kubeconfig's
-    credentials, and their context's namespace."""
+    credentials (in a cluster, their bearer token), and their context's namespace (in a
+    cluster, their ServiceAccount's or the one they signed in with)."""
 
-    def __init__(self, kube: Kube, namespace: str) -> None:
+    def __init__(
+        self, kube: Kube, namespace: str, whose: str = "your kubeconfig context's"
+    ) -> None:
         self.kube = kube
         self.namespace = namespace
+        self.whose = whose  # where the namespace came from, for the page's note
+        # Open feeds: a session that ends must stop the watches made with its token.
+        self.feeds: set[Feed] = set()
 
     @classmethod
     def from_kubeconfig(cls, path: str | None, context: str | None) -> Viewer:
@@ -129,7 +135,7 @@ class Viewer:
         return Scope(
             self.namespace,
             f"You may not list LiveStreams in every namespace: showing namespace "
-            f"{self.namespace} (your kubeconfig context's) only.",
+            f"{self.namespace} ({self.whose}) only.",
         )
 
 
@@ -142,6 +148,8 @@ class Feed:
         self._queue: asyncio.Queue[tuple[str, Summary] | None] = asyncio.Queue()
         loop = asyncio.get_running_loop()
         self._watch = Watch(viewer.kube, models.KIND, namespace, {}, self._deliver, loop)
+        self._viewer = viewer
+        viewer.feeds.add(self)
 
     def _deliver(self, kind: str, obj: Obj) -> None:
         if not self.closed.is_set():
@@ -184,6 +192,7 @@ class Feed:
             self.closed.set()
             self._watch.stop()
             self._queue.put_nowait(None)
+            self._viewer.feeds.discard(self)
 
     def join(self, timeout: float) -> None:
         """Waits (blocking) for the watch's thread to end after close()."""
