@@ -134,6 +134,7 @@ class Watch:
     def _watch(self, version: str) -> str:
         response = self.kube.watch(self.kind, self.namespace, self.selector, version, WATCH_SECONDS)
         self._response = response
+        drained = False
         try:
             if self._stopped.is_set():  # stop() came while this watch was being opened
                 return version
@@ -155,8 +156,13 @@ class Watch:
                 else:
                     self._known[_ref(obj)] = _identity(obj)
                 self._send([(str(type_), obj)])
+            drained = not self._stopped.is_set()
         finally:
             self._response = None
+            if not drained:
+                # A watch left mid-stream must not go back to the pool: the next request
+                # on its connection would wait behind the rest of the stream (minutes).
+                response.close()
             response.release_conn()
         return version
 
