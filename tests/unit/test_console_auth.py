@@ -226,6 +226,26 @@ def test_a_public_url_the_console_cannot_be_served_at_is_refused(url: str) -> No
 PUBLIC = "console.example.com"
 
 
+def send(
+    port: int,
+    path: str,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    body: str | None = None,
+) -> Reply:
+    """One request to 127.0.0.1:``port``, with exactly the headers given (Host: that
+    address unless given)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request(
+            method, path, body=body, headers={"Host": f"127.0.0.1:{port}", **(headers or {})}
+        )
+        response = conn.getresponse()
+        return Reply(response.status, response.headers, response.read().decode())
+    finally:
+        conn.close()
+
+
 @dataclass
 class Console:
     port: int
@@ -243,13 +263,7 @@ class Console:
         headers: dict[str, str] | None = None,
         body: str | None = None,
     ) -> Reply:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            conn.request(method, path, body=body, headers={"Host": self.host, **(headers or {})})
-            response = conn.getresponse()
-            return Reply(response.status, response.headers, response.read().decode())
-        finally:
-            conn.close()
+        return send(self.port, path, method, headers, body)
 
     def sign_in(self, fields: dict[str, str], origin: str | None = None) -> Reply:
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -314,6 +328,8 @@ def test_the_sign_in_page_and_its_files_need_no_session(console: Console) -> Non
     assert '<form method="post" action="/sign-in">' in page.body
     assert '<label for="token">' in page.body and 'type="password"' in page.body
     assert "<!--message-->" not in page.body and 'role="alert"' not in page.body
+    # Else the form's POST would carry Origin: null (the console's policy is no-referrer).
+    assert '<meta name="referrer" content="same-origin">' in page.body
     assert "default-src 'self'" in page.headers["Content-Security-Policy"]
     for path in PUBLIC_FILES:
         assert console.request(path).status == 200, path
