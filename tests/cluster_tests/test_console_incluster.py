@@ -1,9 +1,10 @@
 """`restream-operator console --in-cluster` against the real local control plane.
 
 The console runs as a process on 127.0.0.1, told of the API server the way a pod is
-(KUBERNETES_SERVICE_HOST and _PORT) and given the cluster's CA; it has no token of its
-own. A trap: its environment names the admin kubeconfig, which it must never use. Viewers
-are ServiceAccounts with real RBAC, their tokens made by the API server (TokenRequest):
+(KUBERNETES_SERVICE_HOST and _PORT) and given the cluster's CA the way the chart gives
+it (the kube-root-ca.crt ConfigMap); it has no token of its own. A trap: its
+environment names the admin kubeconfig, which it must never use. Viewers are
+ServiceAccounts with real RBAC, their tokens made by the API server (TokenRequest):
 each sees what their own rights show, signed in on the sign-in page or through a front
 proxy's ``Authorization: Bearer``.
 """
@@ -106,6 +107,10 @@ class Console:
 @contextlib.contextmanager
 def running_console(cluster: LocalCluster, log: Path, *args: str) -> Iterator[Console]:
     port = free_port()
+    # The CA as the chart's pod gets it: from the ConfigMap every namespace is given.
+    ca = log.with_name("ca.crt")
+    ca.write_text(cluster.kubectl("get", "configmap", "kube-root-ca.crt", "-n", "default",
+                                  "-o", "jsonpath={.data.ca\\.crt}").stdout)  # fmt: skip
     env = {
         **os.environ,
         "KUBERNETES_SERVICE_HOST": "127.0.0.1",
@@ -117,7 +122,7 @@ def running_console(cluster: LocalCluster, log: Path, *args: str) -> Iterator[Co
         process = subprocess.Popen(
             [sys.executable, "-m", "restream_operator.cli", "console", "--in-cluster",
              "--listen", f"127.0.0.1:{port}", "--public-url", f"http://127.0.0.1:{port}",
-             "--public-url", f"https://{PUBLIC}", "--api-ca-file", str(cluster.ca.pair.cert),
+             "--public-url", f"https://{PUBLIC}", "--api-ca-file", str(ca),
              *args],
             stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL, env=env,
             cwd=CHECKOUT,
