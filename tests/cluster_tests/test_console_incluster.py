@@ -32,7 +32,14 @@ from playwright.sync_api import expect
 from hack.localcluster.controlplane import LocalCluster, free_port
 from hack.media.harness import Proc
 from hack.waiting import wait_for
-from tests.cluster_tests.test_console import Browsing, browser, browsing, create, row
+from tests.cluster_tests.test_console import (
+    Browsing,
+    another_local_site,
+    browser,
+    browsing,
+    create,
+    row,
+)
 from tests.unit.test_console_auth import send
 from tests.unit.test_console_security import Reply
 
@@ -358,6 +365,21 @@ def test_in_the_browser_a_viewer_signs_in_and_sees_their_livestreams(
     (cookie,) = page.context.cookies()
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     assert token not in json.dumps(page.context.storage_state())
+
+    # A link followed from another site's page opens the console (and only that).
+    with another_local_site() as site:
+        other = page.context.new_page()
+        other.goto(site)
+        stream = f"{console.origin}/api/livestreams/stream"
+        with other.expect_response(stream) as answer:
+            other.evaluate(
+                "url => fetch(url, {credentials: 'include', mode: 'no-cors'}).catch(() => null)",
+                stream,
+            )
+        assert answer.value.status == 403
+        other.evaluate("url => { location.href = url }", f"{console.origin}/")
+        expect(row(other, namespace, "mine")).to_have_count(1)
+        other.close()
 
     page.goto(f"{console.origin}/sign-out")
     page.get_by_role("button", name="Sign out").click()

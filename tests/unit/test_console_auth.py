@@ -410,6 +410,24 @@ def test_a_session_serves_its_own_viewer_and_signing_out_ends_it(console: Consol
     assert console.request("/sign-out", headers=cookie).headers["Location"] == "/sign-in"
 
 
+def test_a_page_opened_from_another_site_is_served_and_nothing_else_it_asks(
+    console: Console,
+) -> None:
+    """A link in a chat, or a front proxy's redirect back from its identity provider:
+    the browser calls both cross-site. Only a top-level page load passes."""
+    _, cookie = console.session()
+    opened = {**cookie, "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate",
+              "Sec-Fetch-Dest": "document"}  # fmt: skip
+    assert console.request("/", headers=opened).status == 200
+    assert console.request("/sign-in", headers=opened).status == 200
+    assert console.request("/api/livestreams/stream", headers=opened).status == 403
+    for changed in ({"Sec-Fetch-Dest": "iframe"}, {"Sec-Fetch-Mode": "no-cors"},
+                    {"Sec-Fetch-Dest": "image", "Sec-Fetch-Mode": "no-cors"}):  # fmt: skip
+        assert console.request("/", headers={**opened, **changed}).status == 403, changed
+    form = {**opened, "Origin": f"http://{console.host}"}
+    assert console.request("/sign-out", "POST", form).status == 403
+
+
 @pytest.mark.parametrize(
     "header", ["Basic YWxpY2U6c2VjcmV0", "Bearer", "Bearer ", "Token abc", "bearer a b"]
 )

@@ -291,6 +291,18 @@ class BearerGuard:
     def origin_of(self, host: str) -> str:
         return self.sites[host].origin
 
+    def followed_link(self, request: web.Request) -> bool:
+        """Whether a request another site caused is a person opening a page: a link in
+        a chat, or the redirect back from a front proxy's identity provider (a chain the
+        browser calls cross-site). That changes nothing, and shows the page in their own
+        tab only (it is never framed), so it is let through to the session checks."""
+        return (
+            request.method in ("GET", "HEAD")
+            and request.headers.get("Sec-Fetch-Mode") == "navigate"
+            and request.headers.get("Sec-Fetch-Dest") == "document"
+            and not request.path.startswith("/api/")
+        )
+
     async def admit(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Answers for sign-in and sign-out, or hands the request on with its viewer."""
         header = request.headers.get("Authorization")

@@ -84,6 +84,9 @@ class Guard:
     def origin_of(self, host: str) -> str:
         return f"http://{host}"
 
+    def followed_link(self, _request: web.Request) -> bool:
+        return False  # 127.0.0.1 is nobody's link to follow
+
     def token_matches(self, offered: str) -> bool:
         return hmac.compare_digest(offered.encode(), self.token.encode())
 
@@ -122,7 +125,8 @@ def _refusal(request: web.Request, guard: Guard | BearerGuard) -> web.Response |
         return _refused(403, "403: a change must come from the console's own page\n")
     # A browser says who asked, even where it sends no Origin (an <img>, a no-cors GET):
     # only the console's own page, or the person at the address bar (none).
-    if request.headers.get("Sec-Fetch-Site", "none") not in ("same-origin", "none"):
+    site = request.headers.get("Sec-Fetch-Site", "none")
+    if site not in ("same-origin", "none") and not guard.followed_link(request):
         return _refused(403, "403: a request from another site\n")
     return None
 
