@@ -131,6 +131,18 @@ def test_past_the_limit_the_least_recently_used_session_ends() -> None:
     assert sessions.find(old.id) is old and sessions.find(newest.id) is newest
 
 
+def test_a_page_following_its_live_feed_is_evicted_last() -> None:
+    """Its page makes no request while it follows the feed: its last use is old."""
+    store = Store()
+    sessions = store.sessions(limit=2)
+    watched = sessions.open("a", viewer("a"), "")
+    watched.viewer.feeds.add(object())  # type: ignore[arg-type]
+    store.clock.now += 10
+    idle = sessions.open("b", viewer("b"), "")
+    sessions.open("c", viewer("c"), "")
+    assert store.retired == [idle]
+
+
 def test_a_proxys_token_is_its_own_session_found_by_the_token() -> None:
     store = Store()
     sessions = store.sessions()
@@ -369,6 +381,7 @@ def test_an_api_server_that_cannot_be_asked_signs_nobody_in(console: Console) ->
     assert reply.status == 502
     assert "Set-Cookie" not in reply.headers and len(console.guard.sessions) == 0
     assert 'role="alert"' in reply.body and "could not be asked" in reply.body
+    assert "127.0.0.1:9" not in reply.body  # the detail is the log's
     assert TOKEN not in reply.body and '<form method="post"' in reply.body
 
 
@@ -473,6 +486,9 @@ def test_ending_a_session_stops_its_live_feeds(console: Console) -> None:
     assert session.viewer.feeds == {feed}
     asyncio.run_coroutine_threadsafe(end(), console.loop).result(5)
     assert feed.closed.is_set() and session.viewer.feeds == set()
+    # A feed whose listing was on its way when the session ended stops as it opens.
+    late = asyncio.run_coroutine_threadsafe(open_feed(), console.loop).result(5)
+    assert late.closed.is_set() and session.viewer.feeds == set()
 
 
 # ---- the command line -----------------------------------------------------------------

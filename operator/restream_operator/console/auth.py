@@ -157,7 +157,7 @@ class Sessions:
 
     def open(self, token: str, viewer: Viewer, user: str, *, bearer: bool = False) -> Session:
         while len(self) >= self.limit:
-            self.end(min([*self._cookies.values(), *self._bearers.values()], key=_last_use))
+            self.end(min([*self._cookies.values(), *self._bearers.values()], key=_eviction))
         now = self._clock()
         key = _digest(token) if bearer else secrets.token_urlsafe(32)
         session = Session(key, token, viewer, user, bearer, now, now)
@@ -216,8 +216,10 @@ class Sessions:
             self.end(session)
 
 
-def _last_use(session: Session) -> float:
-    return session.used
+def _eviction(session: Session) -> tuple[bool, float]:
+    # Sessions with a page open last: a page that only follows its live feed makes no
+    # request, so its last use says nothing of whether someone is looking at it.
+    return bool(session.viewer.feeds), session.used
 
 
 def _release(viewer: Viewer, feeds: Iterable[Feed]) -> None:
@@ -396,7 +398,9 @@ class BearerGuard:
             info = {}  # 403 is authorization's answer: the token was authenticated
         except Exception as exc:  # unreachable, a timeout, a TLS failure
             _release(viewer, ())
-            raise KubeError(0, "Unavailable", str(exc)) from None
+            # The detail (addresses, certificates) for the log, not for whoever asked.
+            log.warning(f"proving a token: the API server could not be asked: {exc!r}")
+            raise KubeError(0, "Unavailable", "try again in a moment") from None
         user = str(info.get("username") or "")
         found = SERVICE_ACCOUNT_USER.fullmatch(user)
         if namespace:
@@ -415,8 +419,7 @@ class BearerGuard:
 
     def _retire(self, session: Session) -> None:
         feeds = list(session.viewer.feeds)
-        for feed in feeds:
-            feed.close()  # on the event loop, as a feed needs
+        session.viewer.retire()  # on the event loop, as a feed needs
         threading.Thread(
             target=_release, args=(session.viewer, feeds), name="console-release", daemon=True
         ).start()

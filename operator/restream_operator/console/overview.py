@@ -103,6 +103,14 @@ class Viewer:
         self.whose = whose  # where the namespace came from, for the page's note
         # Open feeds: a session that ends must stop the watches made with its token.
         self.feeds: set[Feed] = set()
+        self.retired = False
+
+    def retire(self) -> None:
+        """Stops every feed of this viewer, and any opened later (one whose listing was
+        on its way): their credentials are no longer the console's to use."""
+        self.retired = True
+        for feed in list(self.feeds):
+            feed.close()
 
     @classmethod
     def from_kubeconfig(cls, path: str | None, context: str | None) -> Viewer:
@@ -150,6 +158,8 @@ class Feed:
         self._watch = Watch(viewer.kube, models.KIND, namespace, {}, self._deliver, loop)
         self._viewer = viewer
         viewer.feeds.add(self)
+        if viewer.retired:
+            self.close()
 
     def _deliver(self, kind: str, obj: Obj) -> None:
         if not self.closed.is_set():
