@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ import pytest
 from playwright.sync_api import expect
 
 from hack.localcluster.controlplane import LocalCluster, free_port
+from hack.localcluster.pki import CertificateAuthority
 from hack.media.harness import Proc
 from hack.waiting import wait_for
 from tests.cluster_tests.test_console import (
@@ -389,3 +391,36 @@ def test_in_the_browser_a_viewer_signs_in_and_sees_their_livestreams(
     # No script error, no Content-Security-Policy violation; only the wrong token's 401.
     assert [e for e in errors if not e.startswith(refused)] == []
     assert len(errors) == 1
+
+
+def test_an_idle_session_ends(
+    cluster: LocalCluster, namespace: str, crds: None, tmp_path: Path
+) -> None:
+    token = service_account_token(cluster, namespace, "viewer", verbs="get,list,watch")
+    idle = ("--session-idle-minutes", "0.05")  # 3 s
+    with running_console(cluster, tmp_path / "console.log", *idle) as console:
+        session = console.session(token)
+        assert console.request("/", headers=session).status == 200
+        time.sleep(1.0)
+        assert console.request("/", headers=session).status == 200  # used: it lives on
+        time.sleep(4.0)  # (any request with the session would count as use)
+        assert console.request("/", headers=session).status == 303
+        assert console.request("/api/livestreams/stream", headers=session).status == 401
+
+
+def test_an_api_server_the_ca_does_not_vouch_for_gets_no_token(
+    cluster: LocalCluster, namespace: str, crds: None, tmp_path: Path
+) -> None:
+    """The console checks the API server's certificate against the CA it was given
+    before it sends anyone's token there."""
+    token = service_account_token(cluster, namespace, "viewer", verbs="get,list,watch")
+    (tmp_path / "stranger").mkdir()
+    stranger = CertificateAuthority(tmp_path / "stranger", "not-the-clusters-ca")
+    args = ("--api-ca-file", str(stranger.pair.cert))
+    with running_console(cluster, tmp_path / "console.log", *args) as console:
+        reply = console.sign_in(token)
+        assert reply.status == 502 and "could not be asked" in reply.body
+        assert "Set-Cookie" not in reply.headers
+        proxied = console.request("/", headers={"Authorization": f"Bearer {token}"})
+        assert proxied.status == 502
+    assert "CERTIFICATE_VERIFY_FAILED" in console.log.read_text()
