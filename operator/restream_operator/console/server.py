@@ -13,6 +13,9 @@ make their browser send requests to it. So, like a notebook server:
 - so is a request the browser says another page made (Sec-Fetch-Site), which catches
   the GETs that carry no Origin: another port of 127.0.0.1 is the same *site*, so
   SameSite=Strict alone would let its pages send the cookie.
+
+In a cluster (``console --in-cluster``) the same checks run on the console's public
+URLs, and auth.py's BearerGuard holds the sessions of viewers' own bearer tokens.
 """
 
 from __future__ import annotations
@@ -285,8 +288,8 @@ def make_app(guard: Guard | BearerGuard, viewer: Viewer | None) -> web.Applicati
 
 
 def listen(port: int, host: str = HOST) -> socket.socket:
-    """A socket listening on 127.0.0.1 (port 0: a free one). Bound before the app is
-    made, so that the Host and Origin checks know the port."""
+    """A socket listening on ``host`` (127.0.0.1 but in a pod; port 0: a free one).
+    Bound before the app is made, so that the Host and Origin checks know the port."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
