@@ -500,6 +500,17 @@ class Condition(Model):
     """The .metadata.generation the condition was computed from."""
 
 
+class PlatformWarning(Model):
+    """A rule of the destination's platform that the stream it receives breaks."""
+
+    rule: str
+    """KeyframeInterval, VideoCodec, AudioCodec, VideoBitrate or AudioBitrate."""
+    message: str
+    """The platform's limit, what the encoder sends, and what to change."""
+    source: str
+    """The platform's page that states the rule."""
+
+
 class RestreamStatus(Model):
     """What one destination's relay is doing."""
 
@@ -517,6 +528,10 @@ class RestreamStatus(Model):
     """The last error the relay saw, with any stream key redacted."""
     bitrate_kbps: int | None = None
     """Outgoing bitrate, kbit/s, while Live."""
+    warnings: list[PlatformWarning] | None = None
+    """While a broadcast is on: the rules of the destination's platform (YouTube, Twitch,
+    Facebook, known by the server's host name) that the stream it receives breaks, as
+    measured by the ingest. The platform may refuse, cut or degrade such a stream."""
     tls: TlsVerification | None = None
     """rtmps:// only: how the relay checks the destination's certificate: Verify (against
     the media image's CA bundle), VerifyWithCASecret (against tls.caSecretRef) or

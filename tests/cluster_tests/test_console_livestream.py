@@ -22,6 +22,7 @@ from playwright.sync_api import Page, expect
 from hack.localcluster.console_process import Console, running_console
 from hack.localcluster.controlplane import LocalCluster
 from hack.localcluster.livestreams import status_condition as condition
+from restream_operator.platforms import YOUTUBE_SOURCE
 from tests.cluster_tests.browser import Browsing, Opened, opened
 from tests.cluster_tests.objects import namespace_viewer
 from tests.cluster_tests.test_console import create, livestream, patch_status
@@ -81,7 +82,9 @@ def live_status(bitrate: int, youtube: int, twitch_state: str = "Retrying") -> d
         },
         "restreams": [
             {"name": "Youtube", "state": "Live", "since": now(90), "restarts": 0,
-             "bitrateKbps": youtube},
+             "bitrateKbps": youtube,
+             "warnings": [{"rule": "KeyframeInterval", "source": YOUTUBE_SOURCE,
+                           "message": "YouTube takes a keyframe at least every 4 s"}]},
             {"name": "Twitch", "state": twitch_state, "since": now(30), "restarts": 3,
              "lastError": "connection refused by live.twitch.tv"},
         ],
@@ -147,6 +150,12 @@ def test_the_page_follows_the_livestream_and_reveals_its_key_on_request(
     expect(youtube.locator(".state")).to_have_text("Live")
     expect(youtube).to_have_class(re.compile(r"\bstate-good\b"))  # colour, and the text
     expect(youtube).to_contain_text("4500 kbit/s")
+    expect(youtube.locator(".warnings li")).to_have_text(
+        "KeyframeInterval: YouTube takes a keyframe at least every 4 s (the platform's page)"
+    )
+    expect(youtube.get_by_role("link", name="the platform's page")).to_have_attribute(
+        "href", YOUTUBE_SOURCE
+    )
     since = youtube.locator("time")  # relative, and absolute
     expect(since).to_have_text(re.compile(r"^\d+ (s|min) ago \(.+\)$"))
     expect(since).to_have_attribute("datetime", re.compile(r"^\d{4}-"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import signal
+from typing import Any
 
 import pytest
 
@@ -115,3 +116,36 @@ def test_status_follows_the_real_agents(
         for text in (json.dumps(st), private_operator.logs()):
             for secret in world.secrets():
                 assert secret not in text
+
+
+def test_a_youtube_destination_is_warned_of_the_encoders_five_second_keyframes(
+    cluster: LocalCluster, namespace: str, private_operator: OperatorProcess
+) -> None:
+    """The encoder sends a keyframe every 5 s; YouTube says not to exceed 4. The ingest
+    measures it from the stream, and the destination whose host is YouTube's is warned
+    (with an Event), while the destinations on other hosts are not."""
+    youtube = {"name": "Youtube", "serverUrl": "rtmp://a.rtmp.youtube.com/live2",
+               "streamKey": "never-used"}  # fmt: skip
+    with served_by_real_agents(cluster, namespace, (youtube,)) as world:
+        start_publisher(world.procs, world.ingest, world.stream_key, gop=5 * FPS)
+
+        def entry(name: str) -> dict[str, Any]:
+            st = livestream_status(cluster, namespace)
+            return next(r for r in st.get("restreams", []) if r["name"] == name)
+
+        wait_for(lambda: entry("Youtube").get("warnings"), "a warning on Youtube", 30)
+        st = livestream_status(cluster, namespace)
+        assert abs(st["ingest"]["video"]["keyframeIntervalSeconds"] - 5.0) <= 0.1
+        (warning,) = entry("Youtube")["warnings"]
+        assert warning["rule"] == "KeyframeInterval"
+        assert "every 4 s" in warning["message"] and "every 5 s" in warning["message"]
+        assert warning["source"].startswith("https://support.google.com/youtube/")
+        assert "warnings" not in entry("One") and "warnings" not in entry("Two")
+        wait_for(
+            lambda: (
+                "PlatformRuleBroken"
+                in cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
+            ),
+            "the PlatformRuleBroken Event",
+            10,
+        )

@@ -123,9 +123,12 @@ class World:
 
 
 @contextlib.contextmanager
-def served_by_real_agents(cluster: LocalCluster, namespace: str) -> Iterator[World]:
+def served_by_real_agents(
+    cluster: LocalCluster, namespace: str, elsewhere: tuple[dict[str, Any], ...] = ()
+) -> Iterator[World]:
     """LiveStream ``show`` with destinations One and Two (inline keys) to the sink,
-    applied, its pods' agents running: nothing publishes yet."""
+    applied, its pods' agents running: nothing publishes yet. ``elsewhere``: more
+    restreams, whose relays do not run (their status is the operator's word alone)."""
     with workdir("restream-world-") as root:
         procs = Processes(root)
         forwarders: list[Forwarder] = []
@@ -145,12 +148,14 @@ def served_by_real_agents(cluster: LocalCluster, namespace: str) -> Iterator[Wor
                         }
                         for name, app in DESTINATIONS
                     ]
+                    + list(elsewhere)
                 },
             }
-            restreams: list[dict[str, str]] = doc["spec"]["restreams"]
+            restreams: list[dict[str, str]] = doc["spec"]["restreams"][: len(DESTINATIONS)]
             assert set(sink.apps) == {sink_app(r["serverUrl"], r["streamKey"]) for r in restreams}
             cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(doc))
-            wait_for(lambda: len(pod_ips(cluster, namespace)) == 3, "three pods with IPs", 60)
+            pods = 1 + len(DESTINATIONS) + len(elsewhere)
+            wait_for(lambda: len(pod_ips(cluster, namespace)) == pods, "pods with IPs", 60)
             ips = pod_ips(cluster, namespace)
             stream_key = secret_value(cluster, namespace, f"{NAME}-stream-key", "streamKey")
             token = secret_value(cluster, namespace, f"{NAME}-play-token", "token")

@@ -48,7 +48,16 @@ _STATUS_INGEST = (
     "video",
     "audio",
 )
-_STATUS_RESTREAM = ("name", "state", "since", "restarts", "lastError", "bitrateKbps", "tls")
+_STATUS_RESTREAM = (
+    "name",
+    "state",
+    "since",
+    "restarts",
+    "lastError",
+    "bitrateKbps",
+    "tls",
+    "warnings",
+)
 _CONDITION = ("type", "status", "reason", "message", "lastTransitionTime")
 
 

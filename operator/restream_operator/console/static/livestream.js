@@ -166,6 +166,17 @@
       el("dd", { className: "last-error", textContent: st?.lastError ?? "None" }),
       el("dt", { textContent: "Server" }), el("dd", {}, el("code", { textContent: spec.serverUrl ?? "" })),
     );
+    if (st?.warnings?.length) {
+      // The destination's platform's rules that the stream breaks, with where it says so.
+      fields.append(el("dt", { textContent: "Platform warnings" }), el("dd", {},
+        el("ul", { className: "warnings" }, ...st.warnings.map((w) => el("li", {},
+          el("strong", { textContent: `${w.rule}: ` }), w.message,
+          // A status is data anyone who may write it chose: only an https link.
+          /^https:\/\//.test(w.source ?? "")
+            ? el("span", {}, " (", el("a", { href: w.source, rel: "noreferrer", target: "_blank",
+                textContent: "the platform's page" }), ")")
+            : null)))));
+    }
     card.body.replaceChildren(fields);
   }
 
