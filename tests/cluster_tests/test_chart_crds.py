@@ -234,7 +234,8 @@ def test_crds_managed_elsewhere_are_left_alone(
     cluster.kubectl("wait", "--for=condition=Established", f"crd/{CRD}", "--timeout=30s")
     before = _crd(cluster)["metadata"]
     off = ("--set", "crds.enabled=false")
-    _install_or_upgrade(cluster, "install", charts["current"], *off, "--wait")
+    notes = _install_or_upgrade(cluster, "install", charts["current"], *off, "--wait").stdout
+    assert "manages no CRD (crds.enabled=false)" in notes
     _install_or_upgrade(cluster, "upgrade", charts["changed"], *off, "--wait")
     after = _crd(cluster)["metadata"]
     assert (after["resourceVersion"], after.get("annotations")) == (
