@@ -15,6 +15,7 @@ import contextlib
 import ctypes
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -32,12 +33,14 @@ from .pki import CertificateAuthority, KeyPair, service_account_keys
 
 HERE = Path(__file__).resolve().parent
 SERVICE_CIDR = "10.96.0.0/16"
-# kwok hands out pod IPs from here. They are loopback addresses so that anything that
-# does try a simulated pod (the operator polling agents) stays on this machine and gets
-# a prompt "connection refused", and tests can even serve a real agent on a pod's IP.
-# (The EndpointSlice controller refuses loopback endpoints and says so in its log:
-# harmless, nothing here routes through Service endpoints.)
-KWOK_POD_CIDR = "127.100.0.0/16"
+# kwok hands out pod IPs from 127.N.0.0/16, N drawn per cluster (pod_cidr). Loopback
+# addresses, so that anything that does try a simulated pod (the operator polling agents)
+# stays on this machine and gets a prompt "connection refused", and tests can even serve
+# a real agent on a pod's IP. (The EndpointSlice controller refuses loopback endpoints and
+# says so in its log: harmless, nothing here routes through Service endpoints.) Drawn,
+# because two clusters on one machine (tests run in parallel, a demo beside them) must
+# not hand out the same pod IPs, or one's operator would poll the other's agents.
+KWOK_POD_CIDRS = range(100, 251)
 KWOK_NODE_IP = "127.99.0.1"
 KWOK_NODE_NAME = "kwok-node-0"
 
@@ -199,6 +202,7 @@ class LocalCluster:
         self.log_dir = self.workdir / "logs"
         self.api_port = free_port()
         self.server = f"https://127.0.0.1:{self.api_port}"
+        self.pod_cidr = f"127.{random.choice(KWOK_POD_CIDRS)}.0.0/16"  # noqa: S311 (no secret)
         self.kubeconfig = self.workdir / "admin.kubeconfig"
 
     @property
@@ -356,7 +360,7 @@ class LocalCluster:
                 "--manage-all-nodes=false",
                 "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
                 f"--config={HERE / 'kwok-stages.yaml'}",
-                f"--cidr={KWOK_POD_CIDR}",
+                f"--cidr={self.pod_cidr}",
                 f"--node-ip={KWOK_NODE_IP}",
                 f"--server-address=127.0.0.1:{free_port()}",
                 "--enable-crds=",
