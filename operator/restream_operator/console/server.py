@@ -38,6 +38,7 @@ from yarl import URL
 
 from ..agent import jsonlog
 from ..agent.redact import Redactor
+from . import changes
 from .overview import Feed, Viewer
 
 log = logging.getLogger(__name__)
@@ -256,6 +257,7 @@ def make_app(guard: Guard, viewer: Viewer) -> web.Application:
     app.router.add_get("/", index)
     app.router.add_get("/static/{name}", static)
     app.router.add_get("/api/livestreams/stream", livestreams_stream)
+    changes.register(app, viewer, _file)
     app.on_response_prepare.append(_security_headers)
     app.on_shutdown.append(_close_feeds)
     return app
