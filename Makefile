@@ -62,6 +62,10 @@ DURATION ?= 0
 publish: $(PY) ## publish a test pattern to the demo's ingest (DURATION=0: until Ctrl-C)
 	@$(PY) -m hack.demo publish $(DURATION)
 
+.PHONY: screenshots
+screenshots: $(PY) cluster-build ## the console's screenshots in docs/console/, made by its browser tests
+	RESTREAM_SCREENSHOTS=docs/console $(PY) -m pytest -q tests/cluster_tests/test_console_accessibility.py
+
 .PHONY: images
 images: ## build, check and export both images on a private dockerd (FORCE=1 rebuilds)
 	@bash hack/images/build.sh

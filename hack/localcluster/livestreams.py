@@ -34,6 +34,20 @@ def many(count: int, destinations: int, namespace: str, prefix: str) -> str:
     return "\n---\n".join(json.dumps(d) for d in docs)
 
 
+def status_condition(
+    kind: str, status: str, reason: str = "Why", message: str = ""
+) -> dict[str, str]:
+    """A LiveStream status condition, as the CRD's schema wants it, written by a test
+    or a benchmark in the operator's stead."""
+    return {
+        "type": kind,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": "2026-01-01T00:00:00Z",
+    }
+
+
 def status(cluster: LocalCluster, namespace: str, name: str) -> dict[str, Any]:
     """The LiveStream's status ({} while it has none, or when it does not exist)."""
     got = cluster.kubectl("get", "livestream", name, "-n", namespace, "-o", "json", check=False)

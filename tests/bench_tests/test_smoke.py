@@ -160,3 +160,20 @@ def test_freeze_bench_prints_detection_recovery_and_bursts() -> None:
         ],
         timeout=240,
     )
+
+
+@pytest.mark.cluster
+def test_console_bench_prints_weight_render_time_and_tab_memory() -> None:
+    smoke(
+        "console",
+        [
+            r"^livestreams in the overview\s+5$",
+            rf"^page weight\s+{NUM} KiB \(page, script, style, icon\)$",
+            rf"^snapshot\s+{NUM} KiB \(the event stream's first listing\)$",
+            rf"^first render\s+median {NUM} s \({NUM}\)$",
+            rf"^live change shown after\s+median {NUM} ms \({NUM}\)$",
+            rf"^tab JS heap in use\s+{NUM} MiB$",
+            r"^tab DOM nodes\s+[1-9]\d*$",
+            rf"^bench wall time {NUM} s$",
+        ],
+    )

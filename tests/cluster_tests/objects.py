@@ -21,15 +21,3 @@ def squatter(name: str, **metadata: Any) -> dict[str, Any]:
             },
         },
     }
-
-
-def condition(kind: str, status: str, reason: str = "Why", message: str = "") -> dict[str, str]:
-    """A LiveStream status condition, as the CRD's schema wants it, written by a test
-    in the operator's stead."""
-    return {
-        "type": kind,
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": "2026-01-01T00:00:00Z",
-    }

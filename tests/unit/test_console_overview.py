@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
+from hack.localcluster.livestreams import status_condition as condition
 from restream_operator import cli
 from restream_operator.console.overview import Viewer, needs_attention, summarize
-from tests.cluster_tests.objects import condition
 from tests.unit.admission import helpers
 
 
