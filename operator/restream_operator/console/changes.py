@@ -33,7 +33,7 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import web
@@ -789,34 +789,41 @@ async def create_livestream(request: web.Request) -> web.Response:
     return web.json_response({"namespace": form.namespace, "name": form.name}, status=201)
 
 
-async def put_destination(request: web.Request) -> web.Response:
+async def _destination_write(
+    request: web.Request, read: Callable[[Obj, dict[str, str]], Destination]
+) -> web.Response:
+    """A PUT or PATCH of one destination: ``read`` takes the fields from the body,
+    noting its problems; nothing is sent to the API server while there are any."""
     namespace, name = _object_name(request)
     dest = _destination_name(request)
-    body = await _body(request)
     problems: dict[str, str] = {}
+    wanted = replace(read(await _body(request), problems), name=dest)
+    _local_refusal(problems)
+    await asyncio.to_thread(request.app[WRITER].put, namespace, name, wanted)
+    return web.json_response({"namespace": namespace, "name": name, "destination": dest})
+
+
+def _edit(body: Obj, problems: dict[str, str]) -> Destination:
     url = _string(body, "serverUrl", "serverUrl", problems)
     if url is None and "serverUrl" not in problems:
         problems["serverUrl"] = "Enter the destination's server URL."
     enabled = _flag(body, "enabled", "enabled", problems)
-    key = _key(body, "streamKey", problems, required=False)
-    _local_refusal(problems)
-    writer = request.app[WRITER]
-    await asyncio.to_thread(writer.put, namespace, name, Destination(dest, url, enabled, key))
-    return web.json_response({"namespace": namespace, "name": name, "destination": dest})
+    return Destination("", url, enabled, _key(body, "streamKey", problems, required=False))
 
 
-async def patch_destination(request: web.Request) -> web.Response:
-    namespace, name = _object_name(request)
-    dest = _destination_name(request)
-    body = await _body(request)
-    problems: dict[str, str] = {}
+def _toggle(body: Obj, problems: dict[str, str]) -> Destination:
     enabled = _flag(body, "enabled", "enabled", problems)
     if enabled is None and "enabled" not in problems:
         problems["enabled"] = "Say whether the destination is enabled (true or false)."
-    _local_refusal(problems)
-    writer = request.app[WRITER]
-    await asyncio.to_thread(writer.put, namespace, name, Destination(dest, enabled=enabled))
-    return web.json_response({"namespace": namespace, "name": name, "destination": dest})
+    return Destination("", enabled=enabled)
+
+
+async def put_destination(request: web.Request) -> web.Response:
+    return await _destination_write(request, _edit)
+
+
+async def patch_destination(request: web.Request) -> web.Response:
+    return await _destination_write(request, _toggle)
 
 
 async def delete_destination(request: web.Request) -> web.Response:

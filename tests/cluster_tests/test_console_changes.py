@@ -1,0 +1,483 @@
+"""Changes from the console, against the real API server, its RBAC, the CRD's rules and
+the operator's admission webhook: over HTTP as the page sends them, and from the
+creation form in headless Chromium.
+
+A LiveStream "in git" is one applied server-side by another field manager
+("argocd-controller"), as Argo CD and Flux do: the console must leave what that manager
+owns to it, and say so instead of forcing.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from hack.localcluster.console_process import Console, running_console
+from hack.localcluster.controlplane import LocalCluster
+from hack.localcluster.operator_process import OperatorProcess
+from restream_operator.console.changes import key_secret_name
+from tests.cluster_tests.browser import Browsing, opened
+from tests.cluster_tests.test_console import _namespace_viewer
+from tests.cluster_tests.test_console_accessibility import assert_accessible
+
+pytestmark = pytest.mark.cluster
+
+CONSOLE_LABEL = "app.kubernetes.io/managed-by=restream-console"
+GITOPS = "argocd-controller"
+
+
+class Api:
+    """The console's JSON endpoints, called as its own page calls them: the session
+    cookie, and the console's own Origin (a change needs it)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        reply = self._request("GET", f"/?token={console.token}", None, {})
+        assert reply[0] == 303
+        self.cookie = reply[2]
+
+    def _request(
+        self, method: str, path: str, body: object, headers: dict[str, str]
+    ) -> tuple[int, str, str]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.console.port, timeout=60)
+        try:
+            data = None if body is None else json.dumps(body)
+            if data is not None:
+                headers = {**headers, "Content-Type": "application/json"}
+            conn.request(method, path, body=data, headers={
+                "Host": f"127.0.0.1:{self.console.port}", **headers})  # fmt: skip
+            response = conn.getresponse()
+            cookie = (response.getheader("Set-Cookie") or "").split(";")[0]
+            return response.status, response.read().decode(), cookie
+        finally:
+            conn.close()
+
+    def call(self, method: str, path: str, body: object = None) -> tuple[int, Any]:
+        origin = f"http://127.0.0.1:{self.console.port}"
+        status, text, _ = self._request(
+            method, path, body, {"Cookie": self.cookie, "Origin": origin}
+        )
+        return status, json.loads(text) if text else None
+
+    def destination(
+        self, method: str, namespace: str, name: str, dest: str, body: object = None
+    ) -> tuple[int, Any]:
+        path = f"/api/livestreams/{namespace}/{name}/restreams/{quote(dest, safe='')}"
+        return self.call(method, path, body)
+
+
+def stored(cluster: LocalCluster, namespace: str, name: str) -> dict[str, Any] | None:
+    out = cluster.kubectl(
+        "get", "livestream", name, "-n", namespace, "-o", "json", "--show-managed-fields",
+        check=False,
+    )  # fmt: skip
+    if "NotFound" in out.stderr:
+        return None
+    assert out.returncode == 0, out.stderr
+    return dict(json.loads(out.stdout))
+
+
+def restreams(cluster: LocalCluster, namespace: str, name: str) -> dict[str, dict[str, Any]]:
+    obj = stored(cluster, namespace, name)
+    assert obj is not None
+    return {r["name"]: r for r in obj["spec"]["restreams"]}
+
+
+def console_secrets(cluster: LocalCluster, namespace: str) -> dict[str, dict[str, Any]]:
+    out = cluster.kubectl("get", "secrets", "-n", namespace, "-l", CONSOLE_LABEL, "-o", "json")
+    return {s["metadata"]["name"]: s for s in json.loads(out.stdout)["items"]}
+
+
+def key_in(secret: dict[str, Any]) -> str:
+    return base64.b64decode(secret["data"]["streamKey"]).decode()
+
+
+def console_owned(obj: dict[str, Any]) -> dict[str, Any]:
+    """The fields restream-console's applies own."""
+    for entry in obj["metadata"]["managedFields"]:
+        if entry["manager"] == "restream-console" and entry["operation"] == "Apply":
+            return dict(entry["fieldsV1"])
+    return {}
+
+
+def entry_key(name: str) -> str:
+    return "k:" + json.dumps({"name": name}, separators=(",", ":"))
+
+
+def in_git(cluster: LocalCluster, namespace: str, name: str) -> None:
+    """A LiveStream as a GitOps tool applies it: server-side, its own field manager."""
+    manifest = {
+        "apiVersion": "restream.dev/v1alpha1",
+        "kind": "LiveStream",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "restreams": [
+                {"name": "Youtube", "serverUrl": "rtmp://a.rtmp.youtube.com/live2",
+                 "streamKeySecretRef": {"name": "yt"}},
+                {"name": "Twitch", "serverUrl": "rtmps://live.twitch.tv:443/app",
+                 "streamKey": "live_inline_from_git"},
+            ]
+        },
+    }  # fmt: skip
+    cluster.kubectl(
+        "apply", "--server-side", f"--field-manager={GITOPS}", "-f", "-",
+        input=json.dumps(manifest),
+    )  # fmt: skip
+
+
+TWO: list[dict[str, Any]] = [
+    {"name": "Youtube", "serverUrl": "rtmp://a.rtmp.youtube.com/live2",
+     "streamKey": "yt-key-0001", "enabled": True},
+    {"name": "My Twitch", "serverUrl": "rtmps://live.twitch.tv:443/app",
+     "streamKey": "tw-key-0002", "enabled": False},
+]  # fmt: skip
+
+
+@pytest.fixture
+def api(console: Console, operator: OperatorProcess) -> Api:
+    """The console as the cluster's admin, with the operator (and its webhook) up."""
+    return Api(console)
+
+
+def test_create_stores_secret_references_and_secrets_the_console_made(
+    cluster: LocalCluster, namespace: str, api: Api, console: Console
+) -> None:
+    body = {"namespace": namespace, "name": "launch", "playback": {"hls": True}, "restreams": TWO}
+    status, answer = api.call("POST", "/api/livestreams", body)
+    assert (status, answer) == (201, {"namespace": namespace, "name": "launch"})
+
+    obj = stored(cluster, namespace, "launch")
+    assert obj is not None
+    assert obj["spec"]["playback"] == {"hls": True}
+    secrets = console_secrets(cluster, namespace)
+    for given, entry in zip(TWO, obj["spec"]["restreams"], strict=True):
+        assert "streamKey" not in entry  # never inline
+        ref = entry["streamKeySecretRef"]
+        assert ref == {"name": key_secret_name("launch", given["name"]), "key": "streamKey"}
+        assert (entry["name"], entry["serverUrl"], entry["enabled"]) == (
+            given["name"], given["serverUrl"], given["enabled"])  # fmt: skip
+        secret = secrets[ref["name"]]
+        assert secret["type"] == "Opaque"
+        assert key_in(secret) == given["streamKey"]
+        owners = secret["metadata"]["ownerReferences"]  # deleted with the LiveStream
+        assert [(o["kind"], o["uid"]) for o in owners] == [("LiveStream", obj["metadata"]["uid"])]
+    assert len(secrets) == 2
+    owned = console_owned(obj)["f:spec"]["f:restreams"]
+    assert sorted(owned) == sorted(entry_key(d["name"]) for d in TWO)
+
+    again = api.call("POST", "/api/livestreams", body)
+    assert again[0] == 409 and "already exists" in again[1]["message"]
+    assert len(console_secrets(cluster, namespace)) == 2
+    log = console.log.read_text()
+    assert all(d["streamKey"] not in log for d in TWO)
+
+
+@pytest.mark.parametrize(
+    ("url", "phrase"),
+    [
+        ("http://live.twitch.tv/app", "serverUrl must start with rtmp://"),  # the CRD's rule
+        ("rtmp://127.0.0.1/live", "loopback"),  # the webhook's
+    ],
+    ids=["crd-rule", "webhook"],
+)
+def test_a_bad_server_url_is_named_by_field_and_nothing_is_stored(
+    cluster: LocalCluster, namespace: str, api: Api, url: str, phrase: str
+) -> None:
+    bad = [TWO[0], {**TWO[1], "serverUrl": url}]
+    body = {"namespace": namespace, "name": "launch", "restreams": bad}
+    status, answer = api.call("POST", "/api/livestreams", body)
+    assert status == 422, answer
+    assert list(answer["fields"]) == ["restreams[1].serverUrl"]
+    assert phrase in answer["fields"]["restreams[1].serverUrl"]
+    assert stored(cluster, namespace, "launch") is None
+    assert console_secrets(cluster, namespace) == {}
+
+
+def test_local_checks_name_the_field_before_anything_is_sent(
+    cluster: LocalCluster, namespace: str, api: Api
+) -> None:
+    body = {"namespace": "Not A Namespace", "name": "Launch!", "restreams": [
+        {"name": "Youtube", "serverUrl": "rtmp://a.example.com/x", "streamKey": "has space"},
+        {"name": "Twitch", "serverUrl": "rtmp://b.example.com/x"},
+    ]}  # fmt: skip
+    status, answer = api.call("POST", "/api/livestreams", body)
+    assert status == 422
+    assert set(answer["fields"]) == {
+        "namespace", "name", "restreams[0].streamKey", "restreams[1].streamKey"}  # fmt: skip
+    assert "has space" not in json.dumps(answer)  # a key is never echoed
+    assert "whitespace" in answer["fields"]["restreams[0].streamKey"]
+    # Path parameters that are no Kubernetes names never reach an API server URL.
+    for ns, name in (("..", "x"), (namespace, "a%2Fb"), (namespace, "UPPER")):
+        path = f"/api/livestreams/{ns}/{name}/restreams/Youtube"
+        assert api.call("PATCH", path, {"enabled": False})[0] == 404
+
+
+def test_edits_touch_only_their_destination_and_leave_other_managers_fields_alone(
+    cluster: LocalCluster, namespace: str, api: Api
+) -> None:
+    in_git(cluster, namespace, "show")
+
+    # Disabling Youtube: the console now owns that entry's `enabled`, nothing else.
+    status, answer = api.destination("PATCH", namespace, "show", "Youtube", {"enabled": False})
+    assert status == 200, answer
+    entries = restreams(cluster, namespace, "show")
+    assert entries["Youtube"]["enabled"] is False
+    assert entries["Twitch"]["enabled"] is True
+    obj = stored(cluster, namespace, "show")
+    assert obj is not None
+    owned = console_owned(obj)["f:spec"]["f:restreams"]
+    assert list(owned) == [entry_key("Youtube")]
+    assert sorted(owned[entry_key("Youtube")]) == [".", "f:enabled", "f:name"]
+
+    # A field git owns: a conflict naming the manager, never forced; nothing changes.
+    before = obj["spec"]
+    status, answer = api.destination(
+        "PUT", namespace, "show", "Youtube",
+        {"serverUrl": "rtmp://b.rtmp.youtube.com/live2", "enabled": False},
+    )  # fmt: skip
+    assert status == 409, answer
+    assert f'conflict with "{GITOPS}"' in answer["message"]
+    assert answer["managers"] == [GITOPS]
+    assert stored(cluster, namespace, "show")["spec"] == before  # type: ignore[index]
+
+    # A key typed in for Twitch, whose inline key git set: swapped for the console's
+    # Secret in one write (the CRD allows exactly one of the two).
+    status, answer = api.destination(
+        "PUT", namespace, "show", "Twitch",
+        {"serverUrl": "rtmps://live.twitch.tv:443/app", "streamKey": "tw-new-key-7"},
+    )  # fmt: skip
+    assert status == 200, answer
+    twitch = restreams(cluster, namespace, "show")["Twitch"]
+    assert "streamKey" not in twitch
+    assert twitch["streamKeySecretRef"]["name"] == key_secret_name("show", "Twitch")
+    assert key_in(console_secrets(cluster, namespace)[key_secret_name("show", "Twitch")]) == (
+        "tw-new-key-7")  # fmt: skip
+    assert [e["name"] for e in stored(cluster, namespace, "show")["spec"]["restreams"]] == [  # type: ignore[index]
+        "Youtube", "Twitch"]  # fmt: skip
+
+    # Enabling again, and an edit without a key: the key stays as it is.
+    assert api.destination("PATCH", namespace, "show", "Youtube", {"enabled": True})[0] == 200
+    status, _ = api.destination(
+        "PUT", namespace, "show", "Twitch",
+        {"serverUrl": "rtmps://live.twitch.tv:443/app", "enabled": False},
+    )  # fmt: skip
+    assert status == 200
+    entries = restreams(cluster, namespace, "show")
+    assert entries["Youtube"]["enabled"] is True and entries["Twitch"]["enabled"] is False
+    assert entries["Twitch"]["streamKeySecretRef"]["name"] == key_secret_name("show", "Twitch")
+    assert entries["Youtube"]["streamKeySecretRef"] == {"name": "yt", "key": "streamKey"}
+
+
+def test_destinations_are_added_and_removed_whoever_owns_them(
+    cluster: LocalCluster, namespace: str, api: Api
+) -> None:
+    in_git(cluster, namespace, "show")
+    odd = "Ünïcode/Face book?#"  # free text, in a URL path
+    status, answer = api.destination(
+        "PUT", namespace, "show", odd,
+        {"serverUrl": "rtmps://live-api-s.facebook.com:443/rtmp/", "streamKey": "fb-key-1"},
+    )  # fmt: skip
+    assert status == 200, answer
+    assert list(restreams(cluster, namespace, "show")) == ["Youtube", "Twitch", odd]
+    assert key_secret_name("show", odd) in console_secrets(cluster, namespace)
+
+    status, answer = api.destination("PUT", namespace, "show", "Another", {
+        "serverUrl": "rtmp://x.example.com/live"})  # fmt: skip
+    assert status == 422 and "streamKey" in answer["fields"]  # a new one needs its key
+
+    # The console's alone: its apply without it removes it, and the console's Secret.
+    assert api.destination("DELETE", namespace, "show", odd)[0] == 200
+    assert list(restreams(cluster, namespace, "show")) == ["Youtube", "Twitch"]
+    assert console_secrets(cluster, namespace) == {}
+
+    # Git's: a JSON patch, guarded by a test of the entry's name (an apply cannot).
+    assert api.destination("DELETE", namespace, "show", "Youtube")[0] == 200
+    assert list(restreams(cluster, namespace, "show")) == ["Twitch"]
+    status, answer = api.destination("DELETE", namespace, "show", "Youtube")
+    assert status == 404 and "no destination" in answer["message"]
+
+
+def test_a_bad_edit_is_named_by_field_and_changes_nothing(
+    cluster: LocalCluster, namespace: str, api: Api
+) -> None:
+    in_git(cluster, namespace, "show")
+    before = stored(cluster, namespace, "show")["spec"]  # type: ignore[index]
+    status, answer = api.destination(
+        "PUT", namespace, "show", "Local",
+        {"serverUrl": "rtmp://127.0.0.1/live", "streamKey": "local-key-1"},
+    )  # fmt: skip
+    assert status == 422, answer
+    assert "loopback" in answer["fields"]["serverUrl"]
+    assert stored(cluster, namespace, "show")["spec"] == before  # type: ignore[index]
+    assert console_secrets(cluster, namespace) == {}
+
+
+REFUSE_REAL_WRITES = """
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {{name: {name}}}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+    - {{apiGroups: [restream.dev], apiVersions: ["*"], operations: [CREATE, UPDATE],
+       resources: [livestreams]}}
+  validations:
+  - {{expression: "request.dryRun == true", message: "a test refuses every real write here"}}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {{name: {name}}}
+spec:
+  policyName: {name}
+  validationActions: [Deny]
+  matchResources:
+    namespaceSelector:
+      matchLabels: {{kubernetes.io/metadata.name: {namespace}}}
+"""
+
+
+def test_a_write_refused_after_its_dry_run_takes_back_the_secrets_it_wrote(
+    cluster: LocalCluster, namespace: str, api: Api
+) -> None:
+    """A policy that lets dry runs through and refuses the real write (as a webhook that
+    changed its mind, or a race, would): the Secrets this request wrote are undone."""
+    body = {"namespace": namespace, "name": "launch", "restreams": TWO[:1]}
+    assert api.call("POST", "/api/livestreams", body)[0] == 201
+    secret = key_secret_name("launch", "Youtube")
+    policy = f"{namespace}-only-dry-runs"
+    cluster.kubectl("apply", "-f", "-", input=REFUSE_REAL_WRITES.format(
+        name=policy, namespace=namespace))  # fmt: skip
+    try:
+        # Until the API server enforces it (it compiles policies in the background).
+        deadline = time.monotonic() + 30
+        while True:
+            status, answer = api.destination(
+                "PUT", namespace, "launch", "Youtube",
+                {"serverUrl": TWO[0]["serverUrl"], "streamKey": "replaced-key-2"},
+            )  # fmt: skip
+            if status != 200 or time.monotonic() > deadline:
+                break
+            api.destination("PUT", namespace, "launch", "Youtube", {
+                "serverUrl": TWO[0]["serverUrl"], "streamKey": TWO[0]["streamKey"]})  # fmt: skip
+            time.sleep(0.5)
+        assert status == 422 and "a test refuses every real write" in answer["message"]
+        # The existing Secret holds its old key again...
+        assert key_in(console_secrets(cluster, namespace)[secret]) == TWO[0]["streamKey"]
+        # ...and a Secret this request created is gone.
+        status, answer = api.call("POST", "/api/livestreams", {**body, "name": "other"})
+        assert status == 422 and "a test refuses every real write" in answer["message"]
+        assert list(console_secrets(cluster, namespace)) == [secret]
+        assert stored(cluster, namespace, "other") is None
+    finally:
+        for kind in ("validatingadmissionpolicybinding", "validatingadmissionpolicy"):
+            cluster.kubectl("delete", kind, policy, "--ignore-not-found", check=False)
+
+
+def test_a_read_only_viewer_is_refused_every_change_with_the_api_servers_reason(
+    cluster: LocalCluster, namespace: str, operator: OperatorProcess, tmp_path: Path
+) -> None:
+    in_git(cluster, namespace, "show")
+    before = stored(cluster, namespace, "show")["spec"]  # type: ignore[index]
+    kubeconfig = _namespace_viewer(cluster, namespace, tmp_path)
+    who = f'User "system:serviceaccount:{namespace}:viewer"'
+    with running_console(kubeconfig, tmp_path / "console.log") as console:
+        api = Api(console)
+        body = {"namespace": namespace, "name": "launch", "restreams": TWO}
+        attempts = [
+            api.call("POST", "/api/livestreams", body),
+            api.destination("PUT", namespace, "show", "New",
+                            {"serverUrl": "rtmp://x.example.com/a", "streamKey": "k-1234"}),
+            api.destination("PUT", namespace, "show", "Twitch",
+                            {"serverUrl": "rtmps://live.twitch.tv:443/app", "streamKey": "k2"}),
+            api.destination("PATCH", namespace, "show", "Youtube", {"enabled": False}),
+            api.destination("DELETE", namespace, "show", "Youtube"),
+        ]  # fmt: skip
+        for status, answer in attempts:
+            assert status == 403, answer
+            assert answer["message"].startswith('livestreams.restream.dev "')
+            assert f"is forbidden: {who} cannot patch resource" in answer["message"]
+        assert "k-1234" not in console.log.read_text()
+    assert stored(cluster, namespace, "launch") is None
+    assert stored(cluster, namespace, "show")["spec"] == before  # type: ignore[index]
+    assert console_secrets(cluster, namespace) == {}
+
+
+# ---- in the browser ---------------------------------------------------------------------
+
+
+def _fill_row(page: Page, index: int, dest: dict[str, Any]) -> None:
+    row = page.locator("#destination-rows > li").nth(index)
+    row.get_by_label("Name", exact=True).fill(dest["name"])
+    row.get_by_label("Server URL").fill(dest["serverUrl"])
+    row.get_by_label("Stream key").fill(dest["streamKey"])
+    row.get_by_label("Enabled").set_checked(dest["enabled"])
+
+
+def _new_form(browsing: Browsing, console: Console, namespace: str, name: str) -> Page:
+    view = opened(browsing, console)
+    page = view.page
+    page.get_by_role("link", name="New LiveStream").click()
+    expect(page.get_by_role("heading", name="New LiveStream")).to_be_visible()
+    identity = page.locator("#identity")
+    expect(identity.get_by_label("Namespace")).to_have_value("default")  # the context's
+    identity.get_by_label("Namespace").fill(namespace)
+    identity.get_by_label("Name", exact=True).fill(name)
+    return page
+
+
+def test_the_form_creates_a_livestream_with_two_destinations(
+    cluster: LocalCluster,
+    namespace: str,
+    operator: OperatorProcess,
+    browsing: Browsing,
+    console: Console,
+) -> None:
+    page = _new_form(browsing, console, namespace, "from-the-form")
+    page.get_by_label("Serve the stream as HLS too").check()
+    _fill_row(page, 0, TWO[0])
+    page.get_by_role("button", name="Add a destination row").click()
+    expect(page.locator("#destination-rows > li").nth(1).get_by_label("Name", exact=True)
+           ).to_be_focused()  # fmt: skip
+    _fill_row(page, 1, TWO[1])
+    assert_accessible(page)
+    page.get_by_role("button", name="Create LiveStream").click()
+    page.wait_for_url(f"**/livestreams/{namespace}/from-the-form")
+    entries = restreams(cluster, namespace, "from-the-form")
+    assert list(entries) == ["Youtube", "My Twitch"]
+    assert entries["My Twitch"]["enabled"] is False
+    assert all("streamKey" not in e for e in entries.values())
+    assert len(console_secrets(cluster, namespace)) == 2
+
+
+def test_the_form_shows_admissions_message_beside_the_field_and_stores_nothing(
+    cluster: LocalCluster,
+    namespace: str,
+    operator: OperatorProcess,
+    browsing: Browsing,
+    console: Console,
+) -> None:
+    page = _new_form(browsing, console, namespace, "refused")
+    _fill_row(page, 0, TWO[0])
+    page.get_by_role("button", name="Add a destination row").click()
+    _fill_row(page, 1, {**TWO[1], "serverUrl": "rtmp://127.0.0.1/live"})
+    page.get_by_role("button", name="Create LiveStream").click()
+    url = page.locator("#destination-rows > li").nth(1).get_by_label("Server URL")
+    expect(url).to_have_attribute("aria-invalid", "true")
+    error_id = url.get_attribute("aria-describedby").split()[-1]  # type: ignore[union-attr]
+    expect(page.locator(f"#{error_id}")).to_contain_text("loopback")
+    first = page.locator("#destination-rows > li").nth(0).get_by_label("Server URL")
+    expect(first).not_to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_role("alert")).to_contain_text("Not saved")
+    expect(url).to_be_focused()
+    assert_accessible(page)
+    assert stored(cluster, namespace, "refused") is None
+    assert console_secrets(cluster, namespace) == {}
