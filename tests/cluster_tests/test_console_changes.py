@@ -26,7 +26,11 @@ from hack.localcluster.operator_process import OperatorProcess
 from restream_operator.console.changes import key_secret_name
 from tests.cluster_tests.browser import Browsing, opened
 from tests.cluster_tests.test_console import _namespace_viewer
-from tests.cluster_tests.test_console_accessibility import assert_accessible
+from tests.cluster_tests.test_console_accessibility import (
+    FAILING_IMPACTS,
+    assert_accessible,
+    violations,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -480,4 +484,154 @@ def test_the_form_shows_admissions_message_beside_the_field_and_stores_nothing(
     expect(url).to_be_focused()
     assert_accessible(page)
     assert stored(cluster, namespace, "refused") is None
+    assert console_secrets(cluster, namespace) == {}
+
+
+# ---- the destination actions (changes.js), mounted as a LiveStream's page mounts them ----
+
+MOUNT = """([namespace, name, restreams]) => {
+  let page = document.getElementById("destination-actions");
+  if (!page) {
+    page = document.createElement("div");
+    page.id = "destination-actions";
+    document.querySelector("main").append(page);
+  }
+  RestreamChanges.mountPage(page, {namespace, name});
+  for (const restream of restreams) {
+    let card = document.querySelector(`[data-destination="${CSS.escape(restream.name)}"]`);
+    if (!card) {
+      card = document.createElement("article");
+      card.dataset.destination = restream.name;
+      const heading = document.createElement("h2");
+      heading.textContent = restream.name;
+      const actions = document.createElement("div");
+      actions.className = "card-actions";
+      card.append(heading, actions);
+      page.append(card);
+    }
+    RestreamChanges.mountCard(card, {namespace, name, restream});
+  }
+}"""
+
+
+def no_script_errors(errors: list[str]) -> None:
+    """No script error and no Content-Security-Policy violation (the browser also logs
+    each refused request, which these tests make on purpose)."""
+    assert [e for e in errors if not e.startswith("Failed to load resource")] == []
+
+
+def mount(page: Page, cluster: LocalCluster, namespace: str, name: str) -> None:
+    """Cards for the stored destinations, as the LiveStream page renders them (again)."""
+    entries = list(restreams(cluster, namespace, name).values())
+    page.evaluate(MOUNT, [namespace, name, entries])
+
+
+def card(page: Page, dest: str) -> Any:
+    return page.locator(f'[data-destination="{dest}"]')
+
+
+def test_destination_actions_add_edit_disable_and_remove(
+    cluster: LocalCluster,
+    namespace: str,
+    operator: OperatorProcess,
+    browsing: Browsing,
+    console: Console,
+) -> None:
+    """changes.js on a page that mounts it as the LiveStream page does (the creation
+    page, which loads it): every action, each written and re-rendered."""
+    in_git(cluster, namespace, "show")
+    view = opened(browsing, console)
+    page = view.page
+    page.goto(f"{console.root}new")
+    mount(page, cluster, namespace, "show")
+    mount(page, cluster, namespace, "show")  # mounting again adds nothing
+    expect(card(page, "Youtube").get_by_role("button")).to_have_count(3)
+
+    page.get_by_role("button", name="Disable Youtube").click()
+    expect(card(page, "Youtube").get_by_role("status")).to_have_text("Disabled Youtube.")
+    assert restreams(cluster, namespace, "show")["Youtube"]["enabled"] is False
+    mount(page, cluster, namespace, "show")
+    page.get_by_role("button", name="Enable Youtube").click()
+    expect(card(page, "Youtube").get_by_role("status")).to_have_text("Enabled Youtube.")
+    assert restreams(cluster, namespace, "show")["Youtube"]["enabled"] is True
+
+    # Adding: admission's message next to the field in the dialog, then saved.
+    page.get_by_role("button", name="Add destination").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_label("Name")).to_be_focused()
+    dialog.get_by_label("Name").fill("Facebook Live")
+    dialog.get_by_label("Server URL").fill("rtmp://127.0.0.1/live")
+    dialog.get_by_label("Stream key").fill("fb-key-77")
+    dialog.get_by_role("button", name="Save").click()
+    url = dialog.get_by_label("Server URL")
+    expect(url).to_have_attribute("aria-invalid", "true")
+    error_id = url.get_attribute("aria-describedby").split()[-1]  # type: ignore[union-attr]
+    expect(page.locator(f"#{error_id}")).to_contain_text("loopback")
+    # (axe's own probe would be outside the modal dialog, where nothing is seen)
+    assert [v["id"] for v in violations(page) if v["impact"] in FAILING_IMPACTS] == []
+    url.fill("rtmps://live-api-s.facebook.com:443/rtmp/")
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog).to_be_hidden()
+    assert "Facebook Live" in restreams(cluster, namespace, "show")
+    assert key_secret_name("show", "Facebook Live") in console_secrets(cluster, namespace)
+    mount(page, cluster, namespace, "show")
+
+    # Editing git's field: the conflict, naming the manager, and nothing forced.
+    page.get_by_role("button", name="Edit Twitch").click()
+    expect(dialog.get_by_label("Name")).to_have_value("Twitch")
+    dialog.get_by_label("Server URL").fill("rtmps://elsewhere.example.com/app")
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog.get_by_role("alert")).to_contain_text(f'conflict with "{GITOPS}"')
+    expect(dialog.get_by_role("alert")).to_contain_text(f"Managed by {GITOPS}")
+    dialog.get_by_role("button", name="Cancel").click()
+    assert restreams(cluster, namespace, "show")["Twitch"]["serverUrl"] == (
+        "rtmps://live.twitch.tv:443/app")  # fmt: skip
+
+    # A new key for Twitch: into the console's Secret.
+    page.get_by_role("button", name="Edit Twitch").click()
+    dialog.get_by_label("Stream key").fill("tw-key-from-the-page")
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog).to_be_hidden()
+    twitch = restreams(cluster, namespace, "show")["Twitch"]
+    assert twitch["streamKeySecretRef"]["name"] == key_secret_name("show", "Twitch")
+
+    # Removing asks first; keeping it changes nothing.
+    page.get_by_role("button", name="Remove Youtube").click()
+    page.get_by_role("button", name="Keep it").click()
+    assert "Youtube" in restreams(cluster, namespace, "show")
+    page.get_by_role("button", name="Remove Youtube").click()
+    page.get_by_role("dialog").get_by_role("button", name="Remove").click()
+    expect(card(page, "Youtube").get_by_role("status")).to_have_text("Removed Youtube.")
+    assert list(restreams(cluster, namespace, "show")) == ["Twitch", "Facebook Live"]
+    no_script_errors(view.errors)
+
+
+def test_a_read_only_viewer_sees_the_refusal_in_the_page(
+    cluster: LocalCluster,
+    namespace: str,
+    operator: OperatorProcess,
+    browsing: Browsing,
+    tmp_path: Path,
+) -> None:
+    in_git(cluster, namespace, "show")
+    before = stored(cluster, namespace, "show")["spec"]  # type: ignore[index]
+    kubeconfig = _namespace_viewer(cluster, namespace, tmp_path)
+    with running_console(kubeconfig, tmp_path / "console.log") as console:
+        view = opened(browsing, console)
+        page = view.page
+        page.goto(f"{console.root}new")
+        mount(page, cluster, namespace, "show")
+        page.get_by_role("button", name="Disable Youtube").click()
+        alert = card(page, "Youtube").get_by_role("alert")
+        expect(alert).to_contain_text(
+            f'User "system:serviceaccount:{namespace}:viewer" cannot patch resource'
+        )
+        page.get_by_role("button", name="Add destination").click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_label("Name").fill("New")
+        dialog.get_by_label("Server URL").fill("rtmp://x.example.com/live")
+        dialog.get_by_label("Stream key").fill("never-stored-1")
+        dialog.get_by_role("button", name="Save").click()
+        expect(dialog.get_by_role("alert")).to_contain_text("is forbidden")
+    assert stored(cluster, namespace, "show")["spec"] == before  # type: ignore[index]
     assert console_secrets(cluster, namespace) == {}
