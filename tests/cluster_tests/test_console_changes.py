@@ -13,6 +13,7 @@ import base64
 import http.client
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -143,6 +144,18 @@ TWO: list[dict[str, Any]] = [
     {"name": "My Twitch", "serverUrl": "rtmps://live.twitch.tv:443/app",
      "streamKey": "tw-key-0002", "enabled": False},
 ]  # fmt: skip
+
+
+@dataclass
+class Ui:
+    browsing: Browsing
+    console: Console  # the cluster's admin's
+
+
+@pytest.fixture
+def ui(operator: OperatorProcess, browsing: Browsing, console: Console) -> Ui:
+    """A browser on the console, with the operator (and its webhook) up."""
+    return Ui(browsing, console)
 
 
 @pytest.fixture
@@ -426,8 +439,8 @@ def _fill_row(page: Page, index: int, dest: dict[str, Any]) -> None:
     row.get_by_label("Enabled").set_checked(dest["enabled"])
 
 
-def _new_form(browsing: Browsing, console: Console, namespace: str, name: str) -> Page:
-    view = opened(browsing, console)
+def _new_form(ui: Ui, namespace: str, name: str) -> Page:
+    view = opened(ui.browsing, ui.console)
     page = view.page
     page.get_by_role("link", name="New LiveStream").click()
     expect(page.get_by_role("heading", name="New LiveStream")).to_be_visible()
@@ -439,13 +452,9 @@ def _new_form(browsing: Browsing, console: Console, namespace: str, name: str) -
 
 
 def test_the_form_creates_a_livestream_with_two_destinations(
-    cluster: LocalCluster,
-    namespace: str,
-    operator: OperatorProcess,
-    browsing: Browsing,
-    console: Console,
+    cluster: LocalCluster, namespace: str, ui: Ui
 ) -> None:
-    page = _new_form(browsing, console, namespace, "from-the-form")
+    page = _new_form(ui, namespace, "from-the-form")
     page.get_by_label("Serve the stream as HLS too").check()
     _fill_row(page, 0, TWO[0])
     page.get_by_role("button", name="Add a destination row").click()
@@ -463,13 +472,9 @@ def test_the_form_creates_a_livestream_with_two_destinations(
 
 
 def test_the_form_shows_admissions_message_beside_the_field_and_stores_nothing(
-    cluster: LocalCluster,
-    namespace: str,
-    operator: OperatorProcess,
-    browsing: Browsing,
-    console: Console,
+    cluster: LocalCluster, namespace: str, ui: Ui
 ) -> None:
-    page = _new_form(browsing, console, namespace, "refused")
+    page = _new_form(ui, namespace, "refused")
     _fill_row(page, 0, TWO[0])
     page.get_by_role("button", name="Add a destination row").click()
     _fill_row(page, 1, {**TWO[1], "serverUrl": "rtmp://127.0.0.1/live"})
@@ -531,18 +536,14 @@ def card(page: Page, dest: str) -> Any:
 
 
 def test_destination_actions_add_edit_disable_and_remove(
-    cluster: LocalCluster,
-    namespace: str,
-    operator: OperatorProcess,
-    browsing: Browsing,
-    console: Console,
+    cluster: LocalCluster, namespace: str, ui: Ui
 ) -> None:
     """changes.js on a page that mounts it as the LiveStream page does (the creation
     page, which loads it): every action, each written and re-rendered."""
     in_git(cluster, namespace, "show")
-    view = opened(browsing, console)
+    view = opened(ui.browsing, ui.console)
     page = view.page
-    page.goto(f"{console.root}new")
+    page.goto(f"{ui.console.root}new")
     mount(page, cluster, namespace, "show")
     mount(page, cluster, namespace, "show")  # mounting again adds nothing
     expect(card(page, "Youtube").get_by_role("button")).to_have_count(3)
