@@ -282,14 +282,12 @@ def test_edits_touch_only_their_destination_and_leave_other_managers_fields_alon
 
     # Enabling again, and an edit without a key: the key stays as it is.
     assert api.destination("PATCH", namespace, "show", "Youtube", {"enabled": True})[0] == 200
-    status, _ = api.destination(
-        "PUT", namespace, "show", "Twitch",
-        {"serverUrl": "rtmps://live.twitch.tv:443/app", "enabled": False},
-    )  # fmt: skip
-    assert status == 200
+    status, _ = api.destination("PUT", namespace, "show", "Twitch", {"enabled": False})
+    assert status == 200  # (no serverUrl: kept, as the key is)
     entries = restreams(cluster, namespace, "show")
     assert entries["Youtube"]["enabled"] is True and entries["Twitch"]["enabled"] is False
     assert entries["Twitch"]["streamKeySecretRef"]["name"] == key_secret_name("show", "Twitch")
+    assert entries["Twitch"]["serverUrl"] == "rtmps://live.twitch.tv:443/app"
     assert entries["Youtube"]["streamKeySecretRef"] == {"name": "yt", "key": "streamKey"}
 
 
@@ -309,6 +307,10 @@ def test_destinations_are_added_and_removed_whoever_owns_them(
     status, answer = api.destination("PUT", namespace, "show", "Another", {
         "serverUrl": "rtmp://x.example.com/live"})  # fmt: skip
     assert status == 422 and "streamKey" in answer["fields"]  # a new one needs its key
+    status, answer = api.destination("PUT", namespace, "show", "Another", {"streamKey": "k-9"})
+    assert status == 422 and list(answer["fields"]) == ["serverUrl"]  # ...and its URL
+    status, answer = api.destination("PATCH", namespace, "show", "Another", {"enabled": True})
+    assert status == 404 and "no destination" in answer["message"]  # a toggle adds nothing
 
     # The console's alone: its apply without it removes it, and the console's Secret.
     assert api.destination("DELETE", namespace, "show", odd)[0] == 200

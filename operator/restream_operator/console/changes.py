@@ -427,6 +427,7 @@ class Destination:
     server_url: str | None = None
     enabled: bool | None = None
     key: str | None = None
+    may_add: bool = True  # False: only an existing destination is changed
 
 
 @dataclass(frozen=True)
@@ -553,13 +554,16 @@ class Writer:
         index = _index(entries, d.name)
         entry = entries[index] if index is not None else None
         mapped = destination_field(index if index is not None else len(entries))
-        if entry is None and d.server_url is None:
+        if entry is None and not d.may_add:
             raise Refusal(404, f'LiveStream "{name}" has no destination named "{d.name}"')
-        if entry is None and not d.key:
+        if entry is None and (d.server_url is None or not d.key):
+            missing = (
+                {"serverUrl": "Enter the destination's server URL."} if not d.server_url else {}
+            )
+            if not d.key:
+                missing["streamKey"] = "Enter the destination's stream key."
             raise Refusal(
-                422,
-                "Not saved: a new destination needs its stream key.",
-                {"streamKey": "Enter the destination's stream key."},
+                422, "Not saved: a new destination needs its server URL and key.", missing
             )
         ref = {"name": key_secret_name(name, d.name), "key": SECRET_KEY} if d.key else None
 
@@ -804,9 +808,7 @@ async def _destination_write(
 
 
 def _edit(body: Obj, problems: dict[str, str]) -> Destination:
-    url = _string(body, "serverUrl", "serverUrl", problems)
-    if url is None and "serverUrl" not in problems:
-        problems["serverUrl"] = "Enter the destination's server URL."
+    url = _string(body, "serverUrl", "serverUrl", problems)  # None: keep it (an edit)
     enabled = _flag(body, "enabled", "enabled", problems)
     return Destination("", url, enabled, _key(body, "streamKey", problems, required=False))
 
@@ -815,7 +817,7 @@ def _toggle(body: Obj, problems: dict[str, str]) -> Destination:
     enabled = _flag(body, "enabled", "enabled", problems)
     if enabled is None and "enabled" not in problems:
         problems["enabled"] = "Say whether the destination is enabled (true or false)."
-    return Destination("", enabled=enabled)
+    return Destination("", enabled=enabled, may_add=False)
 
 
 async def put_destination(request: web.Request) -> web.Response:

@@ -233,7 +233,9 @@
                                       message: "", managers: [] }); // prettier-ignore
       return;
     }
-    const body = { serverUrl: ui.url.input.value, enabled: ui.enabled.input.checked };
+    // Empty: kept as it is (an edit), or named missing by the console (a new one).
+    const body = { enabled: ui.enabled.input.checked };
+    if (ui.url.input.value.trim()) body.serverUrl = ui.url.input.value.trim();
     if (ui.key.input.value) body.streamKey = ui.key.input.value;
     ui.save.disabled = true;
     const answer = await send("PUT", destinationUrl(namespace, name, dest), body);
