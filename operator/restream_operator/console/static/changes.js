@@ -210,7 +210,8 @@
     ui.url.input.value = editing?.serverUrl || "";
     ui.key.input.value = "";
     ui.keyHint.textContent = editing
-      ? "Leave empty to keep the current key. A key typed here is stored in a Secret."
+      ? "Leave empty to keep the current key. A new key is stored in a Secret; a running " +
+        "relay uses it from its next start."
       : "Stored in a Secret that the LiveStream references, never in the LiveStream.";
     ui.enabled.input.checked = editing ? editing.enabled : true;
     if (!ui.bound) {
