@@ -210,8 +210,9 @@
     ui.url.input.value = editing?.serverUrl || "";
     ui.key.input.value = "";
     ui.keyHint.textContent = editing
-      ? "Leave empty to keep the current key. A new key is stored in a Secret; a running " +
-        "relay uses it from its next start."
+      ? "Leave empty to keep the current key. A new key is stored in a Secret (if the " +
+        "console stored this destination's key before, a running relay reads the new one " +
+        "at its next start)."
       : "Stored in a Secret that the LiveStream references, never in the LiveStream.";
     ui.enabled.input.checked = editing ? editing.enabled : true;
     if (!ui.bound) {
