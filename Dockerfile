@@ -42,6 +42,8 @@ RUN python3 -c 'import tomllib; print("\n".join(tomllib.load(open("/src/pyprojec
       "h11==$(/opt/restream/bin/python -c 'import importlib.metadata as m; print(m.version("h11"))')" \
  && rm -rf /opt/restream/lib/python3*/site-packages/kubernetes/aio
 COPY README.md /src/
+# operator/ holds the console's browser files from npm (static/vendor/: hls.js), which
+# `make images` has `make console-assets` put there first: no Node in these stages.
 COPY operator /src/operator
 RUN /opt/restream/bin/pip wheel --no-deps --wheel-dir /wheels /src \
  && /opt/restream/bin/pip install --no-deps /wheels/*.whl \

@@ -16,7 +16,19 @@ $(PY): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $(PY)
 
-venv: $(PY) ## create .venv with the package and its dev tools
+venv: $(PY) console-assets ## create .venv with the package and its dev tools
+
+# The console's third-party browser files: hls.js from npm (package-lock.json pins it),
+# copied into the package, never committed. Without npm the console still runs, and its
+# LiveStream page says the HLS preview is unavailable; in CI a missing npm fails.
+VENDOR := operator/restream_operator/console/static/vendor
+.PHONY: console-assets
+console-assets: $(VENDOR)/hls.min.js ## the console's browser files from npm (hls.js)
+$(VENDOR)/hls.min.js: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "make: no npm (bash hack/packages.sh assets): the console's HLS preview will be unavailable" >&2; [ -z "$$CI" ] || exit 1; exit 0; }
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	mkdir -p $(VENDOR)
+	cp node_modules/hls.js/dist/hls.min.js node_modules/hls.js/LICENSE $(VENDOR)/
 
 lint: $(PY) ## ruff and mypy --strict
 	$(VENV)/bin/ruff check operator tests hack bench
@@ -30,10 +42,10 @@ crd: $(PY) ## regenerate crds/ (and the chart's copy) from the models
 deploy: $(PY) cluster-build ## regenerate deploy/ (plain manifests) from the Helm chart
 	$(PY) hack/deploy.py "$$(bash hack/localcluster/build.sh)/helm"
 
-test: $(PY) cluster-build ## every test tier: unit, cluster (real control plane), media, e2e
+test: $(PY) cluster-build console-assets ## every test tier: unit, cluster (real control plane), media, e2e
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-unit: $(PY) ## only the tests that need no external process
+test-unit: $(PY) console-assets ## only the tests that need no external process
 	$(PY) -m pytest -m 'not cluster and not media and not e2e' $(PYTEST_ARGS)
 
 .PHONY: test-e2e
@@ -67,5 +79,5 @@ screenshots: $(PY) cluster-build ## the console's screenshots in docs/console/, 
 	RESTREAM_SCREENSHOTS=docs/console $(PY) -m pytest -q tests/cluster_tests/test_console_accessibility.py
 
 .PHONY: images
-images: ## build, check and export both images on a private dockerd (FORCE=1 rebuilds)
+images: console-assets ## build, check and export both images on a private dockerd (FORCE=1 rebuilds)
 	@bash hack/images/build.sh

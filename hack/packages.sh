@@ -10,6 +10,7 @@
 #           (a test image), gcc (the pause image), ffmpeg (an encoder on the host)
 #   images  docker.io (a private dockerd) and debootstrap (the base root file system)
 #   browser chromium (the console's browser tests drive it headless with Playwright)
+#   assets  nodejs and npm (make console-assets: the console's HLS player, hls.js)
 # Not root and something missing: says what, exits 2, installs nothing.
 set -euo pipefail
 
@@ -19,6 +20,7 @@ declare -A GROUPS_=(
   [node]="containerd runc containernetworking-plugins busybox-static iptables iproute2 ipset gcc libc6-dev ffmpeg"
   [images]="docker.io debootstrap"
   [browser]="chromium"
+  [assets]="nodejs npm"
 )
 
 wanted=()

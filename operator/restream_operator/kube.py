@@ -50,6 +50,7 @@ KINDS: dict[str, Kind] = {
     "Service": Kind("v1", "services"),
     "Deployment": Kind("apps/v1", "deployments"),
     "Pod": Kind("v1", "pods"),
+    "Event": Kind("v1", "events"),
     "NetworkPolicy": Kind("networking.k8s.io/v1", "networkpolicies"),
     "PodDisruptionBudget": Kind("policy/v1", "poddisruptionbudgets"),
     models.KIND: Kind(models.API_VERSION, models.PLURAL),
@@ -208,11 +209,20 @@ class Kube:
                 return
 
     def list_page(
-        self, kind: str, namespace: str | None, selector: dict[str, str], token: str, limit: int
+        self,
+        kind: str,
+        namespace: str | None,
+        selector: dict[str, str],
+        token: str,
+        limit: int,
+        fields: dict[str, str] | None = None,
     ) -> Obj:
         """One page of a listing, as the API server sends it (its ``metadata`` holds the
-        ``continue`` token and the resourceVersion to watch from)."""
+        ``continue`` token and the resourceVersion to watch from). ``fields``: a field
+        selector (one object by name, the Events of one object)."""
         query = {"labelSelector": _selector(selector), "limit": str(limit)}
+        if fields:
+            query["fieldSelector"] = _selector(fields)
         if token:
             query["continue"] = token
         return self._call("GET", KINDS[kind].collection(namespace), query=query)
@@ -224,12 +234,15 @@ class Kube:
         selector: dict[str, str],
         version: str,
         timeout_seconds: int,
+        fields: dict[str, str] | None = None,
     ) -> Any:
         """An open watch from ``version``, with bookmarks: the raw response, whose lines
         are the events (the caller reads and closes it)."""
         query = {"labelSelector": _selector(selector), "watch": "true",
                  "resourceVersion": version, "allowWatchBookmarks": "true",
                  "timeoutSeconds": str(timeout_seconds)}  # fmt: skip
+        if fields:
+            query["fieldSelector"] = _selector(fields)
         path = KINDS[kind].collection(namespace)
         response = self._send(
             "GET", path, query=query, timeout=(self.timeout, timeout_seconds + 30)
@@ -238,6 +251,18 @@ class Kube:
             response.read()
             raise KubeError(response.status, "", (response.data or b"").decode(errors="replace"))
         return response.response  # urllib3's, not yet read
+
+    def proxy_get(self, namespace: str, service: str, port: str, path: str) -> tuple[int, bytes]:
+        """GET through the API server's proxy to a Service (``path`` from its root): the
+        status and the body, as that Service answered or the API server refused."""
+        response = self._send(
+            "GET", f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy{path}"
+        )
+        try:
+            response.read()
+        except ApiException as exc:
+            raise KubeError(exc.status or 0, str(exc.reason), str(exc.body)) from None
+        return int(response.status), bytes(response.data or b"")
 
     def patch_status(self, namespace: str, name: str, patch: Obj) -> Obj:
         """Merge-patches a LiveStream's status subresource."""

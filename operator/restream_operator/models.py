@@ -542,6 +542,9 @@ class IngestStatus(Model):
     missing_tracks: list[Annotated[str, Field(description="video or audio")]] | None = None
     """Tracks (video, audio) the encoder announced but has not sent: the destinations lack
     them. The Relayable condition says so too (reason TrackMissing)."""
+    bitrate_kbps: int | None = None
+    """Incoming bitrate of the broadcast that is on, in kbit/s, as the ingest measures it;
+    unset while nobody publishes. Changes under 10% are not written."""
 
 
 class LiveStreamStatus(Model):

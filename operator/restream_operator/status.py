@@ -162,7 +162,9 @@ def _bitrate(old: int | None, new: int | None) -> int | None:
     return new if abs(new - old) > _BITRATE_CHANGE * old else old
 
 
-def _ingest_status(owner: Owner, settings: Settings, observed: Observed) -> dict[str, Any]:
+def _ingest_status(
+    owner: Owner, settings: Settings, previous: dict[str, Any], observed: Observed
+) -> dict[str, Any]:
     ref = owner.spec.stream_key_secret_ref
     out: dict[str, Any] = {
         "rtmpUrl": endpoints.publish_url(owner, settings),
@@ -179,6 +181,10 @@ def _ingest_status(owner: Owner, settings: Settings, observed: Observed) -> dict
     if agent.get("publishing"):
         out["videoCodec"], out["audioCodec"] = agent.get("videoCodec"), agent.get("audioCodec")
         out["missingTracks"] = agent.get("missingTracks") or None
+        # Like a destination's: a wobble keeps the last value, so that a steady
+        # broadcast writes no status.
+        old = (previous.get("ingest") or {}).get("bitrateKbps")
+        out["bitrateKbps"] = _bitrate(old, agent.get("bitrateKbps"))
     return {k: v for k, v in out.items() if v is not None}
 
 
@@ -424,7 +430,7 @@ def compute_status(
     status: dict[str, Any] = {
         "observedGeneration": observed_generation,
         "broadcasting": broadcasting,
-        "ingest": _ingest_status(owner, settings, observed),
+        "ingest": _ingest_status(owner, settings, previous, observed),
         "liveRestreams": f"{live}/{len(owner.spec.restreams)}",
         "conditions": [
             _condition(prev_conditions, t, *verdicts[t], generation, now) for t in CONDITION_TYPES

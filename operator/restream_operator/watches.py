@@ -44,7 +44,8 @@ class Expired(Exception):
 
 
 class Watch:
-    """One kind, in one namespace (None: all), with the labels ``selector`` asks for."""
+    """One kind, in one namespace (None: all), with the labels ``selector`` asks for
+    (and the fields ``fields`` does)."""
 
     def __init__(
         self,
@@ -54,8 +55,10 @@ class Watch:
         selector: dict[str, str],
         deliver: Deliver,
         loop: asyncio.AbstractEventLoop,
+        fields: dict[str, str] | None = None,
     ) -> None:
         self.kube, self.kind, self.namespace, self.selector = kube, kind, namespace, selector
+        self.fields = fields
         self.deliver, self.loop = deliver, loop
         self.synced = asyncio.Event()  # the first listing has been delivered
         self._stopped = threading.Event()
@@ -114,7 +117,9 @@ class Watch:
         seen: dict[tuple[str, str], Obj] = {}
         token, version = "", ""
         while True:
-            page = self.kube.list_page(self.kind, self.namespace, self.selector, token, PAGE)
+            page = self.kube.list_page(
+                self.kind, self.namespace, self.selector, token, PAGE, self.fields
+            )
             items = page.get("items") or []
             for obj in items:
                 obj.setdefault("kind", self.kind)  # a listing's items carry no kind
@@ -131,7 +136,9 @@ class Watch:
         return version
 
     def _watch(self, version: str) -> str:
-        response = self.kube.watch(self.kind, self.namespace, self.selector, version, WATCH_SECONDS)
+        response = self.kube.watch(
+            self.kind, self.namespace, self.selector, version, WATCH_SECONDS, self.fields
+        )
         self._response = response
         try:
             if self._stopped.is_set():  # stop() came while this watch was being opened

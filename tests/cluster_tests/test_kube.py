@@ -112,10 +112,14 @@ async def until(what: str, done: Callable[[], bool], timeout: float = 10.0) -> N
 
 
 def watching(
-    kube: Kube, namespace: str, body: Callable[[Watch, list[Event]], Awaitable[None]]
+    kube: Kube,
+    namespace: str,
+    body: Callable[[Watch, list[Event]], Awaitable[None]],
+    fields: dict[str, str] | None = None,
 ) -> list[Event]:
-    """Runs ``body`` with a started Watch of the namespace's ConfigMaps labelled a=1,
-    then stops it; the events it delivered, on the event loop, in order."""
+    """Runs ``body`` with a started Watch of the namespace's ConfigMaps labelled a=1
+    (and with ``fields``), then stops it; the events it delivered, on the event loop,
+    in order."""
     events: list[Event] = []
 
     def deliver(type_: str, obj: dict[str, Any]) -> None:
@@ -123,7 +127,8 @@ def watching(
         events.append((type_, obj["metadata"]["name"], (obj.get("data") or {}).get("v", "")))
 
     async def main() -> None:
-        watch = Watch(kube, "ConfigMap", namespace, {"a": "1"}, deliver, asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        watch = Watch(kube, "ConfigMap", namespace, {"a": "1"}, deliver, loop, fields)
         watch.start()
         try:
             await asyncio.wait_for(watch.synced.wait(), 10)
@@ -156,6 +161,24 @@ def test_a_watch_lists_then_delivers_each_change_in_order(kube: Kube, namespace:
         ("MODIFIED", "before", "2"),
         ("DELETED", "after", "1"),
     ]
+
+
+def test_a_field_selector_is_the_api_servers_filter_of_listing_and_watch(
+    kube: Kube, namespace: str
+) -> None:
+    """One object by name (the console's LiveStream page): the others never arrive."""
+    kube.apply(config_map(namespace, "other", "1", a="1"))
+    kube.apply(config_map(namespace, "one", "1", a="1"))
+
+    async def body(watch: Watch, events: list[Event]) -> None:
+        assert events == [("ADDED", "one", "1")]
+        kube.apply(config_map(namespace, "other", "2", a="1"))
+        kube.apply(config_map(namespace, "one", "2", a="1"))
+        await until("the change", lambda: len(events) >= 2)
+        await asyncio.sleep(0.5)
+
+    events = watching(kube, namespace, body, {"metadata.name": "one"})
+    assert events == [("ADDED", "one", "1"), ("MODIFIED", "one", "2")]
 
 
 def test_a_relist_deletes_what_went_while_nobody_watched(kube: Kube, namespace: str) -> None:

@@ -619,3 +619,22 @@ def test_a_publish_that_cannot_be_relayed_is_why_restreams_are_not_ready() -> No
     )
     # The same observation later writes nothing new.
     assert run(observed, previous=status, now="2026-01-01T00:05:00Z") == status
+
+
+def test_the_incoming_bitrate_is_the_ingests_while_broadcasting_and_wobbles_are_no_change() -> None:
+    def with_rate(rate: int | None, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+        agent: IngestAgentStatus = {**PUBLISHING, "bitrateKbps": rate}
+        return run(Observed(deployments(), pods(), ingest_agent=agent), previous=previous)
+
+    first = with_rate(6000)
+    assert first["ingest"]["bitrateKbps"] == 6000
+    assert with_rate(6300, first) == first  # within 10%: the same status, no write
+    assert with_rate(7000, first)["ingest"]["bitrateKbps"] == 7000
+    assert "bitrateKbps" not in with_rate(None, first)["ingest"]  # not measured yet
+
+    # Nobody publishing: unset, whatever the previous status said.
+    ended = run(Observed(deployments(), pods(), ingest_agent=IDLE_INGEST), previous=first)
+    assert "bitrateKbps" not in ended["ingest"]
+    # An idle stream's status is a fixed point: nothing to write.
+    again = run(Observed(deployments(), pods(), ingest_agent=IDLE_INGEST), previous=ended)
+    assert again == ended

@@ -38,7 +38,7 @@ from yarl import URL
 
 from ..agent import jsonlog
 from ..agent.redact import Redactor
-from . import changes
+from . import changes, livestream
 from .overview import Feed, Viewer
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,9 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SECURITY_HEADERS = {
     # Scripts only from this origin's files: no inline script, no eval, no other host.
     "Content-Security-Policy": (
-        "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+        "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; "
+        # The HLS preview plays from a MediaSource, which a blob: URL names.
+        "media-src 'self' blob:"
     ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -89,6 +91,11 @@ class Guard:
         if self._redactor is not None:
             self._redactor.add(session)
         return session
+
+    def redact(self, secret: str) -> None:
+        """Never to be logged (a stream key the page asked for)."""
+        if self._redactor is not None:
+            self._redactor.add(secret)
 
     def has_session(self, request: web.Request) -> bool:
         # A set lookup, not a constant-time compare: the ids are 256 random bits, and
@@ -163,6 +170,8 @@ def _load_static() -> dict[str, tuple[bytes, str]]:
     file system path built from a request."""
     out = {}
     for entry in resources.files(__package__).joinpath("static").iterdir():
+        if not entry.is_file():
+            continue  # vendor/: livestream.py's
         kind = mimetypes.guess_type(entry.name)[0] or "application/octet-stream"
         out[entry.name] = (entry.read_bytes(), kind)
     return out
@@ -257,6 +266,7 @@ def make_app(guard: Guard, viewer: Viewer) -> web.Application:
     app.router.add_get("/", index)
     app.router.add_get("/static/{name}", static)
     app.router.add_get("/api/livestreams/stream", livestreams_stream)
+    livestream.register(app)
     changes.register(app, viewer, _file)
     app.on_response_prepare.append(_security_headers)
     app.on_shutdown.append(_close_feeds)

@@ -65,7 +65,10 @@
   function fill(tr, s) {
     const cell = (col) => tr.querySelector(`[data-col="${col}"]`);
     cell("namespace").textContent = s.namespace;
-    cell("name").textContent = s.name;
+    const link = document.createElement("a");
+    link.href = `/livestreams/${encodeURIComponent(s.namespace)}/${encodeURIComponent(s.name)}`;
+    link.textContent = s.name;
+    cell("name").replaceChildren(link);
     const on = cell("broadcasting");
     on.textContent = broadcastingText(s.broadcasting);
     on.classList.toggle("on-air", s.broadcasting === true);

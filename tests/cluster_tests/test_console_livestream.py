@@ -1,0 +1,325 @@
+"""A LiveStream's page of `restream-operator console`, in headless Chromium, against the
+real local control plane: its destinations, bitrates and Events follow the cluster
+without a reload, and its stream key is revealed only to a viewer whom the API server
+lets get the key's Secret. The operator is down for the module (``webhook_down``): the
+statuses and Events the tests write are the only ones.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from hack.localcluster.controlplane import LocalCluster
+from tests.cluster_tests.objects import condition
+from tests.cluster_tests.test_console import (
+    Browsing,
+    Console,
+    Opened,
+    _namespace_viewer,
+    browser,  # noqa: F401 (a fixture, shared with the overview's tests)
+    browsing,  # noqa: F401
+    console,  # noqa: F401
+    create,
+    livestream,
+    opened,
+    patch_status,
+    running_console,
+)
+
+# The operator down for the module: nothing but the tests writes a status or an Event.
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("webhook_down")]
+
+STATIC = Path(__file__).resolve().parents[2] / "operator/restream_operator/console/static"
+KEY = "ingest-key-" + uuid.uuid4().hex  # what only a viewer who may get the Secret sees
+
+
+def now(seconds_ago: float = 0) -> str:
+    at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds_ago)
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def key_secret(cluster: LocalCluster, namespace: str, name: str) -> None:
+    """The Secret the operator would have generated, as status.ingest names it."""
+    cluster.kubectl(
+        "create", "secret", "generic", f"{name}-stream-key", "-n", namespace,
+        f"--from-literal=streamKey={KEY}",
+    )  # fmt: skip
+
+
+def post_event(cluster: LocalCluster, namespace: str, name: str, reason: str, message: str) -> None:
+    """An Event about the LiveStream, as the operator (kopf) posts them: core v1, with
+    the LiveStream as its involvedObject."""
+    at = now()
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": f"{name}.{uuid.uuid4().hex[:12]}", "namespace": namespace},
+        "involvedObject": {"apiVersion": "restream.dev/v1alpha1", "kind": "LiveStream",
+                           "name": name, "namespace": namespace},
+        "type": "Warning" if "Fail" in reason or "Retry" in reason else "Normal",
+        "reason": reason,
+        "message": message,
+        "source": {"component": "restream-operator"},
+        "firstTimestamp": at,
+        "lastTimestamp": at,
+        "count": 1,
+    }  # fmt: skip
+    cluster.kubectl("create", "-f", "-", input=json.dumps(event))
+
+
+def live_status(bitrate: int, youtube: int, twitch_state: str = "Retrying") -> dict[str, Any]:
+    return {
+        "broadcasting": True,
+        "broadcastStartedAt": now(120),
+        "liveRestreams": "1/2",
+        "ingest": {
+            "rtmpUrl": "rtmp://show-ingest.ns.svc.cluster.local:1935/live",
+            "bitrateKbps": bitrate,
+        },
+        "restreams": [
+            {"name": "Youtube", "state": "Live", "since": now(90), "restarts": 0,
+             "bitrateKbps": youtube},
+            {"name": "Twitch", "state": twitch_state, "since": now(30), "restarts": 3,
+             "lastError": "connection refused by live.twitch.tv"},
+        ],
+        "conditions": [
+            condition("IngestReady", "True", "Available", "the ingest accepts publishers"),
+            condition("Broadcasting", "True", "Publishing", "an encoder publishes"),
+        ],
+    }  # fmt: skip
+
+
+def detail_page(view: Opened, namespace: str, name: str) -> Page:
+    """From the overview, by the link of the LiveStream's row: its page, live."""
+    page = view.page
+    page.locator(f'tr[data-key="{namespace}/{name}"]').get_by_role("link", name=name).click()
+    expect(page).to_have_url(re.compile(f"/livestreams/{namespace}/{name}$"))
+    expect(page.get_by_role("heading", level=1)).to_have_text(name)
+    expect(page.locator("#connection")).to_have_text(re.compile("^Live"))
+    page.evaluate("window.notReloaded = true")
+    return page
+
+
+def card(page: Page, destination: str) -> Any:
+    return page.locator(f'[data-destination="{destination}"]')
+
+
+def points(page: Page) -> int:
+    return int(page.locator("#plot").get_attribute("data-points") or 0)
+
+
+def more_points_than(page: Page, count: int) -> int:
+    """Waits for the plot to gain a point (polled from here: the page's policy refuses
+    the string evaluation wait_for_function would need)."""
+    deadline = time.monotonic() + 20
+    while (now_points := points(page)) <= count:
+        assert time.monotonic() < deadline, f"the plot stayed at {now_points} points"
+        page.wait_for_timeout(200)
+    return now_points
+
+
+def test_the_page_follows_the_livestream_and_reveals_its_key_on_request(
+    cluster: LocalCluster,
+    namespace: str,
+    browsing: Browsing,  # noqa: F811 (the fixture)
+    console: Console,  # noqa: F811 (the fixture)
+) -> None:
+    name = "show"
+    create(cluster, namespace, name)
+    create(cluster, namespace, "other")
+    key_secret(cluster, namespace, name)
+    view = opened(browsing, console)
+    page = detail_page(view, namespace, name)
+
+    # Before the operator has written a status: the spec's destinations, unreported.
+    expect(page.locator("[data-destination]")).to_have_count(2)
+    expect(card(page, "Youtube").locator(".state")).to_have_text("Not reported yet")
+    expect(page.locator(".card-actions")).to_have_count(2)
+    expect(page.locator("#destination-actions")).to_have_count(1)
+    expect(page.locator("#events-message")).to_have_text("No Events.")
+
+    before = points(page)
+    patch_status(cluster, namespace, name, live_status(6000, 4500))
+    youtube, twitch = card(page, "Youtube"), card(page, "Twitch")
+    expect(youtube.locator(".state")).to_have_text("Live")
+    expect(youtube).to_have_class(re.compile(r"\bstate-good\b"))  # colour, and the text
+    expect(youtube).to_contain_text("4500 kbit/s")
+    since = youtube.locator("time")  # relative, and absolute
+    expect(since).to_have_text(re.compile(r"^\d+ (s|min) ago \(.+\)$"))
+    expect(since).to_have_attribute("datetime", re.compile(r"^\d{4}-"))
+    expect(twitch.locator(".state")).to_have_text("Retrying")
+    expect(twitch).to_have_class(re.compile(r"\bstate-bad\b"))
+    expect(twitch.locator(".last-error")).to_have_text("connection refused by live.twitch.tv")
+    expect(twitch).to_contain_text("3")  # restarts
+    expect(page.locator("#ingest-bitrate")).to_have_text("6000 kbit/s")
+    expect(page.locator("#rtmp-url")).to_have_text(
+        "rtmp://show-ingest.ns.svc.cluster.local:1935/live"
+    )
+    expect(page.locator("#summary")).to_contain_text("On air")
+    expect(page.get_by_role("button", name="Copy the in-cluster RTMP URL")).to_be_visible()
+    expect(page.locator("#external-url")).to_have_text("None")  # a ClusterIP Service
+    expect(page.get_by_role("button", name="Copy the external RTMP URL")).to_be_hidden()
+
+    # The plot samples each change, and every few seconds in between.
+    sampled = more_points_than(page, before)
+    expect(page.locator("#plot polyline")).not_to_have_count(0)
+    expect(page.locator("#plot")).to_have_attribute(
+        "aria-label", re.compile("Incoming: 6000 kbit/s; Youtube: 4500 kbit/s; Twitch: none")
+    )
+    more_points_than(page, sampled)  # without a change: the timer's sample
+    patch_status(cluster, namespace, name, live_status(7200, 5100, "Live"))
+    expect(page.locator("#ingest-bitrate")).to_have_text("7200 kbit/s")
+    expect(twitch.locator(".state")).to_have_text("Live")
+    expect(page.locator("#plot-latest")).to_contain_text("7200")
+
+    # Events: this LiveStream's, as they come, and not another's.
+    post_event(cluster, namespace, name, "RestreamRetrying", "Twitch is Retrying: refused")
+    post_event(cluster, namespace, "other", "BroadcastStarted", "not this page's")
+    post_event(cluster, namespace, name, "BroadcastStarted", "an encoder publishes")
+    timeline = page.locator("#events li")
+    expect(timeline).to_have_count(2)
+    expect(page.locator("#events")).to_contain_text("Warning RestreamRetrying")
+    expect(page.locator("#events")).to_contain_text("an encoder publishes")
+    expect(page.locator("#events")).not_to_contain_text("not this page's")
+
+    # The key: nowhere until asked for.
+    assert KEY not in page.content()
+    page.get_by_role("button", name="Reveal the stream key").click()
+    expect(page.locator("#stream-key")).to_have_text(KEY)
+    expect(page.get_by_role("button", name="Copy the stream key")).to_be_visible()
+    page.get_by_role("button", name="Hide").click()
+    expect(page.locator("#stream-key")).to_have_text("")
+    assert KEY not in page.content()
+
+    view.still_the_same_page()
+    log = console.log.read_text()
+    assert f"POST /api/livestreams/{namespace}/{name}/key 200" in log
+    assert KEY not in log
+
+
+def test_a_viewer_who_may_not_get_the_secret_is_refused_the_key_with_the_reason(
+    cluster: LocalCluster,
+    namespace: str,
+    browsing: Browsing,  # noqa: F811 (the fixture)
+    tmp_path: Path,
+) -> None:
+    name = "guarded"
+    create(cluster, namespace, name)
+    key_secret(cluster, namespace, name)
+    patch_status(cluster, namespace, name, live_status(6000, 4500))
+    # get/list/watch on LiveStreams in this namespace, and nothing else: no Secrets, no
+    # Events.
+    kubeconfig = _namespace_viewer(cluster, namespace, tmp_path)
+    with running_console(kubeconfig, tmp_path / "viewer-console.log") as viewer_console:
+        view = opened(browsing, viewer_console)
+        page = detail_page(view, namespace, name)
+        expect(card(page, "Youtube").locator(".state")).to_have_text("Live")
+        expect(page.locator("#events-message")).to_contain_text(
+            re.compile("Listing its Events failed: 403 .*forbidden", re.S)
+        )
+
+        page.get_by_role("button", name="Reveal the stream key").click()
+        refusal = page.locator("#key-message")
+        expect(refusal).to_contain_text("Refused: 403 Forbidden")
+        expect(refusal).to_contain_text(
+            f'secrets "{name}-stream-key" is forbidden: User '
+            f'"system:serviceaccount:{namespace}:viewer" cannot get resource "secrets"'
+        )
+        expect(page.locator("#stream-key")).to_be_hidden()
+        assert KEY not in page.content()
+        encoded = base64.b64encode(KEY.encode()).decode()
+        assert encoded not in page.content()
+        # The browser reports the refused POST itself; nothing else went wrong.
+        assert view.errors == [
+            "Failed to load resource: the server responded with a status of 403 (Forbidden)"
+        ]
+        view.errors.clear()
+        view.still_the_same_page()
+
+        page.goto(f"{viewer_console.root}livestreams/{namespace}/nope")
+        expect(page.locator("#connection")).to_have_text(
+            f"No LiveStream nope in namespace {namespace} (or not one you may read)."
+        )
+        expect(page.locator("[data-destination]")).to_have_count(0)
+
+
+# What changes.js (another part of the console) would be: it records what the page hands
+# it. An init script, so that it is there before the page's own scripts run.
+CHANGES_STANDIN = """
+window.RestreamChanges = {
+  calls: [],
+  mountPage(element, target) {
+    this.calls.push(["page", element.id, target.namespace, target.name]);
+  },
+  mountCard(element, target) {
+    this.calls.push(["card", element.dataset.destination, target.restream.name,
+                     Object.keys(target.restream).sort().join(",")]);
+  },
+};
+"""
+
+
+def test_the_page_hands_its_cards_to_changes_and_previews_hls_through_the_api_server(
+    cluster: LocalCluster,
+    namespace: str,
+    browsing: Browsing,  # noqa: F811 (the fixture)
+    console: Console,  # noqa: F811 (the fixture)
+) -> None:
+    name = "preview"
+    spec = json.loads(livestream(name))
+    spec["spec"]["playback"] = {"hls": True}
+    spec["spec"]["restreams"][1] = {"name": "Twitch", "serverUrl": "rtmp://live.twitch.tv/app",
+                                    "streamKey": KEY}  # fmt: skip
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(spec))
+    view = opened(browsing, console)
+    view.page.add_init_script(CHANGES_STANDIN)
+    page = detail_page(view, namespace, name)
+    assert KEY not in page.content()  # an inline key stays in the cluster
+
+    mounted = page.evaluate("window.RestreamChanges.calls")
+    assert mounted == [
+        ["page", "destination-actions", namespace, name],
+        ["card", "Youtube", "Youtube", "enabled,name,serverUrl,streamKeySecretRef"],
+        ["card", "Twitch", "Twitch", "enabled,name,serverUrl"],
+    ]
+    # A status change re-renders the cards but leaves changes.js's part of them alone.
+    page.locator('[data-destination="Youtube"] .card-actions').evaluate(
+        "e => e.append(Object.assign(document.createElement('button'), {textContent: 'Edit'}))"
+    )
+    patch_status(cluster, namespace, name, live_status(6000, 4500))
+    expect(card(page, "Youtube").locator(".state")).to_have_text("Live")
+    expect(card(page, "Youtube").get_by_role("button", name="Edit")).to_have_count(1)
+    assert len(page.evaluate("window.RestreamChanges.calls")) == 3
+
+    # Broadcasting, with playback.hls: the player asks the console, which asks the API
+    # server's proxy to the ingest Service. The operator is down, so there is none: the
+    # page says what the API server answered.
+    expect(page.get_by_role("heading", name="HLS preview")).to_be_visible()
+    message = page.locator("#preview-message")
+    if (STATIC / "vendor" / "hls.min.js").is_file():
+        expect(message).to_have_text(re.compile(r"^Preview stopped: manifestLoadError \(404\)"))
+    else:
+        expect(message).to_have_text(re.compile("^Preview unavailable"))
+
+    # Keyboard only: from the breadcrumb, Tab reaches the key's button; Enter presses it.
+    page.get_by_role("link", name="All LiveStreams").focus()
+    for _ in range(10):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "reveal-key":
+            break
+    assert page.evaluate("document.activeElement.id") == "reveal-key"
+    page.keyboard.press("Enter")
+    expect(page.locator("#key-message")).to_contain_text("does not exist")  # none made
+
+    cluster.kubectl("delete", "livestream", name, "-n", namespace)
+    expect(page.locator("#connection")).to_have_text(f"{name} was deleted.")
