@@ -19,22 +19,11 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
+from hack.localcluster.console_process import Console, running_console
 from hack.localcluster.controlplane import LocalCluster
-from tests.cluster_tests.objects import condition
-from tests.cluster_tests.test_console import (
-    Browsing,
-    Console,
-    Opened,
-    _namespace_viewer,
-    browser,  # noqa: F401 (a fixture, shared with the overview's tests)
-    browsing,  # noqa: F401
-    console,  # noqa: F401
-    create,
-    livestream,
-    opened,
-    patch_status,
-    running_console,
-)
+from hack.localcluster.livestreams import status_condition as condition
+from tests.cluster_tests.browser import Browsing, Opened, opened
+from tests.cluster_tests.test_console import _namespace_viewer, create, livestream, patch_status
 
 # The operator down for the module: nothing but the tests writes a status or an Event.
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("webhook_down")]
@@ -131,8 +120,8 @@ def more_points_than(page: Page, count: int) -> int:
 def test_the_page_follows_the_livestream_and_reveals_its_key_on_request(
     cluster: LocalCluster,
     namespace: str,
-    browsing: Browsing,  # noqa: F811 (the fixture)
-    console: Console,  # noqa: F811 (the fixture)
+    browsing: Browsing,
+    console: Console,
 ) -> None:
     name = "show"
     create(cluster, namespace, name)
@@ -210,7 +199,7 @@ def test_the_page_follows_the_livestream_and_reveals_its_key_on_request(
 def test_a_viewer_who_may_not_get_the_secret_is_refused_the_key_with_the_reason(
     cluster: LocalCluster,
     namespace: str,
-    browsing: Browsing,  # noqa: F811 (the fixture)
+    browsing: Browsing,
     tmp_path: Path,
 ) -> None:
     name = "guarded"
@@ -272,8 +261,8 @@ window.RestreamChanges = {
 def test_the_page_hands_its_cards_to_changes_and_previews_hls_through_the_api_server(
     cluster: LocalCluster,
     namespace: str,
-    browsing: Browsing,  # noqa: F811 (the fixture)
-    console: Console,  # noqa: F811 (the fixture)
+    browsing: Browsing,
+    console: Console,
 ) -> None:
     name = "preview"
     spec = json.loads(livestream(name))
@@ -282,7 +271,12 @@ def test_the_page_hands_its_cards_to_changes_and_previews_hls_through_the_api_se
                                     "streamKey": KEY}  # fmt: skip
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(spec))
     view = opened(browsing, console)
-    view.page.add_init_script(CHANGES_STANDIN)
+    # The stand-in is served as changes.js itself (the real one would replace a
+    # stand-in defined before it).
+    view.page.route(
+        "**/static/changes.js",
+        lambda route: route.fulfill(body=CHANGES_STANDIN, content_type="text/javascript"),
+    )
     page = detail_page(view, namespace, name)
     assert KEY not in page.content()  # an inline key stays in the cluster
 
