@@ -638,3 +638,74 @@ def test_a_read_only_viewer_sees_the_refusal_in_the_page(
         expect(dialog.get_by_role("alert")).to_contain_text("is forbidden")
     assert stored(cluster, namespace, "show")["spec"] == before  # type: ignore[index]
     assert console_secrets(cluster, namespace) == {}
+
+
+# ---- on the LiveStream page ----------------------------------------------------------------
+
+
+def livestream_page(ui_view: Any, namespace: str, name: str) -> Page:
+    """The LiveStream's page, from the overview's link, with its cards' actions."""
+    page: Page = ui_view.page
+    page.locator(f'tr[data-key="{namespace}/{name}"]').get_by_role("link", name=name).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(name)
+    expect(page.get_by_role("button", name="Add destination")).to_be_visible()
+    return page
+
+
+def test_the_livestream_page_adds_edits_disables_and_removes_destinations(
+    cluster: LocalCluster, namespace: str, ui: Ui
+) -> None:
+    in_git(cluster, namespace, "show")
+    view = opened(ui.browsing, ui.console)
+    page = livestream_page(view, namespace, "show")
+    expect(card(page, "Youtube").get_by_role("button")).to_have_count(3)
+    assert_accessible(page)
+
+    page.get_by_role("button", name="Disable Youtube").click()
+    # The page re-renders the card from the watch; its actions follow.
+    expect(page.get_by_role("button", name="Enable Youtube")).to_be_visible()
+    assert restreams(cluster, namespace, "show")["Youtube"]["enabled"] is False
+    expect(card(page, "Youtube").get_by_role("button")).to_have_count(3)
+
+    page.get_by_role("button", name="Add destination").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Name").fill("Facebook")
+    dialog.get_by_label("Server URL").fill("rtmp://169.254.169.254/live")
+    dialog.get_by_label("Stream key").fill("fb-key-page")
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog.get_by_label("Server URL")).to_have_attribute("aria-invalid", "true")
+    expect(dialog).to_contain_text("link-local")
+    dialog.get_by_label("Server URL").fill("rtmps://live-api-s.facebook.com:443/rtmp/")
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog).to_be_hidden()
+    expect(card(page, "Facebook").get_by_role("button", name="Edit Facebook")).to_be_visible()
+
+    page.get_by_role("button", name="Edit Twitch").click()
+    expect(dialog.get_by_label("Server URL")).to_have_value("rtmps://live.twitch.tv:443/app")
+    dialog.get_by_label("Server URL").fill("rtmps://elsewhere.example.com/app")
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog.get_by_role("alert")).to_contain_text(f"Managed by {GITOPS}")
+    dialog.get_by_role("button", name="Cancel").click()
+
+    page.get_by_role("button", name="Remove Youtube").click()
+    page.get_by_role("dialog").get_by_role("button", name="Remove").click()
+    expect(card(page, "Youtube")).to_have_count(0)
+    assert list(restreams(cluster, namespace, "show")) == ["Twitch", "Facebook"]
+    no_script_errors(view.errors)
+
+
+def test_on_the_livestream_page_a_read_only_viewer_is_shown_the_refusal(
+    cluster: LocalCluster, namespace: str, operator: OperatorProcess, browsing: Browsing,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    in_git(cluster, namespace, "show")
+    before = stored(cluster, namespace, "show")["spec"]  # type: ignore[index]
+    kubeconfig = _namespace_viewer(cluster, namespace, tmp_path)
+    with running_console(kubeconfig, tmp_path / "console.log") as console:
+        page = livestream_page(opened(browsing, console), namespace, "show")
+        page.get_by_role("button", name="Remove Twitch").click()
+        page.get_by_role("dialog").get_by_role("button", name="Remove").click()
+        expect(card(page, "Twitch").get_by_role("alert")).to_contain_text(
+            f'User "system:serviceaccount:{namespace}:viewer" cannot patch resource'
+        )
+    assert stored(cluster, namespace, "show")["spec"] == before  # type: ignore[index]
