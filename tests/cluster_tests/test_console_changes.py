@@ -25,7 +25,7 @@ from hack.localcluster.console_process import Console, running_console
 from hack.localcluster.controlplane import LocalCluster
 from hack.localcluster.operator_process import OperatorProcess
 from restream_operator.console.changes import key_secret_name
-from tests.cluster_tests.browser import Browsing, opened
+from tests.cluster_tests.browser import Browsing, Opened, opened
 from tests.cluster_tests.test_console import _namespace_viewer
 from tests.cluster_tests.test_console_accessibility import (
     FAILING_IMPACTS,
@@ -494,31 +494,7 @@ def test_the_form_shows_admissions_message_beside_the_field_and_stores_nothing(
     assert console_secrets(cluster, namespace) == {}
 
 
-# ---- the destination actions (changes.js), mounted as a LiveStream's page mounts them ----
-
-MOUNT = """([namespace, name, restreams]) => {
-  let page = document.getElementById("destination-actions");
-  if (!page) {
-    page = document.createElement("div");
-    page.id = "destination-actions";
-    document.querySelector("main").append(page);
-  }
-  RestreamChanges.mountPage(page, {namespace, name});
-  for (const restream of restreams) {
-    let card = document.querySelector(`[data-destination="${CSS.escape(restream.name)}"]`);
-    if (!card) {
-      card = document.createElement("article");
-      card.dataset.destination = restream.name;
-      const heading = document.createElement("h2");
-      heading.textContent = restream.name;
-      const actions = document.createElement("div");
-      actions.className = "card-actions";
-      card.append(heading, actions);
-      page.append(card);
-    }
-    RestreamChanges.mountCard(card, {namespace, name, restream});
-  }
-}"""
+# ---- on the LiveStream page: the destination actions (changes.js) --------------------------
 
 
 def no_script_errors(errors: list[str]) -> None:
@@ -527,125 +503,13 @@ def no_script_errors(errors: list[str]) -> None:
     assert [e for e in errors if not e.startswith("Failed to load resource")] == []
 
 
-def mount(page: Page, cluster: LocalCluster, namespace: str, name: str) -> None:
-    """Cards for the stored destinations, as the LiveStream page renders them (again)."""
-    entries = list(restreams(cluster, namespace, name).values())
-    page.evaluate(MOUNT, [namespace, name, entries])
-
-
 def card(page: Page, dest: str) -> Any:
     return page.locator(f'[data-destination="{dest}"]')
 
 
-def test_destination_actions_add_edit_disable_and_remove(
-    cluster: LocalCluster, namespace: str, ui: Ui
-) -> None:
-    """changes.js on a page that mounts it as the LiveStream page does (the creation
-    page, which loads it): every action, each written and re-rendered."""
-    in_git(cluster, namespace, "show")
-    view = opened(ui.browsing, ui.console)
-    page = view.page
-    page.goto(f"{ui.console.root}new")
-    mount(page, cluster, namespace, "show")
-    mount(page, cluster, namespace, "show")  # mounting again adds nothing
-    expect(card(page, "Youtube").get_by_role("button")).to_have_count(3)
-
-    page.get_by_role("button", name="Disable Youtube").click()
-    expect(card(page, "Youtube").get_by_role("status")).to_have_text("Disabled Youtube.")
-    assert restreams(cluster, namespace, "show")["Youtube"]["enabled"] is False
-    mount(page, cluster, namespace, "show")
-    page.get_by_role("button", name="Enable Youtube").click()
-    expect(card(page, "Youtube").get_by_role("status")).to_have_text("Enabled Youtube.")
-    assert restreams(cluster, namespace, "show")["Youtube"]["enabled"] is True
-
-    # Adding: admission's message next to the field in the dialog, then saved.
-    page.get_by_role("button", name="Add destination").click()
-    dialog = page.get_by_role("dialog")
-    expect(dialog.get_by_label("Name")).to_be_focused()
-    dialog.get_by_label("Name").fill("Facebook Live")
-    dialog.get_by_label("Server URL").fill("rtmp://127.0.0.1/live")
-    dialog.get_by_label("Stream key").fill("fb-key-77")
-    dialog.get_by_role("button", name="Save").click()
-    url = dialog.get_by_label("Server URL")
-    expect(url).to_have_attribute("aria-invalid", "true")
-    error_id = url.get_attribute("aria-describedby").split()[-1]  # type: ignore[union-attr]
-    expect(page.locator(f"#{error_id}")).to_contain_text("loopback")
-    # (axe's own probe would be outside the modal dialog, where nothing is seen)
-    assert [v["id"] for v in violations(page) if v["impact"] in FAILING_IMPACTS] == []
-    url.fill("rtmps://live-api-s.facebook.com:443/rtmp/")
-    dialog.get_by_role("button", name="Save").click()
-    expect(dialog).to_be_hidden()
-    assert "Facebook Live" in restreams(cluster, namespace, "show")
-    assert key_secret_name("show", "Facebook Live") in console_secrets(cluster, namespace)
-    mount(page, cluster, namespace, "show")
-
-    # Editing git's field: the conflict, naming the manager, and nothing forced.
-    page.get_by_role("button", name="Edit Twitch").click()
-    expect(dialog.get_by_label("Name")).to_have_value("Twitch")
-    dialog.get_by_label("Server URL").fill("rtmps://elsewhere.example.com/app")
-    dialog.get_by_role("button", name="Save").click()
-    expect(dialog.get_by_role("alert")).to_contain_text(f'conflict with "{GITOPS}"')
-    expect(dialog.get_by_role("alert")).to_contain_text(f"Managed by {GITOPS}")
-    dialog.get_by_role("button", name="Cancel").click()
-    assert restreams(cluster, namespace, "show")["Twitch"]["serverUrl"] == (
-        "rtmps://live.twitch.tv:443/app")  # fmt: skip
-
-    # A new key for Twitch: into the console's Secret.
-    page.get_by_role("button", name="Edit Twitch").click()
-    dialog.get_by_label("Stream key").fill("tw-key-from-the-page")
-    dialog.get_by_role("button", name="Save").click()
-    expect(dialog).to_be_hidden()
-    twitch = restreams(cluster, namespace, "show")["Twitch"]
-    assert twitch["streamKeySecretRef"]["name"] == key_secret_name("show", "Twitch")
-
-    # Removing asks first; keeping it changes nothing.
-    page.get_by_role("button", name="Remove Youtube").click()
-    page.get_by_role("button", name="Keep it").click()
-    assert "Youtube" in restreams(cluster, namespace, "show")
-    page.get_by_role("button", name="Remove Youtube").click()
-    page.get_by_role("dialog").get_by_role("button", name="Remove").click()
-    expect(card(page, "Youtube").get_by_role("status")).to_have_text("Removed Youtube.")
-    assert list(restreams(cluster, namespace, "show")) == ["Twitch", "Facebook Live"]
-    no_script_errors(view.errors)
-
-
-def test_a_read_only_viewer_sees_the_refusal_in_the_page(
-    cluster: LocalCluster,
-    namespace: str,
-    operator: OperatorProcess,
-    browsing: Browsing,
-    tmp_path: Path,
-) -> None:
-    in_git(cluster, namespace, "show")
-    before = stored(cluster, namespace, "show")["spec"]  # type: ignore[index]
-    kubeconfig = _namespace_viewer(cluster, namespace, tmp_path)
-    with running_console(kubeconfig, tmp_path / "console.log") as console:
-        view = opened(browsing, console)
-        page = view.page
-        page.goto(f"{console.root}new")
-        mount(page, cluster, namespace, "show")
-        page.get_by_role("button", name="Disable Youtube").click()
-        alert = card(page, "Youtube").get_by_role("alert")
-        expect(alert).to_contain_text(
-            f'User "system:serviceaccount:{namespace}:viewer" cannot patch resource'
-        )
-        page.get_by_role("button", name="Add destination").click()
-        dialog = page.get_by_role("dialog")
-        dialog.get_by_label("Name").fill("New")
-        dialog.get_by_label("Server URL").fill("rtmp://x.example.com/live")
-        dialog.get_by_label("Stream key").fill("never-stored-1")
-        dialog.get_by_role("button", name="Save").click()
-        expect(dialog.get_by_role("alert")).to_contain_text("is forbidden")
-    assert stored(cluster, namespace, "show")["spec"] == before  # type: ignore[index]
-    assert console_secrets(cluster, namespace) == {}
-
-
-# ---- on the LiveStream page ----------------------------------------------------------------
-
-
-def livestream_page(ui_view: Any, namespace: str, name: str) -> Page:
+def livestream_page(view: Opened, namespace: str, name: str) -> Page:
     """The LiveStream's page, from the overview's link, with its cards' actions."""
-    page: Page = ui_view.page
+    page = view.page
     page.locator(f'tr[data-key="{namespace}/{name}"]').get_by_role("link", name=name).click()
     expect(page.get_by_role("heading", level=1)).to_have_text(name)
     expect(page.get_by_role("button", name="Add destination")).to_be_visible()
@@ -662,35 +526,64 @@ def test_the_livestream_page_adds_edits_disables_and_removes_destinations(
     assert_accessible(page)
 
     page.get_by_role("button", name="Disable Youtube").click()
-    # The page re-renders the card from the watch; its actions follow.
+    expect(card(page, "Youtube").get_by_role("status")).to_have_text("Disabled Youtube.")
+    # The page re-renders the card from its watch; the actions follow, once.
     expect(page.get_by_role("button", name="Enable Youtube")).to_be_visible()
-    assert restreams(cluster, namespace, "show")["Youtube"]["enabled"] is False
     expect(card(page, "Youtube").get_by_role("button")).to_have_count(3)
+    assert restreams(cluster, namespace, "show")["Youtube"]["enabled"] is False
+    page.get_by_role("button", name="Enable Youtube").click()
+    expect(page.get_by_role("button", name="Disable Youtube")).to_be_visible()
+    assert restreams(cluster, namespace, "show")["Youtube"]["enabled"] is True
 
+    # Adding: admission's message next to the field in the dialog, then saved.
     page.get_by_role("button", name="Add destination").click()
     dialog = page.get_by_role("dialog")
-    dialog.get_by_label("Name").fill("Facebook")
+    expect(dialog.get_by_label("Name")).to_be_focused()
+    dialog.get_by_label("Name").fill("Facebook Live")
     dialog.get_by_label("Server URL").fill("rtmp://169.254.169.254/live")
-    dialog.get_by_label("Stream key").fill("fb-key-page")
+    dialog.get_by_label("Stream key").fill("fb-key-77")
     dialog.get_by_role("button", name="Save").click()
-    expect(dialog.get_by_label("Server URL")).to_have_attribute("aria-invalid", "true")
-    expect(dialog).to_contain_text("link-local")
-    dialog.get_by_label("Server URL").fill("rtmps://live-api-s.facebook.com:443/rtmp/")
+    url = dialog.get_by_label("Server URL")
+    expect(url).to_have_attribute("aria-invalid", "true")
+    error_id = url.get_attribute("aria-describedby").split()[-1]  # type: ignore[union-attr]
+    expect(page.locator(f"#{error_id}")).to_contain_text("link-local")
+    # (axe's own probe would be outside the modal dialog, where nothing is seen)
+    assert [v["id"] for v in violations(page) if v["impact"] in FAILING_IMPACTS] == []
+    url.fill("rtmps://live-api-s.facebook.com:443/rtmp/")
     dialog.get_by_role("button", name="Save").click()
     expect(dialog).to_be_hidden()
-    expect(card(page, "Facebook").get_by_role("button", name="Edit Facebook")).to_be_visible()
+    expect(page.get_by_role("button", name="Edit Facebook Live")).to_be_visible()
+    assert key_secret_name("show", "Facebook Live") in console_secrets(cluster, namespace)
 
+    # Editing git's field: the conflict, naming the manager, and nothing forced.
     page.get_by_role("button", name="Edit Twitch").click()
-    expect(dialog.get_by_label("Server URL")).to_have_value("rtmps://live.twitch.tv:443/app")
-    dialog.get_by_label("Server URL").fill("rtmps://elsewhere.example.com/app")
+    expect(dialog.get_by_label("Name")).to_have_value("Twitch")
+    expect(url).to_have_value("rtmps://live.twitch.tv:443/app")
+    url.fill("rtmps://elsewhere.example.com/app")
     dialog.get_by_role("button", name="Save").click()
+    expect(dialog.get_by_role("alert")).to_contain_text(f'conflict with "{GITOPS}"')
     expect(dialog.get_by_role("alert")).to_contain_text(f"Managed by {GITOPS}")
     dialog.get_by_role("button", name="Cancel").click()
+    assert restreams(cluster, namespace, "show")["Twitch"]["serverUrl"] == (
+        "rtmps://live.twitch.tv:443/app")  # fmt: skip
 
+    # A new key for Twitch, whose inline key git set: into the console's Secret.
+    page.get_by_role("button", name="Edit Twitch").click()
+    dialog.get_by_label("Stream key").fill("tw-key-from-the-page")
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog).to_be_hidden()
+    twitch = restreams(cluster, namespace, "show")["Twitch"]
+    assert twitch["streamKeySecretRef"]["name"] == key_secret_name("show", "Twitch")
+
+    # Removing asks first; keeping it changes nothing.
+    page.get_by_role("button", name="Remove Youtube").click()
+    page.get_by_role("button", name="Keep it").click()
+    expect(page.get_by_role("button", name="Remove Youtube")).to_be_focused()
+    assert "Youtube" in restreams(cluster, namespace, "show")
     page.get_by_role("button", name="Remove Youtube").click()
     page.get_by_role("dialog").get_by_role("button", name="Remove").click()
     expect(card(page, "Youtube")).to_have_count(0)
-    assert list(restreams(cluster, namespace, "show")) == ["Twitch", "Facebook"]
+    assert list(restreams(cluster, namespace, "show")) == ["Twitch", "Facebook Live"]
     no_script_errors(view.errors)
 
 
@@ -701,11 +594,20 @@ def test_on_the_livestream_page_a_read_only_viewer_is_shown_the_refusal(
     in_git(cluster, namespace, "show")
     before = stored(cluster, namespace, "show")["spec"]  # type: ignore[index]
     kubeconfig = _namespace_viewer(cluster, namespace, tmp_path)
+    reason = f'User "system:serviceaccount:{namespace}:viewer" cannot patch resource'
     with running_console(kubeconfig, tmp_path / "console.log") as console:
         page = livestream_page(opened(browsing, console), namespace, "show")
+        page.get_by_role("button", name="Disable Youtube").click()
+        expect(card(page, "Youtube").get_by_role("alert")).to_contain_text(reason)
         page.get_by_role("button", name="Remove Twitch").click()
         page.get_by_role("dialog").get_by_role("button", name="Remove").click()
-        expect(card(page, "Twitch").get_by_role("alert")).to_contain_text(
-            f'User "system:serviceaccount:{namespace}:viewer" cannot patch resource'
-        )
+        expect(card(page, "Twitch").get_by_role("alert")).to_contain_text(reason)
+        page.get_by_role("button", name="Add destination").click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_label("Name").fill("New")
+        dialog.get_by_label("Server URL").fill("rtmp://x.example.com/live")
+        dialog.get_by_label("Stream key").fill("never-stored-1")
+        dialog.get_by_role("button", name="Save").click()
+        expect(dialog.get_by_role("alert")).to_contain_text(reason)
     assert stored(cluster, namespace, "show")["spec"] == before  # type: ignore[index]
+    assert console_secrets(cluster, namespace) == {}
