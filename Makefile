@@ -76,7 +76,7 @@ publish: $(PY) ## publish a test pattern to the demo's ingest (DURATION=0: until
 
 .PHONY: screenshots
 screenshots: $(PY) cluster-build ## the console's screenshots in docs/console/, made by its browser tests
-	RESTREAM_SCREENSHOTS=docs/console $(PY) -m pytest -q tests/cluster_tests/test_console_accessibility.py
+	RESTREAM_SCREENSHOTS=docs/console $(PY) -m pytest -q tests/cluster_tests/test_console_accessibility.py tests/media/test_console_live.py
 
 .PHONY: images
 images: console-assets ## build, check and export both images on a private dockerd (FORCE=1 rebuilds)

@@ -254,16 +254,61 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
 
 
-def cmd_console(args: argparse.Namespace) -> int:
-    from .console.server import main as console  # noqa: PLC0415  (aiohttp only for it)
+_LOCAL_ONLY = ("port", "context", "kubeconfig")
+_IN_CLUSTER_ONLY = ("listen", "public_url", "api_server", "api_ca_file", "default_namespace",
+                    "session_idle_minutes", "session_max_hours")  # fmt: skip
 
-    return console(port=args.port, context=args.context, kubeconfig=args.kubeconfig)
+
+def cmd_console(args: argparse.Namespace) -> int:
+    # aiohttp is imported for the console only.
+    from .console import incluster, server  # noqa: PLC0415
+
+    mode, wrong = ("--in-cluster", _LOCAL_ONLY) if args.in_cluster else ("", _IN_CLUSTER_ONLY)
+    given = [f"--{n.replace('_', '-')}" for n in wrong if getattr(args, n) not in (None, 0)]
+    if given:
+        where = "with --in-cluster" if mode else "without --in-cluster"
+        print(f"restream-operator console: {' '.join(given)} cannot be used {where}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    if not args.in_cluster:
+        return server.main(port=args.port, context=args.context, kubeconfig=args.kubeconfig)
+    if not args.public_url:
+        print("restream-operator console: --in-cluster needs --public-url", file=sys.stderr)
+        return 2
+    return incluster.main(
+        listen=args.listen or ("0.0.0.0", 8080),  # noqa: S104 (a pod's port, for its Service)
+        public_urls=args.public_url,
+        api_server=args.api_server,
+        ca_file=args.api_ca_file or incluster.SERVICE_ACCOUNT_CA,
+        default_namespace=args.default_namespace or "default",
+        idle_minutes=args.session_idle_minutes or 30.0,
+        max_hours=args.session_max_hours or 12.0,
+    )
 
 
 def _port(text: str) -> int:
     value = int(text) if text.isdigit() else -1
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"must be a number from 0 to 65535, not {text!r}")
+    return value
+
+
+def _address(text: str) -> tuple[str, int]:
+    """HOST:PORT, [IPv6]:PORT or :PORT (every IPv4 address)."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"must be HOST:PORT, not {text!r}")
+    host = host.removeprefix("[").removesuffix("]") or "0.0.0.0"  # noqa: S104
+    return host, _port(port)
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a number above 0, not {text!r}")
     return value
 
 
@@ -377,6 +422,42 @@ def build_parser() -> argparse.ArgumentParser:
     console.add_argument(
         "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)"
     )
+    cluster = console.add_argument_group(
+        "in a cluster",
+        "Serve the console from a pod (the Helm chart's console.enabled): every viewer "
+        "signs in with their own bearer token, or a front proxy sends one with every "
+        "request (Authorization: Bearer); the console has no credentials of its own.",
+    )
+    cluster.add_argument("--in-cluster", action="store_true", help="serve in a cluster")
+    cluster.add_argument(
+        "--listen", type=_address, metavar="HOST:PORT", help="address (default: 0.0.0.0:8080)"
+    )
+    cluster.add_argument(
+        "--public-url", action="append", metavar="URL",
+        help="a URL people open the console at, e.g. https://console.example.com (repeatable; "
+        "requests for other host names are refused; https makes the cookie Secure)",
+    )  # fmt: skip
+    cluster.add_argument(
+        "--api-server", metavar="URL",
+        help="the API server (default: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT)",
+    )  # fmt: skip
+    cluster.add_argument(
+        "--api-ca-file", metavar="PATH",
+        help="the API server's CA certificate (default: the ServiceAccount's ca.crt)",
+    )  # fmt: skip
+    cluster.add_argument(
+        "--default-namespace", metavar="NS",
+        help="shown to a viewer who may not list every namespace, when their token is not "
+        "a ServiceAccount's and they name none (default: default)",
+    )  # fmt: skip
+    cluster.add_argument(
+        "--session-idle-minutes", type=_positive, metavar="N",
+        help="a session without requests or an open page ends after this (default: 30)",
+    )  # fmt: skip
+    cluster.add_argument(
+        "--session-max-hours", type=_positive, metavar="N",
+        help="every session ends this long after sign-in (default: 12)",
+    )  # fmt: skip
     console.set_defaults(func=cmd_console)
     return parser
 

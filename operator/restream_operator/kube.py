@@ -314,6 +314,14 @@ class Kube:
         out = self._call("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", body=review)
         return bool((out.get("status") or {}).get("allowed"))
 
+    def whoami(self) -> Obj:
+        """Who the API server takes these credentials for (a SelfSubjectReview's
+        userInfo). Any authenticated user may ask, so it also proves a token good: a bad
+        one gets 401."""
+        review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+        out = self._call("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", body=review)
+        return cast(Obj, (out.get("status") or {}).get("userInfo") or {})
+
     def delete(self, kind: str, namespace: str | None, name: str) -> bool:
         try:
             self._call(

@@ -500,6 +500,17 @@ class Condition(Model):
     """The .metadata.generation the condition was computed from."""
 
 
+class PlatformWarning(Model):
+    """A rule of the destination's platform that the stream it receives breaks."""
+
+    rule: str
+    """KeyframeInterval, VideoCodec, AudioCodec, VideoBitrate or AudioBitrate."""
+    message: str
+    """The platform's limit, what the encoder sends, and what to change."""
+    source: str
+    """The platform's page that states the rule."""
+
+
 class RestreamStatus(Model):
     """What one destination's relay is doing."""
 
@@ -517,10 +528,42 @@ class RestreamStatus(Model):
     """The last error the relay saw, with any stream key redacted."""
     bitrate_kbps: int | None = None
     """Outgoing bitrate, kbit/s, while Live."""
+    warnings: list[PlatformWarning] | None = None
+    """While a broadcast is on: the rules of the destination's platform (YouTube, Twitch,
+    Facebook, known by the server's host name) that the stream it receives breaks, as
+    measured by the ingest. The platform may refuse, cut or degrade such a stream."""
     tls: TlsVerification | None = None
     """rtmps:// only: how the relay checks the destination's certificate: Verify (against
     the media image's CA bundle), VerifyWithCASecret (against tls.caSecretRef) or
     InsecureSkipVerify (not at all: tls.insecureSkipVerify)."""
+
+
+class SourceVideoStatus(Model):
+    """The video the encoder sends, measured from the stream itself (not from the
+    metadata the encoder announces). Each figure is absent until measured."""
+
+    width: int | None = None
+    """Width in pixels, from the H.264 sequence parameter set (cropped)."""
+    height: int | None = None
+    """Height in pixels, from the H.264 sequence parameter set (cropped)."""
+    frame_rate: float | None = None
+    """Frames per second of media time, over the last 10 s."""
+    keyframe_interval_seconds: float | None = None
+    """Seconds between keyframes: the median of the last few intervals. Platforms want
+    at most 2 to 4."""
+    bitrate_kbps: int | None = None
+    """Video bitrate, kbit/s, over the last 10 s of media time."""
+
+
+class SourceAudioStatus(Model):
+    """The audio the encoder sends, measured from the stream itself."""
+
+    sample_rate_hz: int | None = None
+    """Sample rate, Hz (from AAC's AudioSpecificConfig, else the FLV tag header)."""
+    channels: int | None = None
+    """Number of channels (2 for stereo)."""
+    bitrate_kbps: int | None = None
+    """Audio bitrate, kbit/s, over the last 10 s of media time."""
 
 
 class IngestStatus(Model):
@@ -545,6 +588,10 @@ class IngestStatus(Model):
     bitrate_kbps: int | None = None
     """Incoming bitrate of the broadcast that is on, in kbit/s, as the ingest measures it;
     unset while nobody publishes. Changes under 10% are not written."""
+    video: SourceVideoStatus | None = None
+    """The video of the broadcast that is on, as measured by the ingest."""
+    audio: SourceAudioStatus | None = None
+    """The audio of the broadcast that is on, as measured by the ingest."""
 
 
 class LiveStreamStatus(Model):

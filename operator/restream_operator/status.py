@@ -13,9 +13,9 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from . import endpoints, models, naming
+from . import endpoints, models, naming, platforms
 from .agent.codecs import RELAYED
-from .agent.contract import IngestAgentStatus, RelayAgentStatus
+from .agent.contract import IngestAgentStatus, RelayAgentStatus, SourceAudio, SourceVideo
 from .agent.probe import missing_text
 from .models import RestreamState
 from .render import Owner
@@ -162,8 +162,21 @@ def _bitrate(old: int | None, new: int | None) -> int | None:
     return new if abs(new - old) > _BITRATE_CHANGE * old else old
 
 
+def _measured(
+    previous: dict[str, Any] | None, agent: SourceVideo | SourceAudio | None
+) -> dict[str, Any] | None:
+    """A track as the ingest measured it: its bitrate changed only beyond the hysteresis
+    (like a relay's), so that a steady broadcast's status is not rewritten every pass."""
+    if not isinstance(agent, dict):
+        return None
+    out: dict[str, Any] = {k: v for k, v in agent.items() if v is not None}
+    if "bitrateKbps" in out:
+        out["bitrateKbps"] = _bitrate((previous or {}).get("bitrateKbps"), out["bitrateKbps"])
+    return out or None
+
+
 def _ingest_status(
-    owner: Owner, settings: Settings, previous: dict[str, Any], observed: Observed
+    owner: Owner, settings: Settings, observed: Observed, previous: dict[str, Any]
 ) -> dict[str, Any]:
     ref = owner.spec.stream_key_secret_ref
     out: dict[str, Any] = {
@@ -183,8 +196,10 @@ def _ingest_status(
         out["missingTracks"] = agent.get("missingTracks") or None
         # Like a destination's: a wobble keeps the last value, so that a steady
         # broadcast writes no status.
-        old = (previous.get("ingest") or {}).get("bitrateKbps")
+        old = previous.get("bitrateKbps")
         out["bitrateKbps"] = _bitrate(old, agent.get("bitrateKbps"))
+        out["video"] = _measured(previous.get("video"), agent.get("sourceVideo"))
+        out["audio"] = _measured(previous.get("audio"), agent.get("sourceAudio"))
     return {k: v for k, v in out.items() if v is not None}
 
 
@@ -236,8 +251,16 @@ def _relayable_verdict(agent: IngestAgentStatus | None) -> Verdict:
     return "True", "Relayable", f"the encoder publishes {' and '.join(tracks)}; {relayed}"
 
 
+def _warnings(restream: models.Restream, ingest: dict[str, Any]) -> list[dict[str, str]]:
+    """The destination's platform's rules that the measured stream breaks."""
+    platform = platforms.platform_of(restream.server_url)
+    if platform is None or not restream.enabled:
+        return []
+    return [b.status(platform) for b in platforms.breaches(platform, ingest)]
+
+
 def _restream_entries(
-    owner: Owner, previous: dict[str, Any], observed: Observed, now: str
+    owner: Owner, previous: dict[str, Any], observed: Observed, now: str, ingest: dict[str, Any]
 ) -> list[dict[str, Any]]:
     prev = {r.get("name"): r for r in previous.get("restreams") or []}
     out = []
@@ -258,6 +281,9 @@ def _restream_entries(
             entry["lastError"] = details["lastError"]
         if state is RestreamState.LIVE and details.get("bitrateKbps") is not None:
             entry["bitrateKbps"] = _bitrate(old.get("bitrateKbps"), details["bitrateKbps"])
+        warnings = _warnings(r, ingest)
+        if warnings:
+            entry["warnings"] = warnings
         # From the spec, so that an opt-out of verification shows before the relay runs.
         tls = tls_verification(r)
         if tls is not None:
@@ -407,7 +433,8 @@ def compute_status(
     agent = observed.ingest_agent
     # An agent that does not answer is not a broadcast that ended: keep the last word.
     broadcasting = bool(agent.get("publishing")) if agent else bool(previous.get("broadcasting"))
-    entries = _restream_entries(owner, previous, observed, now)
+    ingest = _ingest_status(owner, settings, observed, previous.get("ingest") or {})
+    entries = _restream_entries(owner, previous, observed, now, ingest)
     ingest_v = _ingest_verdict(owner, observed)
     starting = broadcasting and _just_started(agent, now)
     restreams_v = _restreams_verdict(owner, entries, broadcasting, starting, observed)
@@ -430,7 +457,7 @@ def compute_status(
     status: dict[str, Any] = {
         "observedGeneration": observed_generation,
         "broadcasting": broadcasting,
-        "ingest": _ingest_status(owner, settings, previous, observed),
+        "ingest": ingest,
         "liveRestreams": f"{live}/{len(owner.spec.restreams)}",
         "conditions": [
             _condition(prev_conditions, t, *verdicts[t], generation, now) for t in CONDITION_TYPES
@@ -474,4 +501,13 @@ def transitions(previous: dict[str, Any], new: dict[str, Any]) -> list[Transitio
             message += f" ({r['lastError']})"
         kind: Literal["Normal", "Warning"] = "Warning" if bad else "Normal"
         out.append(Transition(kind, f"Restream{after}", message))
+    old_rules = {
+        r.get("name"): {w.get("rule") for w in r.get("warnings") or []}
+        for r in previous.get("restreams") or []
+    }
+    for r in new.get("restreams") or []:
+        for w in r.get("warnings") or []:
+            if w["rule"] not in old_rules.get(r["name"], set()):
+                message = f"restream {r['name']!r}: {w['message']} ({w['source']})"
+                out.append(Transition("Warning", "PlatformRuleBroken", message))
     return out

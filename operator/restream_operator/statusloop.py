@@ -46,11 +46,24 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _merge_diff(previous: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """RFC 7386: an object's keys that changed, recursively, and null for those gone
+    (a merge patch merges objects: a key left out would stay, e.g. status.ingest's
+    codecs after the broadcast ended). Lists are replaced whole."""
+    patch: dict[str, Any] = {}
+    for k, v in new.items():
+        old = previous.get(k)
+        if old == v:
+            continue
+        patch[k] = _merge_diff(old, v) if isinstance(old, dict) and isinstance(v, dict) else v
+    patch.update({k: None for k in previous if k not in new})
+    return patch
+
+
 def status_patch(previous: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """A merge patch from `previous` to `new`, over the status fields we own."""
-    patch: dict[str, Any] = {k: v for k, v in new.items() if previous.get(k) != v}
-    patch.update({k: None for k in STATUS_KEYS if k in previous and k not in new})
-    return patch
+    owned = {k: v for k, v in previous.items() if k in STATUS_KEYS}
+    return _merge_diff(owned, new)
 
 
 async def run(runtime: Runtime) -> None:

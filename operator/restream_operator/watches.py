@@ -78,7 +78,8 @@ class Watch:
             response.shutdown()  # unblocks the thread's read at once
 
     def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
+        if self._thread.ident is not None:  # a watch stopped before it started has none
+            self._thread.join(timeout)
 
     @property
     def running(self) -> bool:
@@ -140,6 +141,7 @@ class Watch:
             self.kind, self.namespace, self.selector, version, WATCH_SECONDS, self.fields
         )
         self._response = response
+        drained = False
         try:
             if self._stopped.is_set():  # stop() came while this watch was being opened
                 return version
@@ -161,8 +163,13 @@ class Watch:
                 else:
                     self._known[_ref(obj)] = _identity(obj)
                 self._send([(str(type_), obj)])
+            drained = not self._stopped.is_set()
         finally:
             self._response = None
+            if not drained:
+                # A watch left mid-stream must not go back to the pool: the next request
+                # on its connection would wait behind the rest of the stream (minutes).
+                response.close()
             response.release_conn()
         return version
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
+
+from hack.localcluster.controlplane import LocalCluster
 
 
 def squatter(name: str, **metadata: Any) -> dict[str, Any]:
@@ -21,3 +25,31 @@ def squatter(name: str, **metadata: Any) -> dict[str, Any]:
             },
         },
     }
+
+
+def namespace_viewer(cluster: LocalCluster, namespace: str, tmp_path: Path) -> Path:
+    """A kubeconfig whose user (a ServiceAccount's token) may get, list and watch
+    LiveStreams in ``namespace`` and nothing else, with that namespace as its context's."""
+    cluster.kubectl("create", "serviceaccount", "viewer", "-n", namespace)
+    cluster.kubectl(
+        "create", "role", "livestream-viewer", "-n", namespace,
+        "--verb=get,list,watch", "--resource=livestreams.restream.dev",
+    )  # fmt: skip
+    cluster.kubectl(
+        "create", "rolebinding", "viewer", "-n", namespace,
+        "--role=livestream-viewer", f"--serviceaccount={namespace}:viewer",
+    )  # fmt: skip
+    token = cluster.kubectl("create", "token", "viewer", "-n", namespace).stdout.strip()
+    config = json.loads(cluster.kubeconfig.read_text())
+    config["users"] = [{"name": "viewer", "user": {"token": token}}]
+    config["contexts"] = [
+        {
+            "name": "viewer",
+            "context": {"cluster": "local", "user": "viewer", "namespace": namespace},
+        }
+    ]
+    config["current-context"] = "viewer"
+    path = tmp_path / "viewer.kubeconfig"
+    path.write_text(json.dumps(config))
+    path.chmod(0o600)
+    return path

@@ -169,6 +169,123 @@ def test_values_schema_refuses_bad_values(cluster: LocalCluster, value: str, mes
     assert message in out.stderr
 
 
+# ---- the console ----------------------------------------------------------------------
+
+CONSOLE = f"{RELEASE}-console"
+CONSOLE_ON = ("console.enabled=true", "console.publicURLs={https://console.example.com}")
+
+
+def test_the_console_is_off_by_default(cluster: LocalCluster) -> None:
+    names = [d["metadata"]["name"] for d in template(cluster)]
+    assert not [n for n in names if "console" in n]
+
+
+def _matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return selector.items() <= labels.items()
+
+
+def test_the_console_has_an_identity_and_no_rights(cluster: LocalCluster) -> None:
+    docs = template(cluster, *CONSOLE_ON, "console.replicas=2")
+    (account,) = [d for d in by_kind(docs, "ServiceAccount") if d["metadata"]["name"] == CONSOLE]
+    assert account["automountServiceAccountToken"] is False
+    for binding in by_kind(docs, "RoleBinding") + by_kind(docs, "ClusterRoleBinding"):
+        assert CONSOLE not in json.dumps(binding["subjects"]), binding["metadata"]["name"]
+    (deployment,) = [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == CONSOLE]
+    assert deployment["spec"]["replicas"] == 2
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == CONSOLE
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = pod["containers"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert container["image"] == "restream-operator/operator:0.1.0"
+    args = container["args"]
+    assert args[:2] == ["console", "--in-cluster"]
+    assert "--public-url=https://console.example.com" in args
+    assert "--listen=0.0.0.0:8080" in args
+    assert not [a for a in args if a.startswith(("--kubeconfig", "--context", "--api-server"))]
+    # The cluster's CA from kube-root-ca.crt, and no token anywhere in the pod.
+    (ca,) = [v for v in pod["volumes"] if v["name"] == "cluster-ca"]
+    assert ca["configMap"]["name"] == "kube-root-ca.crt"
+    assert f"--api-ca-file={container['volumeMounts'][0]['mountPath']}/ca.crt" in args
+    assert "token" not in json.dumps(pod["volumes"]).lower()
+    assert "env" not in container and "envFrom" not in container
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["resources"]["limits"]["memory"]
+
+    # Its pods are its own: the operator's Deployment does not select them, nor do the
+    # NetworkPolicies that let the operator's pods reach the agents.
+    console_pods = deployment["spec"]["template"]["metadata"]["labels"]
+    operator = next(d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == RELEASE)
+    assert not _matches(operator["spec"]["selector"]["matchLabels"], console_pods)
+    assert not _matches(_operator_settings([operator]).operator_pod_labels, console_pods)
+    assert not _matches(deployment["spec"]["selector"]["matchLabels"],
+                        operator["spec"]["template"]["metadata"]["labels"])  # fmt: skip
+    (service,) = [d for d in by_kind(docs, "Service") if d["metadata"]["name"] == CONSOLE]
+    assert service["spec"]["type"] == "ClusterIP"
+    assert _matches(service["spec"]["selector"], console_pods)
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (("console.enabled=true",), "console.publicURLs: give the URL"),
+        (("console.enabled=true", "console.publicURLs={https://a.example.com/console}"),
+         "does not match pattern"),
+        (("console.enabled=true", "console.publicURLs={console.example.com}"),
+         "does not match pattern"),
+        ((*CONSOLE_ON, "console.port=80"), "minimum"),
+    ],
+)  # fmt: skip
+def test_console_values_that_cannot_work_are_refused(
+    cluster: LocalCluster, values: tuple[str, ...], message: str
+) -> None:
+    args = ["template", RELEASE, str(CHART)]
+    for value in values:
+        args += ["--set", value]
+    out = helm(cluster, *args, check=False)
+    assert out.returncode != 0
+    assert message in out.stderr
+
+
+def test_the_installed_consoles_account_may_do_nothing(cluster: LocalCluster, crds: None) -> None:
+    """Real RBAC: what the API server lets the console's own ServiceAccount do is what
+    it lets any authenticated user do (discovery, asking who it is), and nothing more:
+    were its token ever mounted, the pod could list nothing itself."""
+    release, namespace = "console-test", "console-test"
+    try:
+        sets = [a for v in (*CONSOLE_ON, "replicaCount=0", "webhook.enabled=false")
+                for a in ("--set", v)]  # fmt: skip
+        out = helm(cluster, "install", release, str(CHART), "--namespace", namespace,
+                   "--create-namespace", "--wait", "--timeout", "90s", *sets)  # fmt: skip
+        assert "console.example.com" in out.stdout  # the notes say where it is served
+        account = f"system:serviceaccount:{namespace}:{release}-restream-operator-console"
+        for where in (namespace, "default"):
+            assert _can_i_list(cluster, where, account) == set()
+        asked = [("list", "livestreams.restream.dev"), ("get", "secrets"),
+                 ("create", "tokenreviews"), ("create", "subjectaccessreviews")]  # fmt: skip
+        for verb, resource in asked:
+            allowed = cluster.kubectl("auth", "can-i", verb, resource, f"--as={account}",
+                                      "-A", check=False)  # fmt: skip
+            assert allowed.stdout.strip() == "no", (verb, resource)
+        # The CA the pod mounts instead of a token's ca.crt is there to mount.
+        ca = cluster.kubectl("get", "configmap", "kube-root-ca.crt", "-n", namespace,
+                             "-o", "jsonpath={.data.ca\\.crt}").stdout  # fmt: skip
+        assert ca.startswith("-----BEGIN CERTIFICATE-----")
+        deployment = json.loads(cluster.kubectl(
+            "get", "deployment", f"{release}-restream-operator-console", "-n", namespace,
+            "-o", "json").stdout)  # fmt: skip
+        assert deployment["status"].get("availableReplicas") == 1
+    finally:
+        helm(cluster, "uninstall", release, "--namespace", namespace, "--wait", check=False)
+        cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
 def test_committed_deploy_and_chart_crds_are_generated(cluster: LocalCluster) -> None:
     rendered = deploy_gen.render(str(cluster.bin_dir / "helm"))
     committed = {p.name: p.read_text() for p in (CHECKOUT / "deploy").glob("*.yaml")}
@@ -264,10 +381,10 @@ def _readme_rbac() -> set[tuple[str, str, frozenset[str]]]:
     return rows
 
 
-def _can_i_list(cluster: LocalCluster, namespace: str) -> set[tuple[str, str, frozenset[str]]]:
-    out = cluster.kubectl(
-        "auth", "can-i", "--list", f"--as={SERVICE_ACCOUNT}", "-n", namespace
-    ).stdout
+def _can_i_list(
+    cluster: LocalCluster, namespace: str, user: str = SERVICE_ACCOUNT
+) -> set[tuple[str, str, frozenset[str]]]:
+    out = cluster.kubectl("auth", "can-i", "--list", f"--as={user}", "-n", namespace).stdout
     rows = set()
     for line in out.splitlines()[1:]:
         cells = re.split(r"\s{2,}", line.strip())

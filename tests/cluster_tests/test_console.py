@@ -30,6 +30,7 @@ from hack.localcluster.controlplane import LocalCluster
 from hack.localcluster.livestreams import status_condition as condition
 from hack.media.faults import http_serving
 from tests.cluster_tests.browser import REBINDING, Browsing, opened
+from tests.cluster_tests.objects import namespace_viewer
 
 pytestmark = pytest.mark.cluster
 
@@ -139,7 +140,7 @@ def test_a_viewer_sees_what_their_own_rbac_lets_them_list(
     try:
         create(cluster, namespace, "mine")
         create(cluster, other, "theirs")
-        kubeconfig = _namespace_viewer(cluster, namespace, tmp_path)
+        kubeconfig = namespace_viewer(cluster, namespace, tmp_path)
         with running_console(kubeconfig, tmp_path / "console.log") as console:
             view = opened(browsing, console)
             page = view.page
@@ -152,34 +153,6 @@ def test_a_viewer_sees_what_their_own_rbac_lets_them_list(
             view.still_the_same_page()
     finally:
         cluster.kubectl("delete", "namespace", other, "--wait=false", check=False)
-
-
-def _namespace_viewer(cluster: LocalCluster, namespace: str, tmp_path: Path) -> Path:
-    """A kubeconfig whose user (a ServiceAccount's token) may get, list and watch
-    LiveStreams in ``namespace`` and nothing else, with that namespace as its context's."""
-    cluster.kubectl("create", "serviceaccount", "viewer", "-n", namespace)
-    cluster.kubectl(
-        "create", "role", "livestream-viewer", "-n", namespace,
-        "--verb=get,list,watch", "--resource=livestreams.restream.dev",
-    )  # fmt: skip
-    cluster.kubectl(
-        "create", "rolebinding", "viewer", "-n", namespace,
-        "--role=livestream-viewer", f"--serviceaccount={namespace}:viewer",
-    )  # fmt: skip
-    token = cluster.kubectl("create", "token", "viewer", "-n", namespace).stdout.strip()
-    config = json.loads(cluster.kubeconfig.read_text())
-    config["users"] = [{"name": "viewer", "user": {"token": token}}]
-    config["contexts"] = [
-        {
-            "name": "viewer",
-            "context": {"cluster": "local", "user": "viewer", "namespace": namespace},
-        }
-    ]
-    config["current-context"] = "viewer"
-    path = tmp_path / "viewer.kubeconfig"
-    path.write_text(json.dumps(config))
-    path.chmod(0o600)
-    return path
 
 
 def test_without_the_token_the_console_shows_nothing(browsing: Browsing, console: Console) -> None:

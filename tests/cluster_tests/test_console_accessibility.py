@@ -22,6 +22,13 @@ from hack.localcluster.controlplane import LocalCluster
 from hack.localcluster.livestreams import status_condition as condition
 from tests.cluster_tests.browser import Browsing, opened
 from tests.cluster_tests.test_console import create, patch_status, row
+from tests.cluster_tests.test_console_livestream import (
+    card,
+    detail_page,
+    live_status,
+    more_points_than,
+    post_event,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -95,3 +102,22 @@ def test_the_overview_has_no_serious_accessibility_violation(
     expect(row(page, namespace, "main-stage").locator('[data-col="live"]')).to_have_text("2/2")
     assert_accessible(page)
     screenshot(page, "console-overview")
+
+
+def test_a_live_livestream_page_has_no_serious_accessibility_violation(
+    cluster: LocalCluster, namespace: str, webhook_down: None, browsing: Browsing, console: Console
+) -> None:
+    create(cluster, namespace, "keynote")
+    patch_status(cluster, namespace, "keynote", live_status(4200, 4100))
+    post_event(cluster, namespace, "keynote", "BroadcastStarted", "an encoder publishes")
+    post_event(cluster, namespace, "keynote", "RestreamRetrying",
+               "Twitch is Retrying: connection refused by live.twitch.tv")  # fmt: skip
+    view = opened(browsing, console)
+    view.page.set_viewport_size({"width": 1280, "height": 900})
+    page = detail_page(view, namespace, "keynote")
+    expect(card(page, "Youtube")).to_contain_text("Live")
+    expect(card(page, "Twitch")).to_contain_text("Retrying")
+    patch_status(cluster, namespace, "keynote", live_status(4300, 4150))
+    more_points_than(page, 2)
+    assert_accessible(page)
+    screenshot(page, "console-livestream")

@@ -26,7 +26,7 @@ from hack.localcluster.controlplane import LocalCluster
 from hack.localcluster.operator_process import OperatorProcess
 from restream_operator.console.changes import key_secret_name
 from tests.cluster_tests.browser import Browsing, Opened, opened
-from tests.cluster_tests.test_console import _namespace_viewer
+from tests.cluster_tests.objects import namespace_viewer
 from tests.cluster_tests.test_console_accessibility import (
     FAILING_IMPACTS,
     assert_accessible,
@@ -410,7 +410,7 @@ def test_a_read_only_viewer_is_refused_every_change_with_the_api_servers_reason(
 ) -> None:
     in_git(cluster, namespace, "show")
     before = stored(cluster, namespace, "show")["spec"]  # type: ignore[index]
-    kubeconfig = _namespace_viewer(cluster, namespace, tmp_path)
+    kubeconfig = namespace_viewer(cluster, namespace, tmp_path)
     who = f'User "system:serviceaccount:{namespace}:viewer"'
     with running_console(kubeconfig, tmp_path / "console.log") as console:
         api = Api(console)
@@ -597,7 +597,7 @@ def test_on_the_livestream_page_a_read_only_viewer_is_shown_the_refusal(
 ) -> None:  # fmt: skip
     in_git(cluster, namespace, "show")
     before = stored(cluster, namespace, "show")["spec"]  # type: ignore[index]
-    kubeconfig = _namespace_viewer(cluster, namespace, tmp_path)
+    kubeconfig = namespace_viewer(cluster, namespace, tmp_path)
     reason = f'User "system:serviceaccount:{namespace}:viewer" cannot patch resource'
     with running_console(kubeconfig, tmp_path / "console.log") as console:
         page = livestream_page(opened(browsing, console), namespace, "show")

@@ -22,8 +22,10 @@ from playwright.sync_api import Page, expect
 from hack.localcluster.console_process import Console, running_console
 from hack.localcluster.controlplane import LocalCluster
 from hack.localcluster.livestreams import status_condition as condition
+from restream_operator.platforms import YOUTUBE_SOURCE
 from tests.cluster_tests.browser import Browsing, Opened, opened
-from tests.cluster_tests.test_console import _namespace_viewer, create, livestream, patch_status
+from tests.cluster_tests.objects import namespace_viewer
+from tests.cluster_tests.test_console import create, livestream, patch_status
 
 # The operator down for the module: nothing but the tests writes a status or an Event.
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("webhook_down")]
@@ -74,10 +76,15 @@ def live_status(bitrate: int, youtube: int, twitch_state: str = "Retrying") -> d
         "ingest": {
             "rtmpUrl": "rtmp://show-ingest.ns.svc.cluster.local:1935/live",
             "bitrateKbps": bitrate,
+            "video": {"width": 1280, "height": 720, "frameRate": 30,
+                      "keyframeIntervalSeconds": 5, "bitrateKbps": bitrate - 128},
+            "audio": {"sampleRateHz": 48000, "channels": 2, "bitrateKbps": 128},
         },
         "restreams": [
             {"name": "Youtube", "state": "Live", "since": now(90), "restarts": 0,
-             "bitrateKbps": youtube},
+             "bitrateKbps": youtube,
+             "warnings": [{"rule": "KeyframeInterval", "source": YOUTUBE_SOURCE,
+                           "message": "YouTube takes a keyframe at least every 4 s"}]},
             {"name": "Twitch", "state": twitch_state, "since": now(30), "restarts": 3,
              "lastError": "connection refused by live.twitch.tv"},
         ],
@@ -143,6 +150,12 @@ def test_the_page_follows_the_livestream_and_reveals_its_key_on_request(
     expect(youtube.locator(".state")).to_have_text("Live")
     expect(youtube).to_have_class(re.compile(r"\bstate-good\b"))  # colour, and the text
     expect(youtube).to_contain_text("4500 kbit/s")
+    expect(youtube.locator(".warnings li")).to_have_text(
+        "KeyframeInterval: YouTube takes a keyframe at least every 4 s (the platform's page)"
+    )
+    expect(youtube.get_by_role("link", name="the platform's page")).to_have_attribute(
+        "href", YOUTUBE_SOURCE
+    )
     since = youtube.locator("time")  # relative, and absolute
     expect(since).to_have_text(re.compile(r"^\d+ (s|min) ago \(.+\)$"))
     expect(since).to_have_attribute("datetime", re.compile(r"^\d{4}-"))
@@ -151,6 +164,10 @@ def test_the_page_follows_the_livestream_and_reveals_its_key_on_request(
     expect(twitch.locator(".last-error")).to_have_text("connection refused by live.twitch.tv")
     expect(twitch).to_contain_text("3")  # restarts
     expect(page.locator("#ingest-bitrate")).to_have_text("6000 kbit/s")
+    expect(page.locator("#ingest-video")).to_have_text(
+        "1280\N{MULTIPLICATION SIGN}720, 30 fps, a keyframe every 5 s, 5872 kbit/s"
+    )
+    expect(page.locator("#ingest-audio")).to_have_text("48 kHz, stereo, 128 kbit/s")
     expect(page.locator("#rtmp-url")).to_have_text(
         "rtmp://show-ingest.ns.svc.cluster.local:1935/live"
     )
@@ -208,7 +225,7 @@ def test_a_viewer_who_may_not_get_the_secret_is_refused_the_key_with_the_reason(
     patch_status(cluster, namespace, name, live_status(6000, 4500))
     # get/list/watch on LiveStreams in this namespace, and nothing else: no Secrets, no
     # Events.
-    kubeconfig = _namespace_viewer(cluster, namespace, tmp_path)
+    kubeconfig = namespace_viewer(cluster, namespace, tmp_path)
     with running_console(kubeconfig, tmp_path / "viewer-console.log") as viewer_console:
         view = opened(browsing, viewer_console)
         page = detail_page(view, namespace, name)

@@ -196,3 +196,21 @@ def test_a_relist_deletes_what_went_while_nobody_watched(kube: Kube, namespace: 
     events = watching(kube, namespace, body)
     assert sorted(events[:2]) == [("ADDED", "goes", "1"), ("ADDED", "stays", "1")]
     assert events[2:] == [("ADDED", "stays", "1"), ("DELETED", "goes", "")]
+
+
+def test_a_watch_stopped_while_it_opened_leaves_no_stream_in_the_pool(
+    kube: Kube, namespace: str
+) -> None:
+    """The next request on that connection would wait behind the watch's stream, for
+    minutes: the console's next page for the same viewer hung that way."""
+    loop = asyncio.new_event_loop()
+    try:
+        watch = Watch(kube, "ConfigMap", namespace, {}, lambda *_: None, loop)
+        version = watch._relist()
+        watch._stopped.set()  # what stop() does, before the watch's response is known
+        watch._watch(version)
+        started = time.monotonic()
+        Kube(kube.api, timeout=5).list_page("ConfigMap", namespace, {}, "", 1)
+        assert time.monotonic() - started < 3
+    finally:
+        loop.close()

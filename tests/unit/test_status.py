@@ -7,12 +7,13 @@ from typing import Any
 import pytest
 
 from restream_operator import crd, models, naming
-from restream_operator.agent.contract import IngestAgentStatus, RelayAgentStatus
+from restream_operator.agent.contract import IngestAgentStatus, RelayAgentStatus, SourceVideo
 from restream_operator.render import Owner
 from restream_operator.rollout import Pending
 from restream_operator.secretrefs import MissingSecret, SecretUse
 from restream_operator.settings import Settings
 from restream_operator.status import Observed, ReconcileFailure, compute_status, transitions
+from restream_operator.statusloop import status_patch
 from restream_operator.views import DeploymentView, PodView
 
 T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z"
@@ -638,3 +639,45 @@ def test_the_incoming_bitrate_is_the_ingests_while_broadcasting_and_wobbles_are_
     # An idle stream's status is a fixed point: nothing to write.
     again = run(Observed(deployments(), pods(), ingest_agent=IDLE_INGEST), previous=ended)
     assert again == ended
+
+
+def test_the_measured_source_is_shown_and_a_steady_bitrate_writes_nothing() -> None:
+    video: SourceVideo = {
+        "width": 1280, "height": 720, "frameRate": 30.0,
+        "keyframeIntervalSeconds": 5.0, "bitrateKbps": 4000,
+    }  # fmt: skip
+    measured: IngestAgentStatus = {
+        **PUBLISHING,
+        "videoCodec": "H264",
+        "audioCodec": "AAC",
+        "relayable": True,
+        "sourceVideo": video,
+        "sourceAudio": {"sampleRateHz": 48000, "channels": 2, "bitrateKbps": None},
+    }
+    status = run(Observed(deployments(), pods(), ingest_agent=measured))
+    assert status["ingest"]["video"] == {**video}
+    assert status["ingest"]["audio"] == {"sampleRateHz": 48000, "channels": 2}  # none unknown
+
+    # A bitrate within 10 % of the last one shown is the same status: no write.
+    wobble: IngestAgentStatus = {**measured, "sourceVideo": {**video, "bitrateKbps": 4300}}
+    again = run(Observed(deployments(), pods(), ingest_agent=wobble), previous=status)
+    assert again["ingest"] == status["ingest"]
+    wobble["sourceVideo"] = {**video, "bitrateKbps": 2000}
+    dropped = run(Observed(deployments(), pods(), ingest_agent=wobble), previous=status)
+    assert dropped["ingest"]["video"]["bitrateKbps"] == 2000
+
+    # The broadcast ends: nothing measured is shown.
+    ended = run(Observed(deployments(), pods(), ingest_agent=IDLE_INGEST), previous=dropped)
+    assert "video" not in ended["ingest"] and "audio" not in ended["ingest"]
+
+
+def test_the_status_patch_removes_what_is_gone_at_any_depth_and_only_what_is_ours() -> None:
+    previous = {
+        "broadcasting": True,
+        "ingest": {"rtmpUrl": "rtmp://x/live", "videoCodec": "H264", "video": {"width": 640}},
+        "kopf": {"progress": {}},  # someone else's: never touched
+    }
+    new = {"broadcasting": False, "ingest": {"rtmpUrl": "rtmp://x/live"}}
+    patch = status_patch(previous, new)
+    assert patch == {"broadcasting": False, "ingest": {"videoCodec": None, "video": None}}
+    assert status_patch(new, new) == {}

@@ -36,3 +36,19 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "restream-operator.image" -}}
 {{- printf "%s:%s" .repository (default $.appVersion .tag) -}}
 {{- end -}}
+
+{{/* The console's pods: a name of their own, so that neither the operator's Deployment
+     nor the NetworkPolicies that let the operator's pods reach the agents select them. */}}
+{{- define "restream-operator.consoleSelectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}-console
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "restream-operator.consoleLabels" -}}
+{{ include "restream-operator.consoleSelectorLabels" . }}
+app.kubernetes.io/component: console
+app.kubernetes.io/part-of: {{ .Chart.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}

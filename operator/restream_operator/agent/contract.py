@@ -89,6 +89,25 @@ class TrackStatus(TypedDict):
     enhanced: bool  # signalled with Enhanced RTMP's FourCC (announced or arrived)
 
 
+class SourceVideo(TypedDict):
+    """The video the encoder sends, measured by the ingest's probe (source.py); each
+    figure None until known."""
+
+    width: int | None  # from the H.264 sequence parameter set (None for other codecs)
+    height: int | None
+    frameRate: float | None  # frames per second of media time, over the last 10 s
+    keyframeIntervalSeconds: float | None  # the median of the last keyframe intervals
+    bitrateKbps: int | None  # over the last 10 s of media time
+
+
+class SourceAudio(TypedDict):
+    """The audio the encoder sends, measured by the ingest's probe."""
+
+    sampleRateHz: int | None  # from AAC's AudioSpecificConfig, else the FLV tag header
+    channels: int | None
+    bitrateKbps: int | None
+
+
 class IngestAgentStatus(TypedDict, total=False):
     """GET /status of an ingest agent (JSON, camelCase keys)."""
 
@@ -111,6 +130,10 @@ class IngestAgentStatus(TypedDict, total=False):
     # False when the probe saw a codec this release does not relay; None until it knows.
     relayable: bool | None
     notRelayableReason: str | None  # why not, in words (and what to set in the encoder)
+    # What the probe measured of this broadcast's media; None while none is on or
+    # before the probe has played.
+    sourceVideo: SourceVideo | None
+    sourceAudio: SourceAudio | None
 
 
 class RelayAgentStatus(TypedDict, total=False):

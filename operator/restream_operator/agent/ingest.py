@@ -407,6 +407,8 @@ class Ingest:
             "missingTracks": [],
             "relayable": None,
             "notRelayableReason": None,
+            "sourceVideo": None,
+            "sourceAudio": None,
         }
         if publisher is not None:
             stat = await self.stream_stat()
@@ -433,6 +435,8 @@ class Ingest:
         doc["missingTracks"] = findings.missing(time.monotonic())
         doc["relayable"] = findings.relayable()
         doc["notRelayableReason"] = findings.not_relayed()
+        doc["sourceVideo"] = findings.source.video_status()
+        doc["sourceAudio"] = findings.source.audio_status()
 
     async def rtmp_accepting(self) -> bool:
         if not self.nginx_running:

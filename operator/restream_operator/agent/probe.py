@@ -29,6 +29,7 @@ from . import codecs, contract, rtmp
 from .backoff import Backoff
 from .codecs import Codec
 from .contract import TrackStatus
+from .source import Source
 
 log = logging.getLogger("restream.probe")
 
@@ -62,16 +63,22 @@ class Findings:
     audio: Track = field(default_factory=Track)
     played_at: float | None = None  # monotonic: when the current play started
     video_at: float | None = None  # when video first arrived on the current play
+    # Measured on the current play only: a new play starts its timestamps again.
+    source: Source = field(default_factory=Source)
 
     @property
     def known(self) -> bool:
         return self.played_at is not None
 
     def on_message(self, msg: rtmp.Message, now: float) -> bool:
-        """Takes one message in; True when it changed what is known."""
+        """Takes one message in; True when it changed what is known (the measurements
+        of source.py change with every message, and are not news: they are read when
+        the status is asked for)."""
         if msg.type_id == rtmp.VIDEO:
+            self.source.on_video(msg.payload, msg.timestamp)
             return self._on_video(msg.payload, now)
         if msg.type_id == rtmp.AUDIO:
+            self.source.on_audio(msg.payload, msg.timestamp)
             if self.audio.arrived is not None:
                 return False
             self.audio.arrived = codecs.audio_codec(msg.payload)
@@ -208,6 +215,7 @@ class Probe:
             self.plays += 1
             self._backoff.reset()
             self.findings.played_at = time.monotonic()
+            self.findings.source = Source()
             self._on_change()
             stopped = asyncio.create_task(self._stop.wait())
             reading = asyncio.create_task(self._read(client))

@@ -8,6 +8,7 @@ cut through the JSON's own quotes, names and numbers.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Collection, Iterable
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -49,11 +50,26 @@ class Redactor:
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._forms: list[str] = []
+        # How many holders each secret has: the console's sessions come and go, and two
+        # of them may hold the same token.
+        self._secrets: Counter[str] = Counter()
         for secret in secrets:
             self.add(secret)
 
     def add(self, secret: str) -> None:
-        forms = set(self._forms) | secret_forms(secret)
+        self._secrets[secret] += 1
+        if self._secrets[secret] == 1:
+            self._sort(set(self._forms) | secret_forms(secret))
+
+    def discard(self, secret: str) -> None:
+        """Forgets one holder of ``secret``; masks it no more once none is left."""
+        if self._secrets[secret] > 1:
+            self._secrets[secret] -= 1
+            return
+        self._secrets.pop(secret, None)
+        self._sort(set().union(*map(secret_forms, self._secrets)))
+
+    def _sort(self, forms: set[str]) -> None:
         # Longest first, so that a secret containing another one is masked whole.
         self._forms = sorted(forms, key=len, reverse=True)
 

@@ -42,7 +42,7 @@ from .. import models, naming
 from ..admission.fields import check_metadata_name, check_namespace, check_stream_key
 from ..agent.redact import Redactor
 from ..kube import Kube, KubeError, Obj
-from .overview import Viewer
+from . import server
 
 log = logging.getLogger(__name__)
 
@@ -671,8 +671,6 @@ class Writer:
 
 # ---- the endpoints ---------------------------------------------------------------------
 
-WRITER = web.AppKey("changes", Writer)
-VIEWER_NAMESPACE = web.AppKey("changes-namespace", str)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -789,7 +787,7 @@ def _creation(body: Obj) -> Creation:
 
 async def create_livestream(request: web.Request) -> web.Response:
     form = _creation(await _body(request))
-    await asyncio.to_thread(request.app[WRITER].create, form)
+    await asyncio.to_thread(_writer(request).create, form)
     return web.json_response({"namespace": form.namespace, "name": form.name}, status=201)
 
 
@@ -803,7 +801,7 @@ async def _destination_write(
     problems: dict[str, str] = {}
     wanted = replace(read(await _body(request), problems), name=dest)
     _local_refusal(problems)
-    await asyncio.to_thread(request.app[WRITER].put, namespace, name, wanted)
+    await asyncio.to_thread(_writer(request).put, namespace, name, wanted)
     return web.json_response({"namespace": namespace, "name": name, "destination": dest})
 
 
@@ -831,26 +829,29 @@ async def patch_destination(request: web.Request) -> web.Response:
 async def delete_destination(request: web.Request) -> web.Response:
     namespace, name = _object_name(request)
     dest = _destination_name(request)
-    await asyncio.to_thread(request.app[WRITER].remove, namespace, name, dest)
+    await asyncio.to_thread(_writer(request).remove, namespace, name, dest)
     return web.json_response({"namespace": namespace, "name": name, "destination": dest})
 
 
 async def defaults(request: web.Request) -> web.Response:
     """What the creation form starts from: the viewer's kubeconfig namespace."""
-    return web.json_response({"namespace": request.app[VIEWER_NAMESPACE]})
+    return web.json_response({"namespace": server.viewer_of(request).namespace})
 
 
-def register(
-    app: web.Application, viewer: Viewer, page: Callable[[web.Request, str], web.Response]
-) -> None:
+def _writer(request: web.Request) -> Writer:
+    """The writes of whom this request acts for (locally, who started the console; in a
+    cluster, the session's viewer with their own token)."""
+    return Writer(server.viewer_of(request).kube)
+
+
+async def new_page(request: web.Request) -> web.Response:
+    return server._file(request, "new.html")
+
+
+def register(app: web.Application) -> None:
     """The change endpoints and the creation page, on the console's app (its guard
-    checks every request before these run). ``page``: serves a file of static/."""
-
-    async def new_page(request: web.Request) -> web.Response:
-        return page(request, "new.html")
-
-    app[WRITER] = Writer(viewer.kube)
-    app[VIEWER_NAMESPACE] = viewer.namespace
+    checks every request before these run: a session, and for a change the console's
+    own Origin)."""
     app.router.add_get("/new", new_page)
     app.router.add_get("/api/changes/defaults", defaults)
     app.router.add_post("/api/livestreams", _answering(create_livestream))

@@ -45,8 +45,19 @@ _STATUS_INGEST = (
     "videoCodec",
     "audioCodec",
     "missingTracks",
+    "video",
+    "audio",
 )
-_STATUS_RESTREAM = ("name", "state", "since", "restarts", "lastError", "bitrateKbps", "tls")
+_STATUS_RESTREAM = (
+    "name",
+    "state",
+    "since",
+    "restarts",
+    "lastError",
+    "bitrateKbps",
+    "tls",
+    "warnings",
+)
 _CONDITION = ("type", "status", "reason", "message", "lastTransitionTime")
 
 
@@ -144,6 +155,11 @@ class Detail:
             self._watches.append(
                 Watch(viewer.kube, "Event", namespace, {}, self._event, loop, fields)
             )
+        # A viewer whose session ends (in a cluster) stops this page's watches.
+        self._viewer = viewer
+        viewer.feeds.add(self)
+        if viewer.retired:
+            self.close()
 
     def _put(self, kind: str, summary: Summary) -> None:
         if not self.closed.is_set():
@@ -175,6 +191,7 @@ class Detail:
             for w in self._watches:
                 w.stop()
             self._queue.put_nowait(None)
+            self._viewer.feeds.discard(self)
 
     def join(self, timeout: float) -> None:
         for w in self._watches:
@@ -215,7 +232,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     ``failure`` with the API server's answer when the LiveStream may not be read (the
     browser retries), ``events-failure`` when its Events may not be."""
     namespace, name = _target(request)
-    viewer = request.app[server.VIEWER]
+    viewer = server.viewer_of(request)
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
     await response.write(f"retry: {server.RETRY_MILLISECONDS}\n\n".encode())
@@ -260,7 +277,7 @@ async def reveal_key(request: web.Request) -> web.Response:
     """The ingest's stream key, read with the viewer's credentials: a POST (never in a
     URL, never cached), answered only if the API server lets them get its Secret."""
     namespace, name = _target(request)
-    kube = request.app[server.VIEWER].kube
+    kube = server.viewer_of(request).kube
     try:
         obj = await asyncio.to_thread(kube.get, models.KIND, namespace, name)
         if obj is None:
@@ -291,7 +308,7 @@ async def hls(request: web.Request) -> web.Response:
     found = _HLS_FILE.fullmatch(file)
     if found is None:
         raise web.HTTPNotFound()
-    kube = request.app[server.VIEWER].kube
+    kube = server.viewer_of(request).kube
     service, port = naming.ingest_name(name), "hls"  # render/ingest.service's port
     try:
         status, body = await asyncio.to_thread(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from kubernetes import client, config
 
@@ -90,13 +90,33 @@ class Scope:
     note: str  # why the view is narrower than the cluster, for the page ("" when it is not)
 
 
+class Closable(Protocol):
+    """A feed of a viewer's: the overview's, or a LiveStream page's."""
+
+    def close(self) -> None: ...
+
+
 class Viewer:
     """The person at the console, as the API server knows them: their kubeconfig's
-    credentials, and their context's namespace."""
+    credentials (in a cluster, their bearer token), and their context's namespace (in a
+    cluster, their ServiceAccount's or the one they signed in with)."""
 
-    def __init__(self, kube: Kube, namespace: str) -> None:
+    def __init__(
+        self, kube: Kube, namespace: str, whose: str = "your kubeconfig context's"
+    ) -> None:
         self.kube = kube
         self.namespace = namespace
+        self.whose = whose  # where the namespace came from, for the page's note
+        # Open feeds: a session that ends must stop the watches made with its token.
+        self.feeds: set[Closable] = set()
+        self.retired = False
+
+    def retire(self) -> None:
+        """Stops every feed of this viewer, and any opened later (one whose listing was
+        on its way): their credentials are no longer the console's to use."""
+        self.retired = True
+        for feed in list(self.feeds):
+            feed.close()
 
     @classmethod
     def from_kubeconfig(cls, path: str | None, context: str | None) -> Viewer:
@@ -129,7 +149,7 @@ class Viewer:
         return Scope(
             self.namespace,
             f"You may not list LiveStreams in every namespace: showing namespace "
-            f"{self.namespace} (your kubeconfig context's) only.",
+            f"{self.namespace} ({self.whose}) only.",
         )
 
 
@@ -142,6 +162,10 @@ class Feed:
         self._queue: asyncio.Queue[tuple[str, Summary] | None] = asyncio.Queue()
         loop = asyncio.get_running_loop()
         self._watch = Watch(viewer.kube, models.KIND, namespace, {}, self._deliver, loop)
+        self._viewer = viewer
+        viewer.feeds.add(self)
+        if viewer.retired:
+            self.close()
 
     def _deliver(self, kind: str, obj: Obj) -> None:
         if not self.closed.is_set():
@@ -184,6 +208,7 @@ class Feed:
             self.closed.set()
             self._watch.stop()
             self._queue.put_nowait(None)
+            self._viewer.feeds.discard(self)
 
     def join(self, timeout: float) -> None:
         """Waits (blocking) for the watch's thread to end after close()."""

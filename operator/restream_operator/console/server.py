@@ -13,6 +13,9 @@ make their browser send requests to it. So, like a notebook server:
 - so is a request the browser says another page made (Sec-Fetch-Site), which catches
   the GETs that carry no Origin: another port of 127.0.0.1 is the same *site*, so
   SameSite=Strict alone would let its pages send the cookie.
+
+In a cluster (``console --in-cluster``) the same checks run on the console's public
+URLs, and auth.py's BearerGuard holds the sessions of viewers' own bearer tokens.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from yarl import URL
 from ..agent import jsonlog
 from ..agent.redact import Redactor
 from . import changes, livestream
+from .auth import HEALTH, SESSION, BearerGuard, healthy
 from .overview import Feed, Viewer
 
 log = logging.getLogger(__name__)
@@ -77,10 +81,17 @@ class Guard:
         self.sessions: set[str] = set()
         self.hosts = frozenset({f"{HOST}:{port}", f"localhost:{port}"})
         self.origins = frozenset(f"http://{h}" for h in self.hosts)
+        self.wrong_host = "403: this console answers only to 127.0.0.1 and localhost\n"
         # Cookies are per host, not per port: two consoles must not overwrite each
         # other's session.
         self.cookie = f"restream-console-{port}"
         self._redactor = redactor
+
+    def origin_of(self, host: str) -> str:
+        return f"http://{host}"
+
+    def followed_link(self, _request: web.Request) -> bool:
+        return False  # 127.0.0.1 is nobody's link to follow
 
     def token_matches(self, offered: str) -> bool:
         return hmac.compare_digest(offered.encode(), self.token.encode())
@@ -103,7 +114,7 @@ class Guard:
         return request.cookies.get(self.cookie, "") in self.sessions
 
 
-GUARD = web.AppKey("guard", Guard)
+GUARD = web.AppKey[Guard | BearerGuard]("guard")
 VIEWER = web.AppKey("viewer", Viewer)
 FEEDS = web.AppKey[set[Feed]]("feeds")
 STATIC = web.AppKey[dict[str, tuple[bytes, str]]]("static")
@@ -113,19 +124,20 @@ def _refused(status: int, text: str) -> web.Response:
     return web.Response(status=status, text=text, content_type="text/plain")
 
 
-def _refusal(request: web.Request, guard: Guard) -> web.Response | None:
+def _refusal(request: web.Request, guard: Guard | BearerGuard) -> web.Response | None:
     """Why a request is refused whatever credentials it carries, or None."""
     host = request.headers.get("Host")
-    if host not in guard.hosts:
-        return _refused(403, "403: this console answers only to 127.0.0.1 and localhost\n")
+    if host is None or host not in guard.hosts:
+        return _refused(403, guard.wrong_host)
     origin = request.headers.get("Origin")
     if origin is not None and origin not in guard.origins:
         return _refused(403, "403: a request from another site\n")
-    if request.method in UNSAFE_METHODS and origin != f"http://{host}":
+    if request.method in UNSAFE_METHODS and origin != guard.origin_of(host):
         return _refused(403, "403: a change must come from the console's own page\n")
     # A browser says who asked, even where it sends no Origin (an <img>, a no-cors GET):
     # only the console's own page, or the person at the address bar (none).
-    if request.headers.get("Sec-Fetch-Site", "none") not in ("same-origin", "none"):
+    site = request.headers.get("Sec-Fetch-Site", "none")
+    if site not in ("same-origin", "none") and not guard.followed_link(request):
         return _refused(403, "403: a request from another site\n")
     return None
 
@@ -150,9 +162,13 @@ def _log_in(request: web.Request, guard: Guard, token: str) -> web.Response:
 @web.middleware
 async def guard_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     guard = request.app[GUARD]
+    if request.path == HEALTH and isinstance(guard, BearerGuard):
+        return healthy()  # before the Host check: probes name the pod by its address
     refused = _refusal(request, guard)
     if refused is not None:
         return refused
+    if isinstance(guard, BearerGuard):
+        return await guard.admit(request, handler)
     token = request.query.get("token")
     if token is not None and request.method in ("GET", "HEAD"):
         return _log_in(request, guard, token)
@@ -202,7 +218,7 @@ async def livestreams_stream(request: web.Request) -> web.StreamResponse:
     """Server-Sent Events: ``snapshot`` (every LiveStream the viewer may list, and the
     scope), then ``added``, ``modified`` and ``deleted``, one LiveStream each; or
     ``failure`` with the API server's answer, after which the browser retries."""
-    viewer = request.app[VIEWER]
+    viewer = viewer_of(request)
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
     await response.write(f"retry: {RETRY_MILLISECONDS}\n\n".encode())
@@ -257,29 +273,39 @@ class _AccessLogger(AbstractAccessLogger):
         self.logger.info(f"{request.method} {request.path} {response.status} {time:.3f}s")
 
 
-def make_app(guard: Guard, viewer: Viewer) -> web.Application:
+def viewer_of(request: web.Request) -> Viewer:
+    """Whom a request acts for: in a cluster, its session's viewer (their own token);
+    locally, whoever started the console. A request that reached a handler in a cluster
+    always has a session: there is no console-wide viewer to fall back on."""
+    session = request.get(SESSION)
+    return session.viewer if session is not None else request.app[VIEWER]
+
+
+def make_app(guard: Guard | BearerGuard, viewer: Viewer | None) -> web.Application:
+    """The console; ``viewer`` None in a cluster, where each session brings its own."""
     app = web.Application(middlewares=[guard_middleware])
     app[GUARD] = guard
-    app[VIEWER] = viewer
+    if viewer is not None:
+        app[VIEWER] = viewer
     app[FEEDS] = set()
     app[STATIC] = _load_static()
     app.router.add_get("/", index)
     app.router.add_get("/static/{name}", static)
     app.router.add_get("/api/livestreams/stream", livestreams_stream)
     livestream.register(app)
-    changes.register(app, viewer, _file)
+    changes.register(app)
     app.on_response_prepare.append(_security_headers)
     app.on_shutdown.append(_close_feeds)
     return app
 
 
-def listen(port: int) -> socket.socket:
-    """A socket listening on 127.0.0.1 (port 0: a free one). Bound before the app is
-    made, so that the Host and Origin checks know the port."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+def listen(port: int, host: str = HOST) -> socket.socket:
+    """A socket listening on ``host`` (127.0.0.1 but in a pod; port 0: a free one).
+    Bound before the app is made, so that the Host and Origin checks know the port."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((HOST, port))
+        sock.bind((host, port))
         sock.listen(128)
     except OSError:
         sock.close()

@@ -59,6 +59,27 @@
 
   // ---- ingest -----------------------------------------------------------------------
 
+  // What the ingest measured of the stream itself (status.ingest.video/audio), in the
+  // words a platform's ingest requirements use.
+  function measuredVideo(v) {
+    if (!v) return "–";
+    const parts = [];
+    if (v.width && v.height) parts.push(`${v.width}×${v.height}`);
+    if (v.frameRate) parts.push(`${v.frameRate} fps`);
+    if (v.keyframeIntervalSeconds) parts.push(`a keyframe every ${v.keyframeIntervalSeconds} s`);
+    if (typeof v.bitrateKbps === "number") parts.push(kbps(v.bitrateKbps));
+    return parts.join(", ") || "Measuring…";
+  }
+
+  function measuredAudio(a) {
+    if (!a) return "–";
+    const parts = [];
+    if (a.sampleRateHz) parts.push(`${a.sampleRateHz / 1000} kHz`);
+    if (a.channels) parts.push(a.channels === 1 ? "mono" : a.channels === 2 ? "stereo" : `${a.channels} channels`);
+    if (typeof a.bitrateKbps === "number") parts.push(kbps(a.bitrateKbps));
+    return parts.join(", ") || "Measuring…";
+  }
+
   function renderIngest(d) {
     const ingest = d.status.ingest;
     $("rtmp-url").textContent = ingest.rtmpUrl ?? "Not reported yet";
@@ -73,6 +94,8 @@
     const codecs = [ingest.videoCodec, ingest.audioCodec].filter(Boolean).join(", ");
     const missing = ingest.missingTracks?.length ? ` (missing: ${ingest.missingTracks.join(", ")})` : "";
     $("ingest-codecs").textContent = (codecs || "–") + missing;
+    $("ingest-video").textContent = measuredVideo(ingest.video);
+    $("ingest-audio").textContent = measuredAudio(ingest.audio);
     const on = d.status.broadcasting;
     const summary = on === true ? "On air" : on === false ? "Not broadcasting" : "Broadcasting: not reported yet";
     const since = on && d.status.broadcastStartedAt ? ` since ${d.status.broadcastStartedAt}` : "";
@@ -143,6 +166,17 @@
       el("dd", { className: "last-error", textContent: st?.lastError ?? "None" }),
       el("dt", { textContent: "Server" }), el("dd", {}, el("code", { textContent: spec.serverUrl ?? "" })),
     );
+    if (st?.warnings?.length) {
+      // The destination's platform's rules that the stream breaks, with where it says so.
+      fields.append(el("dt", { textContent: "Platform warnings" }), el("dd", {},
+        el("ul", { className: "warnings" }, ...st.warnings.map((w) => el("li", {},
+          el("strong", { textContent: `${w.rule}: ` }), w.message,
+          // A status is data anyone who may write it chose: only an https link.
+          /^https:\/\//.test(w.source ?? "")
+            ? el("span", {}, " (", el("a", { href: w.source, rel: "noreferrer", target: "_blank",
+                textContent: "the platform's page" }), ")")
+            : null)))));
+    }
     card.body.replaceChildren(fields);
   }
 
