@@ -32,6 +32,8 @@ from tests.cluster_tests.test_console_accessibility import (
     assert_accessible,
     violations,
 )
+from tests.cluster_tests.test_console_incluster import running_console as incluster_console
+from tests.cluster_tests.test_console_incluster import service_account_token
 
 pytestmark = pytest.mark.cluster
 
@@ -432,6 +434,42 @@ def test_a_read_only_viewer_is_refused_every_change_with_the_api_servers_reason(
     assert stored(cluster, namespace, "launch") is None
     assert stored(cluster, namespace, "show")["spec"] == before  # type: ignore[index]
     assert console_secrets(cluster, namespace) == {}
+
+
+def test_in_a_cluster_changes_carry_the_signed_in_viewers_own_token(
+    cluster: LocalCluster, namespace: str, operator: OperatorProcess, tmp_path: Path
+) -> None:
+    """The in-cluster console has no rights of its own: a change is made with the token
+    of the session (or of a front proxy's Authorization header) it belongs to."""
+    editor = service_account_token(cluster, namespace, "editor", verbs="get,list,watch,patch")
+    cluster.kubectl("create", "role", "editor-keys", "-n", namespace,
+                    "--verb=get,create,update,delete", "--resource=secrets")  # fmt: skip
+    cluster.kubectl("create", "rolebinding", "editor-keys", "-n", namespace,
+                    "--role=editor-keys", f"--serviceaccount={namespace}:editor")  # fmt: skip
+    reader = service_account_token(cluster, namespace, "reader", verbs="get,list,watch")
+    in_git(cluster, namespace, "show")
+    with incluster_console(cluster, tmp_path / "console.log") as console:
+        signed_in = console.session(editor)
+        body = json.dumps({"enabled": False})
+        path = f"/api/livestreams/{namespace}/show/restreams/Youtube"
+        change = {"Origin": console.origin, "Content-Type": "application/json"}
+        reply = console.request(path, "PATCH", {**signed_in, **change}, body)
+        assert reply.status == 200, reply.body
+        assert restreams(cluster, namespace, "show")["Youtube"]["enabled"] is False
+        reply = console.request(
+            f"/api/livestreams/{namespace}/show/restreams/New", "PUT", {**signed_in, **change},
+            json.dumps({"serverUrl": "rtmp://x.example.com/live", "streamKey": "new-key-5"}),
+        )  # fmt: skip
+        assert reply.status == 200, reply.body
+        assert key_secret_name("show", "New") in console_secrets(cluster, namespace)
+
+        proxied = {"Authorization": f"Bearer {reader}", **change}
+        reply = console.request(path, "PATCH", proxied, json.dumps({"enabled": True}))
+        assert reply.status == 403
+        assert f'User "system:serviceaccount:{namespace}:reader" cannot patch' in (
+            json.loads(reply.body)["message"])  # fmt: skip
+        assert "new-key-5" not in console.log.read_text()
+    assert restreams(cluster, namespace, "show")["Youtube"]["enabled"] is False
 
 
 # ---- in the browser ---------------------------------------------------------------------
