@@ -356,11 +356,9 @@ class Keys:
             del self.planned[destination]
 
     def adopt(self, owner: Obj) -> None:
-        """Gives the Secrets this request created to the LiveStream it created (deleted
+        """Gives the Secrets this request wrote to the LiveStream it created (deleted
         with it). Best effort: without it, they are only left behind."""
         for w in self.written:
-            if w.before is not None:
-                continue
             ops = [
                 {
                     "op": "add",
@@ -408,11 +406,9 @@ def _owner_reference(owner: Obj) -> Obj:
 def _replacing(existing: Obj, secret: Obj) -> Obj:
     """``secret`` as a replacement of ``existing`` (its version the precondition)."""
     out = copy.deepcopy(secret)
-    meta = existing["metadata"]
-    out["metadata"]["resourceVersion"] = meta["resourceVersion"]
-    for kept in ("ownerReferences",):
-        if kept in meta and kept not in out["metadata"]:
-            out["metadata"][kept] = meta[kept]
+    # Not its owners: a Secret left by a LiveStream of the same name, since deleted,
+    # would go to the garbage collector with the new key in it.
+    out["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
     return out
 
 
