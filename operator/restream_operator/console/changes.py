@@ -54,6 +54,9 @@ ANNOTATION_DESTINATION = naming.ANNOTATION_RESTREAM_NAME
 # A write whose precondition failed (the operator's status writes move the
 # resourceVersion) is read and tried again, this many times in all.
 ATTEMPTS = 5
+# The API server never echoes a Secret's data; the console masks keys in its answers
+# anyway, but not a key so short that masking it would garble the API server's words.
+MASKED_KEY_LENGTH = 8
 # Bounds on what a request may ask for, before anything reaches the API server.
 MAX_DESTINATION_NAME = 4 * models.MAX_NAME_LENGTH
 _DNS_SUBDOMAIN = re.compile(models.DNS_SUBDOMAIN)
@@ -305,7 +308,6 @@ class Keys:
         }
 
     def _refusal(self, exc: KubeError) -> Refusal:
-        # The API server does not echo a Secret's data; masked anyway, should it ever.
         answer = refusal(exc, lambda _: None)
         answer.message = self.redactor(answer.message)
         return answer
@@ -313,7 +315,8 @@ class Keys:
     def check(self, destination: str, key: str, owner: Obj | None) -> None:
         """A dry run of storing ``key`` for ``destination``; Refusal when it would fail
         or when the Secret of that name is not the console's."""
-        self.redactor.add(key)
+        if len(key) >= MASKED_KEY_LENGTH:
+            self.redactor.add(key)
         secret = self._secret(destination, key, owner)
         name = secret["metadata"]["name"]
         try:
