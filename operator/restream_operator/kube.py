@@ -26,6 +26,7 @@ CONNECTIONS = 64
 
 Obj = dict[str, Any]
 Page = list[Obj]  # (a name of its own: Kube.list shadows the builtin in the class)
+Texts = list[str]
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,19 @@ class KubeError(RuntimeError):
         # Status.details.causes: which field each refusal is about, or who holds a
         # conflicting field (server-side apply).
         self.causes = list(causes)
+
+
+def _warning_texts(headers: list[str]) -> list[str]:
+    """The texts of Warning headers (``299 - "text"``, RFC 7234)."""
+    out = []
+    for header in headers:
+        code, _, rest = header.partition(" ")
+        _agent, _, text = rest.partition(" ")
+        if code.isdigit() and len(text) >= 2 and text[0] == text[-1] == '"':
+            out.append(text[1:-1].replace('\\"', '"').replace("\\\\", "\\"))
+        else:
+            out.append(header)
+    return out
 
 
 def load_config() -> client.ApiClient:
@@ -127,12 +141,16 @@ class Kube:
         body: Obj | list[Obj] | None = None,
         query: dict[str, str] | None = None,
         content_type: str = "application/json",
+        warnings: Texts | None = None,
     ) -> Obj:
+        """The response's body; ``warnings`` gets its Warning headers (admission's)."""
         response = self._send(method, path, body, query, content_type)
         try:
             response.read()
         except ApiException as exc:
             raise KubeError(exc.status or 0, str(exc.reason), str(exc.body)) from None
+        if warnings is not None:
+            warnings.extend(_warning_texts(response.response.headers.getlist("Warning")))
         data: bytes = response.data or b""
         if response.status >= 400:
             try:
@@ -340,7 +358,13 @@ class Kube:
     # field manager, never forced: a refusal comes back as the API server gave it.
 
     def apply_as(
-        self, obj: Obj, manager: str, *, force: bool = False, dry_run: bool = False
+        self,
+        obj: Obj,
+        manager: str,
+        *,
+        force: bool = False,
+        dry_run: bool = False,
+        warnings: Texts | None = None,
     ) -> Obj:
         """Server-side apply of ``obj`` under ``manager``. A resourceVersion in ``obj``'s
         metadata is a precondition (409 when the object has moved on)."""
@@ -355,6 +379,7 @@ class Kube:
             body=obj,
             query=query,
             content_type="application/apply-patch+yaml",
+            warnings=warnings,
         )
 
     def create_as(self, obj: Obj, manager: str, *, dry_run: bool = False) -> Obj:

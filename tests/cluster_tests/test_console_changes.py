@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,7 +172,12 @@ def test_create_stores_secret_references_and_secrets_the_console_made(
 ) -> None:
     body = {"namespace": namespace, "name": "launch", "playback": {"hls": True}, "restreams": TWO}
     status, answer = api.call("POST", "/api/livestreams", body)
-    assert (status, answer) == (201, {"namespace": namespace, "name": "launch"})
+    assert status == 201, answer
+    assert (answer["namespace"], answer["name"]) == (namespace, "launch")
+    # Admission's warnings come along, but not that the Secrets it just wrote are not
+    # there yet (the webhook caches its lookups, and the dry run asked first).
+    assert any("rtmps://" in w for w in answer["warnings"]), answer
+    assert not any("does not exist yet" in w for w in answer["warnings"]), answer
 
     obj = stored(cluster, namespace, "launch")
     assert obj is not None
@@ -291,6 +297,12 @@ def test_edits_touch_only_their_destination_and_leave_other_managers_fields_alon
     assert entries["Twitch"]["streamKeySecretRef"]["name"] == key_secret_name("show", "Twitch")
     assert entries["Twitch"]["serverUrl"] == "rtmps://live.twitch.tv:443/app"
     assert entries["Youtube"]["streamKeySecretRef"] == {"name": "yt", "key": "streamKey"}
+
+    # What admission warns about a change comes back with it.
+    status, answer = api.destination("PUT", namespace, "show", "Plain", {
+        "serverUrl": "rtmp://b.rtmp.youtube.com/live2", "streamKey": "plain-key-1"})  # fmt: skip
+    assert status == 200, answer
+    assert any("rtmps://" in w for w in answer["warnings"]), answer
 
 
 def test_destinations_are_added_and_removed_whoever_owns_them(
@@ -568,7 +580,9 @@ def test_the_livestream_page_adds_edits_disables_and_removes_destinations(
     assert_accessible(page)
 
     page.get_by_role("button", name="Disable Youtube").click()
-    expect(card(page, "Youtube").get_by_role("status")).to_have_text("Disabled Youtube.")
+    status = card(page, "Youtube").get_by_role("status")
+    expect(status).to_have_text(re.compile(r"^Disabled Youtube\. Admission warns: .*rtmps://"))
+    expect(status).not_to_contain_text("Twitch")  # what it says of others is not news here
     # The page re-renders the card from its watch; the actions follow, once.
     expect(page.get_by_role("button", name="Enable Youtube")).to_be_visible()
     expect(card(page, "Youtube").get_by_role("button")).to_have_count(3)

@@ -442,6 +442,24 @@ class Writer:
 
     def __init__(self, kube: Kube) -> None:
         self.kube = kube
+        self.warnings: list[str] = []  # admission's, of the writes made (not dry runs)
+        self._about: FieldMap = lambda _: None  # which of them concern the change
+        self._keys: set[str] = set()  # the key Secrets the change wrote
+
+    def relevant_warnings(self) -> list[str]:
+        """Admission's warnings about what the change touched. The webhook reviews the
+        whole object: what it says of other destinations is not news here. Nor is a key
+        Secret "not there yet" that the change wrote a moment ago (the webhook caches
+        its lookups, and the dry run asked first)."""
+        out = []
+        for text in dict.fromkeys(self.warnings):
+            problem = _PROBLEM.match(text)
+            if problem and self._about(_api_path(problem[1])) is None:
+                continue
+            if any(f'Secret "{name}" does not exist yet' in text for name in self._keys):
+                continue
+            out.append(text)
+        return out
 
     def _apply(self, obj: Obj, mapped: FieldMap, *, dry_run: bool) -> Obj:
         try:
@@ -452,15 +470,18 @@ class Writer:
             raise refusal(exc, mapped) from None
 
     def _apply_once(self, obj: Obj, *, dry_run: bool) -> Obj:
+        warnings = None if dry_run else self.warnings
         try:
-            return self.kube.apply_as(obj, FIELD_MANAGER, dry_run=dry_run)
+            return self.kube.apply_as(obj, FIELD_MANAGER, dry_run=dry_run, warnings=warnings)
         except KubeError as exc:
             managers = {m for c in exc.causes for m in _CONFLICT_WITH.findall(str(c))}
             if exc.status != 409 or managers != {FIELD_MANAGER}:
                 raise
         # Every conflict is with the console's own earlier JSON patch (the Update entry
         # of the same manager): taking those fields over takes nothing from anyone.
-        return self.kube.apply_as(obj, FIELD_MANAGER, force=True, dry_run=dry_run)
+        return self.kube.apply_as(
+            obj, FIELD_MANAGER, force=True, dry_run=dry_run, warnings=warnings
+        )
 
     def _patch(self, obj: Obj, ops: list[Obj], mapped: FieldMap, *, dry_run: bool) -> Obj:
         meta = obj["metadata"]
@@ -527,6 +548,7 @@ class Writer:
                     r.status, r.fields = 422, {f"restreams[{i}].streamKey": r.message}
                 raise
         keys.write(None)
+        self._about, self._keys = creation_field, {w.name for w in keys.written}
         try:
             created = self._apply(obj, creation_field, dry_run=False)
         except (Refusal, _Stale):
@@ -610,6 +632,7 @@ class Writer:
         if d.key and d.name not in keys.planned and not keys.written:
             keys.check(d.name, d.key, current)
         keys.write(current)
+        self._about, self._keys = mapped, {w.name for w in keys.written}
         if swap:
             swapped = self._patch(current, ops, mapped, dry_run=False)
             mine["metadata"]["resourceVersion"] = swapped["metadata"]["resourceVersion"]
@@ -629,6 +652,7 @@ class Writer:
         index = _index(entries, destination)
         if index is None:
             raise Refusal(404, f'LiveStream "{name}" has no destination named "{destination}"')
+        # (what admission says after a removal is of other destinations: none shown)
         mapped = destination_field(index)
         if owners_of_entry(current, destination) == {(FIELD_MANAGER, "Apply")}:
             # The console's alone: applying what it owns without it removes it.
@@ -784,10 +808,17 @@ def _creation(body: Obj) -> Creation:
     return Creation(namespace, name, bool(hls), tuple(destinations))
 
 
+def _done(writer: Writer, answer: Obj, status: int = 200) -> web.Response:
+    """The answer to a change made, with admission's warnings (each once)."""
+    return web.json_response({**answer, "warnings": writer.relevant_warnings()},
+                             status=status)  # fmt: skip
+
+
 async def create_livestream(request: web.Request) -> web.Response:
     form = _creation(await _body(request))
-    await asyncio.to_thread(_writer(request).create, form)
-    return web.json_response({"namespace": form.namespace, "name": form.name}, status=201)
+    writer = _writer(request)
+    await asyncio.to_thread(writer.create, form)
+    return _done(writer, {"namespace": form.namespace, "name": form.name}, 201)
 
 
 async def _destination_write(
@@ -800,8 +831,9 @@ async def _destination_write(
     problems: dict[str, str] = {}
     wanted = replace(read(await _body(request), problems), name=dest)
     _local_refusal(problems)
-    await asyncio.to_thread(_writer(request).put, namespace, name, wanted)
-    return web.json_response({"namespace": namespace, "name": name, "destination": dest})
+    writer = _writer(request)
+    await asyncio.to_thread(writer.put, namespace, name, wanted)
+    return _done(writer, {"namespace": namespace, "name": name, "destination": dest})
 
 
 def _edit(body: Obj, problems: dict[str, str]) -> Destination:
@@ -828,8 +860,9 @@ async def patch_destination(request: web.Request) -> web.Response:
 async def delete_destination(request: web.Request) -> web.Response:
     namespace, name = _object_name(request)
     dest = _destination_name(request)
-    await asyncio.to_thread(_writer(request).remove, namespace, name, dest)
-    return web.json_response({"namespace": namespace, "name": name, "destination": dest})
+    writer = _writer(request)
+    await asyncio.to_thread(writer.remove, namespace, name, dest)
+    return _done(writer, {"namespace": namespace, "name": name, "destination": dest})
 
 
 async def defaults(request: web.Request) -> web.Response:

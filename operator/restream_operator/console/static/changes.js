@@ -141,6 +141,12 @@
     (first || alert).focus?.();
   }
 
+  // A change made, with what admission warned about it (e.g. a platform's limits).
+  function withWarnings(text, answer) {
+    const warnings = answer.data?.warnings || [];
+    return warnings.length ? `${text} Admission warns: ${warnings.join(" ")}` : text;
+  }
+
   function button(text, { label = "", kind = "button", className = "" } = {}) {
     const b = document.createElement("button");
     b.type = kind;
@@ -248,7 +254,7 @@
     }
     ui.key.input.value = "";
     ui.d.close();
-    announce(`${editing ? "Saved" : "Added"} ${dest}. The page follows as the cluster reports it.`);
+    announce(withWarnings(`${editing ? "Saved" : "Added"} ${dest}.`, answer));
   }
 
   // ---- confirming a removal ---------------------------------------------------------
@@ -344,7 +350,7 @@
         const answer = await request();
         for (const b of [edit, toggle, remove]) b.disabled = false;
         if (answer.ok) {
-          status.textContent = done;
+          status.textContent = withWarnings(done, answer);
         } else {
           alert.textContent = `Not changed. ${answer.message}${conflictHint(answer.managers)}`;
           alert.hidden = false;
