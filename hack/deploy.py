@@ -30,7 +30,6 @@ def render(helm: str) -> dict[str, str]:
             str(CHECKOUT / "charts" / RELEASE),
             "--namespace",
             NAMESPACE,
-            "--include-crds",
         ],
         check=True,
         capture_output=True,

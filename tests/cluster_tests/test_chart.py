@@ -27,6 +27,11 @@ CHART = CHECKOUT / "charts" / "restream-operator"
 RELEASE = "restream-operator"
 NAMESPACE = "restream-system"
 SERVICE_ACCOUNT = f"system:serviceaccount:{NAMESPACE}:{RELEASE}"
+GENERATED_CRD = CHECKOUT / "crds" / "restream.dev_livestreams.yaml"
+# The session's CRD is applied by kubectl (the `crds` fixture): every release installed on
+# the shared cluster leaves it to that, as with CRDs managed separately. (Releases that
+# own their CRD: test_chart_crds.py, on a cluster of its own.)
+CRDS_ELSEWHERE = ("--set", "crds.enabled=false")
 
 
 def helm(cluster: LocalCluster, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -85,6 +90,7 @@ def test_default_render(cluster: LocalCluster) -> None:
     assert env["RESTREAM_RELAY_IMAGE"] == "restream-operator/media:0.1.0"
     assert env["RESTREAM_MAX_RESTREAMS"] == "5"
     assert {d["kind"] for d in docs} == {
+        "CustomResourceDefinition",
         "ServiceAccount",
         "ClusterRole",
         "ClusterRoleBinding",
@@ -115,6 +121,22 @@ def test_non_default_render(cluster: LocalCluster) -> None:
     assert env["RESTREAM_MAX_RESTREAMS"] == "20"
     no_webhook = template(cluster, "webhook.enabled=false")
     assert not by_kind(no_webhook, "Service")
+
+
+def test_the_crd_is_a_template_kept_on_uninstall(cluster: LocalCluster) -> None:
+    generated = yaml.safe_load(GENERATED_CRD.read_text())
+    (crd,) = by_kind(template(cluster), "CustomResourceDefinition")
+    assert crd["spec"] == generated["spec"]
+    assert crd["metadata"]["name"] == generated["metadata"]["name"]
+    assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    assert generated["metadata"]["labels"].items() <= crd["metadata"]["labels"].items()
+    assert crd["metadata"]["labels"]["app.kubernetes.io/instance"] == RELEASE
+    (not_kept,) = by_kind(template(cluster, "crds.keep=false"), "CustomResourceDefinition")
+    assert "annotations" not in not_kept["metadata"]
+    assert not_kept["spec"] == generated["spec"]
+    assert not by_kind(template(cluster, "crds.enabled=false"), "CustomResourceDefinition")
+    # Helm's crds/ directory (installed once, never upgraded) is gone: one CRD source.
+    assert not (CHART / "crds").exists()
 
 
 def _operator_settings(docs: list[dict[str, Any]]) -> Settings:
@@ -161,6 +183,8 @@ def test_network_policy_settings_name_the_charts_own_operator_pods(cluster: Loca
         ("image.pullPolicy=Sometimes", "value must be one of"),
         ("operator.networkPolicy.dnsNamespace=Kube_System", "does not match pattern"),
         ("operator.networkPolicy.podCIDRs=10.0.0.0/8", "want array"),
+        ("crds.keep=sometimes", "want boolean"),
+        ("crds.install=true", "additional properties 'install' not allowed"),
     ],
 )
 def test_values_schema_refuses_bad_values(cluster: LocalCluster, value: str, message: str) -> None:
@@ -259,8 +283,8 @@ def test_the_installed_consoles_account_may_do_nothing(cluster: LocalCluster, cr
     were its token ever mounted, the pod could list nothing itself."""
     release, namespace = "console-test", "console-test"
     try:
-        sets = [a for v in (*CONSOLE_ON, "replicaCount=0", "webhook.enabled=false")
-                for a in ("--set", v)]  # fmt: skip
+        sets = [a for v in (*CONSOLE_ON, "replicaCount=0", "webhook.enabled=false",
+                            "crds.enabled=false") for a in ("--set", v)]  # fmt: skip
         out = helm(cluster, "install", release, str(CHART), "--namespace", namespace,
                    "--create-namespace", "--wait", "--timeout", "90s", *sets)  # fmt: skip
         assert "console.example.com" in out.stdout  # the notes say where it is served
@@ -290,12 +314,13 @@ def test_committed_deploy_and_chart_crds_are_generated(cluster: LocalCluster) ->
     rendered = deploy_gen.render(str(cluster.bin_dir / "helm"))
     committed = {p.name: p.read_text() for p in (CHECKOUT / "deploy").glob("*.yaml")}
     assert committed == rendered, "deploy/ is stale: run `make deploy` and commit"
-    chart_crd = (CHART / "crds" / "restream.dev_livestreams.yaml").read_text()
-    assert chart_crd == (CHECKOUT / "crds" / "restream.dev_livestreams.yaml").read_text()
+    chart_crd = (CHART / "files" / "crds" / "restream.dev_livestreams.yaml").read_text()
+    assert chart_crd == GENERATED_CRD.read_text(), "the chart's CRD is stale: run `make crd`"
 
 
 def test_deploy_manifests_applied_twice_change_nothing(cluster: LocalCluster, crds: None) -> None:
     deploy = str(CHECKOUT / "deploy")
+    crd_before = _crd_as_applied(cluster)
     try:
         cluster.kubectl("apply", "--server-side", "-k", deploy)
         scope = ("deployments,services,serviceaccounts", "-n", NAMESPACE)
@@ -334,6 +359,18 @@ def test_deploy_manifests_applied_twice_change_nothing(cluster: LocalCluster, cr
             "--wait",
             check=False,
         )
+        # deploy/'s CRD carries the chart's labels and keep policy: the session's CRD
+        # goes back to what the `crds` fixture applied (same field manager: server-side
+        # apply drops what only deploy/ set).
+        cluster.kubectl("apply", "--server-side", "-f", str(GENERATED_CRD))
+        assert _crd_as_applied(cluster) == crd_before
+
+
+def _crd_as_applied(cluster: LocalCluster) -> dict[str, Any]:
+    crd = json.loads(cluster.kubectl("get", "crd", "livestreams.restream.dev", "-o", "json").stdout)
+    meta = crd["metadata"]
+    return {"labels": meta.get("labels"), "annotations": meta.get("annotations"),
+            "spec": crd["spec"]}  # fmt: skip
 
 
 # ---- installed ------------------------------------------------------------------------
@@ -355,6 +392,7 @@ def installed(cluster: LocalCluster, crds: None) -> Iterator[None]:
         "--wait",
         "--timeout",
         "90s",
+        *CRDS_ELSEWHERE,
     )
     yield
     helm(cluster, "uninstall", RELEASE, "--namespace", NAMESPACE, "--wait", check=False)
@@ -499,6 +537,7 @@ def test_uninstall_removes_the_webhook_configurations_it_owns(
         "--create-namespace",
         "--set",
         "replicaCount=0",
+        *CRDS_ELSEWHERE,
     )
     operator.stop()
     owned = OperatorProcess(
