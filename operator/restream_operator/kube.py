@@ -26,6 +26,7 @@ CONNECTIONS = 64
 
 Obj = dict[str, Any]
 Page = list[Obj]  # (a name of its own: Kube.list shadows the builtin in the class)
+Texts = list[str]
 
 
 @dataclass(frozen=True)
@@ -65,10 +66,27 @@ def _selector(labels: dict[str, str]) -> str:
 
 
 class KubeError(RuntimeError):
-    def __init__(self, status: int, reason: str, message: str) -> None:
+    def __init__(self, status: int, reason: str, message: str, causes: Sequence[Obj] = ()) -> None:
         super().__init__(f"{status} {reason}: {message}")
         self.status = status
         self.reason = reason
+        self.message = message  # the API server's own words, e.g. for a person to read
+        # Status.details.causes: which field each refusal is about, or who holds a
+        # conflicting field (server-side apply).
+        self.causes = list(causes)
+
+
+def _warning_texts(headers: list[str]) -> list[str]:
+    """The texts of Warning headers (``299 - "text"``, RFC 7234)."""
+    out = []
+    for header in headers:
+        code, _, rest = header.partition(" ")
+        _agent, _, text = rest.partition(" ")
+        if code.isdigit() and len(text) >= 2 and text[0] == text[-1] == '"':
+            out.append(text[1:-1].replace('\\"', '"').replace("\\\\", "\\"))
+        else:
+            out.append(header)
+    return out
 
 
 def load_config() -> client.ApiClient:
@@ -95,7 +113,7 @@ class Kube:
         self,
         method: str,
         path: str,
-        body: Obj | None = None,
+        body: Obj | list[Obj] | None = None,
         query: dict[str, str] | None = None,
         content_type: str = "application/json",
         timeout: float | tuple[float, float] | None = None,
@@ -120,22 +138,34 @@ class Kube:
         self,
         method: str,
         path: str,
-        body: Obj | None = None,
+        body: Obj | list[Obj] | None = None,
         query: dict[str, str] | None = None,
         content_type: str = "application/json",
+        warnings: Texts | None = None,
     ) -> Obj:
+        """The response's body; ``warnings`` gets its Warning headers (admission's)."""
         response = self._send(method, path, body, query, content_type)
         try:
             response.read()
         except ApiException as exc:
             raise KubeError(exc.status or 0, str(exc.reason), str(exc.body)) from None
+        if warnings is not None:
+            warnings.extend(_warning_texts(response.response.headers.getlist("Warning")))
         data: bytes = response.data or b""
         if response.status >= 400:
             try:
                 detail = json.loads(data)
             except ValueError:
                 detail = {"message": data.decode(errors="replace") if data else ""}
-            raise KubeError(response.status, detail.get("reason", ""), detail.get("message", ""))
+            if not isinstance(detail, dict):
+                detail = {}
+            causes = (detail.get("details") or {}).get("causes") or []
+            raise KubeError(
+                response.status,
+                detail.get("reason", ""),
+                detail.get("message", ""),
+                [c for c in causes if isinstance(c, dict)] if isinstance(causes, list) else [],
+            )
         return cast(Obj, json.loads(data)) if data else {}
 
     # ---- children -------------------------------------------------------------------
@@ -319,6 +349,89 @@ class Kube:
             )
         except KubeError as exc:
             if exc.status == 404:
+                return False
+            raise
+        return True
+
+    # ---- writes on someone's behalf (the console) --------------------------------------
+    # Made with the credentials of whoever this client carries, under their tool's own
+    # field manager, never forced: a refusal comes back as the API server gave it.
+
+    def apply_as(
+        self,
+        obj: Obj,
+        manager: str,
+        *,
+        force: bool = False,
+        dry_run: bool = False,
+        warnings: Texts | None = None,
+    ) -> Obj:
+        """Server-side apply of ``obj`` under ``manager``. A resourceVersion in ``obj``'s
+        metadata is a precondition (409 when the object has moved on)."""
+        kind = KINDS[obj["kind"]]
+        meta = obj["metadata"]
+        query = {"fieldManager": manager, "force": "true" if force else "false"}
+        if dry_run:
+            query["dryRun"] = "All"
+        return self._call(
+            "PATCH",
+            f"{kind.collection(meta.get('namespace'))}/{meta['name']}",
+            body=obj,
+            query=query,
+            content_type="application/apply-patch+yaml",
+            warnings=warnings,
+        )
+
+    def create_as(self, obj: Obj, manager: str, *, dry_run: bool = False) -> Obj:
+        """Creates ``obj`` (409 AlreadyExists when its name is taken: never an overwrite)."""
+        query = {"fieldManager": manager, **({"dryRun": "All"} if dry_run else {})}
+        kind = KINDS[obj["kind"]]
+        return self._call(
+            "POST", kind.collection(obj["metadata"].get("namespace")), body=obj, query=query
+        )
+
+    def replace_as(self, obj: Obj, manager: str, *, dry_run: bool = False) -> Obj:
+        """Replaces ``obj`` (PUT): its metadata.resourceVersion is the precondition."""
+        query = {"fieldManager": manager, **({"dryRun": "All"} if dry_run else {})}
+        kind = KINDS[obj["kind"]]
+        meta = obj["metadata"]
+        return self._call(
+            "PUT", f"{kind.collection(meta.get('namespace'))}/{meta['name']}", body=obj,
+            query=query,
+        )  # fmt: skip
+
+    def json_patch(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        ops: Page,
+        manager: str,
+        *,
+        dry_run: bool = False,
+    ) -> Obj:
+        """An RFC 6902 JSON patch: what server-side apply cannot do, such as removing a
+        field another manager owns (guard it with ``test`` operations)."""
+        query = {"fieldManager": manager, **({"dryRun": "All"} if dry_run else {})}
+        return self._call(
+            "PATCH",
+            f"{KINDS[kind].collection(namespace)}/{name}",
+            body=ops,
+            query=query,
+            content_type="application/json-patch+json",
+        )
+
+    def delete_exactly(self, kind: str, namespace: str, name: str, uid: str, version: str) -> bool:
+        """Deletes the object only while it is the one with this uid and resourceVersion
+        (nobody changed it since): False when it is gone or is not that one any more."""
+        try:
+            self._call(
+                "DELETE",
+                f"{KINDS[kind].collection(namespace)}/{name}",
+                body={"preconditions": {"uid": uid, "resourceVersion": version}},
+            )
+        except KubeError as exc:
+            if exc.status in (404, 409):
                 return False
             raise
         return True

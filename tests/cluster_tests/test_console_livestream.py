@@ -288,7 +288,12 @@ def test_the_page_hands_its_cards_to_changes_and_previews_hls_through_the_api_se
                                     "streamKey": KEY}  # fmt: skip
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(spec))
     view = opened(browsing, console)
-    view.page.add_init_script(CHANGES_STANDIN)
+    # The stand-in is served as changes.js itself (the real one would replace a
+    # stand-in defined before it).
+    view.page.route(
+        "**/static/changes.js",
+        lambda route: route.fulfill(body=CHANGES_STANDIN, content_type="text/javascript"),
+    )
     page = detail_page(view, namespace, name)
     assert KEY not in page.content()  # an inline key stays in the cluster
 

@@ -41,7 +41,7 @@ from yarl import URL
 
 from ..agent import jsonlog
 from ..agent.redact import Redactor
-from . import livestream
+from . import changes, livestream
 from .auth import HEALTH, SESSION, BearerGuard, healthy
 from .overview import Feed, Viewer
 
@@ -293,6 +293,7 @@ def make_app(guard: Guard | BearerGuard, viewer: Viewer | None) -> web.Applicati
     app.router.add_get("/static/{name}", static)
     app.router.add_get("/api/livestreams/stream", livestreams_stream)
     livestream.register(app)
+    changes.register(app)
     app.on_response_prepare.append(_security_headers)
     app.on_shutdown.append(_close_feeds)
     return app
