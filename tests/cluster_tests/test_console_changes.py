@@ -273,6 +273,28 @@ def test_edits_touch_only_their_destination_and_leave_other_managers_fields_alon
     assert answer["managers"] == [GITOPS]
     assert stored(cluster, namespace, "show")["spec"] == before  # type: ignore[index]
 
+    # Taken over, when the person chooses to (kubectl's --force-conflicts): the console
+    # owns the field now, and git's manager no longer does.
+    status, answer = api.destination(
+        "PUT", namespace, "show", "Youtube",
+        {"serverUrl": "rtmp://b.rtmp.youtube.com/live2", "enabled": False, "takeOver": True},
+    )  # fmt: skip
+    assert status == 200, answer
+    assert restreams(cluster, namespace, "show")["Youtube"]["serverUrl"] == (
+        "rtmp://b.rtmp.youtube.com/live2")  # fmt: skip
+    taken = stored(cluster, namespace, "show")
+    assert taken is not None
+    assert "f:serverUrl" in console_owned(taken)["f:spec"]["f:restreams"][entry_key("Youtube")]
+    gitops = next(m for m in taken["metadata"]["managedFields"] if m["manager"] == GITOPS)
+    assert "f:serverUrl" not in gitops["fieldsV1"]["f:spec"]["f:restreams"].get(
+        entry_key("Youtube"), {})  # fmt: skip
+    # (put back as git has it, for what follows)
+    status, answer = api.destination(
+        "PUT", namespace, "show", "Youtube",
+        {"serverUrl": before["restreams"][0]["serverUrl"], "enabled": False},
+    )  # fmt: skip
+    assert status == 200, answer
+
     # A key typed in for Twitch, whose inline key git set: swapped for the console's
     # Secret in one write (the CRD allows exactly one of the two).
     status, answer = api.destination(

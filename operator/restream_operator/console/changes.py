@@ -4,9 +4,12 @@ decide, and the page shows their answer next to the field it names.
 
 How a change is written, so that GitOps tools and people can live with it:
 
-- Server-side apply under the field manager ``restream-console``, never forced: a field
-  another manager owns (an Argo CD or Flux apply, a ``kubectl apply --server-side``)
-  comes back as a 409 naming that manager, and nothing is written. An apply is
+- Server-side apply under the field manager ``restream-console``, not forced: a field
+  another manager owns (an Argo CD or Flux apply, a ``kubectl apply``) comes back as a
+  409 naming that manager, and nothing is written. The page then says who owns it and
+  offers to take the field over (``takeOver``: kubectl's ``--force-conflicts``) only as
+  the person's explicit second choice, saying that a GitOps tool will put its value
+  back. An apply is
   declarative per manager (whatever the console owned and leaves out would be removed),
   so the console re-sends what it owns, read back from ``managedFields`` as client-go's
   Extract functions do, with only the one destination changed, and with the
@@ -427,6 +430,9 @@ class Destination:
     enabled: bool | None = None
     key: str | None = None
     may_add: bool = True  # False: only an existing destination is changed
+    # The person chose to take the fields over from the managers a first try named
+    # (kubectl apply --force-conflicts): never the default.
+    take_over: bool = False
 
 
 @dataclass(frozen=True)
@@ -461,8 +467,15 @@ class Writer:
             out.append(text)
         return out
 
-    def _apply(self, obj: Obj, mapped: FieldMap, *, dry_run: bool) -> Obj:
+    def _apply(
+        self, obj: Obj, mapped: FieldMap, *, dry_run: bool, take_over: bool = False
+    ) -> Obj:
         try:
+            if take_over:
+                warnings = None if dry_run else self.warnings
+                return self.kube.apply_as(
+                    obj, FIELD_MANAGER, force=True, dry_run=dry_run, warnings=warnings
+                )
             return self._apply_once(obj, dry_run=dry_run)
         except KubeError as exc:
             if exc.status == 409 and _STALE in exc.message:
@@ -627,7 +640,7 @@ class Writer:
         elif ref is not None:
             mine_entry["streamKeySecretRef"] = ref
         # (with a swap, the rest without the reference: it is not there yet)
-        self._apply(mine, mapped, dry_run=True)
+        self._apply(mine, mapped, dry_run=True, take_over=d.take_over)
 
         if d.key and d.name not in keys.planned and not keys.written:
             keys.check(d.name, d.key, current)
@@ -637,7 +650,7 @@ class Writer:
             swapped = self._patch(current, ops, mapped, dry_run=False)
             mine["metadata"]["resourceVersion"] = swapped["metadata"]["resourceVersion"]
             mine_entry["streamKeySecretRef"] = ref
-        written = self._apply(mine, mapped, dry_run=False)
+        written = self._apply(mine, mapped, dry_run=False, take_over=d.take_over)
         log.info(f"destination {d.name!r} of LiveStream {namespace}/{name} written")
         return written
 
@@ -829,7 +842,9 @@ async def _destination_write(
     namespace, name = _object_name(request)
     dest = _destination_name(request)
     problems: dict[str, str] = {}
-    wanted = replace(read(await _body(request), problems), name=dest)
+    body = await _body(request)
+    take_over = _flag(body, "takeOver", "takeOver", problems) is True
+    wanted = replace(read(body, problems), name=dest, take_over=take_over)
     _local_refusal(problems)
     writer = _writer(request)
     await asyncio.to_thread(writer.put, namespace, name, wanted)

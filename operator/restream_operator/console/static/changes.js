@@ -110,8 +110,22 @@
     if (managers.length === 0) return "";
     return (
       ` Managed by ${managers.join(", ")}: change it where that tool takes its ` +
-      "configuration from (for Argo CD or Flux, in git). The console does not override it."
+      "configuration from (for Argo CD or Flux, in git), or take the field over below."
     );
+  }
+
+  // After a conflict, and only then: the person may take the fields over, as kubectl
+  // apply --force-conflicts does. The answer named who owns them; a GitOps tool will put
+  // its value back at its next sync, which the button says.
+  function takeOverButton(managers, retry) {
+    const b = button(`Take over from ${managers.join(", ")} and change it`);
+    b.className = "danger";
+    b.title = "A GitOps tool that owns this field will set it back at its next sync.";
+    b.addEventListener("click", () => {
+      b.remove();
+      retry({ takeOver: true });
+    });
+    return b;
   }
 
   // The answer's messages next to the fields they name; the rest in the alert.
@@ -232,7 +246,7 @@
     (editing ? ui.url.input : ui.name.input).focus();
   }
 
-  async function saveDestination(ui) {
+  async function saveDestination(ui, extra = {}) {
     const { namespace, name, editing, announce } = ui.context;
     clearErrors(ui.form, ui.alert);
     const dest = ui.name.input.value;
@@ -242,7 +256,7 @@
       return;
     }
     // Empty: kept as it is (an edit), or named missing by the console (a new one).
-    const body = { enabled: ui.enabled.input.checked };
+    const body = { enabled: ui.enabled.input.checked, ...extra };
     if (ui.url.input.value.trim()) body.serverUrl = ui.url.input.value.trim();
     if (ui.key.input.value) body.streamKey = ui.key.input.value;
     ui.save.disabled = true;
@@ -250,6 +264,9 @@
     ui.save.disabled = false;
     if (!answer.ok) {
       showErrors(ui.form, ui.alert, answer);
+      if (answer.status === 409 && answer.managers?.length && !extra.takeOver) {
+        ui.alert.append(" ", takeOverButton(answer.managers, (more) => saveDestination(ui, more)));
+      }
       return;
     }
     ui.key.input.value = "";
@@ -343,16 +360,20 @@
       const status = statusLine();
       box.append(edit, toggle, remove, alert, status);
       actions.append(box);
-      const busy = async (request, done) => {
+      // request(extra): the change, with extra body fields (a take-over) when retried.
+      const busy = async (request, done, extra = {}) => {
         alert.hidden = true;
         status.textContent = "";
         for (const b of [edit, toggle, remove]) b.disabled = true;
-        const answer = await request();
+        const answer = await request(extra);
         for (const b of [edit, toggle, remove]) b.disabled = false;
         if (answer.ok) {
           status.textContent = withWarnings(done, answer);
         } else {
           alert.textContent = `Not changed. ${answer.message}${conflictHint(answer.managers)}`;
+          if (answer.status === 409 && answer.managers?.length && !extra.takeOver) {
+            alert.append(" ", takeOverButton(answer.managers, (more) => busy(request, done, more)));
+          }
           alert.hidden = false;
         }
       };
@@ -365,7 +386,8 @@
         const c = box.context;
         const enabled = !c.enabled;
         busy(
-          () => send("PATCH", destinationUrl(c.namespace, c.name, c.dest), { enabled }),
+          (extra) =>
+            send("PATCH", destinationUrl(c.namespace, c.name, c.dest), { enabled, ...extra }),
           `${enabled ? "Enabled" : "Disabled"} ${c.dest}.`,
         );
       });
