@@ -92,7 +92,9 @@ def test_a_broadcast_shows_live_on_the_page_and_one_destination_is_disabled_from
             "Two's relay pod gone",
             30,
         )
-        world.relays["Two"].proc.stop()  # the kubelet's part: its container stopped
+        relay = world.relays["Two"].proc
+        assert relay is not None
+        relay.stop()  # the kubelet's part: its container stopped
         stopped_at = sink.total_bytes("two")
         one_at = sink.total_bytes("one")
         time.sleep(3)
