@@ -1,8 +1,8 @@
 """The chart's metrics: the operator's endpoint and Service, the ServiceMonitor and
-PodMonitor (prometheus-operator's CRDs, not installed in the test cluster: the rendered
-objects are checked against what they must select), the scrape annotations, the
-scraper's NetworkPolicy peer and the Grafana dashboard ConfigMap (helm template with the
-pinned helm)."""
+PodMonitor (checked against what they must select, and accepted by the API server with
+prometheus-operator's own CRDs installed), the scrape annotations, the scraper's
+NetworkPolicy peer and the Grafana dashboard ConfigMap (helm template with the pinned
+helm)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from hack.localcluster.controlplane import build_binaries
+from hack.localcluster import monitoring_crds
+from hack.localcluster.controlplane import LocalCluster, build_binaries
 from restream_operator import naming
 from restream_operator.agent import contract
 from restream_operator.render import owner_from_object, render_children
@@ -40,8 +41,10 @@ def _helm() -> str:
     return str(build_binaries() / "helm")
 
 
-def helm_template(*sets: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    args = [_helm(), "template", RELEASE, str(CHART), "--namespace", NAMESPACE]
+def helm_template(
+    *sets: str, check: bool = True, namespace: str = NAMESPACE
+) -> subprocess.CompletedProcess[str]:
+    args = [_helm(), "template", RELEASE, str(CHART), "--namespace", namespace]
     for s in sets:
         args += ["--set", s]
     run = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
@@ -50,8 +53,8 @@ def helm_template(*sets: str, check: bool = True) -> subprocess.CompletedProcess
     return run
 
 
-def template(*sets: str) -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all(helm_template(*sets).stdout) if d]
+def template(*sets: str, namespace: str = NAMESPACE) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(helm_template(*sets, namespace=namespace).stdout) if d]
 
 
 def one(docs: list[dict[str, Any]], kind: str, api_version: str | None = None) -> dict[str, Any]:
@@ -230,3 +233,39 @@ def test_the_schema_refuses_a_metrics_port_the_operator_already_uses() -> None:
         run = helm_template(f"metrics.port={port}", check=False)
         assert run.returncode != 0 and "/metrics/port" in run.stderr
     assert helm_template("metrics.serviceMonitor.interval=often", check=False).returncode != 0
+
+
+def test_the_api_server_takes_the_monitors_with_prometheus_operators_crds(
+    cluster: LocalCluster, namespace: str
+) -> None:
+    """Their schema is prometheus-operator's (strict: no field it does not know)."""
+    files = monitoring_crds.crd_files()
+    for path in files:
+        cluster.kubectl("apply", "--server-side", "-f", str(path))
+    try:
+        for kind in monitoring_crds.KINDS:
+            cluster.kubectl(
+                "wait", "--for=condition=Established", f"crd/{kind}.monitoring.coreos.com",
+                "--timeout=30s",
+            )  # fmt: skip
+        docs = template(*ALL_ON, "watchNamespaces={studio}", namespace=namespace)
+        monitors = [d for d in docs if d["apiVersion"] == MONITORING]
+        assert {d["kind"] for d in monitors} == {"ServiceMonitor", "PodMonitor"}
+        out = cluster.kubectl(
+            "apply", "--dry-run=server", "--validate=strict", "-f", "-",
+            input="\n---\n".join(yaml.safe_dump(d) for d in monitors),
+        )  # fmt: skip
+        assert "servicemonitor.monitoring.coreos.com" in out.stdout
+        assert "podmonitor.monitoring.coreos.com" in out.stdout
+        # The schema is there to say no: a misspelt field is refused.
+        pod_monitor = next(d for d in monitors if d["kind"] == "PodMonitor")
+        endpoint = pod_monitor["spec"]["podMetricsEndpoints"][0]
+        endpoint["paht"] = endpoint.pop("path")
+        refused = cluster.kubectl(
+            "apply", "--dry-run=server", "--validate=strict", "-f", "-",
+            input=yaml.safe_dump(pod_monitor), check=False,
+        )  # fmt: skip
+        assert refused.returncode != 0 and "paht" in refused.stderr
+    finally:
+        for path in files:
+            cluster.kubectl("delete", "-f", str(path), "--wait=false", check=False)
