@@ -53,8 +53,9 @@ RUN /opt/restream/bin/pip wheel --no-deps --wheel-dir /wheels /src \
  && rm -f /opt/restream/bin/Activate.ps1
 
 # --- build-agent: the media image's virtualenv -------------------------------------------
-# The agents use the standard library, h11 and prometheus_client only: the package without the operator's
-# dependencies (kopf, kubernetes, pydantic...), and without the operator's command.
+# The agents use the standard library, h11 and prometheus_client only: the package
+# without the operator's dependencies (kopf, kubernetes, pydantic...), and without the
+# operator's command.
 FROM build-base AS build-agent
 COPY --from=build /wheels /wheels
 COPY --from=build /agent-deps /agent-deps
