@@ -33,13 +33,15 @@ RUN python3 -m venv /opt/restream
 # Dependencies first, from pyproject.toml alone: a change to the code reuses this layer.
 # kubernetes>=35 ships an asyncio twin of its client (kubernetes/aio, 68 MB) that nothing
 # here imports; the operator image's check imports every module of the package.
-# /agent-deps: the wheel of h11, the agents' one dependency besides the standard library
-# (restream_operator.httpclient), at the version resolved here for the operator.
+# /agent-deps: the wheels of the agents' dependencies besides the standard library, h11
+# (restream_operator.httpclient) and prometheus_client (/metrics), at the versions
+# resolved here for the operator.
 COPY pyproject.toml /src/
 RUN python3 -c 'import tomllib; print("\n".join(tomllib.load(open("/src/pyproject.toml", "rb"))["project"]["dependencies"]))' > /tmp/requirements.txt \
  && /opt/restream/bin/pip install --only-binary=:all: -r /tmp/requirements.txt \
  && /opt/restream/bin/pip download --only-binary=:all: --no-deps --dest /agent-deps \
       "h11==$(/opt/restream/bin/python -c 'import importlib.metadata as m; print(m.version("h11"))')" \
+      "prometheus_client==$(/opt/restream/bin/python -c 'import importlib.metadata as m; print(m.version("prometheus_client"))')" \
  && rm -rf /opt/restream/lib/python3*/site-packages/kubernetes/aio
 COPY README.md /src/
 # operator/ holds the console's browser files from npm (static/vendor/: hls.js), which
@@ -51,8 +53,9 @@ RUN /opt/restream/bin/pip wheel --no-deps --wheel-dir /wheels /src \
  && rm -f /opt/restream/bin/Activate.ps1
 
 # --- build-agent: the media image's virtualenv -------------------------------------------
-# The agents use the standard library and h11 only: the package without the operator's
-# dependencies (kopf, kubernetes, pydantic...), and without the operator's command.
+# The agents use the standard library, h11 and prometheus_client only: the package
+# without the operator's dependencies (kopf, kubernetes, pydantic...), and without the
+# operator's command.
 FROM build-base AS build-agent
 COPY --from=build /wheels /wheels
 COPY --from=build /agent-deps /agent-deps

@@ -11,6 +11,7 @@
 #   images  docker.io (a private dockerd) and debootstrap (the base root file system)
 #   browser chromium (the console's browser tests drive it headless with Playwright)
 #   assets  nodejs and npm (make console-assets: the console's HLS player, hls.js)
+#   metrics prometheus (the media tier's real Prometheus scrapes the operator and agents)
 # Not root and something missing: says what, exits 2, installs nothing.
 set -euo pipefail
 
@@ -21,6 +22,7 @@ declare -A GROUPS_=(
   [images]="docker.io debootstrap"
   [browser]="chromium"
   [assets]="nodejs npm"
+  [metrics]="prometheus"
 )
 
 wanted=()

@@ -197,7 +197,7 @@ check "tini is PID 1" expect '^tini$' run "$media" cat /proc/1/comm
 check "entrypoint tini" entrypoint "$media" '["/usr/bin/tini","--"]'
 check "restream-agent --help" expect 'usage: restream-agent' run "$media" restream-agent --help
 check "restream-agent --help (default command)" expect 'usage: restream-agent' run "$media"
-check "the agents import with the standard library and h11 alone" expect '^[0-9]+ modules$' imports "$media" restream_operator.agent
+check "the agents import with the standard library, h11 and prometheus_client alone" expect '^[0-9]+ modules$' imports "$media" restream_operator.agent
 check "no restream-operator command (the operator's dependencies are not here)" \
   run "$media" /bin/sh -c '! command -v restream-operator'
 check "ffmpeg -version" expect '^ffmpeg version' run "$media" ffmpeg -hide_banner -version

@@ -19,11 +19,10 @@ operator may replace, and it is one agent in four at most.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import Any, cast
 
-from . import httpclient, naming
+from . import httpclient, metrics, naming
 from .agent.contract import AGENT_PORT, PATH_STATUS, IngestAgentStatus, RelayAgentStatus
 from .render import Owner
 from .runtime import Runtime, Unreachable
@@ -49,8 +48,10 @@ async def _poll(
         return None
     if not backoff:
         async with runtime.poll_slots:
-            with contextlib.suppress(OSError, TimeoutError):
+            try:
                 return await httpclient.get_json(url, runtime.settings.agent_timeout_seconds)
+            except (OSError, TimeoutError):
+                metrics.AGENT_POLL_FAILURES.labels("ingest").inc()
         return None
     key = (namespace, pod.name)
     known = runtime.unreachable.get(key)
@@ -62,6 +63,7 @@ async def _poll(
         try:
             doc = await httpclient.get_json(url, runtime.settings.agent_timeout_seconds)
         except (OSError, TimeoutError):
+            metrics.AGENT_POLL_FAILURES.labels("relay").inc()
             failures = (known.failures if known else 0) + 1
             wait = min(failures, UNREACHABLE_MAX_INTERVALS) * runtime.settings.agent_poll_seconds
             # A little early: the pass that comes one interval later must find it due.

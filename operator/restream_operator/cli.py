@@ -247,6 +247,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         standalone=args.standalone,
         priority=args.priority,
         liveness=args.liveness,
+        metrics=args.metrics,
         webhook_mode=args.webhook,
         webhook_service=args.webhook_service,
         webhook_namespace=args.webhook_namespace,
@@ -384,6 +385,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--liveness",
         default="http://0.0.0.0:8081/healthz",
         help="liveness endpoint URL, or '' for none",
+    )
+    run.add_argument(
+        "--metrics",
+        default="",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics, or '' for none "
+        "(the chart: 0.0.0.0:8080)",
     )
     run.add_argument(
         "--webhook",

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from . import admission, agentpoll, models, naming, rollout
+from . import admission, agentpoll, metrics, models, naming, rollout
 from .kube import Kube, Obj
 from .render import Owner, generated_secret, owner_from_object, render_children
 from .runtime import Runtime, StreamState
@@ -365,9 +365,17 @@ def reconcile(runtime: Runtime, obj: dict[str, Any], cause: str) -> Outcome | No
         obj = runtime.newest(obj)
         if obj["metadata"].get("deletionTimestamp"):
             return None
+        metrics.RECONCILES.labels(metrics.cause_label(cause)).inc()
+        started = time.monotonic()
         try:
             return _reconcile_locked(runtime, obj, cause)
+        except Exception:
+            failure = runtime.stream(uid).reconcile_failure
+            reason = failure.reason if failure is not None else "ReconcileFailed"
+            metrics.RECONCILE_ERRORS_TOTAL.labels(reason).inc()
+            raise
         finally:
+            metrics.RECONCILE_DURATION.observe(time.monotonic() - started)
             runtime.wake(uid)  # its status tells what happened, now rather than next tick
 
 

@@ -6,12 +6,13 @@ import asyncio
 import logging
 import shutil
 import socket
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
 import kopf
 
-from . import handlers, webhook
+from . import handlers, metrics, webhook
 from .kube import FIELD_MANAGER, Kube, load_config
 from .runtime import Runtime
 from .settings import Settings
@@ -122,6 +123,7 @@ def run(
     priority: int,
     liveness: str,
     webhook_mode: str,
+    metrics: str = "",
     webhook_service: str = "restream-operator-webhook",
     webhook_namespace: str = "",
     webhook_cert_dir: str = "",
@@ -132,16 +134,30 @@ def run(
     kube = Kube(load_config())
     plan = webhook_plan(kube, webhook_mode, webhook_service, webhook_namespace, webhook_cert_dir)
     registry, runtime = build(settings, kube, plan, tuple(namespaces))
-    asyncio.run(
-        kopf.operator(
-            registry=registry,
-            standalone=standalone,
-            priority=priority,
-            peering_name=PEERING_NAME,
-            liveness_endpoint=liveness or None,
-            clusterwide=not namespaces,
-            namespaces=namespaces,
-            memo=kopf.Memo(runtime=runtime),
-        )
+    operator = kopf.operator(
+        registry=registry,
+        standalone=standalone,
+        priority=priority,
+        peering_name=PEERING_NAME,
+        liveness_endpoint=liveness or None,
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        memo=kopf.Memo(runtime=runtime),
     )
+    asyncio.run(_with_metrics(operator, runtime, metrics))
     return 0
+
+
+async def _with_metrics(
+    operator: Coroutine[Any, Any, None], runtime: Runtime, address: str
+) -> None:
+    """kopf's operator, with /metrics served beside it (on the same event loop, where the
+    gauges read the runtime) when ``address`` is set."""
+    if not address:
+        await operator
+        return
+    server = await metrics.serve(runtime, address)
+    try:
+        await operator
+    finally:
+        await server.cleanup()

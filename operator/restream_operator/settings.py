@@ -84,6 +84,15 @@ class Settings(BaseModel):
         default_factory=lambda: {"app.kubernetes.io/name": "restream-operator"}, min_length=1
     )
     """Labels that select the operator's pods (JSON in RESTREAM_OPERATOR_POD_LABELS)."""
+    metrics_scraper_namespace: str = Field(default="", pattern=f"^$|{_DNS_LABEL}")
+    """Namespace of the Prometheus pods that scrape the agents' /metrics: NetworkPolicies
+    let them reach the agents' port too. Empty: only the operator's pods may."""
+    metrics_scraper_pod_labels: dict[str, str] = Field(default_factory=dict)
+    """Labels of those pods (JSON in RESTREAM_METRICS_SCRAPER_POD_LABELS); empty: every
+    pod of that namespace."""
+    pod_scrape_annotations: bool = False
+    """prometheus.io/scrape, /port and /path annotations on the ingest and relay pods
+    (for a Prometheus that discovers pods by them; changes every pod template)."""
     dns_namespace: str = Field(default="kube-system", pattern=_DNS_LABEL)
     """Namespace of the cluster DNS pods, the only DNS servers relays may ask."""
     dns_pod_labels: dict[str, str] = Field(

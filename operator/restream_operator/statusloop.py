@@ -21,7 +21,7 @@ import logging
 import time
 from typing import Any
 
-from . import protection, rollout
+from . import metrics, protection, rollout
 from .agentpoll import poll_agents
 from .reconcile import find_missing_secrets, reconcile
 from .runtime import Runtime, StreamState
@@ -136,6 +136,7 @@ async def refresh(runtime: Runtime, uid: str, write_slots: asyncio.Semaphore) ->
         await asyncio.to_thread(
             runtime.kube.patch_status, owner.namespace, owner.name, {"status": patch}
         )
+        metrics.STATUS_WRITES.inc()
         state.written = new
         for t in transitions(previous, new):
             runtime.events.post(obj, t.type, t.reason, t.message)

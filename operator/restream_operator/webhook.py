@@ -29,6 +29,7 @@ import contextlib
 import functools
 import logging
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,7 @@ from typing import Any
 
 import kopf
 
-from . import admission, models
+from . import admission, metrics, models
 from .certs import ServingCert, issue_serving_cert
 from .kube import Kube, KubeError
 from .runtime import Runtime
@@ -69,8 +70,27 @@ async def validate_livestream(
     userinfo: Mapping[str, Any],
     **kwargs: Any,
 ) -> None:
-    runtime: Runtime = memo.runtime
-    old = kwargs.get("old")  # the stored object, on UPDATE
+    started = time.monotonic()
+    verdict = "error"
+    try:
+        await _validate(body, warnings, memo.runtime, userinfo, kwargs.get("old"))
+        verdict = "allowed"
+    except kopf.AdmissionError:
+        verdict = "denied"
+        raise
+    finally:
+        metrics.WEBHOOK_REVIEWS.labels(verdict).inc()
+        metrics.WEBHOOK_DURATION.observe(time.monotonic() - started)
+
+
+async def _validate(
+    body: kopf.Body,
+    warnings: list[str],
+    runtime: Runtime,
+    userinfo: Mapping[str, Any],
+    old: Any,
+) -> None:
+    # old: the stored object, on UPDATE
     namespace = body.metadata.get("namespace")
     # Always asked: kopf refuses a request without userInfo, and none may skip the check.
     access = runtime.access_reviews.of(admission.Requester.from_user_info(userinfo))

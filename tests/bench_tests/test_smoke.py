@@ -177,3 +177,16 @@ def test_console_bench_prints_weight_render_time_and_tab_memory() -> None:
             rf"^bench wall time {NUM} s$",
         ],
     )
+
+
+@pytest.mark.media
+def test_metrics_memory_bench_prints_both_agents_and_the_cost() -> None:
+    mib = rf"\s+{NUM}\s+{NUM}\s+{NUM}\s+[1-9]\d*$"
+    smoke(
+        "metrics_memory",
+        [
+            rf"^\w+ \(hand-written exposition\){mib}",
+            rf"^this tree{mib}",
+            rf"^metrics_library_cost_mib RSS [+-]{NUM} PSS [+-]{NUM} USS [+-]{NUM}$",
+        ],
+    )

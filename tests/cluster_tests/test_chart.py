@@ -120,7 +120,9 @@ def test_non_default_render(cluster: LocalCluster) -> None:
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["RESTREAM_MAX_RESTREAMS"] == "20"
     no_webhook = template(cluster, "webhook.enabled=false")
-    assert not by_kind(no_webhook, "Service")
+    # The operator's metrics Service alone (tests/cluster_tests/test_chart_metrics.py).
+    services = [s["metadata"]["name"] for s in by_kind(no_webhook, "Service")]
+    assert services == [f"{RELEASE}-metrics"]
 
 
 def test_the_crd_is_a_template_kept_on_uninstall(cluster: LocalCluster) -> None:

@@ -96,7 +96,7 @@ def test_scripts_are_shellcheck_clean() -> None:
 
 
 # What the media image installs besides the package: Dockerfile's /agent-deps.
-AGENT_DEPENDENCIES = {"h11"}
+AGENT_DEPENDENCIES = {"h11", "prometheus_client"}
 
 
 def test_the_agents_import_the_standard_library_and_their_dependencies_only() -> None:

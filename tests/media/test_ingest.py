@@ -86,7 +86,7 @@ def test_nginx_is_restarted_and_the_broadcast_state_cleared(env: tuple[Processes
         .read()
         .decode()
     )
-    assert "restream_ingest_nginx_restarts_total 1" in metrics
+    assert "restream_ingest_nginx_restarts_total 1.0" in metrics
     # An encoder reconnecting after the crash gets in again.
     start_publisher(procs, ingest, key)
     wait_for(lambda: status.get(ingest.status_url)["publishing"], "publishing again", 8)

@@ -125,7 +125,7 @@ def test_status_long_poll_answers_when_a_broadcast_starts() -> None:
             assert (await httpclient.get(f"{base}/healthz", 2))[0] == 503  # nginx is not running
             assert (await httpclient.get(f"{base}/nope", 2))[0] == 404
             metrics = (await httpclient.get(f"{base}/metrics", 2))[1].decode()
-            assert "restream_ingest_publishing 1" in metrics
+            assert "restream_ingest_publishing 1.0" in metrics
 
     asyncio.run(main())
 

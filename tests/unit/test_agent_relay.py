@@ -231,7 +231,7 @@ def test_secrets_reach_ffmpeg_through_pipes_only(tmp_path: Path) -> None:
         status = relay.status()
         assert status["bytesSent"] > 0 and status["command"] is not None
         assert KEY not in json.dumps(status)
-        assert 'restream_relay_live{restream="Youtube"} 1' in relay.metrics()
+        assert 'restream_relay_live{restream="Youtube"} 1.0' in relay.metrics().decode()
 
     run(tmp_path, "live", scenario)
 

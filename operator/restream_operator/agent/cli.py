@@ -105,10 +105,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    # The agents speak plain HTTP on a pod network; asyncio would load the ssl module
-    # and OpenSSL (4 MiB of RSS in every relay pod) for nothing.
-    sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
-    import asyncio  # noqa: PLC0415 - after the line above
+    # The agents speak plain HTTP on a pod network, but prometheus_client (their
+    # /metrics) imports the ssl module and OpenSSL (4.4 MiB of RSS) for its push and
+    # HTTPS server: bench/metrics_memory.py measures what the library costs a relay.
+    import asyncio  # noqa: PLC0415
 
     passphrase = ""
     if args.role == "ingest":

@@ -445,6 +445,17 @@ class Progress:
     end: bool = False
 
 
+def speed_ratio(speed: str | None) -> float | None:
+    """``-progress``'s ``speed=1.01x`` as 1.01; None for ``N/A`` or nothing."""
+    if speed is None:
+        return None
+    try:
+        ratio = float(speed.strip().removesuffix("x"))
+    except ValueError:
+        return None
+    return ratio if ratio >= 0 and ratio != float("inf") else None
+
+
 def _int(value: str) -> int | None:
     try:
         number = int(value)

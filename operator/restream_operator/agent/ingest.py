@@ -24,13 +24,15 @@ import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
+from prometheus_client.core import Metric
+
 from .. import httpclient
 from . import contract, process
 from .backoff import Backoff
 from .contract import IngestAgentStatus
 from .httpserver import Handler, HttpServer, Request, Response
 from .jsonlog import rfc3339
-from .metrics import CONTENT_TYPE, Exposition
+from .metrics import CONTENT_TYPE, Exposition, counter, gauge
 from .nginxconf import Layout
 from .probe import Findings, Probe, missing_text
 from .redact import Redactor
@@ -73,6 +75,7 @@ class StreamStat:
     publishing: bool = False
     bytes_in: int = 0
     bw_in: int = 0
+    clients: int = 0
     video_codec: str | None = None
     audio_codec: str | None = None
 
@@ -89,6 +92,7 @@ def parse_stat(xml: bytes, application: str, stream: str) -> StreamStat | None:
                 publishing=node.find("publishing") is not None,
                 bytes_in=int(node.findtext("bytes_in") or 0),
                 bw_in=int(node.findtext("bw_in") or 0),
+                clients=int(node.findtext("nclients") or 0),
                 video_codec=node.findtext("meta/video/codec") or None,
                 audio_codec=node.findtext("meta/audio/codec") or None,
             )
@@ -138,6 +142,7 @@ class Ingest:
         # Counts those changes: a long poll that names an older one returns at once (a
         # change between a client's two requests would otherwise wait for the next one).
         self.version = 0
+        self._exposition = Exposition(self.metric_families)
         self._probe: Probe | None = None
         self._probe_task: asyncio.Task[None] | None = None
         self._said: set[str] = set()  # findings logged during this broadcast
@@ -450,39 +455,51 @@ class Ingest:
         writer.close()
         return True
 
-    def metrics(self) -> str:
-        exp = Exposition()
-        exp.add(
-            "restream_ingest_publishing",
-            "gauge",
-            "1 while an encoder publishes",
-            [({}, 1.0 if self.publisher else 0.0)],
-        )
-        exp.add(
-            "restream_ingest_bitrate_kbps",
-            "gauge",
-            "incoming bitrate",
-            [({}, float(self._stat.bitrate_kbps or 0) if self.publisher else 0.0)],
-        )
-        exp.add(
-            "restream_ingest_refused_total",
-            "counter",
-            "refused publishes and plays",
-            [({"reason": reason}, float(n)) for reason, n in self.refused.items()],
-        )
-        exp.add(
-            "restream_ingest_nginx_up",
-            "gauge",
-            "1 while nginx runs",
-            [({}, 1.0 if self.nginx_running else 0.0)],
-        )
-        exp.add(
-            "restream_ingest_nginx_restarts_total",
-            "counter",
-            "nginx restarts",
-            [({}, float(self.nginx_restarts))],
-        )
-        return exp.text()
+    def metrics(self) -> bytes:
+        """The text ``GET /metrics`` answers."""
+        return self._exposition.render()
+
+    def metric_families(self) -> list[Metric]:
+        """The ingest's series (README, "Metrics"), from what it knows right now."""
+        publishing = self.publisher is not None
+        stat = self._stat.stat if publishing else None
+        bitrate = self._stat.bitrate_kbps if publishing else None
+        findings = self._probe.findings if self._probe is not None and publishing else None
+        keyframes = findings.source.keyframe_interval() if findings is not None else None
+        return [
+            gauge("restream_ingest_publishing", "1 while an encoder publishes", [({}, publishing)]),
+            gauge(
+                "restream_ingest_bitrate_bits_per_second",
+                "incoming bitrate (nginx-rtmp's bytes in, over about a second)",
+                [({}, (bitrate or 0) * 1000.0)],
+            ),
+            counter(
+                "restream_ingest_received_bytes_total",
+                "bytes nginx-rtmp received from the publisher of the current broadcast",
+                [({}, stat.bytes_in if stat is not None else 0)],
+            ),
+            gauge(
+                "restream_ingest_clients",
+                "RTMP clients of the stream: the publisher and every player (relays, probe)",
+                [({}, stat.clients if stat is not None else 0)],
+            ),
+            gauge(
+                "restream_ingest_keyframe_interval_seconds",
+                "the encoder's keyframe interval, measured (0 until two keyframes arrived)",
+                [({}, keyframes or 0.0)],
+            ),
+            counter(
+                "restream_ingest_refused_total",
+                "refused publishes (key, busy) and plays (token)",
+                [({"reason": reason}, n) for reason, n in self.refused.items()],
+            ),
+            gauge("restream_ingest_nginx_up", "1 while nginx runs", [({}, self.nginx_running)]),
+            counter(
+                "restream_ingest_nginx_restarts_total",
+                "nginx restarts",
+                [({}, self.nginx_restarts)],
+            ),
+        ]
 
     async def wait_for_change(self, since: str, seconds: float, version: int | None = None) -> None:
         """Long poll: returns once ``since`` (or ``version``, when given) is not the current
@@ -520,7 +537,9 @@ class Ingest:
             return Response.text("rtmp not accepting\n", 503)
 
         async def metrics(_: Request) -> Response:
-            return Response(200, self.metrics().encode(), CONTENT_TYPE)
+            if self.publisher is not None:
+                await self.stream_stat()  # at most STAT_MAX_AGE old
+            return Response(200, self.metrics(), CONTENT_TYPE)
 
         return {
             ("POST", "/rtmp/publish"): self.on_publish,

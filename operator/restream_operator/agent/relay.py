@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import quote
 
+from prometheus_client.core import Metric
+
 from .. import httpclient
 from . import contract, process, srtwatch, tcpwatch
 from .backoff import Backoff, RepeatCounter
@@ -64,11 +66,12 @@ from .ffmpeg import (
     relay_argv,
     severity,
     shown_command,
+    speed_ratio,
     tidy,
 )
 from .httpserver import Handler, HttpServer, Request, Response
 from .jsonlog import utc_now
-from .metrics import CONTENT_TYPE, Exposition
+from .metrics import CONTENT_TYPE, Exposition, counter, gauge
 from .redact import Redactor
 
 log = logging.getLogger("restream.relay")
@@ -128,6 +131,7 @@ class _Run:
     late_track: str | None = None  # a track that began after ffmpeg's analysis
     out_time_us: int | None = None
     total_size: int = 0
+    speed: float | None = None  # ffmpeg's last "speed=1.0x"
     live_since: float | None = None
     last_stderr: str | None = None
     cause: str | None = None  # why it could not connect, when ffmpeg said so
@@ -171,6 +175,7 @@ class Relay:
         self._tracks: tuple[str | None, str | None] = (None, None)
         self._bytes_done = 0
         self._run: _Run | None = None
+        self._exposition = Exposition(self.metric_families)
         self._command: str | None = None
         self._input_path = "/dev/fd/"
         self._stop = asyncio.Event()
@@ -431,6 +436,7 @@ class Relay:
             block = parser.feed(line)
             if block is not None:
                 self._on_progress(run, block.out_time_us, block.total_size)
+                run.speed = speed_ratio(block.speed)
 
         readers = [
             asyncio.create_task(process.read_lines(proc.stdout, on_progress)),
@@ -674,32 +680,47 @@ class Relay:
             "tls": self._dest.tls.value if self._dest is not None and self._dest.tls else None,
         }
 
-    def metrics(self) -> str:
+    def metrics(self) -> bytes:
+        """The text ``GET /metrics`` answers."""
+        return self._exposition.render()
+
+    def metric_families(self) -> list[Metric]:
+        """The relay's series (README, "Metrics"), labelled with the restream's name."""
         labels = {"restream": self.cfg.name}
-        live = self.state == RelayState.LIVE
-        exp = Exposition()
-        states = [({**labels, "state": s.value}, float(s == self.state)) for s in RelayState]
-        exp.add("restream_relay_state", "gauge", "1 for the relay's current state", states)
-        exp.add("restream_relay_live", "gauge", "1 while delivering", [(labels, float(live))])
-        exp.add(
-            "restream_relay_restarts_total",
-            "counter",
-            "ffmpeg restarts after a failure",
-            [(labels, float(self.restarts))],
-        )
-        exp.add(
-            "restream_relay_sent_bytes_total",
-            "counter",
-            "bytes ffmpeg wrote to the destination",
-            [(labels, float(self.bytes_sent()))],
-        )
-        exp.add(
-            "restream_relay_bitrate_kbps",
-            "gauge",
-            "outgoing bitrate over the last 5 s",
-            [(labels, float(self.bitrate_kbps() or 0))],
-        )
-        return exp.text()
+        run = self._run
+        speed = run.speed if run is not None and self.state == RelayState.LIVE else None
+        return [
+            gauge(
+                "restream_relay_state",
+                "1 for the relay's current state, 0 for the others",
+                [({**labels, "state": s.value}, s == self.state) for s in RelayState],
+            ),
+            gauge(
+                "restream_relay_live",
+                "1 while delivering",
+                [(labels, self.state == RelayState.LIVE)],
+            ),
+            counter(
+                "restream_relay_restarts_total",
+                "ffmpeg restarts after a failure",
+                [(labels, self.restarts)],
+            ),
+            counter(
+                "restream_relay_sent_bytes_total",
+                "bytes ffmpeg wrote to the destination",
+                [(labels, self.bytes_sent())],
+            ),
+            gauge(
+                "restream_relay_bitrate_bits_per_second",
+                "outgoing bitrate over the last 5 s (0 unless Live)",
+                [(labels, (self.bitrate_kbps() or 0) * 1000.0)],
+            ),
+            gauge(
+                "restream_relay_ffmpeg_speed_ratio",
+                "ffmpeg's speed: media time relayed per second (1 keeps up; 0 unless Live)",
+                [(labels, speed or 0.0)],
+            ),
+        ]
 
     def routes(self) -> dict[tuple[str, str], Handler]:
         async def status(_: Request) -> Response:
@@ -725,7 +746,7 @@ class Relay:
             return Response.text(f"{self.state.value}\n", 200 if ok else 503)
 
         async def metrics(_: Request) -> Response:
-            return Response(200, self.metrics().encode(), CONTENT_TYPE)
+            return Response(200, self.metrics(), CONTENT_TYPE)
 
         return {
             ("GET", contract.PATH_STATUS): status,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import models
+from ..agent import contract
 from ..models import ResourceRequirements
 from ..settings import Settings
 
@@ -23,6 +24,17 @@ class Owner:
     namespace: str
     uid: str
     spec: models.LiveStreamSpec
+
+
+def scrape_annotations(settings: Settings) -> dict[str, str]:
+    """The conventional prometheus.io annotations of a media pod, when set to have them."""
+    if not settings.pod_scrape_annotations:
+        return {}
+    return {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(contract.AGENT_PORT),
+        "prometheus.io/path": contract.PATH_METRICS,
+    }
 
 
 def metadata(

@@ -106,7 +106,10 @@ def deployment(
             "template": {
                 "metadata": {
                     "labels": labels,
-                    "annotations": {ANNOTATION_CONFIG_HASH: config_hash},
+                    "annotations": {
+                        ANNOTATION_CONFIG_HASH: config_hash,
+                        **common.scrape_annotations(settings),
+                    },
                 },
                 "spec": common.placement(
                     {

@@ -9,8 +9,9 @@ and a relay runs inside the cluster. So, for an enforcing network plugin:
   pod and Service ranges). ``allow_private_destinations`` lifts the last limit: egress to
   anywhere, since that setting exists for destinations inside the cluster, and whether an
   ``ipBlock`` matches pod addresses is up to each enforcer (the API leaves it open);
-* agent ports (relays', the ingest's) accept the operator's pods only; the ingest's also
-  accepts its own LiveStream's relays, which long-poll it through the internal Service;
+* agent ports (relays', the ingest's) accept the operator's pods only (and, when set, the
+  pods of the Prometheus that scrapes their /metrics); the ingest's also accepts its own
+  LiveStream's relays, which long-poll it through the internal Service;
 * the ingest's RTMP port (and its HLS port, for players) accepts anyone: encoders and
   players come from outside the cluster. Ingest pods send nothing: nginx-rtmp asks its
   agent, and the agent reads nginx's statistics, on the pod's own loopback.
@@ -54,6 +55,16 @@ def _own_pods(owner: Owner, component: str) -> Obj:
 
 def operator_pods(settings: Settings) -> Obj:
     return _pods_in(settings.operator_namespace, settings.operator_pod_labels)
+
+
+def agent_readers(settings: Settings) -> list[Obj]:
+    """Who may read the agents' port: the operator's pods, and Prometheus' if set."""
+    peers = [operator_pods(settings)]
+    if settings.metrics_scraper_namespace:
+        peers.append(
+            _pods_in(settings.metrics_scraper_namespace, settings.metrics_scraper_pod_labels)
+        )
+    return peers
 
 
 def denied_ranges(settings: Settings) -> dict[int, list[str]]:
@@ -107,7 +118,7 @@ def relays_policy(owner: Owner, settings: Settings) -> Obj:
         naming.relays_network_policy(owner.name),
         naming.COMPONENT_RELAY,
         {
-            "ingress": [{"from": [operator_pods(settings)], "ports": _tcp(contract.AGENT_PORT)}],
+            "ingress": [{"from": agent_readers(settings), "ports": _tcp(contract.AGENT_PORT)}],
             "egress": [
                 {
                     "to": [dns],
@@ -139,7 +150,7 @@ def ingest_policy(owner: Owner, settings: Settings) -> Obj:
         {
             "ingress": [
                 {"ports": _tcp(*media)},  # from anywhere: encoders, players
-                {"from": [operator_pods(settings), relays], "ports": _tcp(contract.AGENT_PORT)},
+                {"from": [*agent_readers(settings), relays], "ports": _tcp(contract.AGENT_PORT)},
             ]
         },
     )

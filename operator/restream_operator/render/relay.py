@@ -228,7 +228,10 @@ def deployment(
             "template": {
                 "metadata": {
                     "labels": labels,
-                    "annotations": {naming.ANNOTATION_RESTREAM_NAME: restream.name},
+                    "annotations": {
+                        naming.ANNOTATION_RESTREAM_NAME: restream.name,
+                        **common.scrape_annotations(settings),
+                    },
                 },
                 "spec": common.placement(
                     {
