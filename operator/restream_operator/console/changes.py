@@ -467,9 +467,7 @@ class Writer:
             out.append(text)
         return out
 
-    def _apply(
-        self, obj: Obj, mapped: FieldMap, *, dry_run: bool, take_over: bool = False
-    ) -> Obj:
+    def _apply(self, obj: Obj, mapped: FieldMap, *, dry_run: bool, take_over: bool = False) -> Obj:
         try:
             if take_over:
                 warnings = None if dry_run else self.warnings
