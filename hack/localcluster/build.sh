@@ -60,6 +60,8 @@ ensure_tools() {
     "-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION"
   # kstatus, what Flux and kpt make of an object's status (the tests ask it)
   ensure_local_tool kstatus
+  # argo-health, an Argo CD health check (Lua) run the way Argo CD runs it (the tests ask it)
+  ensure_local_tool argo-health
 }
 
 if complete; then ensure_tools; echo "$dest/bin"; exit 0; fi

@@ -1,13 +1,20 @@
-"""A LiveStream as kubectl shows it (its status, what kstatus makes of it) and its
-children as someone else edits them: for the tests, the benchmarks and the demo."""
+"""A LiveStream as kubectl shows it (its status, what kstatus and Argo CD make of it)
+and its children as someone else edits them: for the tests, the benchmarks and the demo."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 from typing import Any
 
 from hack.localcluster.controlplane import LocalCluster
+
+# The chart's Argo CD health check for LiveStream (the README's argocd-cm snippet holds
+# the same text).
+ARGOCD_HEALTH = (
+    Path(__file__).resolve().parents[2] / "charts/restream-operator/files/argocd-health.lua"
+)
 
 
 def many(count: int, destinations: int, namespace: str, prefix: str) -> str:
@@ -73,6 +80,19 @@ def kstatus(cluster: LocalCluster, obj: dict[str, Any]) -> str:
         input=json.dumps(obj), capture_output=True, text=True, timeout=30, check=True,
     )  # fmt: skip
     return str(json.loads(out.stdout)["status"])
+
+
+def argo_health(
+    cluster: LocalCluster, obj: dict[str, Any], script: Path = ARGOCD_HEALTH
+) -> dict[str, str]:
+    """What Argo CD shows for a LiveStream as read: the chart's health check run by
+    gopher-lua the way Argo CD runs it ({"status": "Healthy", "message": ...};
+    hack/argo-health, built by build.sh)."""
+    out = subprocess.run(
+        [str(cluster.bin_dir / "argo-health"), str(script)],
+        input=json.dumps(obj), capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    return {k: str(v) for k, v in json.loads(out.stdout).items()}
 
 
 def get(cluster: LocalCluster, namespace: str, name: str) -> dict[str, Any]:
