@@ -158,10 +158,13 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def broadcast_status(obj: dict[str, Any], relays: dict[str, RelayAgentStatus]) -> dict[str, Any]:
+def broadcast_status(
+    obj: dict[str, Any], relays: dict[str, RelayAgentStatus], **ingest_agent: Any
+) -> dict[str, Any]:
     """What the operator's compute_status writes for this stored LiveStream when its
-    children are rolled out and Ready, an encoder has published for a minute and the
-    relay agents report ``relays``."""
+    children are rolled out and Ready, an encoder has published for a minute (the ingest
+    agent's document: H.264 and AAC, or as ``ingest_agent`` changes it) and the relay
+    agents report ``relays``."""
     meta = obj["metadata"]
     spec = models.LiveStreamSpec.model_validate(obj["spec"])
     owner = Owner(meta["name"], meta["namespace"], meta["uid"], spec)
@@ -178,6 +181,7 @@ def broadcast_status(obj: dict[str, Any], relays: dict[str, RelayAgentStatus]) -
         "relayable": True,
         "bitrateKbps": 4500,
     }
+    ingest.update(ingest_agent)  # type: ignore[typeddict-item]
     observed = Observed(
         deployments={n: DeploymentView(n, available=1, rolled_out=True) for n in names},
         pods={g: [PodView(f"{g}-pod", g, "10.0.0.9", "Running", True)] for g in groups},
@@ -207,11 +211,15 @@ def write_status(cluster: LocalCluster, namespace: str, obj: dict[str, Any], st:
 
 
 def broadcasting(
-    cluster: LocalCluster, namespace: str, name: str, relays: dict[str, RelayAgentStatus]
+    cluster: LocalCluster,
+    namespace: str,
+    name: str,
+    relays: dict[str, RelayAgentStatus],
+    **ingest_agent: Any,
 ) -> dict[str, Any]:
     apply(cluster, namespace, livestream(name))
     obj = livestreams.get(cluster, namespace, name)
-    write_status(cluster, namespace, obj, broadcast_status(obj, relays))
+    write_status(cluster, namespace, obj, broadcast_status(obj, relays, **ingest_agent))
     return livestreams.get(cluster, namespace, name)
 
 
@@ -262,4 +270,19 @@ def test_an_edit_not_yet_applied_is_progressing(
         "status": "Progressing",
         "message": "generation 2 is not applied yet",
     }
+    assert livestreams.kstatus(cluster, obj) == "InProgress"
+
+
+def test_codecs_not_relayed_are_degraded(
+    cluster: LocalCluster, namespace: str, webhook_down: None
+) -> None:
+    """The encoder publishes a codec this release does not relay: the relays wait
+    (Idle) instead of failing, and Argo CD says why, as a fault someone must fix."""
+    reason = "the encoder publishes VP9 video; set it to H.264"
+    relays = {"Youtube": relay("Idle"), "Twitch": relay("Idle")}
+    obj = broadcasting(
+        cluster, namespace, "vp9", relays, videoCodec="VP9", relayable=False,
+        notRelayableReason=reason,
+    )  # fmt: skip
+    assert livestreams.argo_health(cluster, obj) == {"status": "Degraded", "message": reason}
     assert livestreams.kstatus(cluster, obj) == "InProgress"
