@@ -85,9 +85,9 @@ def kstatus(cluster: LocalCluster, obj: dict[str, Any]) -> str:
 def argo_health(
     cluster: LocalCluster, obj: dict[str, Any], script: Path = ARGOCD_HEALTH
 ) -> dict[str, str]:
-    """What Argo CD shows for a LiveStream as read: the chart's health check run by
-    gopher-lua the way Argo CD runs it ({"status": "Healthy", "message": ...};
-    hack/argo-health, built by build.sh)."""
+    """What Argo CD shows for a LiveStream as read: the chart's health check run by Argo
+    CD's own code, util/lua ({"status": "Healthy", "message": ...}; hack/argo-health,
+    built by build.sh)."""
     out = subprocess.run(
         [str(cluster.bin_dir / "argo-health"), str(script)],
         input=json.dumps(obj), capture_output=True, text=True, timeout=30, check=True,

@@ -1,10 +1,10 @@
 """What Argo CD and Flux make of a LiveStream taken from the real API server.
 
 Argo CD: the chart's health check (charts/restream-operator/files/argocd-health.lua) run
-by gopher-lua the way Argo CD runs it (hack/argo-health). Flux: cli-utils' kstatus, the
-library behind its health checks (hack/kstatus). Both are built by build.sh with the
-cluster's binaries: without a Go toolchain the session's ``cluster`` fixture fails, it
-never skips.
+by Argo CD's own code, its util/lua package on gopher-lua (hack/argo-health). Flux:
+cli-utils' kstatus, the library behind its health checks (hack/kstatus). Both are built
+by build.sh with the cluster's binaries: without a Go toolchain the session's
+``cluster`` fixture fails, in CI and everywhere else; it never skips.
 
 The operator writes the first states (progressing, healthy-idle, suspended, stalled)
 on the simulated node, whose pods are Ready but whose agents never answer. A broadcast
