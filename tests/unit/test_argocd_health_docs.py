@@ -1,23 +1,16 @@
-"""The README's argocd-cm snippet is the chart's Argo CD health check, to the byte: a
-copy pasted from the README is the check the cluster tests ran."""
+"""The README's argocd-cm patch is the chart's Argo CD health check, to the byte: the
+cluster tests run the README's patch through Argo CD's code, so the chart's file is the
+check they proved."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import yaml
 
-CHECKOUT = Path(__file__).resolve().parents[2]
-SCRIPT = CHECKOUT / "charts/restream-operator/files/argocd-health.lua"
-KEY = "resource.customizations.health.restream.dev_LiveStream"
+from hack.localcluster.livestreams import ARGOCD_HEALTH, ARGOCD_HEALTH_KEY, argocd_cm_patch
 
 
-def test_the_readme_snippet_is_the_charts_health_check() -> None:
-    readme = (CHECKOUT / "README.md").read_text()
-    found = re.search(r"<!-- argocd-health: [^\n]*-->\n```yaml\n(.*?)```\n", readme, re.S)
-    assert found, "the README lost its argocd-cm snippet (or its marker comment)"
-    snippet = yaml.safe_load(found.group(1))
-    assert snippet["data"][KEY] == SCRIPT.read_text(), (
-        f"README's {KEY} differs from {SCRIPT.relative_to(CHECKOUT)}: copy the file into it"
+def test_the_readme_patch_is_the_charts_health_check() -> None:
+    patch = yaml.safe_load(argocd_cm_patch())
+    assert patch == {"data": {ARGOCD_HEALTH_KEY: ARGOCD_HEALTH.read_text()}}, (
+        f"README's argocd-cm patch differs from {ARGOCD_HEALTH.name}: copy the file into it"
     )
