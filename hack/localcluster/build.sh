@@ -60,6 +60,9 @@ ensure_tools() {
     "-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION"
   # kstatus, what Flux and kpt make of an object's status (the tests ask it)
   ensure_local_tool kstatus
+  # argo-health, an Argo CD health check (Lua) run by Argo CD's own code (the tests ask
+  # it); a cold build fetches Argo CD's module graph: minutes, once
+  ensure_local_tool argo-health
 }
 
 if complete; then ensure_tools; echo "$dest/bin"; exit 0; fi

@@ -1,13 +1,31 @@
-"""A LiveStream as kubectl shows it (its status, what kstatus makes of it) and its
-children as someone else edits them: for the tests, the benchmarks and the demo."""
+"""A LiveStream as kubectl shows it (its status, what kstatus and Argo CD make of it)
+and its children as someone else edits them: for the tests, the benchmarks and the demo."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from hack.localcluster.controlplane import LocalCluster
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+# The chart's Argo CD health check for LiveStream, and the README's argocd-cm merge patch
+# that adds it to Argo CD (a unit test holds the two to the same text).
+ARGOCD_HEALTH = CHECKOUT / "charts/restream-operator/files/argocd-health.lua"
+ARGOCD_HEALTH_KEY = "resource.customizations.health.restream.dev_LiveStream"
+
+
+def argocd_cm_patch() -> str:
+    """The README's argocd-cm merge patch, as people copy it (marked by a comment)."""
+    readme = (CHECKOUT / "README.md").read_text()
+    found = re.search(r"<!-- argocd-health: [^\n]*-->\n```yaml\n(.*?)```\n", readme, re.S)
+    if not found:
+        raise LookupError("README.md lost its argocd-cm patch (or the comment marking it)")
+    return found.group(1)
 
 
 def many(count: int, destinations: int, namespace: str, prefix: str) -> str:
@@ -73,6 +91,20 @@ def kstatus(cluster: LocalCluster, obj: dict[str, Any]) -> str:
         input=json.dumps(obj), capture_output=True, text=True, timeout=30, check=True,
     )  # fmt: skip
     return str(json.loads(out.stdout)["status"])
+
+
+def argo_health(cluster: LocalCluster, obj: dict[str, Any]) -> dict[str, str]:
+    """What Argo CD shows for a LiveStream as read, once the README's argocd-cm patch is
+    applied: Argo CD's own settings and util/lua code run the check ({"status":
+    "Healthy", "message": ...}; hack/argo-health, built by build.sh)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as patch:
+        patch.write(argocd_cm_patch())
+        patch.flush()
+        out = subprocess.run(
+            [str(cluster.bin_dir / "argo-health"), patch.name],
+            input=json.dumps(obj), capture_output=True, text=True, timeout=30, check=True,
+        )  # fmt: skip
+    return {k: str(v) for k, v in json.loads(out.stdout).items()}
 
 
 def get(cluster: LocalCluster, namespace: str, name: str) -> dict[str, Any]:

@@ -357,6 +357,9 @@ def _ready_verdict(
         return "False", failure.reason, failure.message
     if ingest_v[0] != "True":
         return "False", "IngestNotReady", ingest_v[2]
+    if restreams_v[1] == "Suspended":
+        # As the spec asks: kstatus (Flux's wait) reads a False Ready as still in progress.
+        return "True", "Suspended", "spec.suspend is true: the ingest is up, no relay runs"
     if restreams_v[0] != "True":
         return "False", "RestreamsNotReady", restreams_v[2]
     return "True", "Ready", "ready to relay to every enabled restream"

@@ -253,6 +253,8 @@ def test_pending_pod_reports_why() -> None:
 def test_suspended() -> None:
     status = run(Observed(deployments=deployments(), pods={}), suspend=True)
     assert cond(status, "RestreamsReady") == ("False", "Suspended")
+    # Ready as the spec asks, so that kstatus (Flux) says Current, not InProgress forever.
+    assert cond(status, "Ready") == ("True", "Suspended")
     assert states(status)["Youtube"] == "Idle"
 
 
