@@ -38,7 +38,6 @@ from restream_operator.kube import Kube
 SMOKE = {"count": 5, "runs": 1}
 NAMESPACE = "bench"
 PREFIX = "event"
-STREAM = "/api/livestreams/stream"
 
 
 def event_status(i: int) -> dict[str, Any]:
@@ -94,42 +93,70 @@ def all_rows(page: Page, count: int) -> None:
     )
 
 
+class Wire:
+    """Bytes on the wire per request of one page, the event streams' included (they
+    never finish loading, so their chunks are counted as they arrive)."""
+
+    def __init__(self, page: Page) -> None:
+        self.sizes: dict[str, int] = {}
+        self.urls: dict[str, str] = {}
+        self.session = page.context.new_cdp_session(page)
+        self.session.send("Network.enable")
+        self.session.on("Network.requestWillBeSent", self._sent)
+        self.session.on("Network.dataReceived", self._received)
+
+    def _sent(self, e: dict[str, Any]) -> None:
+        self.urls[e["requestId"]] = e["request"]["url"]
+
+    def _received(self, e: dict[str, Any]) -> None:
+        self.sizes[e["requestId"]] = self.sizes.get(e["requestId"], 0) + e["dataLength"]
+
+    def split(self) -> tuple[int, int]:
+        """(assets, event streams) bytes so far."""
+        streams = sum(n for r, n in self.sizes.items() if "/stream" in self.urls.get(r, ""))
+        return sum(self.sizes.values()) - streams, streams
+
+
 def open_overview(browser: Browser, url: str, count: int) -> dict[str, float]:
     """One fresh context: the figures of its first render."""
     context = browser.new_context()
     try:
         page = context.new_page()
-        sizes: dict[str, int] = {}
-        session = context.new_cdp_session(page)
-        session.send("Network.enable")
-        # Bytes on the wire per request, the event stream's included (it never finishes
-        # loading, so its chunks are counted as they arrive).
-        urls: dict[str, str] = {}
-
-        def sent(e: dict[str, Any]) -> None:
-            urls[e["requestId"]] = e["request"]["url"]
-
-        def received(e: dict[str, Any]) -> None:
-            sizes[e["requestId"]] = sizes.get(e["requestId"], 0) + e["dataLength"]
-
-        session.on("Network.requestWillBeSent", sent)
-        session.on("Network.dataReceived", received)
+        wire = Wire(page)
         started = time.monotonic()
         page.goto(url)
         all_rows(page, count)
         rendered = time.monotonic() - started
-        by_kind = {"stream": 0, "assets": 0}
-        for request, size in sizes.items():
-            by_kind["stream" if urls.get(request, "").endswith(STREAM) else "assets"] += size
-        session.detach()
+        assets, snapshot = wire.split()
+        wire.session.detach()
         m = metrics(page)
         return {
             "first render": rendered,
-            "assets bytes": by_kind["assets"],
-            "snapshot bytes": by_kind["stream"],
+            "assets bytes": assets,
+            "snapshot bytes": snapshot,
             "heap": m["JSHeapUsedSize"],
             "nodes": m["Nodes"],
         }
+    finally:
+        context.close()
+
+
+def livestream_page_weight(browser: Browser, url: str) -> int:
+    """Bytes of a LiveStream's page (no HLS preview playing) until it is live."""
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(url)  # the token: a session for this context
+        wire = Wire(page)
+        page.goto(f"{url.split('?', maxsplit=1)[0]}livestreams/{NAMESPACE}/{PREFIX}-0000")
+        page.wait_for_function(
+            "() => document.getElementById('connection').textContent.startsWith('Live')",
+            timeout=30_000,
+        )
+        page.wait_for_load_state("networkidle")
+        assets, _ = wire.split()
+        wire.session.detach()
+        return assets
     finally:
         context.close()
 
@@ -183,6 +210,7 @@ def main() -> None:
         ):
             loads = [open_overview(launched, console.url, args.count) for _ in range(args.runs)]
             changes = live_change(launched, console.url, kube, args.count, args.runs)
+            livestream_page = livestream_page_weight(launched, console.url)
 
     def median(key: str) -> float:
         return statistics.median(load[key] for load in loads)
@@ -191,6 +219,7 @@ def main() -> None:
     assets, snapshot = median("assets bytes") / 1024, median("snapshot bytes") / 1024
     print(f"page weight                  {assets:.1f} KiB (page, script, style, icon)")
     print(f"snapshot                     {snapshot:.1f} KiB (the event stream's first listing)")
+    print(f"a LiveStream's page weight   {livestream_page / 1024:.1f} KiB (no preview playing)")
     renders = ", ".join(f"{load['first render']:.3f}" for load in loads)
     print(f"first render                 median {median('first render'):.3f} s ({renders})")
     print(

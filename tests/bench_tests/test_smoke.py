@@ -170,6 +170,7 @@ def test_console_bench_prints_weight_render_time_and_tab_memory() -> None:
             r"^livestreams in the overview\s+5$",
             rf"^page weight\s+{NUM} KiB \(page, script, style, icon\)$",
             rf"^snapshot\s+{NUM} KiB \(the event stream's first listing\)$",
+            rf"^a LiveStream's page weight\s+{NUM} KiB \(no preview playing\)$",
             rf"^first render\s+median {NUM} s \({NUM}\)$",
             rf"^live change shown after\s+median {NUM} ms \({NUM}\)$",
             rf"^tab JS heap in use\s+{NUM} MiB$",

@@ -210,19 +210,17 @@ def _target(request: web.Request) -> tuple[str, str]:
 
 
 async def page(request: web.Request) -> web.Response:
-    """The page, without the script tags of optional files that are not there (the HLS
+    """The page, without the references to optional files that are not there (the HLS
     player, another part of the console's changes.js): a 404 would be an error in the
-    browser's console for nothing."""
+    browser's console for nothing. The player (600 KiB) is fetched by the page only
+    when a preview plays."""
     _target(request)
     body, kind = request.app[server.STATIC]["livestream.html"]
     html = body.decode()
-    present = {
-        "/static/vendor/hls.min.js": "hls.min.js" in request.app[VENDOR],
-        "/static/changes.js": "changes.js" in request.app[server.STATIC],
-    }
-    for src, here in present.items():
-        if not here:
-            html = html.replace(f'  <script src="{src}" defer></script>\n', "")
+    if "changes.js" not in request.app[server.STATIC]:
+        html = html.replace('  <script src="/static/changes.js" defer></script>\n', "")
+    if "hls.min.js" not in request.app[VENDOR]:
+        html = html.replace(' data-player="/static/vendor/hls.min.js"', "")
     return web.Response(text=html, content_type=kind, charset="utf-8")
 
 

@@ -325,6 +325,28 @@
       return;
     }
     if (player) return;
+    // hls.js is 600 KiB: fetched the first time a preview plays, not with every page.
+    playerScript().then(() => {
+      if (!player && current?.hls && current.status.broadcasting === true) startPreview();
+    });
+  }
+
+  let loading = null;
+
+  function playerScript() {
+    const src = $("preview-section").dataset.player;
+    if (window.Hls || !src) return Promise.resolve();
+    loading ??= new Promise((resolve) => {
+      const script = el("script", { src });
+      script.onload = script.onerror = () => resolve();
+      document.head.append(script);
+    });
+    return loading;
+  }
+
+  function startPreview() {
+    const video = $("preview");
+    const message = $("preview-message");
     const source = `${base}/hls/stream.m3u8`;
     if (window.Hls && window.Hls.isSupported()) {
       // No worker: it would run from a blob: URL, which the page's policy refuses.
