@@ -32,9 +32,16 @@ for group in "$@"; do
   wanted+=("${list[@]}")
 done
 
+# What the installed packages provide: NodeSource's nodejs provides npm, and Debian's npm
+# would conflict with it ("held broken packages").
+provided=" $(dpkg-query -W -f='${Status}|${Provides}\n' 2>/dev/null |
+  awk -F'|' '$1 == "install ok installed" && $2 != "" {
+    gsub(/ \([^)]*\)/, "", $2); gsub(/, /, " ", $2); printf "%s ", $2 }') "
+
 missing=()
 for p in "${wanted[@]}"; do
   [[ " ${missing[*]} " == *" $p "* ]] && continue
+  [[ $provided == *" $p "* ]] && continue
   dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
 done
 ((${#missing[@]})) || exit 0
