@@ -81,9 +81,9 @@ def ready(cluster: LocalCluster, namespace: str, name: str) -> dict[str, Any] | 
 def test_progressing_then_healthy_idle(
     cluster: LocalCluster, namespace: str, operator: OperatorProcess
 ) -> None:
-    """Created, the LiveStream is Progressing (Argo CD) and InProgress (kstatus) until
-    its children are up; then, reconciled with nobody publishing, Healthy and Current:
-    idle is not a fault."""
+    """Created, the LiveStream is Progressing (Argo CD) and InProgress (kstatus) while
+    its status says it is reconciling; then, reconciled with nobody publishing, Healthy
+    and Current: idle is not a fault."""
     apply(cluster, namespace, livestream("idle"))
     seen: list[tuple[str, str, str | None]] = []
     final: dict[str, Any] = {}
@@ -100,7 +100,9 @@ def test_progressing_then_healthy_idle(
         return settled(obj) and condition(st, "Ready") == "True"
 
     wait_for(done, "the idle LiveStream reconciled and Ready", timeout=60, every=0.05)
-    assert seen[0][:2] == ("Progressing", "InProgress"), seen
+    # Whatever this polling caught while it converged (on a fast node the first status it
+    # reads can already be the last: a generation not yet observed is the deterministic
+    # Progressing case: test_an_edit_not_yet_applied_is_progressing).
     assert all(s[:2] == ("Progressing", "InProgress") for s in seen if s[2] == "True"), seen
     assert final["status"]["broadcasting"] is False
     health = livestreams.argo_health(cluster, final)
