@@ -44,8 +44,15 @@ crd: $(PY) ## regenerate crds/ (and the chart's copy, files/crds/) from the mode
 deploy: $(PY) cluster-build ## regenerate deploy/ (plain manifests) from the Helm chart
 	$(PY) hack/deploy.py "$$(bash hack/localcluster/build.sh)/helm"
 
-test: $(PY) cluster-build console-assets ## every test tier: unit, cluster (real control plane), media, e2e
-	$(PY) -m pytest $(PYTEST_ARGS)
+# preflight comes first: a machine that lacks nginx (or anything else a tier runs) is told
+# at once, with the command that installs it, before minutes of building. Under
+# RESTREAM_REQUIRE_TOOLS a test whose tool is missing fails; it is never skipped.
+.PHONY: preflight
+preflight: ## check that this machine has what `make test` runs (else: the command that installs it)
+	@bash hack/preflight.sh
+
+test: preflight $(PY) cluster-build console-assets ## every test tier: unit, cluster (real control plane), media, e2e
+	RESTREAM_REQUIRE_TOOLS=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: $(PY) console-assets ## only the tests that need no external process
 	$(PY) -m pytest -m 'not cluster and not media and not e2e' $(PYTEST_ARGS)

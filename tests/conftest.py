@@ -2,7 +2,8 @@
 
 Media tests (marker `media`, wherever they live) need nginx with the rtmp and stream
 modules, ffmpeg and ffprobe (Debian: nginx libnginx-mod-rtmp libnginx-mod-stream ffmpeg).
-Without them they are skipped on a developer's machine, and fail in CI.
+Run by hand without them they are skipped; under `make test` and in CI they fail
+(tests/tools.py), and `make test` says so before it starts (hack/preflight.sh).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from hack.localcluster.operator_process import (
 )
 from hack.media.harness import STREAM_MODULE
 from restream_operator.render.nginx import RTMP_MODULE
+from tests.tools import install_hint, tools_required
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 
@@ -30,9 +32,11 @@ CHECKOUT = Path(__file__).resolve().parents[1]
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     missing = [t for t in ("nginx", "ffmpeg", "ffprobe") if shutil.which(t) is None]
     missing += [m for m in (RTMP_MODULE, STREAM_MODULE) if not os.path.exists(m)]
-    if not missing or os.environ.get("CI"):
-        return  # in CI a missing tool must fail the tests, not skip them
-    skip = pytest.mark.skip(reason=f"media tools missing: {', '.join(missing)}")
+    if not missing or tools_required():
+        return  # under `make test` and in CI a missing tool must fail the tests, not skip them
+    skip = pytest.mark.skip(
+        reason=f"media tools missing: {', '.join(missing)} ({install_hint('media')})"
+    )
     for item in items:
         if "media" in item.keywords:
             item.add_marker(skip)

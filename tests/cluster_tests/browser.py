@@ -9,7 +9,6 @@ every cluster test by ``conftest.py``.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 
 from hack.localcluster.console_process import Console, running_console
 from hack.localcluster.controlplane import LocalCluster
+from tests.tools import install_hint, tools_required
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 REBINDING = "rebind.example"  # a hostile name the browser resolves to 127.0.0.1
@@ -31,9 +31,9 @@ RESOLVER_RULES = f"MAP {REBINDING} 127.0.0.1, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1
 def browser() -> Iterator[Browser]:
     chromium = shutil.which("chromium")
     if chromium is None:
-        message = "chromium is not installed (bash hack/packages.sh browser)"
-        if os.environ.get("CI"):
-            pytest.fail(message)  # in CI a missing tool must fail the tests, not skip them
+        message = f"chromium is not installed ({install_hint('browser')})"
+        if tools_required():
+            pytest.fail(message)  # under `make test` and in CI: fail, never skip
         pytest.skip(message)
     expect.set_options(timeout=20_000)  # a loaded machine; a live change takes < 1 s idle
     with sync_playwright() as playwright:

@@ -19,6 +19,7 @@ from restream_operator import __version__
 from restream_operator.agent.contract import DEFAULT_CA_FILE
 from restream_operator.render.common import RUN_AS
 from restream_operator.settings import DEFAULT_MEDIA_IMAGE
+from tests.tools import install_hint, tools_required
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 DOCKERFILE = (CHECKOUT / "Dockerfile").read_text()
@@ -89,7 +90,10 @@ def test_build_context_is_an_allowlist() -> None:
             assert src.rstrip("/") in included, f"COPY {src} is not in .dockerignore's allowlist"
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+@pytest.mark.skipif(
+    shutil.which("shellcheck") is None and not tools_required(),
+    reason=f"shellcheck is not installed ({install_hint('lint')})",
+)
 def test_scripts_are_shellcheck_clean() -> None:
     assert SCRIPTS
     subprocess.run(["shellcheck", "-x", *map(str, SCRIPTS)], cwd=CHECKOUT, check=True)

@@ -6,7 +6,6 @@ the chart's Grafana dashboard returns data."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 import urllib.request
@@ -23,16 +22,17 @@ from hack.media.harness import start_publisher, wait_for
 from hack.media.prometheus import Prometheus, Target
 from restream_operator import naming
 from tests.metrics_readme import readme_metrics, sample_names
+from tests.tools import install_hint, tools_required
 
 from .world import NAME, World, livestream_status, served_by_real_agents
 
 pytestmark = [
     pytest.mark.cluster,
     pytest.mark.media,
-    # In CI a missing prometheus fails the test (tests/conftest.py's rule for tools).
+    # Under `make test` and in CI a missing prometheus fails the test (tests/tools.py).
     pytest.mark.skipif(
-        not prometheus.available() and not os.environ.get("CI"),
-        reason="no prometheus (bash hack/packages.sh metrics)",
+        not prometheus.available() and not tools_required(),
+        reason=f"no prometheus ({install_hint('metrics')})",
     ),
 ]
 
