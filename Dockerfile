@@ -43,7 +43,8 @@ RUN python3 -c 'import tomllib; print("\n".join(tomllib.load(open("/src/pyprojec
       "h11==$(/opt/restream/bin/python -c 'import importlib.metadata as m; print(m.version("h11"))')" \
       "prometheus_client==$(/opt/restream/bin/python -c 'import importlib.metadata as m; print(m.version("prometheus_client"))')" \
  && rm -rf /opt/restream/lib/python3*/site-packages/kubernetes/aio
-COPY README.md /src/
+# LICENSE: the wheel's metadata carries it (pyproject's license-files default).
+COPY README.md LICENSE /src/
 # operator/ holds the console's browser files from npm (static/vendor/: hls.js), which
 # `make images` has `make console-assets` put there first: no Node in these stages.
 COPY operator /src/operator

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from restream_operator import __version__
+from restream_operator.version import version
 
 from .controlplane import SERVICE_CIDR, LocalCluster
 from .node import (
@@ -32,7 +32,7 @@ from .node import (
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "restream-operator"
-VERSION = __version__
+VERSION = version()
 IMAGE_TARS = tuple(
     CACHE / "images" / f"restream-operator-{target}-{VERSION}.tar"
     for target in ("operator", "media")

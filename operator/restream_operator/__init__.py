@@ -1,3 +1,4 @@
-"""restream-operator: a LiveStream becomes an RTMP ingest plus one relay per destination."""
+"""restream-operator: a LiveStream becomes an RTMP ingest plus one relay per destination.
 
-__version__ = "0.1.0"
+Its version: ``restream_operator.version.version()``, from the package metadata.
+"""

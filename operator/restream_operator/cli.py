@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -18,13 +20,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from . import __version__, admission, models, yamlio
+from . import admission, models, yamlio
 from .admission.fields import NAME_MISSING, check_metadata_name
 from .admission.review import spec_errors, without_nulls
 from .admission.text import quote
 from .crd import crd_yaml
 from .render import Owner, generated_secret, owner_from_object, render_children
 from .settings import Settings, SettingsError
+from .version import VersionAction
 
 GENERATED_PLACEHOLDER = "<random, generated once by the operator>"
 INLINE_PLACEHOLDER = "<from the LiveStream's inline streamKey>"
@@ -56,33 +59,70 @@ def cmd_crd(_: argparse.Namespace) -> int:
     return 0
 
 
+# kubectl's --validate values: true and strict refuse, warn only warns, false and ignore
+# skip the rules (the operator's parser still has to read the LiveStream).
+VALIDATE_MODES = {"strict": "strict", "true": "strict", "warn": "warn", "ignore": "ignore",
+                  "false": "ignore"}  # fmt: skip
+SKIP_HINT = "if you choose to ignore these errors, turn validation off with --validate=false"
+
+
+def _admitted(doc: dict[str, Any], path: str, settings: Settings, mode: str) -> bool:
+    """Whether the admission rules let a LiveStream be rendered (always, unless strict),
+    after a line on stderr for each of their problems and warnings."""
+    if mode == "ignore":
+        return True
+    checked = _check(doc, settings, resolver=None)
+    for line in checked.warnings:
+        print(f"Warning: {path}: {line}", file=sys.stderr)
+    severity = "error" if mode == "strict" else "Warning"
+    for line in checked.problems:
+        print(f"{severity}: {path}: {line}", file=sys.stderr)
+    return mode != "strict" or not checked.problems
+
+
 def cmd_render(args: argparse.Namespace) -> int:
-    """Exit 0: rendered; 1: a LiveStream that cannot be rendered (or a file without one);
-    2: a file that cannot be read. The admission rules are validate's: render prints what
-    the operator's parser makes of a LiveStream, as the media harness needs for its
-    loopback destinations."""
-    settings = Settings.from_env()
+    """Exit 0: rendered; 1: a LiveStream refused by the admission rules or unreadable by
+    the operator's parser (or a file without one); 2: a file that cannot be read. What
+    can be rendered is printed either way, as kubectl applies the valid objects of a file.
+
+    The rules are validate's and the webhook's, minus what needs a cluster or the
+    network (the help says which)."""
+    settings = _settings(args)
+    mode = VALIDATE_MODES[args.validate]
     out: list[dict[str, Any]] = []
-    status = 0
-    for path, docs in _files(args.filename, "render"):
+    status = refused = 0
+    for path, docs in _files(args.filename, args.recursive, "error: "):
         if docs is None:
             status = 2
             continue
         if not docs:
-            print(f"{path}: {NO_LIVESTREAM}", file=sys.stderr)
+            print(f"error: {path}: {NO_LIVESTREAM}", file=sys.stderr)
             status = max(status, 1)
         for doc in docs:
             meta = doc.get("metadata")
             if args.namespace and isinstance(meta, dict):
                 meta["namespace"] = args.namespace
+            if not _admitted(doc, path, settings, mode):
+                refused += 1
+                continue
             owner, problems = _owner(doc)
             for line in problems:
-                print(f"{path}: {line}", file=sys.stderr)
+                print(f"error: {path}: {line}", file=sys.stderr)
             if owner is None:
                 status = max(status, 1)
             else:
                 out.extend(render_documents(owner, settings))
-    sys.stdout.write(yamlio.dump_all(out))
+    if refused:
+        status = max(status, 1)
+        what = "LiveStream" if refused == 1 else "LiveStreams"
+        print(f"error: {refused} {what} not rendered: {SKIP_HINT}", file=sys.stderr)
+    if args.output == "json":
+        # kubectl apply -o json prints several objects as one v1 List: one JSON document
+        # that jq, json.load and kubectl apply -f all take.
+        listed = {"apiVersion": "v1", "kind": "List", "metadata": {}, "items": out}
+        sys.stdout.write(json.dumps(listed, indent=4, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(yamlio.dump_all(out))
     return status
 
 
@@ -112,11 +152,54 @@ NO_LIVESTREAM = (
 )
 
 
-def _files(paths: Sequence[str], command: str) -> Iterator[tuple[str, list[dict[str, Any]] | None]]:
-    """Each file as shown, with what it means as LiveStreams (as the API server would
-    store them: nulls dropped), or None after a line on stderr saying why it cannot be
-    read."""
+# What kubectl reads from a directory given to -f (other files there are skipped).
+MANIFEST_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+def _manifests(directory: str, recursive: bool) -> Iterator[str]:
+    """A directory's manifest files in kubectl's order: by name, a subdirectory's files
+    where its name sorts (with -R; symbolic links to directories are not followed)."""
+    with os.scandir(directory) as listing:
+        entries = sorted(listing, key=lambda e: e.name)
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            if recursive:
+                yield from _manifests(entry.path, recursive)
+        elif entry.name.endswith(MANIFEST_SUFFIXES):
+            yield entry.path
+
+
+def _paths(paths: Sequence[str], recursive: bool, prefix: str) -> Iterator[str | None]:
+    """Each file to read: a path, - (stdin), or each manifest of a directory; None after
+    a line on stderr for a directory that cannot be listed or holds no manifest."""
     for path in paths:
+        if path == "-" or not os.path.isdir(path):
+            yield path
+            continue
+        try:
+            found = list(_manifests(path, recursive))
+        except OSError as exc:
+            print(f"{prefix}{path}: cannot list: {exc.strerror or exc}", file=sys.stderr)
+            yield None
+            continue
+        if not found:
+            where = "in this directory" + (" or below" if recursive else "")
+            more = "" if recursive else " (-R reads its subdirectories too)"
+            print(f"{prefix}{path}: no .json, .yaml or .yml file {where}{more}", file=sys.stderr)
+            yield None
+        yield from found
+
+
+def _files(
+    paths: Sequence[str], recursive: bool, prefix: str
+) -> Iterator[tuple[str, list[dict[str, Any]] | None]]:
+    """Each file as shown, with what it means as LiveStreams (as the API server would
+    store them: nulls dropped), or None after a line on stderr (``prefix`` first) saying
+    why it cannot be read."""
+    for path in _paths(paths, recursive, prefix):
+        if path is None:
+            yield "", None
+            continue
         shown = "<stdin>" if path == "-" else path
         try:
             if path == "-":
@@ -126,14 +209,11 @@ def _files(paths: Sequence[str], command: str) -> Iterator[tuple[str, list[dict[
                     data = yamlio.read_bytes(f)
             docs = yamlio.load_all(data)
         except OSError as exc:
-            print(
-                f"restream-operator {command}: {shown}: cannot read: {exc.strerror or exc}",
-                file=sys.stderr,
-            )
+            print(f"{prefix}{shown}: cannot read: {exc.strerror or exc}", file=sys.stderr)
             yield shown, None
             continue
         except yamlio.InputError as exc:
-            print(f"restream-operator {command}: {shown}: {exc}", file=sys.stderr)
+            print(f"{prefix}{shown}: {exc}", file=sys.stderr)
             yield shown, None
             continue
         yield shown, [without_nulls(ls) for d in docs for ls in _livestreams(d)]
@@ -209,19 +289,24 @@ def _max_restreams(text: str) -> int:
     return value
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
-    """Exit 0: every LiveStream is valid; 1: some are not (or a file has none); 2: a file
-    cannot be read."""
+def _settings(args: argparse.Namespace) -> Settings:
+    """The operator's settings from RESTREAM_* (as its Deployment has them), and the flags."""
     settings = Settings.from_env()
     overrides: dict[str, Any] = {}
     if args.allow_private_destinations:
         overrides["allow_private_destinations"] = True
     if args.max_restreams is not None:
         overrides["max_restreams"] = args.max_restreams
-    settings = Settings.model_validate({**settings.model_dump(), **overrides})
+    return Settings.model_validate({**settings.model_dump(), **overrides})
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Exit 0: every LiveStream is valid; 1: some are not (or a file has none); 2: a file
+    cannot be read."""
+    settings = _settings(args)
     resolver = None if args.no_resolve else admission.DnsResolver()
     status = 0
-    for path, docs in _files(args.filename, "validate"):
+    for path, docs in _files(args.filename, args.recursive, "restream-operator validate: "):
         if docs is None:
             status = 2
             continue
@@ -319,55 +404,99 @@ def build_parser() -> argparse.ArgumentParser:
         description="Kubernetes operator: a LiveStream becomes an RTMP ingest plus one "
         "relay per destination.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action=VersionAction)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    crd = sub.add_parser("crd", help="print the LiveStream CRD generated from the models")
+    crd = sub.add_parser(
+        "crd",
+        help="print the LiveStream CRD generated from the models",
+        description="Print the LiveStream CustomResourceDefinition, as YAML.",
+    )
     crd.set_defaults(func=cmd_crd)
 
-    render = sub.add_parser(
-        "render", help="print, as YAML, the children the operator would apply for LiveStreams"
+    # -f as kubectl reads it, and the operator settings the admission rules depend on.
+    files = argparse.ArgumentParser(add_help=False)
+    files.add_argument(
+        "-f", "--filename", action="extend", nargs="+", required=True, metavar="FILE",
+        help="a file of one or more YAML or JSON documents (a kind: List too), a directory "
+        "(its .json, .yaml and .yml files, by name), or - for stdin; repeatable",
+    )  # fmt: skip
+    files.add_argument(
+        "-R", "--recursive", action="store_true",
+        help="also read the manifests in the subdirectories of -f directories",
+    )  # fmt: skip
+    operator_settings = argparse.ArgumentParser(add_help=False)
+    rules = operator_settings.add_argument_group(
+        "the operator's settings",
+        "The admission rules depend on two of the operator's settings: give them as the "
+        "operator has them (its RESTREAM_* environment variables are read too).",
     )
-    render.add_argument("-f", "--filename", action="append", required=True, help="file, or -")
-    render.add_argument("-n", "--namespace", help="namespace to render into (default: the file's)")
+    rules.add_argument(
+        "--allow-private-destinations", action="store_true",
+        help="accept loopback, private and cluster destinations, as the operator setting "
+        "allowPrivateDestinations does (default: RESTREAM_ALLOW_PRIVATE_DESTINATIONS, else off)",
+    )  # fmt: skip
+    rules.add_argument(
+        "--max-restreams", type=_max_restreams, metavar="N",
+        help="the operator's limit of destinations (default: RESTREAM_MAX_RESTREAMS, else 5)",
+    )  # fmt: skip
+
+    render = sub.add_parser(
+        "render",
+        parents=[files, operator_settings],
+        help="print the children the operator would apply for LiveStreams, after checking "
+        "them with the admission rules",
+        description="Check every LiveStream in the files with the admission rules, then print "
+        "what the operator would apply for it, with placeholders instead of secret values. "
+        "A LiveStream the rules refuse is not rendered: one line per problem on stderr "
+        "(error: FILE: NAMESPACE/NAME: FIELD: MESSAGE), and exit 1; so is a file that holds "
+        "no LiveStream or a misspelt one. Exit 2: a file cannot be read. "
+        "Offline, as kubectl's client-side validation: what needs the cluster or the network "
+        "is not checked here: whether the Secrets named exist and hold the keys, whether you "
+        "may read them (the webhook asks the API server), what the destination hosts resolve "
+        "to (validate resolves them), and, on an update, what the stored object already had.",
+    )
+    render.add_argument(
+        "-n", "--namespace", metavar="NS",
+        help="namespace to render into (default: each LiveStream's own, else default)",
+    )  # fmt: skip
+    render.add_argument(
+        "-o", "--output", choices=["yaml", "json"], default="yaml",
+        help="yaml: one document per object; json: one v1 List of the objects, as "
+        "kubectl apply -o json prints several (default: %(default)s)",
+    )  # fmt: skip
+    render.add_argument(
+        "--validate", nargs="?", const="strict", default="strict", choices=list(VALIDATE_MODES),
+        metavar="MODE",
+        help="as kubectl's: strict or true refuse what the admission rules refuse; warn prints "
+        "their problems as warnings and renders anyway; false or ignore skips them (the "
+        "operator's parser still has to read each LiveStream) (default: %(default)s)",
+    )  # fmt: skip
     render.set_defaults(func=cmd_render)
 
     validate = sub.add_parser(
         "validate",
+        parents=[files, operator_settings],
         help="check LiveStreams with the admission webhook's rules (exit 0: all valid, "
         "1: problems, 2: unreadable file)",
         description="Check every LiveStream in the files with the admission webhook's rules. "
         "Prints one line per problem (FILE: NAMESPACE/NAME: FIELD: MESSAGE) on stdout and "
-        "warnings on stderr. Other kinds of objects are skipped.",
-    )
-    validate.add_argument(
-        "-f",
-        "--filename",
-        action="extend",
-        nargs="+",
-        required=True,
-        metavar="FILE",
-        help="YAML file(s) with one or more documents, or - for stdin",
-    )
-    validate.add_argument(
-        "--allow-private-destinations",
-        action="store_true",
-        help="as the operator setting: accept loopback, private and cluster destinations",
-    )
-    validate.add_argument(
-        "--max-restreams",
-        type=_max_restreams,
-        metavar="N",
-        help="the operator's limit of destinations (default: RESTREAM_MAX_RESTREAMS or 5)",
+        "warnings on stderr. Other kinds of objects are skipped. Not checked here, as they "
+        "need the cluster: whether the Secrets named exist and whether you may read them.",
     )
     validate.add_argument(
         "--no-resolve",
         action="store_true",
-        help="do not resolve host names (the other checks of hosts still apply)",
+        help="do not resolve host names (the other checks of hosts still apply; default: "
+        "resolve them with this machine's resolver)",
     )
     validate.set_defaults(func=cmd_validate)
 
-    run = sub.add_parser("run", help="start the operator")
+    run = sub.add_parser(
+        "run",
+        help="start the operator",
+        description="Start the operator (kopf): reconcile LiveStreams until SIGTERM.",
+    )
     run.add_argument(
         "-n",
         "--namespace",
@@ -380,28 +509,33 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no peering: the only replica (default: peering with priority)",
     )
-    run.add_argument("--priority", type=int, default=0, help="peering priority of this replica")
+    run.add_argument(
+        "--priority", type=int, default=0,
+        help="peering priority of this replica (default: %(default)s)",
+    )  # fmt: skip
     run.add_argument(
         "--liveness",
         default="http://0.0.0.0:8081/healthz",
-        help="liveness endpoint URL, or '' for none",
+        help="liveness endpoint URL, or '' for none (default: %(default)s)",
     )
     run.add_argument(
         "--metrics",
         default="",
         metavar="HOST:PORT",
         help="serve Prometheus metrics at http://HOST:PORT/metrics, or '' for none "
-        "(the chart: 0.0.0.0:8080)",
+        "(default: '', none; the chart: 0.0.0.0:8080)",
     )
     run.add_argument(
         "--webhook",
         default="",
-        help="serve admission webhooks: '' (off), 'local:HOST:PORT' or 'cluster'",
+        help="serve admission webhooks: '' (off), 'local:HOST:PORT' or 'cluster' "
+        "(default: '', off)",
     )
     run.add_argument(
         "--webhook-service",
         default="restream-operator-webhook",
-        help="with --webhook cluster: the Service in front of this operator's webhook port",
+        help="with --webhook cluster: the Service in front of this operator's webhook port "
+        "(default: %(default)s)",
     )
     run.add_argument(
         "--webhook-namespace",
@@ -443,7 +577,8 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument(
         "--public-url", action="append", metavar="URL",
         help="a URL people open the console at, e.g. https://console.example.com (repeatable; "
-        "requests for other host names are refused; https makes the cookie Secure)",
+        "requests for other host names are refused; https makes the cookie Secure; "
+        "default: none, and --in-cluster needs one)",
     )  # fmt: skip
     cluster.add_argument(
         "--api-server", metavar="URL",

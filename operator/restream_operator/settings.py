@@ -14,11 +14,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from . import __version__
 from .models import MAX_RESTREAMS_CEILING
+from .version import version
 
 ENV_PREFIX = "RESTREAM_"
-DEFAULT_MEDIA_IMAGE = f"restream-operator/media:{__version__}"
+DEFAULT_MEDIA_IMAGE = f"restream-operator/media:{version()}"
 # Where a relay must never connect, whatever a destination's name resolves to by then:
 # private (RFC 1918), carrier-grade NAT, link-local (the cloud metadata address among
 # them), loopback and unique-local addresses. The cluster's own pod and Service ranges

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from restream_operator import __version__
 from restream_operator.agent.contract import DEFAULT_CA_FILE
 from restream_operator.render.common import RUN_AS
 from restream_operator.settings import DEFAULT_MEDIA_IMAGE
+from restream_operator.version import version
 from tests.tools import install_hint, tools_required
 
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -73,7 +73,7 @@ def test_media_entrypoint_is_tini_alone() -> None:
 def test_build_tags_are_what_the_operator_renders() -> None:
     build = (CHECKOUT / "hack" / "images" / "build.sh").read_text()
     assert 'media_image="restream-operator/media:$version"' in build
-    assert f"restream-operator/media:{__version__}" == DEFAULT_MEDIA_IMAGE
+    assert f"restream-operator/media:{version()}" == DEFAULT_MEDIA_IMAGE
 
 
 def test_build_context_is_an_allowlist() -> None:

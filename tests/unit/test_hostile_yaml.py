@@ -138,7 +138,10 @@ def _check(command: str, data: bytes) -> None:
     assert "Traceback" not in err and "report this bug" not in err, err
     if code == 2:
         assert len(err.splitlines()) == 1, err
-        assert err.startswith(f"restream-operator {command}: ")
+        # validate's lines name the command; render's are kubectl's (error: ...).
+        assert err.startswith(
+            "error: " if command == "render" else f"restream-operator {command}: "
+        )
 
 
 @EXAMPLES

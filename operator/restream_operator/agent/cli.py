@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from ..version import VersionAction
 from . import contract, jsonlog
 from .redact import Redactor
 
@@ -21,8 +22,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="restream-agent",
         description="Agents of restream-operator's ingest and relay pods.",
     )
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    sub = p.add_subparsers(dest="role", required=True)
+    p.add_argument("--version", action=VersionAction)
+    p.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"],
+        help="the least severe level logged (default: %(default)s)",
+    )  # fmt: skip
+    sub = p.add_subparsers(dest="role", required=True, metavar="ROLE")
 
     ing = sub.add_parser(
         "ingest",
@@ -31,11 +36,18 @@ def build_parser() -> argparse.ArgumentParser:
         f"publish with), {contract.ENV_PLAY_TOKEN} (what relays play with).",
     )
     ing.add_argument("--nginx-config", required=True, help="nginx.conf rendered by the operator")
-    ing.add_argument("--listen", default=f"0.0.0.0:{contract.AGENT_PORT}", help="HOST:PORT")
-    ing.add_argument("--nginx-binary", default="nginx")
     ing.add_argument(
-        "--hls-url", default=None, help="reported as hlsUrl when the config has HLS on"
-    )
+        "--listen", default=f"0.0.0.0:{contract.AGENT_PORT}", metavar="HOST:PORT",
+        help="the agent's HTTP server: /status, probes, /metrics (default: %(default)s)",
+    )  # fmt: skip
+    ing.add_argument(
+        "--nginx-binary", default="nginx", help="nginx with the RTMP module (default: %(default)s, "
+        "from PATH)",
+    )  # fmt: skip
+    ing.add_argument(
+        "--hls-url", default=None,
+        help="reported as hlsUrl when the config has HLS on (default: none reported)",
+    )  # fmt: skip
 
     rel = sub.add_parser(
         "relay",
@@ -48,49 +60,65 @@ def build_parser() -> argparse.ArgumentParser:
     rel.add_argument("--source", required=True, help="the ingest's play URL, without token")
     rel.add_argument("--ingest-status", required=True, help="the ingest agent's /status URL")
     rel.add_argument("--destination", required=True, help="server URL, without the key")
-    rel.add_argument("--format", choices=["flv", "mpegts"], required=True)
-    rel.add_argument("--min-delay", type=float, default=1.0, help="first retry delay (s)")
-    rel.add_argument("--max-delay", type=float, default=10.0, help="longest retry delay (s)")
-    rel.add_argument("--listen", default=f"0.0.0.0:{contract.AGENT_PORT}", help="HOST:PORT")
+    rel.add_argument(
+        "--format", choices=["flv", "mpegts"], required=True,
+        help="what ffmpeg writes: flv for rtmp and rtmps, mpegts for srt",
+    )  # fmt: skip
+    rel.add_argument(
+        "--min-delay", type=float, default=1.0, help="first retry delay (s) (default: %(default)s)"
+    )
+    rel.add_argument(
+        "--max-delay", type=float, default=10.0,
+        help="longest retry delay (s) (default: %(default)s)",
+    )  # fmt: skip
+    rel.add_argument(
+        "--listen", default=f"0.0.0.0:{contract.AGENT_PORT}", metavar="HOST:PORT",
+        help="the agent's HTTP server: /status, probes, /metrics (default: %(default)s)",
+    )  # fmt: skip
     rel.add_argument(
         "--stall-timeout",
         type=float,
         default=5.0,
-        help="restart ffmpeg after this long (s) without progress",
+        help="restart ffmpeg after this long (s) without progress (default: %(default)s)",
     )
     rel.add_argument(
         "--connect-timeout",
         type=float,
         default=3.5,  # RelayConfig.connect_timeout's, which says why
-        help="restart ffmpeg when no media reached the destination this long (s) after start",
+        help="restart ffmpeg when no media reached the destination this long (s) after start "
+        "(default: %(default)s)",
     )
     rel.add_argument(
-        "--healthy-after", type=float, default=30.0, help="Live this long (s) resets the backoff"
-    )
+        "--healthy-after", type=float, default=30.0,
+        help="Live this long (s) resets the backoff (default: %(default)s)",
+    )  # fmt: skip
     rel.add_argument(
         "--failed-after",
         type=int,
         default=5,
-        help="the same error this many times in a row: Failed",
+        help="the same error this many times in a row: Failed (default: %(default)s)",
     )
     rel.add_argument(
         "--poll-interval",
         type=float,
         default=0.5,
-        help="between /status requests (s) when the ingest answers without long-polling",
+        help="between /status requests (s) when the ingest answers without long-polling "
+        "(default: %(default)s)",
     )
-    rel.add_argument("--ffmpeg-binary", default="ffmpeg")
+    rel.add_argument(
+        "--ffmpeg-binary", default="ffmpeg", help="ffmpeg to run (default: %(default)s, from PATH)"
+    )
     rel.add_argument(
         "--ca-file",
         default=contract.DEFAULT_CA_FILE,
         help="PEM file of the CAs an rtmps destination's certificate must chain to "
-        "(default: the system's bundle)",
+        "(default: %(default)s, the system's bundle)",
     )
     rel.add_argument(
         "--tls-insecure-skip-verify",
         action="store_true",
         help="do not verify an rtmps destination's certificate or host name (unsafe: "
-        "anyone on the path can read the stream key)",
+        "anyone on the path can read the stream key; default: verify)",
     )
     return p
 
