@@ -54,12 +54,10 @@ step() {
 took() { printf '[images %4ss]   done in %ss\n' "$(($(date +%s) - t0))" "$(($(date +%s) - step_t))"; }
 
 # --- version and inputs ----------------------------------------------------------------
-version=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' operator/restream_operator/__init__.py)
-pyproject_version=$(sed -n 's/^version = "\(.*\)"$/\1/p' pyproject.toml | head -n1)
-if [[ -z $version || $version != "$pyproject_version" ]]; then
-  echo "images: version mismatch: __init__.py '$version', pyproject.toml '$pyproject_version'" >&2
-  exit 1
-fi
+# pyproject.toml is the version's one source (restream_operator/version.py reads it back
+# from the installed package's metadata).
+version=$(sed -n 's/^version = "\(.*\)"$/\1/p' pyproject.toml | head -n1)
+[[ -n $version ]] || { echo "images: no version in pyproject.toml" >&2; exit 1; }
 base=$(sed -n 's/^ARG BASE=\(.*\)$/\1/p' Dockerfile | head -n1)
 [[ -n $base ]] || { echo "images: no 'ARG BASE=' in the Dockerfile" >&2; exit 1; }
 op_image="restream-operator/operator:$version"
