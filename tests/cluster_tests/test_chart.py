@@ -482,14 +482,18 @@ def test_operator_with_only_the_charts_rbac_runs_a_livestream_lifecycle(
     scoped = OperatorProcess(
         _kubeconfig_for_service_account(cluster, tmp_path / "sa.kubeconfig"),
         tmp_path / "scoped-operator.log",
-        env={"RESTREAM_WEBHOOK_OWNER_CLUSTERROLE": f"{RELEASE}-{NAMESPACE}-cluster"},
+        # as the chart's Deployment sets them: its RBAC allows these names only
+        env={
+            "RESTREAM_WEBHOOK_OWNER_CLUSTERROLE": f"{RELEASE}-{NAMESPACE}-cluster",
+            "RESTREAM_WEBHOOK_CONFIGURATION_NAME": f"{RELEASE}-{NAMESPACE}",
+        },
     )
     try:
         scoped.start("--webhook", f"local:127.0.0.1:{free_port()}")
-        wait_for_webhooks(cluster)
+        wait_for_webhooks(cluster, name=f"{RELEASE}-{NAMESPACE}")
         owners = json.loads(
             cluster.kubectl(
-                "get", "validatingwebhookconfiguration", "restream-operator", "-o", "json"
+                "get", "validatingwebhookconfiguration", f"{RELEASE}-{NAMESPACE}", "-o", "json"
             ).stdout
         )["metadata"]["ownerReferences"]
         assert owners[0]["name"] == f"{RELEASE}-{NAMESPACE}-cluster"
