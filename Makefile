@@ -30,10 +30,24 @@ $(VENDOR)/hls.min.js: package.json package-lock.json
 	mkdir -p $(VENDOR)
 	cp node_modules/hls.js/dist/hls.min.js node_modules/hls.js/LICENSE $(VENDOR)/
 
-lint: $(PY) ## ruff and mypy --strict
+lint: $(PY) lint-chart ## ruff, mypy --strict, and lint-chart
 	$(VENV)/bin/ruff check operator tests hack bench
 	$(VENV)/bin/ruff format --check operator tests hack bench
 	$(VENV)/bin/mypy
+
+# The Go tools (helm, helm-docs, actionlint) come from build.sh's cache, as in the tests.
+.PHONY: lint-chart chart-docs
+lint-chart: $(PY) ## helm lint --strict, the chart's README up to date, actionlint on .github/workflows
+	@bin=$$(bash hack/localcluster/build.sh) && set -x && \
+	  "$$bin/helm" lint --strict charts/restream-operator && \
+	  "$$bin/helm" lint --strict charts/restream-operator --set watchNamespaces='{a,b}' \
+	    --set 'imagePullSecrets[0].name=regcred' --set webhook.certManager.enabled=true \
+	    --set console.enabled=true --set 'console.publicURLs={https://console.example.com}' && \
+	  $(PY) hack/chart_docs.py "$$bin" --check && \
+	  "$$bin/actionlint" -no-color .github/workflows/*.yml
+
+chart-docs: $(PY) ## regenerate charts/restream-operator/README.md from values.yaml (helm-docs)
+	$(PY) hack/chart_docs.py "$$(bash hack/localcluster/build.sh)"
 
 # The chart renders its copy as a template (templates/crds.yaml), so that `helm upgrade`
 # upgrades the CRD; a test fails when the copy differs.

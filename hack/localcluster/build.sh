@@ -50,8 +50,16 @@ ensure_local_tool() {
 }
 ensure_tools() {
   # helm, for the chart tests
-  ensure_tool helm "$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" \
-    "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  local kube="-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$HELM_KUBE_MINOR"
+  kube+=" -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$HELM_KUBE_MINOR"
+  ensure_tool helm "${HELM_VERSION}-kube1.$HELM_KUBE_MINOR" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" \
+    "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION $kube"
+  # helm-docs, the chart's README from values.yaml (make lint checks it is current)
+  ensure_tool helm-docs "$HELM_DOCS_VERSION" \
+    "github.com/norwoodj/helm-docs/cmd/helm-docs@$HELM_DOCS_VERSION"
+  # actionlint, the forge's workflows (make lint)
+  ensure_tool actionlint "$ACTIONLINT_VERSION" \
+    "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
   # CoreDNS, the node tier's cluster DNS (hack/localcluster/node.py packs it into an image)
   ensure_tool coredns "$COREDNS_VERSION" "github.com/coredns/coredns@$COREDNS_VERSION"
   # kube-router, only its network-policy controller: the node tier's NetworkPolicy enforcer

@@ -85,13 +85,14 @@ class OperatorProcess:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
-def wait_for_webhooks(cluster: LocalCluster, timeout: float = 30) -> None:
-    """Until the operator has registered its validating webhook configuration."""
+def wait_for_webhooks(
+    cluster: LocalCluster, timeout: float = 30, name: str = "restream-operator"
+) -> None:
+    """Until the operator has registered its validating webhook configuration (``name``:
+    its RESTREAM_WEBHOOK_CONFIGURATION_NAME)."""
     wait_for(
         lambda: (
-            cluster.kubectl(
-                "get", "validatingwebhookconfiguration", "restream-operator", check=False
-            ).returncode
+            cluster.kubectl("get", "validatingwebhookconfiguration", name, check=False).returncode
             == 0
         ),
         "the operator to register its admission webhook",

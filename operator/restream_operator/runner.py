@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import socket
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
 import kopf
 
 from . import handlers, metrics, webhook
-from .kube import FIELD_MANAGER, Kube, load_config
+from .kube import FIELD_MANAGER, Kube, KubeError, load_config
 from .runtime import Runtime
 from .settings import Settings
 
@@ -72,7 +73,11 @@ def build(
             webhook.install(settings, plan, memo)
             memo.webhook_publisher = asyncio.create_task(
                 webhook.publish_when_listening(
-                    kube, plan, runtime.settings.webhook_owner_clusterrole
+                    kube,
+                    plan,
+                    runtime.settings.webhook_owner_clusterrole,
+                    runtime.settings.webhook_configuration_name,
+                    namespaces,
                 )
             )
 
@@ -83,7 +88,9 @@ def build(
             return
         memo.webhook_publisher.cancel()
         if plan.remove_on_exit:
-            await asyncio.to_thread(webhook.remove_configuration, kube)
+            await asyncio.to_thread(
+                webhook.remove_configuration, kube, runtime.settings.webhook_configuration_name
+            )
         shutil.rmtree(memo.get("webhook_tls_dir", ""), ignore_errors=True)
 
     # A registry of our own starts empty: bring kopf's usual login (in-cluster
@@ -109,6 +116,43 @@ def webhook_plan(
     raise SystemExit(f"--webhook: expected '', 'local:HOST:PORT' or 'cluster', got {mode!r}")
 
 
+def with_media_image_of_own_pod(settings: Settings, kube: Kube, env: Mapping[str, str]) -> Settings:
+    """The ingest and relay image from the operator's own pod, when settings say which of
+    its init containers carries it (the chart and deploy/ do). That container is where
+    kustomize's `images:` and every image scanner see the media image; an environment
+    variable would hide it from them. The pod is named by the downward API (POD_NAME)."""
+    container = settings.media_image_container
+    if not container:
+        return settings
+    pod_name = env.get("POD_NAME", "")
+    namespace = env.get("POD_NAMESPACE", "") or settings.operator_namespace
+    if not pod_name:
+        raise SystemExit(
+            f"RESTREAM_MEDIA_IMAGE_CONTAINER={container}: POD_NAME is not set; set it from "
+            "the downward API (fieldRef metadata.name), or unset RESTREAM_MEDIA_IMAGE_CONTAINER "
+            "and set RESTREAM_INGEST_IMAGE and RESTREAM_RELAY_IMAGE"
+        )
+    try:
+        pod = kube.get("Pod", namespace, pod_name)
+    except KubeError as exc:
+        raise SystemExit(
+            f"RESTREAM_MEDIA_IMAGE_CONTAINER={container}: cannot read the operator's own pod "
+            f"{namespace}/{pod_name} ({exc}); its ServiceAccount needs `get pods` in {namespace}"
+        ) from None
+    spec = (pod or {}).get("spec", {})
+    images = {
+        c["name"]: c["image"] for c in spec.get("initContainers", []) + spec.get("containers", [])
+    }
+    if container not in images:
+        raise SystemExit(
+            f"RESTREAM_MEDIA_IMAGE_CONTAINER={container}: the pod {namespace}/{pod_name} has no "
+            f"container {container!r} (it has: {', '.join(sorted(images)) or 'none'})"
+        )
+    return settings.model_copy(
+        update={"ingest_image": images[container], "relay_image": images[container]}
+    )
+
+
 def _own_namespace() -> str:
     path = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
     if path.exists():
@@ -132,7 +176,14 @@ def run(
     kopf.configure(log_format=kopf.LogFormat.JSON, verbose=False)
     logging.getLogger("kopf.objects").addFilter(_QuietTrackers())
     kube = Kube(load_config())
+    settings = with_media_image_of_own_pod(settings, kube, os.environ)
+    logging.getLogger(__name__).info(f"media image: {settings.relay_image}")
     plan = webhook_plan(kube, webhook_mode, webhook_service, webhook_namespace, webhook_cert_dir)
+    if plan is not None and namespaces:
+        try:  # refused now, not later in the task that registers the configuration
+            webhook.namespace_selector(tuple(namespaces))
+        except webhook.WebhookError as exc:
+            raise SystemExit(str(exc)) from None
     registry, runtime = build(settings, kube, plan, tuple(namespaces))
     operator = kopf.operator(
         registry=registry,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +36,7 @@ DEFAULT_EGRESS_DENIED_CIDRS = (
     "::1/128",
 )
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+_DNS_SUBDOMAIN = r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?"
 _SCALARS = (str, int, float, bool)  # read from the environment as they are; the rest is JSON
 
 
@@ -58,6 +60,21 @@ class Settings(BaseModel):
     """Image of the relay pods (ffmpeg + restream-agent)."""
     image_pull_policy: str = Field(default="IfNotPresent", pattern="^(Always|IfNotPresent|Never)$")
     """Pull policy of the ingest and relay containers."""
+    image_pull_secrets: list[str] = Field(default_factory=list)
+    """Names of the image pull Secrets of every ingest and relay pod (JSON list in
+    RESTREAM_IMAGE_PULL_SECRETS). A pod can only use Secrets of its own namespace: each
+    must exist in every namespace that has LiveStreams."""
+    media_image_container: str = Field(default="", pattern=f"^$|{_DNS_LABEL}")
+    """The init container of the operator's own pod whose image is the media image (the
+    chart's and deploy/'s "media-image"): the ingest and relay image is read from the
+    pod at start, overriding ingest_image and relay_image, so that kustomize's `images:`
+    (which rewrites container images, never environment variables) retags it. Empty:
+    ingest_image and relay_image as set."""
+    webhook_configuration_name: str = Field(
+        default="restream-operator", pattern=f"^{_DNS_SUBDOMAIN}$"
+    )
+    """Name of the ValidatingWebhookConfiguration the operator registers: cluster-scoped,
+    so one per installation (the chart: the release's name and namespace)."""
     agent_poll_seconds: float = Field(default=5.0, gt=0, le=300)
     """How often the operator reads the agents' /status and refreshes LiveStream status."""
     agent_timeout_seconds: float = Field(default=1.0, gt=0, le=30)
@@ -123,6 +140,14 @@ class Settings(BaseModel):
                 raise ValueError(f"{cidr!r} is not a CIDR ({exc})") from None
             if network.prefixlen == 0:
                 raise ValueError(f"{cidr!r} is every address: a relay could reach nothing")
+        return value
+
+    @field_validator("image_pull_secrets")
+    @classmethod
+    def _secret_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not re.fullmatch(_DNS_SUBDOMAIN, name):
+                raise ValueError(f"{name!r} is not a Secret name (a DNS subdomain)")
         return value
 
     @model_validator(mode="after")

@@ -28,6 +28,7 @@ import base64
 import contextlib
 import functools
 import logging
+import re
 import tempfile
 import time
 from collections.abc import Mapping
@@ -56,8 +57,16 @@ SPEC_CHANGED = (
     "request.operation != 'UPDATE' || !has(object.spec) || !has(oldObject.spec)"
     " || object.spec != oldObject.spec"
 )
+NAMESPACE_NAME = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+# The port the webhook server listens on in the operator's pod: the API server connects
+# to it directly (through the Service's targetPort), which is why a cloud firewall between
+# the control plane and the nodes must let it through (README).
 CLUSTER_PORT = 9443
 SERVICE_PORT = 443
+
+
+class WebhookError(ValueError):
+    """A webhook setting that cannot work, said with the fix."""
 
 
 # ---- handlers ----------------------------------------------------------------------
@@ -122,43 +131,72 @@ def register(registry: kopf.OperatorRegistry) -> None:
 # ---- configurations ----------------------------------------------------------------
 
 
-def webhook_configuration(client_config: dict[str, Any], ca: bytes) -> dict[str, Any]:
+def webhook_configuration(
+    client_config: dict[str, Any],
+    ca: bytes,
+    name: str = CONFIGURATION_NAME,
+    namespaces: tuple[str, ...] = (),
+) -> dict[str, Any]:
     """The validating configuration for a client config (url or service) whose path (url
-    or service.path) is the server's root."""
+    or service.path) is the server's root. With namespaces (the operator watches only
+    those), the API server asks this webhook about LiveStreams there only: another
+    installation's webhook answers for its own namespaces, with its own settings."""
     cfg = dict(client_config)
     if "url" in cfg:
         cfg["url"] = f"{cfg['url'].rstrip('/')}/{VALIDATE_ID}"
     else:
         cfg["service"] = {**cfg["service"], "path": f"/{VALIDATE_ID}"}
     cfg["caBundle"] = base64.b64encode(ca).decode()
+    hook: dict[str, Any] = {
+        "name": f"{VALIDATE_ID}.{models.PLURAL}.{models.GROUP}",
+        "clientConfig": cfg,
+        "failurePolicy": "Fail",
+        "timeoutSeconds": VALIDATE_TIMEOUT_SECONDS,
+        "matchPolicy": "Equivalent",
+        "sideEffects": "None",
+        "admissionReviewVersions": ["v1"],
+        "matchConditions": [{"name": "spec-changed", "expression": SPEC_CHANGED}],
+        "rules": [
+            {
+                "apiGroups": [models.GROUP],
+                "apiVersions": [models.VERSION],
+                "resources": [models.PLURAL],
+                "operations": ["CREATE", "UPDATE"],
+                "scope": "Namespaced",
+            }
+        ],
+    }
+    if namespaces:
+        hook["namespaceSelector"] = namespace_selector(namespaces)
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
         "metadata": {
-            "name": CONFIGURATION_NAME,
+            "name": name,
             "labels": {"app.kubernetes.io/name": "restream-operator"},
         },
-        "webhooks": [
+        "webhooks": [hook],
+    }
+
+
+def namespace_selector(namespaces: tuple[str, ...]) -> dict[str, Any]:
+    """The namespaces by name (the label every namespace has since Kubernetes 1.21).
+    kopf also takes glob patterns (`--namespace 'team-*'`), which no selector can say:
+    refused, rather than a webhook that would answer for every namespace."""
+    patterns = [ns for ns in namespaces if not re.fullmatch(NAMESPACE_NAME, ns)]
+    if patterns:
+        raise WebhookError(
+            f"--namespace {patterns[0]!r}: with --webhook, watch namespaces by their names "
+            "(no patterns): the webhook configuration selects namespaces by name"
+        )
+    return {
+        "matchExpressions": [
             {
-                "name": f"{VALIDATE_ID}.{models.PLURAL}.{models.GROUP}",
-                "clientConfig": cfg,
-                "failurePolicy": "Fail",
-                "timeoutSeconds": VALIDATE_TIMEOUT_SECONDS,
-                "matchPolicy": "Equivalent",
-                "sideEffects": "None",
-                "admissionReviewVersions": ["v1"],
-                "matchConditions": [{"name": "spec-changed", "expression": SPEC_CHANGED}],
-                "rules": [
-                    {
-                        "apiGroups": [models.GROUP],
-                        "apiVersions": [models.VERSION],
-                        "resources": [models.PLURAL],
-                        "operations": ["CREATE", "UPDATE"],
-                        "scope": "Namespaced",
-                    }
-                ],
+                "key": "kubernetes.io/metadata.name",
+                "operator": "In",
+                "values": sorted(set(namespaces)),
             }
-        ],
+        ]
     }
 
 
@@ -273,7 +311,13 @@ def owner_reference(kube: Kube, clusterrole: str) -> dict[str, Any] | None:
     }
 
 
-async def publish_when_listening(kube: Kube, plan: WebhookPlan, owner_clusterrole: str) -> None:
+async def publish_when_listening(
+    kube: Kube,
+    plan: WebhookPlan,
+    owner_clusterrole: str,
+    name: str = CONFIGURATION_NAME,
+    namespaces: tuple[str, ...] = (),
+) -> None:
     """Applies the configuration once the server accepts connections, so that the
     apiserver is never sent to a port nobody listens on."""
     host = "127.0.0.1" if plan.listen_addr in ("0.0.0.0", "") else plan.listen_addr  # noqa: S104
@@ -285,11 +329,11 @@ async def publish_when_listening(kube: Kube, plan: WebhookPlan, owner_clusterrol
         except OSError:
             await asyncio.sleep(0.1)
     owner = await asyncio.to_thread(owner_reference, kube, owner_clusterrole)
-    obj = webhook_configuration(plan.client_config, plan.cert.ca)
+    obj = webhook_configuration(plan.client_config, plan.cert.ca, name, namespaces)
     if owner is not None:
         obj["metadata"]["ownerReferences"] = [owner]
     await asyncio.to_thread(kube.apply, obj)
-    log.info(f"admission webhook registered ({plan.client_config})")
+    log.info(f"admission webhook {name} registered ({plan.client_config})")
     await asyncio.to_thread(remove_legacy_mutating_configuration, kube)
 
 
@@ -300,6 +344,6 @@ def remove_legacy_mutating_configuration(kube: Kube) -> None:
             log.info("removed the mutating webhook configuration of an earlier version")
 
 
-def remove_configuration(kube: Kube) -> None:
+def remove_configuration(kube: Kube, name: str = CONFIGURATION_NAME) -> None:
     with contextlib.suppress(KubeError, OSError):
-        kube.delete("ValidatingWebhookConfiguration", None, CONFIGURATION_NAME)
+        kube.delete("ValidatingWebhookConfiguration", None, name)

@@ -87,16 +87,28 @@ def test_default_render(cluster: LocalCluster) -> None:
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     env = {e["name"]: e.get("value") for e in container["env"]}
-    assert env["RESTREAM_RELAY_IMAGE"] == "restream-operator/media:0.1.0"
+    # The media image is the init container's, which the operator reads from its pod.
+    (media,) = pod["initContainers"]
+    assert media["image"] == "restream-operator/media:0.1.0"
+    assert env["RESTREAM_MEDIA_IMAGE_CONTAINER"] == media["name"]
+    assert "RESTREAM_RELAY_IMAGE" not in env and "imagePullSecrets" not in pod
     assert env["RESTREAM_MAX_RESTREAMS"] == "5"
+    assert env["RESTREAM_WEBHOOK_CONFIGURATION_NAME"] == f"{RELEASE}-{NAMESPACE}"
     assert {d["kind"] for d in docs} == {
         "CustomResourceDefinition",
         "ServiceAccount",
         "ClusterRole",
         "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
         "Deployment",
         "Service",
     }
+    # Pull Secrets: the operator's pod's, and by name for every ingest and relay pod.
+    private = template(cluster, "imagePullSecrets[0].name=regcred")
+    pod = by_kind(private, "Deployment")[0]["spec"]["template"]["spec"]
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+    assert _operator_settings(private).image_pull_secrets == ["regcred"]
 
 
 def test_non_default_render(cluster: LocalCluster) -> None:
@@ -115,7 +127,7 @@ def test_non_default_render(cluster: LocalCluster) -> None:
     bindings = by_kind(docs, "RoleBinding")
     assert {b["metadata"]["namespace"] for b in bindings} == {"media", "live", NAMESPACE}
     assert [b["metadata"]["name"] for b in by_kind(docs, "ClusterRoleBinding")] == [
-        f"{RELEASE}-cluster"
+        f"{RELEASE}-{NAMESPACE}-cluster"
     ]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["RESTREAM_MAX_RESTREAMS"] == "20"
@@ -183,6 +195,7 @@ def test_network_policy_settings_name_the_charts_own_operator_pods(cluster: Loca
         ("replicaCount=3", "maximum"),
         ("operator.maxRestreams=51", "maximum"),
         ("image.pullPolicy=Sometimes", "value must be one of"),
+        ("imagePullSecrets[0].name=Reg_Cred", "does not match pattern"),
         ("operator.networkPolicy.dnsNamespace=Kube_System", "does not match pattern"),
         ("operator.networkPolicy.podCIDRs=10.0.0.0/8", "want array"),
         ("crds.keep=sometimes", "want boolean"),
@@ -469,17 +482,21 @@ def test_operator_with_only_the_charts_rbac_runs_a_livestream_lifecycle(
     scoped = OperatorProcess(
         _kubeconfig_for_service_account(cluster, tmp_path / "sa.kubeconfig"),
         tmp_path / "scoped-operator.log",
-        env={"RESTREAM_WEBHOOK_OWNER_CLUSTERROLE": f"{RELEASE}-cluster"},
+        # as the chart's Deployment sets them: its RBAC allows these names only
+        env={
+            "RESTREAM_WEBHOOK_OWNER_CLUSTERROLE": f"{RELEASE}-{NAMESPACE}-cluster",
+            "RESTREAM_WEBHOOK_CONFIGURATION_NAME": f"{RELEASE}-{NAMESPACE}",
+        },
     )
     try:
         scoped.start("--webhook", f"local:127.0.0.1:{free_port()}")
-        wait_for_webhooks(cluster)
+        wait_for_webhooks(cluster, name=f"{RELEASE}-{NAMESPACE}")
         owners = json.loads(
             cluster.kubectl(
-                "get", "validatingwebhookconfiguration", "restream-operator", "-o", "json"
+                "get", "validatingwebhookconfiguration", f"{RELEASE}-{NAMESPACE}", "-o", "json"
             ).stdout
         )["metadata"]["ownerReferences"]
-        assert owners[0]["name"] == f"{RELEASE}-cluster"
+        assert owners[0]["name"] == f"{RELEASE}-{NAMESPACE}-cluster"
 
         cluster.kubectl(
             "create", "secret", "generic", "yt", "-n", namespace, "--from-literal=key=yt-key-1"
@@ -545,7 +562,9 @@ def test_uninstall_removes_the_webhook_configurations_it_owns(
     owned = OperatorProcess(
         cluster.kubeconfig,
         tmp_path / "owned.log",
-        env={"RESTREAM_WEBHOOK_OWNER_CLUSTERROLE": "owner-test-restream-operator-cluster"},
+        env={
+            "RESTREAM_WEBHOOK_OWNER_CLUSTERROLE": "owner-test-restream-operator-owner-test-cluster"
+        },
     )
     try:
         owned.start("--webhook", f"local:127.0.0.1:{free_port()}")

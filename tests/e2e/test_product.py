@@ -87,7 +87,7 @@ def test_operator_pod_serves_the_webhook(
     assert ready(pod)
     assert pod["status"]["containerStatuses"][0]["containerID"].startswith("containerd://")
     vwc = wait_for(
-        lambda: cluster.kubectl("get", "validatingwebhookconfiguration", "restream-operator",
+        lambda: cluster.kubectl("get", "validatingwebhookconfiguration", f"{RELEASE}-{SYSTEM_NS}",
                                 "-o", "json", check=False).stdout or None,
         "the operator to register its webhook configuration", timeout=60,
     )  # fmt: skip

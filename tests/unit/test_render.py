@@ -45,6 +45,58 @@ def test_render_matches_golden(example: str) -> None:
     assert rendered == golden.read_text(), f"run UPDATE_GOLDEN=1 pytest {__file__} and review"
 
 
+# An installation with a private registry: its media image, pull policy and pull Secrets
+# (as the chart sets them) on every ingest and relay pod.
+REGISTRY = {
+    "RESTREAM_INGEST_IMAGE": "registry.example.com/restream/media:1.2.3",
+    "RESTREAM_RELAY_IMAGE": "registry.example.com/restream/media:1.2.3",
+    "RESTREAM_IMAGE_PULL_POLICY": "Always",
+    "RESTREAM_IMAGE_PULL_SECRETS": '["regcred", "mirror.example.com"]',
+}
+
+
+def test_render_from_a_private_registry_matches_golden() -> None:
+    settings = Settings.from_env(REGISTRY)
+    rendered = yamlio.dump_all(render_documents(owner_of("secrets.yaml"), settings))
+    golden = GOLDEN / "secrets.private-registry.yaml"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(rendered)
+    assert rendered == golden.read_text(), f"run UPDATE_GOLDEN=1 pytest {__file__} and review"
+    deployments = {
+        o["metadata"]["name"]: o["spec"]["template"]["spec"]
+        for o in render_children(owner_of("secrets.yaml"), settings).applied
+        if o["kind"] == "Deployment"
+    }
+    ingest = naming.ingest_name(owner_of("secrets.yaml").name)
+    assert ingest in deployments and len(deployments) >= 2  # the ingest and relays
+    for pod in deployments.values():
+        assert pod["imagePullSecrets"] == [{"name": "regcred"}, {"name": "mirror.example.com"}]
+        (container,) = pod["containers"]
+        assert container["image"] == "registry.example.com/restream/media:1.2.3"
+        assert container["imagePullPolicy"] == "Always"
+
+
+def test_no_pull_secrets_no_field() -> None:
+    """Without pull Secrets the pod template is what earlier versions rendered: upgrading
+    the operator replaces no pod."""
+    for obj in render_children(owner_of("secrets.yaml"), Settings()).applied:
+        if obj["kind"] == "Deployment":
+            assert "imagePullSecrets" not in obj["spec"]["template"]["spec"]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("regcred", "RESTREAM_IMAGE_PULL_SECRETS: not JSON"),
+        ('["RegCred"]', "'RegCred' is not a Secret name"),
+        ('[{"name": "regcred"}]', "RESTREAM_IMAGE_PULL_SECRETS"),
+    ],
+)
+def test_bad_pull_secrets_are_refused_naming_the_setting(value: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env({"RESTREAM_IMAGE_PULL_SECRETS": value})
+
+
 def test_render_is_deterministic() -> None:
     a = render_children(owner_of("secrets.yaml"), Settings())
     b = render_children(owner_of("secrets.yaml"), Settings())

@@ -89,3 +89,27 @@ def test_reviews_run_on_named_admission_threads(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(admission, "review", spy)
     asyncio.run(_validate_with_a_saturated_default_executor(_livestream("rtmp://a.example/x")))
     assert len(seen) == 1 and seen[0].startswith("admission"), seen
+
+
+# ---- the configuration: one per installation ----------------------------------------
+
+
+def test_the_configuration_is_named_by_the_installation_and_selects_its_namespaces() -> None:
+    client = {"service": {"namespace": "team-a-ops", "name": "hook", "port": 443}}
+    obj = webhook.webhook_configuration(client, b"ca", "ops-team-a-ops", ("b", "a", "b"))
+    assert obj["metadata"]["name"] == "ops-team-a-ops"
+    (hook,) = obj["webhooks"]
+    assert hook["namespaceSelector"] == {
+        "matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["a", "b"]}
+        ]
+    }
+    # Cluster-wide: every namespace, under the name earlier versions used.
+    default = webhook.webhook_configuration(client, b"ca")
+    assert default["metadata"]["name"] == "restream-operator"
+    assert "namespaceSelector" not in default["webhooks"][0]
+
+
+def test_namespace_patterns_cannot_become_a_selector() -> None:
+    with pytest.raises(webhook.WebhookError, match=r"--namespace 'team-\*'.*by their names"):
+        webhook.namespace_selector(("live", "team-*"))

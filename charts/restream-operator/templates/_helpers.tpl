@@ -8,6 +8,14 @@
 {{- end -}}
 {{- end -}}
 
+{{/* Cluster-scoped objects (ClusterRoles, ClusterRoleBindings, the webhook
+     configuration the operator registers) hold the release's namespace in their name as
+     well: release names are unique only within a namespace, and two installations (each
+     watching its own namespaces) must not take each other's. */}}
+{{- define "restream-operator.clusterName" -}}
+{{- printf "%s-%s" (include "restream-operator.fullname" .) .Release.Namespace -}}
+{{- end -}}
+
 {{- define "restream-operator.labels" -}}
 app.kubernetes.io/name: {{ .Chart.Name }}
 app.kubernetes.io/instance: {{ .Release.Name }}
@@ -31,6 +39,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{- define "restream-operator.webhookService" -}}
 {{- printf "%s-webhook" (include "restream-operator.fullname" .) -}}
+{{- end -}}
+
+{{/* The names of imagePullSecrets, as the JSON list RESTREAM_IMAGE_PULL_SECRETS takes. */}}
+{{- define "restream-operator.pullSecretNames" -}}
+{{- $names := list -}}
+{{- range .Values.imagePullSecrets }}{{ $names = append $names .name }}{{ end -}}
+{{- toJson $names -}}
 {{- end -}}
 
 {{- define "restream-operator.image" -}}

@@ -72,7 +72,11 @@ def pod_security_context() -> Obj:
 
 
 def placement(pod_spec: Obj, settings: Settings) -> Obj:
-    """The operator-wide nodeSelector and tolerations of media pods, if any."""
+    """The operator-wide nodeSelector, tolerations and image pull Secrets of media pods,
+    if any (none set: the template stays as earlier versions rendered it, so that an
+    operator upgrade replaces no pod)."""
+    if settings.image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": name} for name in settings.image_pull_secrets]
     if settings.pod_node_selector:
         pod_spec["nodeSelector"] = dict(settings.pod_node_selector)
     if settings.pod_tolerations:
