@@ -133,7 +133,7 @@ def relay_command(owner: Owner, restream: models.Restream, settings: Settings) -
         # --name, where as an element of its own argparse would read it as an option.
         f"--name={_literal(restream.name)}",
         "--source",
-        endpoints.play_url(owner, settings),
+        endpoints.play_url(owner, settings, restream.rendition),
         "--ingest-status",
         endpoints.agent_status_url(owner, settings),
         "--destination",
@@ -233,18 +233,7 @@ def deployment(
                         **common.scrape_annotations(settings),
                     },
                 },
-                "spec": common.placement(
-                    {
-                        "automountServiceAccountToken": False,
-                        "enableServiceLinks": False,
-                        "securityContext": common.pod_security_context(),
-                        # The agent stops ffmpeg gracefully (FLV trailer flushed) well inside.
-                        "terminationGracePeriodSeconds": 10,
-                        "containers": [container],
-                        "volumes": volumes,
-                    },
-                    settings,
-                ),
+                "spec": common.media_pod_spec(container, volumes, settings),
             },
         },
     }
