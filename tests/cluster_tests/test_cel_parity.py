@@ -94,6 +94,29 @@ CASES: dict[tuple[str, str], tuple[dict[str, Any], str]] = {
         ),
         "spec.restreams[].name",
     ),
+    ("spec", "restreams[].rendition must name one of spec.renditions"): (
+        livestream({"restreams": [destination(rendition="720p")]}),
+        "spec.restreams[].rendition",
+    ),
+    ("spec.renditions[].video", "maxBitrateKbps must be at least bitrateKbps"): (
+        livestream(
+            {
+                "renditions": [
+                    {
+                        "name": "720p",
+                        "video": {"height": 720, "bitrateKbps": 3000, "maxBitrateKbps": 2000},
+                    }
+                ]
+            }
+        ),  # fmt: skip
+        "spec.renditions[].video.maxBitrateKbps",
+    ),
+    ("spec.renditions[].video.height", "height must be even"): (
+        livestream(
+            {"renditions": [{"name": "720p", "video": {"height": 719, "bitrateKbps": 3000}}]}
+        ),
+        "spec.renditions[].video.height",
+    ),
     ("spec.streamKeySecretRef.name", "name must be a Secret name"): (
         livestream({"streamKeySecretRef": {"name": "Launch_Key"}}),
         "spec.streamKeySecretRef.name",
@@ -234,8 +257,14 @@ def test_a_good_livestream_passes_both(
         {
             "streamKeySecretRef": {"name": "launch-key", "key": "streamKey"},
             "relay": {"reconnect": {"minDelaySeconds": 1, "maxDelaySeconds": 10}},
+            "renditions": [
+                {
+                    "name": "720p",
+                    "video": {"height": 720, "bitrateKbps": 3000, "maxBitrateKbps": 3500},
+                }
+            ],  # fmt: skip
             "restreams": [
-                destination(),
+                destination(rendition="720p"),
                 destination(name="My Twitch", serverUrl="srt://srt.example.com:9000"),
                 destination(
                     name="SRT tuned",
