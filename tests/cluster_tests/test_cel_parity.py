@@ -108,7 +108,7 @@ CASES: dict[tuple[str, str], tuple[dict[str, Any], str]] = {
                     }
                 ]
             }
-        ),  # fmt: skip
+        ),
         "spec.renditions[].video.maxBitrateKbps",
     ),
     ("spec.renditions[].video.height", "height must be even"): (
@@ -262,7 +262,7 @@ def test_a_good_livestream_passes_both(
                     "name": "720p",
                     "video": {"height": 720, "bitrateKbps": 3000, "maxBitrateKbps": 3500},
                 }
-            ],  # fmt: skip
+            ],
             "restreams": [
                 destination(rendition="720p"),
                 destination(name="My Twitch", serverUrl="srt://srt.example.com:9000"),
