@@ -11,9 +11,13 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from . import contract, jsonlog
 from .redact import Redactor
+
+if TYPE_CHECKING:
+    from .encoder import Profile
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -211,11 +215,11 @@ async def _relay(
     return await serve(cfg, key, token, redact, passphrase)
 
 
-async def _encoder(args: argparse.Namespace, token: str, redact: Redactor) -> int:
-    from .encoder import Profile, serve, transcode_args  # noqa: PLC0415
-    from .relay import RelayConfig  # noqa: PLC0415
+def encoder_profile(args: argparse.Namespace) -> Profile:
+    """What the encoder's flags (render/encoder.profile_args) say to encode."""
+    from .encoder import Profile  # noqa: PLC0415
 
-    profile = Profile(
+    return Profile(
         height=args.height,
         fps=args.fps,
         video_kbps=args.video_bitrate,
@@ -227,6 +231,13 @@ async def _encoder(args: argparse.Namespace, token: str, redact: Redactor) -> in
         sample_rate=args.sample_rate,
         channels=args.channels,
     )
+
+
+async def _encoder(args: argparse.Namespace, token: str, redact: Redactor) -> int:
+    from .encoder import serve, transcode_args  # noqa: PLC0415
+    from .relay import RelayConfig  # noqa: PLC0415
+
+    profile = encoder_profile(args)
     cfg = RelayConfig(
         name=args.name,
         source=args.source,
