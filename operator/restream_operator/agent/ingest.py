@@ -312,7 +312,7 @@ class Ingest:
         address = _first(form, "addr")
         rendition = contract.rendition_of(name, self._token_text)
         if rendition is not None:
-            return self._on_rendition_publish(rendition, form)
+            return await self._on_rendition_publish(rendition, form)
         # Always compare, even with no key configured, so timing tells nothing.
         if not hmac.compare_digest(name.encode(), self._key) or not self._key:
             self.refused["key"] += 1
@@ -329,11 +329,20 @@ class Ingest:
         # nginx-rtmp renames the stream to the redirect target (not starting with rtmp://).
         return Response(302, b"", headers={"Location": contract.STREAM_NAME})
 
-    def _on_rendition_publish(self, rendition: str, form: dict[str, list[str]]) -> Response:
+    async def _on_rendition_publish(self, rendition: str, form: dict[str, list[str]]) -> Response:
         """An encoder of ours (it holds the play token) publishes a rendition: renamed to
         the rendition's stream, one publisher at a time, as the source is."""
         address = _first(form, "addr")
+        stream = contract.RENDITION_STREAM_PREFIX + rendition
         current = self.renditions.get(rendition)
+        if current is not None and not await self._nginx_publishes(stream):
+            # nginx's on_publish_done never reached us (the agent was restarting, the
+            # request timed out): without this the encoder would be refused for good.
+            log.warning(
+                "rendition publish: the previous one had ended unnoticed",
+                extra={"rendition": rendition},
+            )
+            current = None
         if current is not None:
             self.refused["busy"] += 1
             log.warning(
@@ -343,7 +352,6 @@ class Ingest:
             return Response.text("busy\n", 403)
         self.renditions[rendition] = Publisher(_first(form, "clientid"), address)
         log.info("rendition published", extra={"rendition": rendition, "clientAddress": address})
-        stream = contract.RENDITION_STREAM_PREFIX + rendition
         return Response(302, b"", headers={"Location": stream})
 
     async def on_publish_done(self, req: Request) -> Response:
@@ -380,6 +388,20 @@ class Ingest:
         return _first(form, "app") == "" and _first(form, "addr") in self.layout.local_pushes
 
     # -- nginx's view -----------------------------------------------------------------
+
+    async def _nginx_publishes(self, stream: str) -> bool:
+        """Whether nginx has a publisher on ``stream`` now (uncached: asked only when a
+        publish would be refused). When nginx cannot say, the agent's own word stands."""
+        if self.layout.stat_url is None:
+            return True
+        try:
+            code, body = await httpclient.get(self.layout.stat_url, timeout=1.0)
+            if code != 200:
+                return True
+            found = parse_stat(body, contract.APPLICATION, stream)
+        except (OSError, TimeoutError, ET.ParseError):
+            return True
+        return found is not None and found.publishing
 
     async def stream_stat(self) -> StreamStat | None:
         cache = self._stat
