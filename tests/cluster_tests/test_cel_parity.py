@@ -318,6 +318,9 @@ def test_the_api_server_stores_every_schema_default(
     expected = models.LiveStreamSpec.model_validate(spec).model_dump(
         mode="json", by_alias=True, exclude_none=True
     )
+    # No renditions: the model's empty list, and nothing stored (the schema has no
+    # default for it, so that a LiveStream without renditions shows none in kubectl).
+    assert expected.pop("renditions") == [] and "renditions" not in stored
     assert stored == expected
     assert [r["enabled"] for r in stored["restreams"]] == [True, True, True]
     assert stored["restreams"][1]["tls"] == {
