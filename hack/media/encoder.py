@@ -33,13 +33,16 @@ def publisher_argv(
     bframes: bool = False,
     audio: Sequence[str] = AAC,
     video_bitrate: str = "1200k",
+    audio_source: str = "sine=frequency=440:sample_rate=48000",
 ) -> list[str]:
     """ffmpeg's argv; ``rw_timeout_s``: give up on a connection that stops moving, as an
     encoder does (then something may reconnect it). ``gop``: frames between keyframes
     (default: one a second). ``audio_delay_s``: the first audio leaves that much after the
     first video (as an encoder whose audio device opens late). ``bframes``: x264 with
     B-frames and lookahead (veryfast, profile high) instead of ultrafast zerolatency.
-    ``audio``: the audio encoder's options (AAC; MP3 for a test of what else is relayed)."""
+    ``audio``: the audio encoder's options (AAC; MP3 for a test of what else is relayed).
+    ``audio_source``: a lavfi source (noise, unlike the tone, takes every bit an AAC
+    encoder is given: what a test of an audio bitrate needs)."""
     duration = ["-t", f"{seconds:g}"] if seconds is not None else []
     give_up = ["-rw_timeout", str(int(rw_timeout_s * 1e6))] if rw_timeout_s else []
     gop = gop or fps
@@ -52,7 +55,7 @@ def publisher_argv(
     return [
         "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
         "-re", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}",
-        *delay, "-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+        *delay, "-re", "-f", "lavfi", "-i", audio_source,
         *duration,
         "-c:v", "libx264", *x264,
         "-g", str(gop), "-keyint_min", str(gop), "-b:v", video_bitrate,

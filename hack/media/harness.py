@@ -199,6 +199,8 @@ class Rendered:
     # restream name -> env name -> (Secret, key) its secretKeyRef names
     relay_secret_env: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
     relay_files: dict[str, list[SecretFile]] = field(default_factory=dict)
+    encoders: dict[str, list[str]] = field(default_factory=dict)  # rendition -> command
+    encoder_env: dict[str, list[str]] = field(default_factory=dict)
 
 
 def secret_files(pod: dict[str, Any]) -> list[SecretFile]:
@@ -237,6 +239,9 @@ def rendered(docs: list[dict[str, Any]]) -> Rendered:
         assert all("secretKeyRef" in e["valueFrom"] for e in container.get("env", []))
         if container["args"][1] == "ingest":
             ingest_cmd, ingest_env = container["args"], env
+        elif container["args"][1] == "encoder":
+            name = d["metadata"]["annotations"]["restream.dev/rendition-name"]
+            plan.encoders[name], plan.encoder_env[name] = container["args"], env
         else:
             name = d["metadata"]["annotations"]["restream.dev/restream-name"]
             plan.relays[name], plan.relay_env[name] = container["args"], env
@@ -409,6 +414,11 @@ def relay_command(
     )
     argv = with_flag(argv, "--destination", destination_url)
     return with_flag(argv, "--listen", f"127.0.0.1:{agent_port}")
+
+
+def encoder_command(rendered_argv: list[str], ingest: Ingest, agent_port: int) -> list[str]:
+    """A rendered encoder's command, its ingest URLs swapped for this test's loopback ones."""
+    return relay_command(rendered_argv, ingest, ingest.publish_url(), agent_port)
 
 
 def start_relay(procs: Processes, relay: Relay) -> Relay:

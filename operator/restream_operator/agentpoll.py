@@ -24,7 +24,7 @@ from typing import Any, cast
 
 from . import httpclient, metrics, naming
 from .agent.contract import AGENT_PORT, PATH_STATUS, IngestAgentStatus, RelayAgentStatus
-from .render import Owner
+from .render import Owner, encoder
 from .runtime import Runtime, Unreachable
 from .views import PodView, live_pod
 
@@ -92,6 +92,27 @@ async def poll_agents(
         if doc is not None
     }
     return ingest, relays
+
+
+async def poll_encoders(
+    runtime: Runtime, owner: Owner, pods: dict[str, list[PodView]], port: int = AGENT_PORT
+) -> dict[str, RelayAgentStatus]:
+    """The /status of each rendition encoder in use, by rendition name; one that does
+    not answer is absent (asked less often, like a relay's)."""
+    if owner.spec.suspend:
+        return {}
+    names = [r.name for r in encoder.in_use(owner.spec)]
+    docs = await asyncio.gather(
+        *(
+            _poll(runtime, owner.namespace, live_pod(pods.get(naming.encoder_group(n), [])), port)
+            for n in names
+        )
+    )
+    return {
+        name: cast(RelayAgentStatus, doc)
+        for name, doc in zip(names, docs, strict=True)
+        if doc is not None
+    }
 
 
 def publishing_now(runtime: Runtime, owner: Owner) -> bool | None:

@@ -28,10 +28,17 @@ def _url(
     return f"{scheme}://{service_host(owner, name(owner.name), settings)}:{port}{path}"
 
 
-def play_url(owner: Owner, settings: Settings) -> str:
-    """What relays play, without the token (the agent appends it from its environment)."""
-    path = f"/{contract.APPLICATION}/{contract.STREAM_NAME}"
+def play_url(owner: Owner, settings: Settings, rendition: str | None = None) -> str:
+    """What relays (and encoders) play, without the token (the agent appends it from its
+    environment): the source as published, or a rendition's encode."""
+    stream = contract.STREAM_NAME if rendition is None else naming.rendition_stream(rendition)
+    path = f"/{contract.APPLICATION}/{stream}"
     return _url(owner, settings, True, "rtmp", contract.RTMP_PORT, path)
+
+
+def internal_publish_url(owner: Owner, settings: Settings) -> str:
+    """Where encoders publish their renditions: the ingest's internal Service."""
+    return _url(owner, settings, True, "rtmp", contract.RTMP_PORT, f"/{contract.APPLICATION}")
 
 
 def publish_url(owner: Owner, settings: Settings) -> str:

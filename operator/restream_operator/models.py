@@ -35,6 +35,8 @@ MAX_RESTREAMS_CEILING = 50
 MAX_NAME_LENGTH = 64
 MAX_KEY_LENGTH = 512
 MAX_URL_LENGTH = 2048
+MIN_RENDITION_HEIGHT = 96
+MAX_RENDITION_HEIGHT = 2160
 
 # Patterns that both the CRD's CEL rules and admission apply (admission with a message
 # per case): written once here, as regular expressions RE2 and Python read alike.
@@ -85,6 +87,14 @@ SRT_URL_OPTIONS = (
 )
 # A value as strtol reads it (minversion is read in any base, e.g. 0x010300).
 SRT_URL_VALUE = "-?[0-9]+|0x[0-9A-Fa-f]+"
+# A rendition's name: a DNS label of its own (it names the encoder's objects and its
+# stream on the ingest), e.g. 720p, 480p-low.
+RENDITION_NAME = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+MAX_RENDITION_NAME_LENGTH = 20
+MAX_RENDITIONS = 10
+X264Preset = Literal[
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"
+]
 # Unicode categories no restream name may hold (controls, invisible format characters
 # such as bidi overrides and zero-width characters, line and paragraph separators).
 NAME_FORBIDDEN_CATEGORIES = ("Cc", "Cf", "Zl", "Zp")
@@ -367,6 +377,96 @@ class Restream(Model):
     the media image's CA bundle, host name included)."""
     srt: SRTOptions | None = None
     """srt:// only: the destination's passphrase, from a Secret."""
+    rendition: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_RENDITION_NAME_LENGTH,
+        pattern=f"^{RENDITION_NAME}$",
+    )
+    """Name of one of spec.renditions: this destination receives that profile's encode
+    (made once, however many destinations use it) instead of the stream as the encoder
+    publishes it. Unset: the source as published, untouched (-c copy)."""
+
+
+class RenditionVideo(Model):
+    """The H.264 video of a rendition (libx264). The source is scaled to ``height``
+    (width follows the source's aspect ratio, rounded to an even number), converted to
+    ``fps``, and encoded with a keyframe exactly every ``keyframeIntervalSeconds``."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_k8s(
+            validations=[
+                _cel(
+                    "!has(self.maxBitrateKbps) || self.maxBitrateKbps >= self.bitrateKbps",
+                    "maxBitrateKbps must be at least bitrateKbps",
+                    ".maxBitrateKbps",
+                ),
+            ]
+        )
+    )
+
+    height: int = Field(
+        ge=MIN_RENDITION_HEIGHT,
+        le=MAX_RENDITION_HEIGHT,
+        json_schema_extra=_k8s(
+            validations=[
+                _cel(
+                    "self % 2 == 0",
+                    "height must be even (H.264 4:2:0 needs even dimensions): e.g. 1080, "
+                    "720, 480 or 360",
+                )
+            ]
+        ),
+    )
+    """Output height in pixels, even (e.g. 1080, 720, 480, 360). Width follows from the
+    source's aspect ratio (a 16:9 source at 480 gives 854x480)."""
+    fps: int = Field(default=30, ge=1, le=60)
+    """Output frame rate, frames per second (frames are dropped or repeated to reach it)."""
+    bitrate_kbps: int = Field(ge=100, le=50_000)
+    """Target video bitrate, kbit/s (e.g. 3000 for 720p30, 1200 for 480p30, 800 for
+    360p30)."""
+    max_bitrate_kbps: int | None = Field(default=None, ge=100, le=60_000)
+    """Peak video bitrate, kbit/s, enforced with a VBV buffer of one second. Unset: equal
+    to bitrateKbps, i.e. constant-bitrate-like output, as Twitch and Facebook ask."""
+    keyframe_interval_seconds: int = Field(default=2, ge=1, le=10)
+    """Seconds between keyframes, exact (no scene-cut keyframes in between). Platforms
+    want 2 (YouTube and Facebook refuse over 4)."""
+    preset: X264Preset = "veryfast"
+    """x264 preset: slower presets give better pictures for the same bitrate at more CPU.
+    veryfast is what the default CPU requests are measured for."""
+    profile: Literal["baseline", "main", "high"] = "high"
+    """H.264 profile. high suits every platform; baseline only very old players."""
+
+
+class RenditionAudio(Model):
+    """The AAC audio of a rendition."""
+
+    bitrate_kbps: int = Field(default=128, ge=32, le=320)
+    """Audio bitrate, kbit/s."""
+    sample_rate: Literal[44100, 48000] = 48000
+    """Sample rate, Hz: 48000 or 44100."""
+    channels: int = Field(default=2, ge=1, le=2)
+    """1 (mono) or 2 (stereo)."""
+
+
+class Rendition(Model):
+    """A transcode profile. It is encoded once, by one encoder pod, whatever the number
+    of destinations that use it (restreams[].rendition); a rendition no enabled
+    destination uses runs nothing."""
+
+    name: str = Field(
+        min_length=1, max_length=MAX_RENDITION_NAME_LENGTH, pattern=f"^{RENDITION_NAME}$"
+    )
+    """Name of the rendition, as restreams[].rendition refers to it: lowercase letters,
+    digits and '-' (e.g. 720p, 480p-low)."""
+    video: RenditionVideo
+    """The video encode (H.264)."""
+    audio: RenditionAudio = Field(default_factory=RenditionAudio, json_schema_extra=_OBJECT_DEFAULT)
+    """The audio encode (AAC)."""
+    resources: ResourceRequirements | None = None
+    """Resources of the encoder container. Unset: CPU requests measured for the profile's
+    height, frame rate and preset (see the README's Renditions section), 256Mi of memory
+    requested and 1Gi as a limit."""
 
 
 class ReconnectSpec(Model):
@@ -434,7 +534,13 @@ class LiveStreamSpec(Model):
                     "self.restreams.exists_one(b, b.name.lowerAscii() == a.name.lowerAscii()))",
                     "restreams[].name must be unique, ignoring case",
                     ".restreams",
-                )
+                ),
+                _cel(
+                    "!has(self.restreams) || self.restreams.all(r, !has(r.rendition) || "
+                    "(has(self.renditions) && self.renditions.exists(d, d.name == r.rendition)))",
+                    "restreams[].rendition must name one of spec.renditions",
+                    ".restreams",
+                ),
             ]
         )
     )
@@ -452,6 +558,14 @@ class LiveStreamSpec(Model):
         json_schema_extra=_k8s(list_type="map", list_map_keys=["name"]),
     )
     """Destinations the stream is relayed to, keyed by name (api.video's restreams)."""
+    renditions: list[Rendition] = Field(
+        default_factory=list,
+        max_length=MAX_RENDITIONS,
+        json_schema_extra=_k8s(list_type="map", list_map_keys=["name"]),
+    )
+    """Transcode profiles (H.264 + AAC) that destinations may receive instead of the
+    source (restreams[].rendition). Each one in use is encoded once, by its own encoder
+    pod, which plays the ingest and publishes the result back to it."""
     suspend: bool = False
     """Stop every relay (scaled to zero) while keeping the ingest and the
     configuration."""
@@ -536,6 +650,33 @@ class RestreamStatus(Model):
     """rtmps:// only: how the relay checks the destination's certificate: Verify (against
     the media image's CA bundle), VerifyWithCASecret (against tls.caSecretRef) or
     InsecureSkipVerify (not at all: tls.insecureSkipVerify)."""
+
+
+class RenditionStatus(Model):
+    """What one rendition's encoder is doing."""
+
+    name: str
+    """The rendition's name, as in spec.renditions[].name."""
+    state: RestreamState
+    """Idle (no destination uses it, or nothing to encode), Pending (encoder pod not
+    ready), Connecting, Live (publishing its encode to the ingest), Retrying, Failed or
+    Unknown (its agent did not answer)."""
+    since: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    """When the rendition entered its current state."""
+    restarts: int = 0
+    """How many times the encoder restarted ffmpeg."""
+    last_error: str | None = None
+    """The last error the encoder saw."""
+    output_bitrate_kbps: int | None = None
+    """Bitrate of the encode, kbit/s, measured by the encoder while Live."""
+    width: int | None = None
+    """Width of the encode in pixels, measured from its H.264 stream."""
+    height: int | None = None
+    """Height of the encode in pixels, measured from its H.264 stream."""
+    keyframe_interval_seconds: float | None = None
+    """Seconds between the encode's keyframes, measured."""
+    restreams: list[Annotated[str, Field(description="a restream's name")]] | None = None
+    """The enabled restreams that receive this rendition."""
 
 
 class SourceVideoStatus(Model):
@@ -623,3 +764,8 @@ class LiveStreamStatus(Model):
         json_schema_extra=_k8s(list_type="map", list_map_keys=["name"]),
     )
     """One entry per restream in spec, in the same order."""
+    renditions: list[RenditionStatus] = Field(
+        default_factory=list,
+        json_schema_extra=_k8s(list_type="map", list_map_keys=["name"]),
+    )
+    """One entry per rendition in spec, in the same order."""

@@ -25,11 +25,17 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_LIVESTREAM = "restream.dev/livestream"
 LABEL_RESTREAM = "restream.dev/restream"
 ANNOTATION_RESTREAM_NAME = "restream.dev/restream-name"
+LABEL_RENDITION = "restream.dev/rendition"
+ANNOTATION_RENDITION_NAME = "restream.dev/rendition-name"
 
 COMPONENT_INGEST = "ingest"
 COMPONENT_RELAY = "relay"
 COMPONENT_KEYS = "stream-key"
 COMPONENT_ON_AIR = "on-air"
+COMPONENT_ENCODER = "encoder"
+# Pods of a rendition's encoder are grouped under this prefix and the rendition's name
+# (views.pod_group): ':' is in no restream slug, so no destination shares the group.
+ENCODER_GROUP_PREFIX = "rendition:"
 
 _SLUG_MAX = 20
 _HASH_LEN = 6
@@ -84,8 +90,39 @@ def relay_name(livestream: str, restream: str) -> str:
     return f"{livestream}-relay-{text}-{digest}" if text else f"{livestream}-relay-{digest}"
 
 
+def encoder_name(livestream: str, rendition: str) -> str:
+    """The Deployment of a rendition's encoder. Rendition names are DNS labels of at most
+    20 characters; the pair's hash tells LiveStream "a" with rendition "b-encoder-c"
+    from LiveStream "a-encoder-b" with rendition "c"."""
+    pair = f"{len(livestream)}:{livestream}:{rendition}"
+    digest = hashlib.sha256(pair.encode()).hexdigest()[:_HASH_LEN]
+    return f"{livestream}-encoder-{rendition}-{digest}"
+
+
+def encoders_network_policy(livestream: str) -> str:
+    return f"{livestream}-encoders"
+
+
+def rendition_stream(rendition: str) -> str:
+    """The stream an encoder publishes its rendition under, on the ingest (the main one
+    is contract.STREAM_NAME): what the relays of its destinations play."""
+    return f"rendition-{rendition}"
+
+
+def encoder_group(rendition: str) -> str:
+    return f"{ENCODER_GROUP_PREFIX}{rendition}"
+
+
 def inline_key_secret(livestream: str, restream: str) -> str:
     return f"{relay_name(livestream, restream)}-key"
+
+
+def encoder_labels(livestream: str, rendition: str) -> dict[str, str]:
+    return {**labels(livestream, COMPONENT_ENCODER), LABEL_RENDITION: rendition}
+
+
+def encoder_selector(livestream: str, rendition: str) -> dict[str, str]:
+    return {**selector(livestream, COMPONENT_ENCODER), LABEL_RENDITION: rendition}
 
 
 def labels(livestream: str, component: str, restream: str | None = None) -> dict[str, str]:

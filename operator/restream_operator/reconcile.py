@@ -122,7 +122,11 @@ def _uses_secret(deployment: Obj, secret: str) -> bool:
 
 
 def _child(obj: Obj) -> str:
-    """What a Deployment is, for people and for rollout.plan: "ingest" or a restream."""
+    """What a Deployment is, for people and for rollout.plan: "ingest", a restream, or
+    "rendition <name>" (an encoder: its own spec change rolls at once, like a relay's)."""
+    rendition = (obj["metadata"].get("annotations") or {}).get(naming.ANNOTATION_RENDITION_NAME)
+    if rendition:
+        return f"rendition {rendition}"
     return _restream_of(obj) or naming.COMPONENT_INGEST
 
 
@@ -307,21 +311,23 @@ def _relays(owner: Owner, kube: Kube, known: Known | None) -> dict[str, str | No
             for name in known.relays(owner.namespace, owner.name)
             if (held := known.holder("Deployment", owner.namespace, name)) is not None
         }
-    selector = {
-        naming.LABEL_LIVESTREAM: owner.name,
-        naming.LABEL_COMPONENT: naming.COMPONENT_RELAY,
-        naming.LABEL_MANAGED_BY: naming.MANAGED_BY,
-    }
-    return {
-        relay["metadata"]["name"]: held_view(relay).controller_uid
-        for relay in kube.list("Deployment", owner.namespace, selector)
-    }
+    out: dict[str, str | None] = {}
+    for component in (naming.COMPONENT_RELAY, naming.COMPONENT_ENCODER):
+        selector = {
+            naming.LABEL_LIVESTREAM: owner.name,
+            naming.LABEL_COMPONENT: component,
+            naming.LABEL_MANAGED_BY: naming.MANAGED_BY,
+        }
+        for relay in kube.list("Deployment", owner.namespace, selector):
+            out[relay["metadata"]["name"]] = held_view(relay).controller_uid
+    return out
 
 
 def _prune_relays(
     owner: Owner, kube: Kube, applied: list[Obj], outcome: Outcome, known: Known | None
 ) -> None:
-    """Deletes the relays (and inline-key Secrets) of destinations the spec dropped."""
+    """Deletes the relays (and inline-key Secrets) of destinations the spec dropped, and
+    the encoders of renditions no enabled destination uses any more."""
     desired = {obj["metadata"]["name"] for obj in applied if obj["kind"] == "Deployment"}
     for name, controller in _relays(owner, kube, known).items():
         if name in desired or controller != owner.uid:

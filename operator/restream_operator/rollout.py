@@ -66,7 +66,10 @@ class Pending:
     spec_change: bool  # the LiveStream's spec asked for it (the ingest only)
 
     def __str__(self) -> str:
-        what = "ingest" if self.child == "ingest" else f"relay {self.child!r}"
+        if self.child == "ingest" or self.child.startswith("rendition "):
+            what = self.child  # the ingest, or "rendition 720p" (its encoder)
+        else:
+            what = f"relay {self.child!r}"
         shown = list(self.changes[:_MAX_CHANGES_SHOWN])
         if len(self.changes) > _MAX_CHANGES_SHOWN:
             shown.append(f"{len(self.changes) - _MAX_CHANGES_SHOWN} more")

@@ -18,7 +18,7 @@ from .agent.codecs import RELAYED
 from .agent.contract import IngestAgentStatus, RelayAgentStatus, SourceAudio, SourceVideo
 from .agent.probe import missing_text
 from .models import RestreamState
-from .render import Owner
+from .render import Owner, encoder
 from .render.relay import tls_verification
 from .rollout import Pending
 from .secretrefs import MissingSecret
@@ -87,6 +87,7 @@ class Observed:
     service: ServiceView | None = None
     ingest_agent: IngestAgentStatus | None = None
     relay_agents: dict[str, RelayAgentStatus] = field(default_factory=dict)  # by restream name
+    encoder_agents: dict[str, RelayAgentStatus] = field(default_factory=dict)  # by rendition
     missing_secrets: tuple[MissingSecret, ...] = ()
     reconciled_generation: int | None = None
     reconcile_failure: ReconcileFailure | None = None
@@ -251,12 +252,43 @@ def _relayable_verdict(agent: IngestAgentStatus | None) -> Verdict:
     return "True", "Relayable", f"the encoder publishes {' and '.join(tracks)}; {relayed}"
 
 
-def _warnings(restream: models.Restream, ingest: dict[str, Any]) -> list[dict[str, str]]:
-    """The destination's platform's rules that the measured stream breaks."""
+def _warnings(
+    restream: models.Restream, ingest: dict[str, Any], spec: models.LiveStreamSpec
+) -> list[dict[str, str]]:
+    """The destination's platform's rules that the stream it receives breaks: the
+    measured source, or its rendition's profile; each with what would fix it. Only
+    while a broadcast is on (the source is measured then)."""
     platform = platforms.platform_of(restream.server_url)
-    if platform is None or not restream.enabled:
+    if platform is None or not restream.enabled or not ingest.get("videoCodec"):
         return []
-    return [b.status(platform) for b in platforms.breaches(platform, ingest)]
+    rendition = next((d for d in spec.renditions if d.name == restream.rendition), None)
+    if rendition is None:
+        found = platforms.breaches(platform, ingest)
+    else:
+        found = platforms.breaches(
+            platform, platforms.profile_stream(rendition), f"rendition {rendition.name!r}"
+        )
+    if not found:
+        return []
+    fix = platforms.fix(platform, spec.renditions, ingest, restream.rendition)
+    return [{**b.status(platform), "message": f"{b.message}; {fix}"} for b in found]
+
+
+def _entry(
+    name: str, state: RestreamState, details: dict[str, Any], old: dict[str, Any], now: str
+) -> dict[str, Any]:
+    """The fields a restream's and a rendition's entries share: ``since`` moves only
+    when the state does."""
+    same = old.get("state") == state.value
+    entry: dict[str, Any] = {
+        "name": name,
+        "state": state.value,
+        "since": (old.get("since") if same else details.get("since")) or now,
+        "restarts": int(details.get("restarts") or 0),
+    }
+    if details.get("lastError"):
+        entry["lastError"] = details["lastError"]
+    return entry
 
 
 def _restream_entries(
@@ -270,18 +302,10 @@ def _restream_entries(
         agent = observed.relay_agents.get(r.name)
         state, details = _relay_state(r.enabled, owner.spec.suspend, dep, pod, agent)
         old = prev.get(r.name) or {}
-        same = old.get("state") == state.value
-        entry: dict[str, Any] = {
-            "name": r.name,
-            "state": state.value,
-            "since": (old.get("since") if same else details.get("since")) or now,
-            "restarts": int(details.get("restarts") or 0),
-        }
-        if details.get("lastError"):
-            entry["lastError"] = details["lastError"]
+        entry = _entry(r.name, state, details, old, now)
         if state is RestreamState.LIVE and details.get("bitrateKbps") is not None:
             entry["bitrateKbps"] = _bitrate(old.get("bitrateKbps"), details["bitrateKbps"])
-        warnings = _warnings(r, ingest)
+        warnings = _warnings(r, ingest, owner.spec)
         if warnings:
             entry["warnings"] = warnings
         # From the spec, so that an opt-out of verification shows before the relay runs.
@@ -289,6 +313,41 @@ def _restream_entries(
         if tls is not None:
             entry["tls"] = tls.value
         out.append(entry)
+    return out
+
+
+def _rendition_entries(
+    owner: Owner, previous: dict[str, Any], observed: Observed, now: str
+) -> list[dict[str, Any]]:
+    """One entry per spec.renditions, like a restream's: what its encoder does, from its
+    agent (or its pod), and what it measured of its own output."""
+    prev = {r.get("name"): r for r in previous.get("renditions") or []}
+    users: dict[str, list[str]] = {}
+    for r in owner.spec.restreams:
+        if r.enabled and r.rendition is not None:
+            users.setdefault(r.rendition, []).append(r.name)
+    out = []
+    for d in owner.spec.renditions:
+        agent = observed.encoder_agents.get(d.name)
+        if d.name in users:
+            dep = observed.deployments.get(naming.encoder_name(owner.name, d.name))
+            pod = live_pod(observed.pods.get(naming.encoder_group(d.name), []))
+            state, details = _relay_state(True, owner.spec.suspend, dep, pod, agent)
+        else:
+            state, details = RestreamState.IDLE, {}  # no destination: no encoder runs
+        old = prev.get(d.name) or {}
+        entry = _entry(d.name, state, details, old, now)
+        entry["restreams"] = users.get(d.name)
+        if state is RestreamState.LIVE and agent is not None:
+            if details.get("bitrateKbps") is not None:
+                entry["outputBitrateKbps"] = _bitrate(
+                    old.get("outputBitrateKbps"), details["bitrateKbps"]
+                )
+            output: dict[str, Any] = dict(agent.get("output") or {})
+            for key in ("width", "height", "keyframeIntervalSeconds"):
+                if output.get(key) is not None:
+                    entry[key] = output[key]
+        out.append({k: v for k, v in entry.items() if v is not None})
     return out
 
 
@@ -316,6 +375,7 @@ def _ready_pod_no_agent(owner: Owner, observed: Observed) -> set[str]:
 def _restreams_verdict(
     owner: Owner,
     entries: list[dict[str, Any]],
+    renditions: list[dict[str, Any]],
     broadcasting: bool,
     starting: bool,
     observed: Observed,
@@ -341,6 +401,12 @@ def _restreams_verdict(
         f"{e['name']}: {e['state']}"
         for e in entries
         if e["name"] in enabled and e["state"] not in fine and e["name"] not in kubelet_only
+    ]
+    # An encoder in trouble is every destination of its rendition's trouble.
+    troubles += [
+        f"rendition {e['name']}: {e['state']}"
+        for e in renditions
+        if e.get("restreams") and e["state"] in (RestreamState.RETRYING, RestreamState.FAILED)
     ]
     if troubles:
         return "False", "NotAllHealthy", "; ".join(troubles)
@@ -383,6 +449,7 @@ def _not_rolled_out(owner: Owner, observed: Observed) -> list[str]:
     names = [naming.ingest_name(owner.name)]
     if not owner.spec.suspend:
         names += [naming.relay_name(owner.name, r.name) for r in owner.spec.restreams if r.enabled]
+        names += [naming.encoder_name(owner.name, d.name) for d in encoder.in_use(owner.spec)]
     out = []
     for name in names:
         dep = observed.deployments.get(name)
@@ -440,7 +507,10 @@ def compute_status(
     entries = _restream_entries(owner, previous, observed, now, ingest)
     ingest_v = _ingest_verdict(owner, observed)
     starting = broadcasting and _just_started(agent, now)
-    restreams_v = _restreams_verdict(owner, entries, broadcasting, starting, observed)
+    rendition_entries = _rendition_entries(owner, previous, observed, now)
+    restreams_v = _restreams_verdict(
+        owner, entries, rendition_entries, broadcasting, starting, observed
+    )
     stalled_v = _stalled_verdict(observed)
     verdicts = {
         READY: _ready_verdict(ingest_v, restreams_v, observed.reconcile_failure),
@@ -466,6 +536,7 @@ def compute_status(
             _condition(prev_conditions, t, *verdicts[t], generation, now) for t in CONDITION_TYPES
         ],
         "restreams": entries,
+        "renditions": rendition_entries or None,
     }
     started, ended = previous.get("broadcastStartedAt"), previous.get("broadcastEndedAt")
     if broadcasting and not previous.get("broadcasting"):

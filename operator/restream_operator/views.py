@@ -147,6 +147,8 @@ def deployment_view(obj: dict[str, Any]) -> DeploymentView:
 def pod_group(obj: dict[str, Any]) -> str:
     """What a pod belongs to: "ingest", or the restream slug of its relay."""
     labels = obj["metadata"].get("labels") or {}
+    if labels.get(naming.LABEL_RENDITION):
+        return naming.encoder_group(str(labels[naming.LABEL_RENDITION]))
     return str(labels.get(naming.LABEL_RESTREAM) or labels.get(naming.LABEL_COMPONENT) or "")
 
 

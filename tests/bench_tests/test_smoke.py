@@ -191,3 +191,17 @@ def test_metrics_memory_bench_prints_both_agents_and_the_cost() -> None:
             rf"^metrics_library_cost_mib RSS [+-]{NUM} PSS [+-]{NUM} USS [+-]{NUM}$",
         ],
     )
+
+
+@pytest.mark.media
+def test_renditions_bench_prints_encoder_ratio_and_sharing() -> None:
+    smoke(
+        "renditions",
+        [
+            rf"^rendition 96p30 300 kbit/s: encoder agent \+ ffmpeg {NUM}% \| plain ffmpeg "
+            rf"{NUM}% \| ratio (?:{NUM}x|n/a) \(windows: [\d. ]*\) = {NUM} cores$",
+            rf"^sharing 96p30 among 2 destinations: 1 encoder \+ 2 copy relays {NUM}% \| "
+            rf"2 separate transcodes {NUM}% \| ratio (?:{NUM}x|n/a), saved -?{NUM} cores$",
+            rf"^bench wall time {NUM} s$",
+        ],
+    )

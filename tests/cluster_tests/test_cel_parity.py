@@ -94,6 +94,29 @@ CASES: dict[tuple[str, str], tuple[dict[str, Any], str]] = {
         ),
         "spec.restreams[].name",
     ),
+    ("spec", "restreams[].rendition must name one of spec.renditions"): (
+        livestream({"restreams": [destination(rendition="720p")]}),
+        "spec.restreams[].rendition",
+    ),
+    ("spec.renditions[].video", "maxBitrateKbps must be at least bitrateKbps"): (
+        livestream(
+            {
+                "renditions": [
+                    {
+                        "name": "720p",
+                        "video": {"height": 720, "bitrateKbps": 3000, "maxBitrateKbps": 2000},
+                    }
+                ]
+            }
+        ),
+        "spec.renditions[].video.maxBitrateKbps",
+    ),
+    ("spec.renditions[].video.height", "height must be even"): (
+        livestream(
+            {"renditions": [{"name": "720p", "video": {"height": 719, "bitrateKbps": 3000}}]}
+        ),
+        "spec.renditions[].video.height",
+    ),
     ("spec.streamKeySecretRef.name", "name must be a Secret name"): (
         livestream({"streamKeySecretRef": {"name": "Launch_Key"}}),
         "spec.streamKeySecretRef.name",
@@ -234,8 +257,14 @@ def test_a_good_livestream_passes_both(
         {
             "streamKeySecretRef": {"name": "launch-key", "key": "streamKey"},
             "relay": {"reconnect": {"minDelaySeconds": 1, "maxDelaySeconds": 10}},
+            "renditions": [
+                {
+                    "name": "720p",
+                    "video": {"height": 720, "bitrateKbps": 3000, "maxBitrateKbps": 3500},
+                }
+            ],
             "restreams": [
-                destination(),
+                destination(rendition="720p"),
                 destination(name="My Twitch", serverUrl="srt://srt.example.com:9000"),
                 destination(
                     name="SRT tuned",
@@ -289,6 +318,9 @@ def test_the_api_server_stores_every_schema_default(
     expected = models.LiveStreamSpec.model_validate(spec).model_dump(
         mode="json", by_alias=True, exclude_none=True
     )
+    # No renditions: the model's empty list, and nothing stored (the schema has no
+    # default for it, so that a LiveStream without renditions shows none in kubectl).
+    assert expected.pop("renditions") == [] and "renditions" not in stored
     assert stored == expected
     assert [r["enabled"] for r in stored["restreams"]] == [True, True, True]
     assert stored["restreams"][1]["tls"] == {

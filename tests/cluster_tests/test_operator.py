@@ -100,6 +100,9 @@ def test_example_creates_owned_children_and_becomes_ready(
         "Service/launch-ingest-internal",
         "NetworkPolicy/launch-ingest",
         "NetworkPolicy/launch-relays",
+        # Rendered whether or not a rendition is in use, like the relays' policy: an
+        # encoder pod is never without one.
+        "NetworkPolicy/launch-encoders",
         "Secret/launch-stream-key",
         "Secret/launch-play-token",
         relay("Youtube"),

@@ -25,6 +25,7 @@ from hack.media.harness import (
     Processes,
     Relay,
     RtmpSink,
+    encoder_command,
     flag,
     relay_command,
     render,
@@ -88,7 +89,7 @@ def livestream_status(cluster: LocalCluster, namespace: str) -> dict[str, Any]:
 
 
 def pod_ips(cluster: LocalCluster, namespace: str) -> dict[str, str]:
-    """Pod group ("ingest" or a restream slug) -> pod IP."""
+    """Pod group ("ingest", a restream slug or an encoder's "rendition:<name>") -> pod IP."""
     out = cluster.kubectl(
         "get", "pods", "-n", namespace, "-l", f"{naming.LABEL_LIVESTREAM}=show", "-o", "json"
     )
@@ -96,6 +97,8 @@ def pod_ips(cluster: LocalCluster, namespace: str) -> dict[str, str]:
     for pod in json.loads(out.stdout)["items"]:
         labels = pod["metadata"]["labels"]
         group = labels.get(naming.LABEL_RESTREAM) or labels[naming.LABEL_COMPONENT]
+        if naming.LABEL_RENDITION in labels:
+            group = naming.encoder_group(labels[naming.LABEL_RENDITION])
         if pod["status"].get("podIP"):
             ips[group] = pod["status"]["podIP"]
     return ips
@@ -116,6 +119,7 @@ class World:
     token: str
     keys: dict[str, str]  # restream name -> its destination key
     relays: dict[str, Relay] = field(default_factory=dict)
+    encoders: dict[str, Relay] = field(default_factory=dict)  # rendition -> its encoder
     forwarders: list[Forwarder] = field(default_factory=list)
 
     def secrets(self) -> tuple[str, ...]:
@@ -124,11 +128,18 @@ class World:
 
 @contextlib.contextmanager
 def served_by_real_agents(
-    cluster: LocalCluster, namespace: str, elsewhere: tuple[dict[str, Any], ...] = ()
+    cluster: LocalCluster,
+    namespace: str,
+    elsewhere: tuple[dict[str, Any], ...] = (),
+    renditions: tuple[dict[str, Any], ...] = (),
+    on_rendition: dict[str, str] | None = None,
 ) -> Iterator[World]:
     """LiveStream ``show`` with destinations One and Two (inline keys) to the sink,
     applied, its pods' agents running: nothing publishes yet. ``elsewhere``: more
-    restreams, whose relays do not run (their status is the operator's word alone)."""
+    restreams, whose relays do not run (their status is the operator's word alone).
+    ``renditions``: spec.renditions, whose encoders in use run for real;
+    ``on_rendition``: One's or Two's rendition (absent: the source)."""
+    on_rendition = on_rendition or {}
     with workdir("restream-world-") as root:
         procs = Processes(root)
         forwarders: list[Forwarder] = []
@@ -146,25 +157,40 @@ def served_by_real_agents(
                             "serverUrl": f"rtmp://127.0.0.1:{sink.port}/{app}",
                             "streamKey": keys[name],
                         }
+                        | ({"rendition": on_rendition[name]} if name in on_rendition else {})
                         for name, app in DESTINATIONS
                     ]
                     + list(elsewhere)
                 },
             }
+            if renditions:
+                doc["spec"]["renditions"] = list(renditions)
             restreams: list[dict[str, str]] = doc["spec"]["restreams"][: len(DESTINATIONS)]
             assert set(sink.apps) == {sink_app(r["serverUrl"], r["streamKey"]) for r in restreams}
             cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(doc))
-            pods = 1 + len(DESTINATIONS) + len(elsewhere)
+            plane = rendered(render(doc, root))
+            pods = 1 + len(DESTINATIONS) + len(elsewhere) + len(plane.encoders)
             wait_for(lambda: len(pod_ips(cluster, namespace)) == pods, "pods with IPs", 60)
             ips = pod_ips(cluster, namespace)
             stream_key = secret_value(cluster, namespace, f"{NAME}-stream-key", "streamKey")
             token = secret_value(cluster, namespace, f"{NAME}-play-token", "token")
 
-            plane = rendered(render(doc, root))
             sink.start(procs)
             ingest = start_ingest(procs, plane, root, stream_key, token)
             forwarders.append(Forwarder(ips["ingest"], contract.AGENT_PORT, ingest.agent_port))
-            world = World(procs, root, sink, ingest, stream_key, token, keys, {}, forwarders)
+            world = World(procs, root, sink, ingest, stream_key, token, keys, forwarders=forwarders)
+            for name, argv in plane.encoders.items():
+                port = free_port()
+                enc = Relay(
+                    name,
+                    port,
+                    encoder_command(argv, ingest, port),
+                    {contract.ENV_PLAY_TOKEN: token},
+                )
+                world.encoders[name] = start_relay(procs, enc)
+                forwarders.append(
+                    Forwarder(ips[naming.encoder_group(name)], contract.AGENT_PORT, port)
+                )
             for name, key in keys.items():
                 argv = plane.relays[name]
                 port = free_port()

@@ -13,7 +13,7 @@ import pytest
 
 from restream_operator import models, naming
 from restream_operator.agent import contract
-from restream_operator.render import Owner, render_children
+from restream_operator.render import Owner, netpol, render_children
 from restream_operator.render.netpol import NAMESPACE_NAME_LABEL, denied_ranges
 from restream_operator.settings import Settings, SettingsError
 
@@ -151,8 +151,28 @@ def test_agent_ports_accept_only_the_operator_and_the_ingest_agent_its_relays() 
     agent_port = [{"protocol": "TCP", "port": contract.AGENT_PORT}]
     assert relays(settings)["spec"]["ingress"] == [{"from": [operator], "ports": agent_port}]
     own_relays = {"podSelector": {"matchLabels": naming.selector("launch", naming.COMPONENT_RELAY)}}
+    own_encoders = {
+        "podSelector": {"matchLabels": naming.selector("launch", naming.COMPONENT_ENCODER)}
+    }
     rules = ingest(settings)["spec"]["ingress"]
-    assert {"from": [operator, own_relays], "ports": agent_port} in rules
+    assert {"from": [operator, own_relays, own_encoders], "ports": agent_port} in rules
+
+
+def test_encoders_reach_their_own_ingest_and_dns_only() -> None:
+    settings = Settings(operator_namespace="ops", operator_pod_labels={"app": "op"})
+    policy = netpol.encoders_policy(owner(), settings)
+    assert policy["spec"]["podSelector"]["matchLabels"] == naming.selector(
+        "launch", naming.COMPONENT_ENCODER
+    )
+    assert policy["spec"]["ingress"] == [
+        {"from": netpol.agent_readers(settings), "ports": [{"protocol": "TCP", "port": 8080}]}
+    ]
+    dns, own_ingest = policy["spec"]["egress"]  # nothing public, nothing else in the cluster
+    assert {p["port"] for p in dns["ports"]} == {53}
+    assert own_ingest["to"] == [
+        {"podSelector": {"matchLabels": naming.selector("launch", naming.COMPONENT_INGEST)}}
+    ]
+    assert {p["port"] for p in own_ingest["ports"]} == {contract.RTMP_PORT, contract.AGENT_PORT}
 
 
 def test_the_ingest_takes_encoders_and_players_from_anywhere_and_sends_nothing() -> None:
@@ -184,8 +204,8 @@ def test_policies_select_the_pods_their_deployments_make() -> None:
 
 def test_policies_are_applied_before_any_pod_exists() -> None:
     kinds = [o["kind"] for o in render_children(owner(), Settings()).applied]
-    assert kinds[:2] == ["NetworkPolicy", "NetworkPolicy"]
-    assert kinds.count("NetworkPolicy") == 2  # however many destinations
+    assert kinds[:3] == ["NetworkPolicy", "NetworkPolicy", "NetworkPolicy"]
+    assert kinds.count("NetworkPolicy") == 3  # however many destinations and renditions
 
 
 def test_network_settings_from_the_environment() -> None:

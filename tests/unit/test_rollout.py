@@ -195,6 +195,22 @@ def test_operator_settings_move_templates_but_never_spec_inputs(settings: dict[s
         assert a == after[name]["metadata"]["annotations"][rollout.ANNOTATION_SPEC_INPUTS]
 
 
+def test_a_spec_written_before_a_field_existed_keeps_its_digests() -> None:
+    """An upgraded operator must compute, for a spec that does not use a new field, the
+    digest the previous release stamped: a different one reads as the user's own change
+    of that destination and rolls its relay at once, mid-broadcast. These are the digests
+    operator 0.1.0 (before renditions) stamped for SPEC."""
+    digests = {
+        name: obj["metadata"]["annotations"][rollout.ANNOTATION_SPEC_INPUTS]
+        for name, obj in deployments().items()
+    }
+    assert digests == {
+        INGEST: "9d32ef9ec7305290",
+        YOUTUBE: "90361a7085b391ff",
+        naming.relay_name("launch", "Twitch"): "5ae8fe7062e05de5",
+    }
+
+
 def test_the_record_is_on_the_deployment_never_on_its_pods() -> None:
     for obj in deployments().values():
         template_annotations = obj["spec"]["template"]["metadata"].get("annotations") or {}

@@ -9,6 +9,7 @@ is a node of the generated CRD schema.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Mapping
 from typing import TypeVar
@@ -39,6 +40,13 @@ _CA_REF = alias(models.DestinationTLS, "ca_secret_ref")
 _INSECURE = alias(models.DestinationTLS, "insecure_skip_verify")
 _MIN_DELAY = alias(models.ReconnectSpec, "min_delay_seconds")
 _MAX_DELAY = alias(models.ReconnectSpec, "max_delay_seconds")
+_RESTREAMS = alias(models.LiveStreamSpec, "restreams")
+_RENDITIONS = alias(models.LiveStreamSpec, "renditions")
+_RENDITION = alias(models.Restream, "rendition")
+_RENDITION_NAME = alias(models.Rendition, "name")
+_ENABLED = alias(models.Restream, "enabled")
+_BITRATE = alias(models.RenditionVideo, "bitrate_kbps")
+_MAX_BITRATE = alias(models.RenditionVideo, "max_bitrate_kbps")
 
 # Platforms issue keys of 16 characters and more (YouTube's are 24).
 SHORT_KEY = 8
@@ -222,6 +230,109 @@ def _reconnect(value: object, path: str, check: Check) -> None:
         )
 
 
+def _rendition_label(value: object, path: str, check: Check) -> None:
+    """A rendition's name, where it is defined or referred to: a DNS label."""
+    text = str(value)
+    if not text:
+        check.problem(path, "must not be empty: name a rendition, e.g. 720p")
+    elif len(text) > models.MAX_RENDITION_NAME_LENGTH:
+        check.problem(
+            path,
+            f"is {len(text)} characters long, more than {models.MAX_RENDITION_NAME_LENGTH}: "
+            "use a short name such as 720p",
+        )
+    elif not re.fullmatch(models.RENDITION_NAME, text):
+        check.problem(
+            path,
+            f"{text!r} is not a rendition name: use lowercase letters, digits and '-' "
+            "(not first or last), e.g. 720p or 480p-low",
+        )
+
+
+def _defined_renditions(spec: dict[object, object]) -> list[str]:
+    entries = spec.get(_RENDITIONS)
+    if not isinstance(entries, list):
+        return []
+    names = (e.get(_RENDITION_NAME) for e in entries[:MAX_ITEMS] if isinstance(e, dict))
+    return list(dict.fromkeys(n for n in names if isinstance(n, str)))
+
+
+def _spec(value: object, path: str, check: Check) -> None:
+    """What needs two lists at once: every restreams[].rendition names a defined
+    rendition; a rendition no destination uses is worth a word."""
+    assert isinstance(value, dict)
+    defined = _defined_renditions(value)
+    restreams = value.get(_RESTREAMS)
+    used: set[str] = set()
+    for index, entry in enumerate(restreams[:MAX_ITEMS] if isinstance(restreams, list) else []):
+        if not isinstance(entry, dict):
+            continue
+        wanted = entry.get(_RENDITION)
+        if not isinstance(wanted, str):
+            continue
+        if entry.get(_ENABLED) is not False:
+            used.add(wanted)
+        if wanted in defined:
+            continue
+        where = f"{item(f'{path}.{_RESTREAMS}', index, entry)}.{_RENDITION}"
+        known = (
+            f"spec.{_RENDITIONS} defines {', '.join(defined)}"
+            if defined
+            else f"spec.{_RENDITIONS} defines none"
+        )
+        check.problem(
+            where,
+            f"names the rendition {wanted!r}, which does not exist ({known}): use one of "
+            f"those, add a rendition named {wanted!r} to spec.{_RENDITIONS}, or remove "
+            f"{_RENDITION} to send the source as published",
+        )
+    for name in defined:
+        if name not in used:
+            check.warn(
+                f"{path}.{_RENDITIONS}",
+                f"rendition {name!r} is used by no enabled destination: no encoder runs for "
+                f"it until one sets {_RENDITION}: {name}",
+            )
+
+
+def _renditions(value: object, path: str, check: Check) -> None:
+    assert isinstance(value, list)
+    seen: dict[str, str] = {}
+    for index, entry in enumerate(value[:MAX_ITEMS]):
+        if not isinstance(entry, dict) or not isinstance(entry.get(_RENDITION_NAME), str):
+            continue
+        name = entry[_RENDITION_NAME]
+        label = item(path, index, entry)
+        if name in seen:
+            check.problem(
+                f"{label}.{_RENDITION_NAME}",
+                f"the same name as {seen[name]}: rendition names must be unique (restreams "
+                "refer to them by name); rename or remove one",
+            )
+        else:
+            seen[name] = label
+
+
+def _rendition_video(value: object, path: str, check: Check) -> None:
+    assert isinstance(value, dict)
+    rate, peak = value.get(_BITRATE), value.get(_MAX_BITRATE)
+    if isinstance(rate, int) and isinstance(peak, int) and peak < rate:
+        check.problem(
+            f"{path}.{_MAX_BITRATE}",
+            f"maxBitrateKbps must be at least bitrateKbps ({peak} < {rate}): raise "
+            f"{_MAX_BITRATE}, or remove it for constant-bitrate-like output",
+        )
+
+
+def _rendition_height(value: object, path: str, check: Check) -> None:
+    if isinstance(value, int) and value % 2:
+        check.problem(
+            path,
+            f"height must be even (H.264 4:2:0 needs even dimensions), not {value}: use "
+            f"{value - 1} or {value + 1}",
+        )
+
+
 def _resource_map(value: object, path: str, check: Check) -> None:
     assert isinstance(value, dict)
     for key, quantity in value.items():
@@ -242,6 +353,12 @@ def _annotations(value: object, path: str, check: Check) -> None:
 
 
 RULES: dict[FieldKey, Rule] = {
+    models.LiveStreamSpec: _spec,
+    (models.LiveStreamSpec, "renditions"): _renditions,
+    (models.Rendition, "name"): _rendition_label,
+    (models.Restream, "rendition"): _rendition_label,
+    models.RenditionVideo: _rendition_video,
+    (models.RenditionVideo, "height"): _rendition_height,
     (models.LiveStreamSpec, "restreams"): _restreams,
     models.Restream: _restream,
     models.DestinationTLS: _destination_tls,
@@ -272,6 +389,8 @@ OWN_CONSTRAINTS: frozenset[FieldKey] = frozenset(
         (models.Restream, "name"),
         (models.Restream, "server_url"),
         (models.Restream, "stream_key"),
+        (models.Restream, "rendition"),
+        (models.Rendition, "name"),
         (models.SecretKeySelector, "name"),
         (models.SecretKeySelector, "key"),
         (models.CASecretKeySelector, "name"),
@@ -286,6 +405,11 @@ REQUIRED_HINTS: dict[FieldKey, str] = {
     (models.SecretKeySelector, "name"): "name the Secret that holds the key",
     (models.CASecretKeySelector, "name"): "name the Secret that holds the CA certificate",
     (models.PassphraseSecretKeySelector, "name"): "name the Secret that holds the passphrase",
+    (models.Rendition, "name"): "name the rendition, e.g. name: 720p",
+    (models.Rendition, "video"): "set the video profile, e.g. video: {height: 720, "
+    "bitrateKbps: 3000}",
+    (models.RenditionVideo, "height"): "set the output height, e.g. height: 720",
+    (models.RenditionVideo, "bitrate_kbps"): "set the target bitrate, e.g. bitrateKbps: 3000",
 }
 
 

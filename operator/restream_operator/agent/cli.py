@@ -11,10 +11,14 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ..version import VersionAction
 from . import contract, jsonlog
 from .redact import Redactor
+
+if TYPE_CHECKING:
+    from .encoder import Profile
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,6 +124,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not verify an rtmps destination's certificate or host name (unsafe: "
         "anyone on the path can read the stream key; default: verify)",
     )
+    enc = sub.add_parser(
+        "encoder",
+        help="supervise one ffmpeg that encodes a rendition from the ingest back to it",
+        description=f"Secrets from the environment: {contract.ENV_PLAY_TOKEN} (to play the "
+        "source from the ingest; the rendition's publish key is derived from it).",
+    )
+    enc.add_argument("--name", required=True, help="the rendition's name (its stream's too)")
+    enc.add_argument("--source", required=True, help="the ingest's play URL, without token")
+    enc.add_argument("--ingest-status", required=True, help="the ingest agent's /status URL")
+    enc.add_argument("--destination", required=True, help="the ingest's RTMP URL to publish to")
+    enc.add_argument("--height", type=int, required=True)
+    enc.add_argument("--fps", type=int, required=True)
+    enc.add_argument("--video-bitrate", type=int, required=True, help="kbit/s")
+    enc.add_argument("--max-bitrate", type=int, required=True, help="kbit/s (VBV: 1 s)")
+    enc.add_argument("--keyframe-interval", type=int, required=True, help="seconds")
+    enc.add_argument("--preset", required=True)
+    enc.add_argument("--profile", required=True, choices=["baseline", "main", "high"])
+    enc.add_argument("--audio-bitrate", type=int, required=True, help="kbit/s")
+    enc.add_argument("--sample-rate", type=int, required=True, help="Hz")
+    enc.add_argument("--channels", type=int, required=True)
+    enc.add_argument("--min-delay", type=float, default=1.0, help="first retry delay (s)")
+    enc.add_argument("--max-delay", type=float, default=10.0, help="longest retry delay (s)")
+    enc.add_argument("--listen", default=f"0.0.0.0:{contract.AGENT_PORT}", help="HOST:PORT")
+    enc.add_argument("--ffmpeg-binary", default="ffmpeg")
     return p
 
 
@@ -139,6 +167,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     import asyncio  # noqa: PLC0415
 
     passphrase = ""
+    if args.role == "encoder":
+        token = os.environ.get(contract.ENV_PLAY_TOKEN, "")
+        publish_key = contract.rendition_publish_key(token, args.name) if token else ""
+        redact = Redactor([token, publish_key])
+        jsonlog.setup(redact, getattr(logging, args.log_level.upper()))
+        try:
+            return asyncio.run(_encoder(args, token, redact))
+        except KeyboardInterrupt:
+            return 0
     if args.role == "ingest":
         key, token = (
             os.environ.get(contract.ENV_STREAM_KEY, ""),
@@ -204,6 +241,44 @@ async def _relay(
         tls=Tls(verify=not args.tls_insecure_skip_verify, ca_file=args.ca_file),
     )
     return await serve(cfg, key, token, redact, passphrase)
+
+
+def encoder_profile(args: argparse.Namespace) -> Profile:
+    """What the encoder's flags (render/encoder.profile_args) say to encode."""
+    from .encoder import Profile  # noqa: PLC0415
+
+    return Profile(
+        height=args.height,
+        fps=args.fps,
+        video_kbps=args.video_bitrate,
+        max_kbps=args.max_bitrate,
+        keyframe_interval=args.keyframe_interval,
+        preset=args.preset,
+        profile=args.profile,
+        audio_kbps=args.audio_bitrate,
+        sample_rate=args.sample_rate,
+        channels=args.channels,
+    )
+
+
+async def _encoder(args: argparse.Namespace, token: str, redact: Redactor) -> int:
+    from .encoder import serve, transcode_args  # noqa: PLC0415
+    from .relay import RelayConfig  # noqa: PLC0415
+
+    profile = encoder_profile(args)
+    cfg = RelayConfig(
+        name=args.name,
+        source=args.source,
+        ingest_status=args.ingest_status,
+        server_url=args.destination,
+        output_format="flv",
+        min_delay=args.min_delay,
+        max_delay=args.max_delay,
+        listen=args.listen,
+        ffmpeg=args.ffmpeg_binary,
+        codecs=transcode_args(profile),
+    )
+    return await serve(cfg, token, redact)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,12 @@ agent (``on_publish``), which checks the key in constant time and renames the st
 Relays play ``rtmp://<ingest>/live/STREAM_NAME?token=<play token>``; ``on_play`` checks
 the token, a secret of its own, so relay pods never hold the publishing key.
 
+Encoder pod (a rendition in use): the agent supervises one ffmpeg that plays
+``STREAM_NAME`` like a relay, transcodes it, and publishes it to the same ingest under
+the name :func:`rendition_publish_key` gives, which only a holder of the play token can
+compute; ``on_publish`` renames it to ``rendition-<name>`` (naming.rendition_stream),
+which the relays of the destinations on that rendition play.
+
 Relay pod: the agent supervises one ffmpeg that plays from the ingest and pushes to one
 destination, composing ``serverUrl`` and the key (from the environment) in memory only.
 An rtmps:// destination's certificate and host name are verified against
@@ -21,6 +27,8 @@ An srt:// destination's passphrase comes from the environment, like the key.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from enum import StrEnum
 from typing import TypedDict
 
@@ -39,6 +47,36 @@ ENV_STREAM_KEY = "RESTREAM_STREAM_KEY"  # ingest: the key encoders publish with
 ENV_PLAY_TOKEN = "RESTREAM_PLAY_TOKEN"  # ingest and relays: the relays' read token
 ENV_DESTINATION_KEY = "RESTREAM_DESTINATION_KEY"  # relay: the destination's stream key
 ENV_SRT_PASSPHRASE = "RESTREAM_SRT_PASSPHRASE"  # relay: an srt:// destination's passphrase
+
+# What an encoder publishes its rendition with: "rendition.<name>.<MAC>", the MAC keyed
+# with the play token. The ingest recomputes it; an encoder outside the cluster, which
+# knows only the stream key, cannot.
+RENDITION_PUBLISH_PREFIX = "rendition."
+RENDITION_STREAM_PREFIX = "rendition-"
+
+
+def rendition_mac(token: str, rendition: str) -> str:
+    return hmac.new(
+        token.encode(), f"rendition-publish:{rendition}".encode(), hashlib.sha256
+    ).hexdigest()
+
+
+def rendition_publish_key(token: str, rendition: str) -> str:
+    """The stream name an encoder publishes ``rendition`` with (a secret: never in argv)."""
+    return f"{RENDITION_PUBLISH_PREFIX}{rendition}.{rendition_mac(token, rendition)}"
+
+
+def rendition_of(publish_name: str, token: str) -> str | None:
+    """The rendition a publish name is the genuine key of (constant-time), else None."""
+    if not token or not publish_name.startswith(RENDITION_PUBLISH_PREFIX):
+        return None
+    rendition, dot, mac = publish_name[len(RENDITION_PUBLISH_PREFIX) :].partition(".")
+    if not dot or not rendition:
+        return None
+    if not hmac.compare_digest(mac.encode(), rendition_mac(token, rendition).encode()):
+        return None
+    return rendition
+
 
 # Debian's ca-certificates bundle, in the media image (and wherever Debian's ffmpeg runs).
 DEFAULT_CA_FILE = "/etc/ssl/certs/ca-certificates.crt"
@@ -147,3 +185,5 @@ class RelayAgentStatus(TypedDict, total=False):
     bytesSent: int
     command: str | None  # the ffmpeg command line, key replaced by ***
     tls: str | None  # a TlsVerification value for rtmps:// destinations, else None
+    # An encoder's only: its output as measured from the stream it publishes.
+    output: SourceVideo | None

@@ -259,8 +259,10 @@ def relay_argv(
     output_format: str,
     stats_period: float = 0.5,
     extra_output: list[str] | None = None,
+    codecs: list[str] | None = None,
 ) -> list[str]:
-    """The relay's ffmpeg command; ``input_script`` and ``output_preset`` are pipe paths."""
+    """The relay's ffmpeg command; ``input_script`` and ``output_preset`` are pipe paths.
+    ``codecs``: what replaces ``-map 0 -c copy`` (an encoder's transcode)."""
     # A live RTMP output cannot seek back to patch duration and size at the end.
     out_opts = ["-flvflags", "no_duration_filesize"] if output_format == "flv" else []
     return [
@@ -290,10 +292,7 @@ def relay_argv(
         "0",
         "-i",
         input_script,
-        "-map",
-        "0",
-        "-c",
-        "copy",
+        *(codecs if codecs is not None else ["-map", "0", "-c", "copy"]),
         *out_opts,
         *(extra_output or []),
         "-fpre",

@@ -130,6 +130,8 @@ class Ingest:
         self._token_text = token
         self._redact = redact
         self.publisher: Publisher | None = None
+        # Encoders publishing renditions, by rendition name (never a broadcast of its own).
+        self.renditions: dict[str, Publisher] = {}
         self._since_t = time.time()
         self.since = rfc3339(self._since_t)
         self._nginx: asyncio.subprocess.Process | None = None
@@ -192,6 +194,7 @@ class Ingest:
             for task in readers:
                 task.cancel()
             self._set_publisher(None, "nginx exited")
+            self.renditions.clear()
             if self._stop.is_set():
                 log.info("nginx stopped", extra={"code": code})
                 return
@@ -307,6 +310,9 @@ class Ingest:
         form = req.form()
         name = _first(form, "name")
         address = _first(form, "addr")
+        rendition = contract.rendition_of(name, self._token_text)
+        if rendition is not None:
+            return await self._on_rendition_publish(rendition, form)
         # Always compare, even with no key configured, so timing tells nothing.
         if not hmac.compare_digest(name.encode(), self._key) or not self._key:
             self.refused["key"] += 1
@@ -323,10 +329,39 @@ class Ingest:
         # nginx-rtmp renames the stream to the redirect target (not starting with rtmp://).
         return Response(302, b"", headers={"Location": contract.STREAM_NAME})
 
+    async def _on_rendition_publish(self, rendition: str, form: dict[str, list[str]]) -> Response:
+        """An encoder of ours (it holds the play token) publishes a rendition: renamed to
+        the rendition's stream, one publisher at a time, as the source is."""
+        address = _first(form, "addr")
+        stream = contract.RENDITION_STREAM_PREFIX + rendition
+        current = self.renditions.get(rendition)
+        if current is not None and not await self._nginx_publishes(stream):
+            # nginx's on_publish_done never reached us (the agent was restarting, the
+            # request timed out): without this the encoder would be refused for good.
+            log.warning(
+                "rendition publish: the previous one had ended unnoticed",
+                extra={"rendition": rendition},
+            )
+            current = None
+        if current is not None:
+            self.refused["busy"] += 1
+            log.warning(
+                "rendition publish refused: its encoder is publishing already",
+                extra={"rendition": rendition, "clientAddress": address},
+            )
+            return Response.text("busy\n", 403)
+        self.renditions[rendition] = Publisher(_first(form, "clientid"), address)
+        log.info("rendition published", extra={"rendition": rendition, "clientAddress": address})
+        return Response(302, b"", headers={"Location": stream})
+
     async def on_publish_done(self, req: Request) -> Response:
         if not req.from_loopback:
             return Response.text("forbidden\n", 403)
         client_id = _first(req.form(), "clientid")
+        for rendition, publisher in list(self.renditions.items()):
+            if publisher.client_id == client_id:
+                del self.renditions[rendition]
+                log.info("rendition ended", extra={"rendition": rendition})
         if self.publisher is not None and client_id == self.publisher.client_id:
             self._set_publisher(None, "the encoder disconnected")
         return Response.text("ok\n")
@@ -353,6 +388,20 @@ class Ingest:
         return _first(form, "app") == "" and _first(form, "addr") in self.layout.local_pushes
 
     # -- nginx's view -----------------------------------------------------------------
+
+    async def _nginx_publishes(self, stream: str) -> bool:
+        """Whether nginx has a publisher on ``stream`` now (uncached: asked only when a
+        publish would be refused). When nginx cannot say, the agent's own word stands."""
+        if self.layout.stat_url is None:
+            return True
+        try:
+            code, body = await httpclient.get(self.layout.stat_url, timeout=1.0)
+            if code != 200:
+                return True
+            found = parse_stat(body, contract.APPLICATION, stream)
+        except (OSError, TimeoutError, ET.ParseError):
+            return True
+        return found is not None and found.publishing
 
     async def stream_stat(self) -> StreamStat | None:
         cache = self._stat

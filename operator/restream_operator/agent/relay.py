@@ -116,6 +116,8 @@ class RelayConfig:
     ffmpeg: str = "ffmpeg"
     tls: Tls = field(default_factory=Tls)
     stats_period: float = 1.0
+    # An encoder's transcode (agent/encoder.py), in place of -c copy.
+    codecs: list[str] | None = None
 
 
 @dataclass
@@ -394,6 +396,7 @@ class Relay:
             output_url=self._dest.url,
             output_format=self.cfg.output_format,
             stats_period=self.cfg.stats_period,
+            codecs=self.cfg.codecs,
         )
         return argv, fds
 

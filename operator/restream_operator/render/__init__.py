@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from .. import models, naming
 from ..settings import Settings
-from . import ingest, netpol, relay
+from . import encoder, ingest, netpol, relay
 from .common import Obj, Owner, metadata
 
 __all__ = ["Children", "Owner", "generated_secret", "render_children"]
@@ -27,11 +27,13 @@ class Children:
     `applied` is applied on every reconcile (server-side apply, fixed names).
     `generated` names Secrets holding random values: created once, never rewritten.
     `relays` maps each enabled restream's name to its relay Deployment's name.
+    `encoders` maps each rendition in use to its encoder Deployment's name.
     """
 
     applied: list[Obj] = field(default_factory=list)
     generated: dict[str, str] = field(default_factory=dict)  # secret name -> data key
     relays: dict[str, str] = field(default_factory=dict)
+    encoders: dict[str, str] = field(default_factory=dict)
 
 
 def generated_secret(owner: Owner, name: str, data_key: str, value: str) -> Obj:
@@ -77,7 +79,12 @@ def render_children(owner: Owner, settings: Settings) -> Children:
         deployment = relay.deployment(owner, restream, settings, play_secret)
         applied.append(deployment)
         relays[restream.name] = deployment["metadata"]["name"]
-    return Children(applied=applied, generated=generated, relays=relays)
+    encoders: dict[str, str] = {}
+    for rendition in encoder.in_use(spec):
+        deployment = encoder.deployment(owner, rendition, settings, play_secret)
+        applied.append(deployment)
+        encoders[rendition.name] = deployment["metadata"]["name"]
+    return Children(applied=applied, generated=generated, relays=relays, encoders=encoders)
 
 
 def owner_from_object(obj: Obj) -> Owner:

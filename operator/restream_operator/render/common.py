@@ -110,3 +110,19 @@ def http_probe(path: str, port: str, period: int, failures: int) -> Obj:
         "timeoutSeconds": 2,
         "failureThreshold": failures,
     }
+
+
+def media_pod_spec(container: Obj, volumes: list[Obj], settings: Settings) -> Obj:
+    """The pod of a relay or an encoder: no API token, no service links, restricted."""
+    return placement(
+        {
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "securityContext": pod_security_context(),
+            # The agent stops ffmpeg gracefully (FLV trailer flushed) well inside.
+            "terminationGracePeriodSeconds": 10,
+            "containers": [container],
+            "volumes": volumes,
+        },
+        settings,
+    )

@@ -9,9 +9,13 @@ and a relay runs inside the cluster. So, for an enforcing network plugin:
   pod and Service ranges). ``allow_private_destinations`` lifts the last limit: egress to
   anywhere, since that setting exists for destinations inside the cluster, and whether an
   ``ipBlock`` matches pod addresses is up to each enforcer (the API leaves it open);
-* agent ports (relays', the ingest's) accept the operator's pods only (and, when set, the
-  pods of the Prometheus that scrapes their /metrics); the ingest's also accepts its own
-  LiveStream's relays, which long-poll it through the internal Service;
+* agent ports (relays', encoders', the ingest's) accept the operator's pods only (and,
+  when set, the pods of the Prometheus that scrapes their /metrics); the ingest's also
+  accepts its own LiveStream's relays and encoders, which long-poll it through the
+  internal Service;
+* rendition encoder pods may send only DNS queries, and RTMP (play the source, publish
+  the rendition: both are connections the encoder opens) and status requests to their
+  own LiveStream's ingest pod: nothing else, inside or outside the cluster;
 * the ingest's RTMP port (and its HLS port, for players) accepts anyone: encoders and
   players come from outside the cluster. Ingest pods send nothing: nginx-rtmp asks its
   agent, and the agent reads nginx's statistics, on the pod's own loopback.
@@ -107,7 +111,6 @@ def _policy(owner: Owner, name: str, component: str, spec: Obj) -> Obj:
 
 
 def relays_policy(owner: Owner, settings: Settings) -> Obj:
-    dns = _pods_in(settings.dns_namespace, settings.dns_pod_labels)
     destinations: Obj = (
         {}  # any address, in the cluster too
         if settings.allow_private_destinations
@@ -120,13 +123,7 @@ def relays_policy(owner: Owner, settings: Settings) -> Obj:
         {
             "ingress": [{"from": agent_readers(settings), "ports": _tcp(contract.AGENT_PORT)}],
             "egress": [
-                {
-                    "to": [dns],
-                    "ports": [
-                        {"protocol": "UDP", "port": DNS_PORT},
-                        {"protocol": "TCP", "port": DNS_PORT},
-                    ],
-                },
+                _dns_egress(settings),
                 {
                     "to": [_own_pods(owner, naming.COMPONENT_INGEST)],
                     "ports": _tcp(contract.RTMP_PORT, contract.AGENT_PORT),
@@ -137,11 +134,40 @@ def relays_policy(owner: Owner, settings: Settings) -> Obj:
     )
 
 
+def _dns_egress(settings: Settings) -> Obj:
+    return {
+        "to": [_pods_in(settings.dns_namespace, settings.dns_pod_labels)],
+        "ports": [
+            {"protocol": "UDP", "port": DNS_PORT},
+            {"protocol": "TCP", "port": DNS_PORT},
+        ],
+    }
+
+
+def encoders_policy(owner: Owner, settings: Settings) -> Obj:
+    return _policy(
+        owner,
+        naming.encoders_network_policy(owner.name),
+        naming.COMPONENT_ENCODER,
+        {
+            "ingress": [{"from": agent_readers(settings), "ports": _tcp(contract.AGENT_PORT)}],
+            "egress": [
+                _dns_egress(settings),
+                {
+                    "to": [_own_pods(owner, naming.COMPONENT_INGEST)],
+                    "ports": _tcp(contract.RTMP_PORT, contract.AGENT_PORT),
+                },
+            ],
+        },
+    )
+
+
 def ingest_policy(owner: Owner, settings: Settings) -> Obj:
     media = [contract.RTMP_PORT]
     if owner.spec.playback.hls:
         media.append(contract.HLS_PORT)
     relays = _own_pods(owner, naming.COMPONENT_RELAY)
+    encoders = _own_pods(owner, naming.COMPONENT_ENCODER)
     # No "egress" rules with Egress in policyTypes: the ingest sends nothing.
     return _policy(
         owner,
@@ -150,11 +176,18 @@ def ingest_policy(owner: Owner, settings: Settings) -> Obj:
         {
             "ingress": [
                 {"ports": _tcp(*media)},  # from anywhere: encoders, players
-                {"from": [*agent_readers(settings), relays], "ports": _tcp(contract.AGENT_PORT)},
+                {
+                    "from": [*agent_readers(settings), relays, encoders],
+                    "ports": _tcp(contract.AGENT_PORT),
+                },
             ]
         },
     )
 
 
 def network_policies(owner: Owner, settings: Settings) -> list[Obj]:
-    return [ingest_policy(owner, settings), relays_policy(owner, settings)]
+    return [
+        ingest_policy(owner, settings),
+        relays_policy(owner, settings),
+        encoders_policy(owner, settings),
+    ]

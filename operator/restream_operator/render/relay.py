@@ -133,7 +133,7 @@ def relay_command(owner: Owner, restream: models.Restream, settings: Settings) -
         # --name, where as an element of its own argparse would read it as an option.
         f"--name={_literal(restream.name)}",
         "--source",
-        endpoints.play_url(owner, settings),
+        endpoints.play_url(owner, settings, restream.rendition),
         "--ingest-status",
         endpoints.agent_status_url(owner, settings),
         "--destination",
@@ -184,8 +184,14 @@ def spec_inputs(owner: Owner, restream: models.Restream) -> Obj:
     """The parts of the LiveStream's spec this relay's pod template is made from: a
     change to them is this destination's own change (see rollout.py). An inline key's
     value is not among them: it reaches the pod through its Secret."""
+    # A field added to Restream is left out while unset, so that an upgraded operator
+    # computes the digest the previous one stamped: a changed digest reads as the user's
+    # own change of this destination, which rolls its relay at once, mid-broadcast.
+    unset_additions = {"rendition"} if restream.rendition is None else set()
     return {
-        "restream": restream.model_dump(mode="json", by_alias=True, exclude={"stream_key"}),
+        "restream": restream.model_dump(
+            mode="json", by_alias=True, exclude={"stream_key", *unset_additions}
+        ),
         "inlineKey": restream.stream_key is not None,
         "relay": owner.spec.relay.model_dump(mode="json", by_alias=True),
     }
@@ -233,18 +239,7 @@ def deployment(
                         **common.scrape_annotations(settings),
                     },
                 },
-                "spec": common.placement(
-                    {
-                        "automountServiceAccountToken": False,
-                        "enableServiceLinks": False,
-                        "securityContext": common.pod_security_context(),
-                        # The agent stops ffmpeg gracefully (FLV trailer flushed) well inside.
-                        "terminationGracePeriodSeconds": 10,
-                        "containers": [container],
-                        "volumes": volumes,
-                    },
-                    settings,
-                ),
+                "spec": common.media_pod_spec(container, volumes, settings),
             },
         },
     }

@@ -32,6 +32,7 @@ def test_a_field_is_found_by_its_alias_wherever_it_is_used() -> None:
     assert set(schema.paths_of((models.ResourceRequirements, "limits"))) == {
         "ingest.resources.limits",
         "relay.resources.limits",
+        "renditions[].resources.limits",
     }
 
 
