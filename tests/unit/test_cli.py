@@ -313,7 +313,7 @@ def test_every_subcommand_is_walked() -> None:
     assert {" ".join(p) for p, _ in ALL_PARSERS} == {
         "restream-operator", "restream-operator crd", "restream-operator render",
         "restream-operator validate", "restream-operator run", "restream-operator console",
-        "restream-agent", "restream-agent ingest", "restream-agent relay",
+        "restream-agent", "restream-agent ingest", "restream-agent relay", "restream-agent encoder",
     }  # fmt: skip
 
 

@@ -134,20 +134,39 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--source", required=True, help="the ingest's play URL, without token")
     enc.add_argument("--ingest-status", required=True, help="the ingest agent's /status URL")
     enc.add_argument("--destination", required=True, help="the ingest's RTMP URL to publish to")
-    enc.add_argument("--height", type=int, required=True)
-    enc.add_argument("--fps", type=int, required=True)
-    enc.add_argument("--video-bitrate", type=int, required=True, help="kbit/s")
-    enc.add_argument("--max-bitrate", type=int, required=True, help="kbit/s (VBV: 1 s)")
-    enc.add_argument("--keyframe-interval", type=int, required=True, help="seconds")
-    enc.add_argument("--preset", required=True)
-    enc.add_argument("--profile", required=True, choices=["baseline", "main", "high"])
-    enc.add_argument("--audio-bitrate", type=int, required=True, help="kbit/s")
-    enc.add_argument("--sample-rate", type=int, required=True, help="Hz")
-    enc.add_argument("--channels", type=int, required=True)
-    enc.add_argument("--min-delay", type=float, default=1.0, help="first retry delay (s)")
-    enc.add_argument("--max-delay", type=float, default=10.0, help="longest retry delay (s)")
-    enc.add_argument("--listen", default=f"0.0.0.0:{contract.AGENT_PORT}", help="HOST:PORT")
-    enc.add_argument("--ffmpeg-binary", default="ffmpeg")
+    # The operator renders every profile flag (render/encoder.profile_args): they are
+    # required, so a profile is never half defaulted here and half in the CRD.
+    enc.add_argument("--height", type=int, required=True, help="output height (px)")
+    enc.add_argument("--fps", type=int, required=True, help="output frame rate")
+    enc.add_argument("--video-bitrate", type=int, required=True, help="H.264 target (kbit/s)")
+    enc.add_argument("--max-bitrate", type=int, required=True, help="VBV peak (kbit/s; 1 s)")
+    enc.add_argument(
+        "--keyframe-interval", type=int, required=True, help="seconds between keyframes"
+    )
+    enc.add_argument("--preset", required=True, help="x264 preset")
+    enc.add_argument(
+        "--profile", required=True, choices=["baseline", "main", "high"], help="H.264 profile"
+    )
+    enc.add_argument("--audio-bitrate", type=int, required=True, help="AAC bitrate (kbit/s)")
+    enc.add_argument("--sample-rate", type=int, required=True, help="AAC sample rate (Hz)")
+    enc.add_argument("--channels", type=int, required=True, help="AAC channels")
+    enc.add_argument(
+        "--min-delay", type=float, default=1.0, help="first retry delay (s; default: %(default)s)"
+    )
+    enc.add_argument(
+        "--max-delay",
+        type=float,
+        default=10.0,
+        help="longest retry delay (s; default: %(default)s)",
+    )
+    enc.add_argument(
+        "--listen",
+        default=f"0.0.0.0:{contract.AGENT_PORT}",
+        help="HOST:PORT of /status, /metrics and the probes (default: %(default)s)",
+    )
+    enc.add_argument(
+        "--ffmpeg-binary", default="ffmpeg", help="ffmpeg to run (default: %(default)s, from PATH)"
+    )
     return p
 
 
