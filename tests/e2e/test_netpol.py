@@ -188,7 +188,11 @@ def test_the_names_resolve_and_the_sinks_answer_a_plain_pod(
         "items"
     ]
     assert sorted(p["metadata"]["name"] for p in policies) == sorted(
-        [naming.ingest_name(LS), naming.relays_network_policy(LS)]
+        [
+            naming.ingest_name(LS),
+            naming.relays_network_policy(LS),
+            naming.encoders_network_policy(LS),
+        ]
     )
 
 
