@@ -13,7 +13,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 
-from restream_operator.agent.ffmpeg import destination, preset_text
+from restream_operator.agent.ffmpeg import Tls, destination, preset_text
 
 FPS = 25  # the test pattern's frame rate unless told otherwise
 AAC = ("-c:a", "aac", "-b:a", "64k")
@@ -75,10 +75,12 @@ def gstreamer_argv(
     kbps: int = 1500,
     video: bool = True,
     audio: bool = True,
+    sink_options: Sequence[str] = (),
 ) -> list[str]:
     """GStreamer publishing as OBS-like encoders do: x264 with B-frames and lookahead
     (its first audio arrives after its first keyframe), AAC, flvmux, rtmp2sink; ``frames``
-    video frames (and as much audio), then the end of the stream.
+    video frames (and as much audio), then the end of the stream. ``sink_options``:
+    rtmp2sink's properties (name=value), e.g. its TLS validation flags for rtmps://.
 
     gst-launch takes everything in argv, the stream key in the URL included: it stands for
     the user's encoder, whose process is not the product's to keep secrets in.
@@ -99,7 +101,8 @@ def gstreamer_argv(
             f"audiotestsrc is-live=true num-buffers={buffers} "
             "! audio/x-raw,rate=48000,channels=2 ! voaacenc bitrate=128000 ! queue ! mux."
         )
-    pipeline = " ".join(parts) + f" flvmux name=mux streamable=true ! rtmp2sink location={url}"
+    sink = " ".join(["rtmp2sink", f"location={url}", *sink_options])
+    pipeline = " ".join(parts) + f" flvmux name=mux streamable=true ! {sink}"
     return ["gst-launch-1.0", "-q", "-e", *pipeline.split()]
 
 
@@ -111,9 +114,11 @@ def pipe_with(data: bytes) -> int:
     return r
 
 
-def preset_pipe(url: str, key: str) -> tuple[str, int]:
-    """(the URL ffmpeg is given, the read end of a pipe holding the key's preset)."""
-    dest = destination(url, key)
+def preset_pipe(url: str, key: str, ca_file: str | None = None) -> tuple[str, int]:
+    """(the URL ffmpeg is given, the read end of a pipe holding the key's preset);
+    ``ca_file``: for rtmps://, the CAs the server's certificate must chain to (it is
+    verified, host name included, either way)."""
+    dest = destination(url, key, tls=Tls(ca_file=ca_file) if ca_file else None)
     return dest.url, pipe_with(preset_text(dest.options).encode())
 
 

@@ -393,8 +393,26 @@ class ReconnectSpec(Model):
     ingest is live."""
 
 
+class TLSSecretReference(Model):
+    """A Secret of type kubernetes.io/tls in the LiveStream's namespace."""
+
+    name: str = _secret_name()
+    """Name of the Secret: its tls.crt (the certificate, then its chain) and tls.key (the
+    private key), in PEM, as cert-manager's Certificate writes them."""
+
+
+class IngestTLS(Model):
+    """RTMPS: the ingest terminates TLS for encoders on its own port (1936)."""
+
+    secret_ref: TLSSecretReference
+    """The kubernetes.io/tls Secret holding the ingest's certificate and key (e.g. a
+    cert-manager Certificate's secretName). Renewals are picked up while live: the ingest
+    reloads its TLS terminator when the mounted files change, and a publishing encoder
+    stays connected."""
+
+
 class IngestSpec(Model):
-    """The RTMP ingest an encoder publishes to."""
+    """The ingest an encoder publishes to: RTMP, and RTMPS when tls is set."""
 
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
     """Type of the ingest Service. Use LoadBalancer or NodePort for encoders outside
@@ -403,6 +421,9 @@ class IngestSpec(Model):
     """Annotations for the ingest Service (e.g. for a cloud load balancer)."""
     resources: ResourceRequirements | None = None
     """Resources of the ingest container (nginx-rtmp and its agent)."""
+    tls: IngestTLS | None = None
+    """RTMPS for encoders on port 1936 (TCP), with the certificate from a Secret. Plain
+    RTMP on 1935 stays available beside it."""
 
 
 class RelaySpec(Model):
@@ -573,6 +594,16 @@ class IngestStatus(Model):
     """In-cluster RTMP URL to publish to; append /<stream key>."""
     external_url: str | None = None
     """RTMP URL reachable from outside the cluster, when the Service has one."""
+    rtmps_url: str | None = None
+    """In-cluster RTMPS URL to publish to, when spec.ingest.tls is set; append /<stream
+    key>. The certificate must be valid for the name encoders use."""
+    external_rtmps_url: str | None = None
+    """RTMPS URL reachable from outside the cluster, when the Service has one."""
+    client_protocol: str | None = None
+    """How the encoder that is publishing reached the ingest: RTMP or RTMPS."""
+    client_address: str | None = None
+    """The IP address the publishing encoder connects from, as the ingest sees it (behind
+    a load balancer that rewrites source addresses, the balancer's)."""
     stream_key_secret: str | None = None
     """Name of the Secret holding the stream key (key streamKey unless referenced)."""
     hls_url: str | None = None

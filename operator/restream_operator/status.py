@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from . import endpoints, models, naming, platforms
+from .agent import contract
 from .agent.codecs import RELAYED
 from .agent.contract import IngestAgentStatus, RelayAgentStatus, SourceAudio, SourceVideo
 from .agent.probe import missing_text
@@ -188,10 +189,19 @@ def _ingest_status(
         out["externalUrl"] = f"rtmp://{svc.load_balancer_host}:1935/live"
     elif svc is not None and svc.type == "NodePort" and svc.node_port:
         out["externalUrl"] = f"rtmp://<node address>:{svc.node_port}/live"
+    if owner.spec.ingest.tls is not None:
+        out["rtmpsUrl"] = endpoints.rtmps_publish_url(owner, settings)
+        if svc is not None and svc.type == "LoadBalancer" and svc.load_balancer_host:
+            port = contract.RTMPS_PORT
+            out["externalRtmpsUrl"] = f"rtmps://{svc.load_balancer_host}:{port}/live"
+        elif svc is not None and svc.type == "NodePort" and svc.rtmps_node_port:
+            out["externalRtmpsUrl"] = f"rtmps://<node address>:{svc.rtmps_node_port}/live"
     if owner.spec.playback.hls:
         out["hlsUrl"] = endpoints.hls_url(owner, settings)
     agent = observed.ingest_agent or {}
     if agent.get("publishing"):
+        out["clientProtocol"] = agent.get("clientProtocol")
+        out["clientAddress"] = agent.get("clientAddress")
         out["videoCodec"], out["audioCodec"] = agent.get("videoCodec"), agent.get("audioCodec")
         out["missingTracks"] = agent.get("missingTracks") or None
         # Like a destination's: a wobble keeps the last value, so that a steady

@@ -160,6 +160,9 @@ def test_the_ingest_takes_encoders_and_players_from_anywhere_and_sends_nothing()
     assert media == {"ports": [{"protocol": "TCP", "port": contract.RTMP_PORT}]}  # no "from"
     with_hls = ingest(playback={"hls": True})["spec"]["ingress"][0]
     assert {p["port"] for p in with_hls["ports"]} == {contract.RTMP_PORT, contract.HLS_PORT}
+    # RTMPS too; never the terminator's loopback port into nginx-rtmp.
+    with_tls = ingest(ingest={"tls": {"secretRef": {"name": "t"}}})["spec"]["ingress"][0]
+    assert {p["port"] for p in with_tls["ports"]} == {contract.RTMP_PORT, contract.RTMPS_PORT}
     spec = ingest()["spec"]
     assert spec["policyTypes"] == ["Ingress", "Egress"]
     assert "egress" not in spec  # Egress with no rule: nothing leaves the ingest pod

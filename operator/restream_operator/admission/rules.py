@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import TypeVar
 
 from .. import models, naming
+from ..render.nginx import TLS_CERT
 from .check import MAX_ITEMS, Check, ReferencedSecret
 from .fields import (
     check_qualified_name,
@@ -201,6 +202,17 @@ def _secret_ref(waiting: str, selector: type[models.Model] = models.SecretKeySel
     return rule
 
 
+def _tls_secret_ref(value: object, path: str, check: Check) -> None:
+    """The ingest's certificate: the author must be able to read the Secret (the ingest
+    pod mounts it, key included), like any Secret a LiveStream names."""
+    assert isinstance(value, dict)
+    name = value.get(_REF_NAME)
+    if isinstance(name, str) and not check_secret_name(name):
+        check.secrets.append(
+            ReferencedSecret(field=path, name=name, key=TLS_CERT, waiting="the ingest")
+        )
+
+
 def _secret_name(value: object, path: str, check: Check) -> None:
     for message in check_secret_name(str(value)):
         check.problem(path, message)
@@ -258,6 +270,8 @@ RULES: dict[FieldKey, Rule] = {
     (models.Restream, "stream_key"): _stream_key,
     (models.Restream, "stream_key_secret_ref"): _secret_ref("the relay"),
     (models.LiveStreamSpec, "stream_key_secret_ref"): _secret_ref("the ingest"),
+    (models.IngestTLS, "secret_ref"): _tls_secret_ref,
+    (models.TLSSecretReference, "name"): _secret_name,
     (models.SecretKeySelector, "name"): _secret_name,
     (models.SecretKeySelector, "key"): _secret_key,
     models.ReconnectSpec: _reconnect,
@@ -278,6 +292,7 @@ OWN_CONSTRAINTS: frozenset[FieldKey] = frozenset(
         (models.CASecretKeySelector, "key"),
         (models.PassphraseSecretKeySelector, "name"),
         (models.PassphraseSecretKeySelector, "key"),
+        (models.TLSSecretReference, "name"),
     }
 )
 REQUIRED_HINTS: dict[FieldKey, str] = {
@@ -286,6 +301,10 @@ REQUIRED_HINTS: dict[FieldKey, str] = {
     (models.SecretKeySelector, "name"): "name the Secret that holds the key",
     (models.CASecretKeySelector, "name"): "name the Secret that holds the CA certificate",
     (models.PassphraseSecretKeySelector, "name"): "name the Secret that holds the passphrase",
+    (models.IngestTLS, "secret_ref"): "name the kubernetes.io/tls Secret of the ingest's "
+    "certificate, e.g. secretRef: {name: ingest-tls}",
+    (models.TLSSecretReference, "name"): "name the kubernetes.io/tls Secret of the ingest's "
+    "certificate",
 }
 
 

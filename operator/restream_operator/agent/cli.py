@@ -45,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
         "from PATH)",
     )  # fmt: skip
     ing.add_argument(
+        "--tls-config", default=None, metavar="FILE",
+        help="the TLS terminator's nginx config (RTMPS), rendered by the operator; the agent "
+        "runs a second nginx with it and reloads it when the certificate files change "
+        "(default: none, no RTMPS)",
+    )  # fmt: skip
+    ing.add_argument(
         "--hls-url", default=None,
         help="reported as hlsUrl when the config has HLS on (default: none reported)",
     )  # fmt: skip
@@ -171,13 +177,23 @@ async def _ingest(args: argparse.Namespace, key: str, token: str, redact: Redact
     except (OSError, ValueError) as e:
         logging.getLogger("restream.ingest").error("cannot read the nginx config: %s", e)
         return 2
+    tls = None
+    if args.tls_config:
+        from .tlsproxy import TlsTerminator, tls_layout  # noqa: PLC0415
+
+        try:
+            with open(args.tls_config) as f:
+                tls = TlsTerminator(args.tls_config, tls_layout(f.read()), args.nginx_binary)
+        except (OSError, ValueError) as e:
+            logging.getLogger("restream.ingest").error("cannot read the TLS config: %s", e)
+            return 2
     cfg = IngestConfig(
         nginx_config=args.nginx_config,
         listen=args.listen,
         nginx=args.nginx_binary,
         hls_url=args.hls_url,
     )
-    return await serve(cfg, nginx_layout, key, token, redact)
+    return await serve(cfg, nginx_layout, key, token, redact, tls)
 
 
 async def _relay(

@@ -28,6 +28,13 @@ from typing import TypedDict
 # relay pod's memory budget is ffmpeg's plus a few MiB.
 
 RTMP_PORT = 1935
+# RTMPS for encoders (the port OBS and most encoders assume for rtmps:// without one is
+# 443; 1936 is the usual one of servers that serve both, and needs no privilege). A
+# second nginx, the TLS terminator, listens there and passes the decrypted stream to
+# nginx-rtmp's RTMP_PROXY_PORT, on localhost only, with the PROXY protocol header, so
+# that on_publish sees the encoder's address, not the terminator's.
+RTMPS_PORT = 1936
+RTMP_PROXY_PORT = 1937
 AGENT_PORT = 8080
 HLS_PORT = 8088
 NGINX_STAT_PORT = 8081  # nginx's rtmp_stat page, on localhost of the ingest pod only
@@ -115,6 +122,7 @@ class IngestAgentStatus(TypedDict, total=False):
     since: str | None  # RFC 3339; when `publishing` last changed
     version: int  # counts changes of this document; ?wait=S&since=T&version=N long-polls
     clientAddress: str | None
+    clientProtocol: str | None  # RTMP or RTMPS: how the publishing encoder connected
     bitrateKbps: int | None
     # The codecs the probe saw arrive (else announced); nginx stat's reading before that,
     # which for Enhanced RTMP is wrong (e.g. "ScreenVideo" for HEVC).

@@ -23,6 +23,7 @@ import signal
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from prometheus_client.core import Metric
 
@@ -36,6 +37,9 @@ from .metrics import CONTENT_TYPE, Exposition, counter, gauge
 from .nginxconf import Layout
 from .probe import Findings, Probe, missing_text
 from .redact import Redactor
+
+if TYPE_CHECKING:
+    from .tlsproxy import TlsTerminator
 
 log = logging.getLogger("restream.ingest")
 
@@ -66,6 +70,7 @@ class IngestConfig:
 class Publisher:
     client_id: str
     address: str
+    protocol: str = "RTMP"
 
 
 @dataclass
@@ -122,8 +127,17 @@ class _StatCache:
 
 
 class Ingest:
-    def __init__(self, cfg: IngestConfig, layout: Layout, key: str, token: str, redact: Redactor):
+    def __init__(
+        self,
+        cfg: IngestConfig,
+        layout: Layout,
+        key: str,
+        token: str,
+        redact: Redactor,
+        tls: TlsTerminator | None = None,
+    ):
         self.cfg = cfg
+        self.tls = tls
         self.layout = layout
         self._key = key.encode()
         self._token = token.encode()
@@ -238,6 +252,8 @@ class Ingest:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.tls is not None:
+            self.tls.stop()
         self._stop_probe()
         self._changed.set()  # release long polls: the server closes next
 
@@ -295,7 +311,10 @@ class Ingest:
         self._stat = _StatCache()
         self._notify()
         if publisher is not None:
-            log.info("broadcast started", extra={"clientAddress": publisher.address})
+            log.info(
+                "broadcast started",
+                extra={"clientAddress": publisher.address, "protocol": publisher.protocol},
+            )
             self._start_probe()
         else:
             log.info("broadcast ended: %s", why)
@@ -319,7 +338,8 @@ class Ingest:
                 extra={"clientAddress": address, "publishingFrom": self.publisher.address},
             )
             return Response.text("busy\n", 403)
-        self._set_publisher(Publisher(_first(form, "clientid"), address), "")
+        protocol = self.tls.protocol_of(address) if self.tls is not None else "RTMP"
+        self._set_publisher(Publisher(_first(form, "clientid"), address, protocol), "")
         # nginx-rtmp renames the stream to the redirect target (not starting with rtmp://).
         return Response(302, b"", headers={"Location": contract.STREAM_NAME})
 
@@ -404,6 +424,7 @@ class Ingest:
             "since": self.since,
             "version": self.version,  # read first: a change while this is made shows next
             "clientAddress": publisher.address if publisher else None,
+            "clientProtocol": publisher.protocol if publisher else None,
             "bitrateKbps": None,
             "videoCodec": None,
             "audioCodec": None,
@@ -532,9 +553,11 @@ class Ingest:
             )
 
         async def readyz(_: Request) -> Response:
-            if await self.rtmp_accepting():
-                return Response.text("ok\n")
-            return Response.text("rtmp not accepting\n", 503)
+            if not await self.rtmp_accepting():
+                return Response.text("rtmp not accepting\n", 503)
+            if self.tls is not None and not await self.tls.accepting():
+                return Response.text("rtmps not accepting\n", 503)
+            return Response.text("ok\n")
 
         async def metrics(_: Request) -> Response:
             if self.publisher is not None:
@@ -581,8 +604,15 @@ async def stop_nginx(proc: asyncio.subprocess.Process) -> None:
     await process.stop(proc, signal.SIGTERM, grace=5.0)
 
 
-async def serve(cfg: IngestConfig, layout: Layout, key: str, token: str, redact: Redactor) -> int:
-    ingest = Ingest(cfg, layout, key, token, redact)
+async def serve(
+    cfg: IngestConfig,
+    layout: Layout,
+    key: str,
+    token: str,
+    redact: Redactor,
+    tls: TlsTerminator | None = None,
+) -> int:
+    ingest = Ingest(cfg, layout, key, token, redact, tls)
     if not key:
         log.error("%s is not set: every publish will be refused", contract.ENV_STREAM_KEY)
     if not token:
@@ -603,11 +633,14 @@ async def serve(cfg: IngestConfig, layout: Layout, key: str, token: str, redact:
         },
     )
     reconciler = asyncio.create_task(ingest.reconcile())
+    terminator = asyncio.create_task(tls.run()) if tls is not None else None
     try:
         await ingest.supervise()
     finally:
         reconciler.cancel()
         await asyncio.gather(reconciler, return_exceptions=True)
+        if terminator is not None:
+            await asyncio.gather(terminator, return_exceptions=True)
         await server.close()
     log.info("ingest agent stopped")
     return 0

@@ -12,7 +12,7 @@ and a relay runs inside the cluster. So, for an enforcing network plugin:
 * agent ports (relays', the ingest's) accept the operator's pods only (and, when set, the
   pods of the Prometheus that scrapes their /metrics); the ingest's also accepts its own
   LiveStream's relays, which long-poll it through the internal Service;
-* the ingest's RTMP port (and its HLS port, for players) accepts anyone: encoders and
+* the ingest's RTMP port (and its RTMPS and HLS ports) accepts anyone: encoders and
   players come from outside the cluster. Ingest pods send nothing: nginx-rtmp asks its
   agent, and the agent reads nginx's statistics, on the pod's own loopback.
 
@@ -141,6 +141,8 @@ def ingest_policy(owner: Owner, settings: Settings) -> Obj:
     media = [contract.RTMP_PORT]
     if owner.spec.playback.hls:
         media.append(contract.HLS_PORT)
+    if owner.spec.ingest.tls is not None:
+        media.append(contract.RTMPS_PORT)  # RTMP_PROXY_PORT is localhost's only
     relays = _own_pods(owner, naming.COMPONENT_RELAY)
     # No "egress" rules with Egress in policyTypes: the ingest sends nothing.
     return _policy(
