@@ -79,8 +79,9 @@ def gstreamer_argv(
 ) -> list[str]:
     """GStreamer publishing as OBS-like encoders do: x264 with B-frames and lookahead
     (its first audio arrives after its first keyframe), AAC, flvmux, rtmp2sink; ``frames``
-    video frames (and as much audio), then the end of the stream. ``sink_options``:
-    rtmp2sink's properties (name=value), e.g. its TLS validation flags for rtmps://.
+    video frames (and as much audio), then the end of the stream. An srt:// ``url``:
+    MPEG-TS and srtsink instead of FLV and rtmp2sink. ``sink_options``: the sink's
+    properties (name=value), e.g. rtmp2sink's TLS validation flags, srtsink's passphrase.
 
     gst-launch takes everything in argv, the stream key in the URL included: it stands for
     the user's encoder, whose process is not the product's to keep secrets in.
@@ -99,10 +100,19 @@ def gstreamer_argv(
         buffers = round(seconds * 48000 / 1024)
         parts.append(
             f"audiotestsrc is-live=true num-buffers={buffers} "
-            "! audio/x-raw,rate=48000,channels=2 ! voaacenc bitrate=128000 ! queue ! mux."
+            "! audio/x-raw,rate=48000,channels=2 ! voaacenc bitrate=128000 "
+            # MPEG-TS carries AAC as ADTS, which aacparse makes of voaacenc's raw AAC.
+            + ("! aacparse " if url.startswith("srt://") else "")
+            + "! queue ! mux."
         )
-    sink = " ".join(["rtmp2sink", f"location={url}", *sink_options])
-    pipeline = " ".join(parts) + f" flvmux name=mux streamable=true ! {sink}"
+    if url.startswith("srt://"):
+        # MPEG-TS over SRT, as OBS and hardware encoders send it.
+        sink = " ".join(["mpegtsmux name=mux alignment=7 ! srtsink", f"uri={url}", *sink_options])
+    else:
+        sink = " ".join(
+            ["flvmux name=mux streamable=true ! rtmp2sink", f"location={url}", *sink_options]
+        )
+    pipeline = " ".join(parts) + " " + sink
     return ["gst-launch-1.0", "-q", "-e", *pipeline.split()]
 
 

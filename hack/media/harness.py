@@ -324,6 +324,15 @@ class Ingest:
     rtmps_port: int | None = None
     proxy_port: int | None = None
     tls_dir: Path | None = None  # where the Secret's tls.crt and tls.key are "mounted"
+    srt_host: str = "127.0.0.1"
+    srt_port: int | None = None
+
+    def srt_url(self, passphrase: str | None = None, latency_ms: int | None = None) -> str:
+        """What an encoder publishes to over SRT (the passphrase is the stream key)."""
+        query = [f"latency={latency_ms * 1000}"] if latency_ms is not None else []
+        if passphrase is not None:
+            query.append(f"passphrase={quote(passphrase, safe='')}")
+        return f"srt://{self.srt_host}:{self.srt_port}" + ("?" + "&".join(query) if query else "")
 
     @property
     def status_url(self) -> str:
@@ -423,6 +432,7 @@ def start_ingest(
     token: str,
     extra_args: Sequence[str] = (),
     tls_files: tuple[bytes, bytes] | None = None,
+    srt_host: str = "127.0.0.1",
 ) -> Ingest:
     """``tls_files``: the (tls.crt, tls.key) of the Secret spec.ingest.tls names, when
     the plan has RTMPS."""
@@ -442,6 +452,9 @@ def start_ingest(
     ingest.conf_path.write_text(loopback_nginx_conf(plane.nginx_conf, ingest))
     argv = local_command(plane.ingest_command)
     argv = with_flag(argv, "--nginx-config", str(ingest.conf_path))
+    if "--srt-listen" in argv:
+        ingest.srt_host, ingest.srt_port = srt_host, free_udp_port()
+        argv = with_flag(argv, "--srt-listen", f"{srt_host}:{ingest.srt_port}")
     if plane.tls_conf is not None:
         tls_path = workdir / "tls.conf"
         tls_path.write_text(loopback_tls_conf(plane.tls_conf, ingest))

@@ -43,6 +43,11 @@ def rtmps_publish_url(owner: Owner, settings: Settings) -> str:
     return _url(owner, settings, False, "rtmps", contract.RTMPS_PORT, f"/{contract.APPLICATION}")
 
 
+def srt_publish_url(owner: Owner, settings: Settings) -> str:
+    """SRT, as OBS takes it: the passphrase (the stream key) is the encoder's to add."""
+    return _url(owner, settings, False, "srt", contract.SRT_PORT, "")
+
+
 def agent_status_url(owner: Owner, settings: Settings) -> str:
     return _url(owner, settings, True, "http", contract.AGENT_PORT, contract.PATH_STATUS)
 

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from .agent.contract import TlsVerification
+from .agent.contract import SRT_DEFAULT_LATENCY_MS, TlsVerification
 
 GROUP = "restream.dev"
 VERSION = "v1alpha1"
@@ -411,8 +411,20 @@ class IngestTLS(Model):
     stays connected."""
 
 
+class IngestSRT(Model):
+    """SRT for encoders: a listener on its own UDP port (9000), whose passphrase is the
+    stream key, so only an encoder that holds the key connects, and the stream is
+    encrypted (AES) on the way."""
+
+    latency_ms: int = Field(default=SRT_DEFAULT_LATENCY_MS, ge=20, le=8000)
+    """How long the ingest holds received packets to recover lost ones by retransmission
+    (SRT's receiver latency), in milliseconds. About 4 times the encoder's round-trip
+    time; more for a lossy link. The larger of this and the encoder's latency applies."""
+
+
 class IngestSpec(Model):
-    """The ingest an encoder publishes to: RTMP, and RTMPS when tls is set."""
+    """The ingest an encoder publishes to: RTMP, RTMPS when tls is set, SRT when srt is
+    set."""
 
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
     """Type of the ingest Service. Use LoadBalancer or NodePort for encoders outside
@@ -424,6 +436,11 @@ class IngestSpec(Model):
     tls: IngestTLS | None = None
     """RTMPS for encoders on port 1936 (TCP), with the certificate from a Secret. Plain
     RTMP on 1935 stays available beside it."""
+    srt: IngestSRT | None = None
+    """SRT for encoders on port 9000 (UDP), with the stream key as the passphrase (so
+    the stream key must be 10 to 79 characters long, as SRT requires of a passphrase;
+    the generated one is). {} turns it on with the default latency. One encoder publishes
+    at a time, whichever the protocol."""
 
 
 class RelaySpec(Model):
@@ -599,8 +616,17 @@ class IngestStatus(Model):
     key>. The certificate must be valid for the name encoders use."""
     external_rtmps_url: str | None = None
     """RTMPS URL reachable from outside the cluster, when the Service has one."""
+    srt_url: str | None = None
+    """In-cluster SRT URL to publish to, when spec.ingest.srt is set; the encoder's SRT
+    passphrase is the stream key (OBS: srt://HOST:9000?passphrase=<stream key> as the
+    server, no stream key)."""
+    external_srt_url: str | None = None
+    """SRT URL reachable from outside the cluster, when the Service has one."""
+    srt_error: str | None = None
+    """Why the ingest's SRT listener cannot run, when it cannot (e.g. a stream key SRT
+    cannot take as a passphrase)."""
     client_protocol: str | None = None
-    """How the encoder that is publishing reached the ingest: RTMP or RTMPS."""
+    """How the encoder that is publishing reached the ingest: RTMP, RTMPS or SRT."""
     client_address: str | None = None
     """The IP address the publishing encoder connects from, as the ingest sees it (behind
     a load balancer that rewrites source addresses, the balancer's)."""

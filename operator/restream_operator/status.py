@@ -196,6 +196,13 @@ def _ingest_status(
             out["externalRtmpsUrl"] = f"rtmps://{svc.load_balancer_host}:{port}/live"
         elif svc is not None and svc.type == "NodePort" and svc.rtmps_node_port:
             out["externalRtmpsUrl"] = f"rtmps://<node address>:{svc.rtmps_node_port}/live"
+    if owner.spec.ingest.srt is not None:
+        out["srtUrl"] = endpoints.srt_publish_url(owner, settings)
+        if svc is not None and svc.type == "LoadBalancer" and svc.load_balancer_host:
+            out["externalSrtUrl"] = f"srt://{svc.load_balancer_host}:{contract.SRT_PORT}"
+        elif svc is not None and svc.type == "NodePort" and svc.srt_node_port:
+            out["externalSrtUrl"] = f"srt://<node address>:{svc.srt_node_port}"
+        out["srtError"] = (observed.ingest_agent or {}).get("srtError")
     if owner.spec.playback.hls:
         out["hlsUrl"] = endpoints.hls_url(owner, settings)
     agent = observed.ingest_agent or {}

@@ -50,6 +50,7 @@ class ServiceView:
     load_balancer_host: str | None = None
     node_port: int | None = None
     rtmps_node_port: int | None = None
+    srt_node_port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,7 @@ def service_view(obj: dict[str, Any]) -> ServiceView:
         load_balancer_host=ingress[0].get("hostname") or ingress[0].get("ip"),
         node_port=node_ports.get("rtmp"),
         rtmps_node_port=node_ports.get("rtmps"),
+        srt_node_port=node_ports.get("srt"),
     )
 
 

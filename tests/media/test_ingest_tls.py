@@ -17,101 +17,54 @@ import ssl
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
 from hack.localcluster.pki import CertificateAuthority
 from hack.media.harness import (
     GrowthSampler,
-    Ingest,
-    Proc,
     Processes,
-    Relay,
-    RtmpSink,
-    StatusLog,
     codecs_and_duration,
-    example,
     flag,
-    free_port,
     install_tls_files,
-    relay_command,
-    render,
-    rendered,
     start_gstreamer,
-    start_ingest,
     start_publisher,
-    start_relay,
     wait_for,
     workdir,
 )
-from restream_operator.agent import contract
 from restream_operator.agent.tlsproxy import WATCH_EVERY
 from tests.tools import install_hint, tools_required
 
-from .test_relay_plane import sink_app
+from .contribution import ContributionPlane, start_contribution_plane
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(120)]
 
 RELAY = "Youtube"
 
 
-@dataclass
-class TlsPlane:
-    procs: Processes
-    root: Path
-    ca: CertificateAuthority
-    stream_key: str
-    ingest: Ingest
-    sink: RtmpSink
-    app: str
-    relay: Relay
-    status: StatusLog = field(default_factory=StatusLog)
-
-    def ingest_status(self) -> dict[str, object]:
-        return self.status.get(self.ingest.status_url)
-
-    def relay_state(self) -> str:
-        return self.status.state(self.relay)
-
-    def issue(self, stem: str) -> tuple[bytes, bytes]:
-        """A new certificate for 127.0.0.1 from the test's CA, with a key of its own."""
-        pair = self.ca.issue(stem, "restream ingest", ip_addresses=("127.0.0.1",), server=True)
-        return pair.cert.read_bytes(), pair.key.read_bytes()
+def _issue(ca: CertificateAuthority, stem: str) -> tuple[bytes, bytes]:
+    """A new certificate for 127.0.0.1 from the test's CA, with a key of its own."""
+    pair = ca.issue(stem, "restream ingest", ip_addresses=("127.0.0.1",), server=True)
+    return pair.cert.read_bytes(), pair.key.read_bytes()
 
 
 @pytest.fixture(scope="module")
-def tls_plane() -> Iterator[TlsPlane]:
+def ca(tmp_path_factory: pytest.TempPathFactory) -> CertificateAuthority:
+    return CertificateAuthority(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def tls_plane(ca: CertificateAuthority) -> Iterator[ContributionPlane]:
     with workdir("restream-ingest-tls-") as root:
         procs = Processes(root)
         try:
-            doc = example()
-            doc["spec"]["ingest"] = {"tls": {"secretRef": {"name": "launch-ingest-tls"}}}
-            plan = rendered(render(doc, root))
-            assert plan.tls_conf is not None
-            assert flag(plan.ingest_command, "--tls-config") == "/etc/restream/tls.conf"
-            (root / "pki").mkdir()
-            ca = CertificateAuthority(root / "pki")
-            pair = ca.issue("ingest", "restream ingest", ip_addresses=("127.0.0.1",), server=True)
-            stream_key = f"sk-{secrets.token_urlsafe(16)}"
-            token = secrets.token_urlsafe(16)
-            ingest = start_ingest(
-                procs, plan, root, stream_key, token,
-                tls_files=(pair.cert.read_bytes(), pair.key.read_bytes()),
+            plane = start_contribution_plane(
+                procs, root, {"tls": {"secretRef": {"name": "launch-ingest-tls"}}},
+                tls_files=_issue(ca, "ingest"),
             )  # fmt: skip
-            dest_key = f"yt-{secrets.token_hex(8)}"
-            url = flag(plan.relays[RELAY], "--destination")
-            app = sink_app(url, dest_key)
-            sink = RtmpSink(root / "sink", free_port(), (app,)).start(procs)
-            agent_port = free_port()
-            local_url = f"rtmp://127.0.0.1:{sink.port}{urlsplit(url).path}"
-            argv = relay_command(plan.relays[RELAY], ingest, local_url, agent_port)
-            env = {contract.ENV_DESTINATION_KEY: dest_key, contract.ENV_PLAY_TOKEN: token}
-            relay = start_relay(procs, Relay(RELAY, agent_port, argv, env))
-            plane = TlsPlane(procs, root, ca, stream_key, ingest, sink, app, relay)
-            wait_for(lambda: plane.relay_state() == "Idle", "the relay to wait", 10)
+            assert plane.plan.tls_conf is not None
+            assert flag(plane.plan.ingest_command, "--tls-config") == "/etc/restream/tls.conf"
             yield plane
         finally:
             procs.close()
@@ -134,42 +87,22 @@ def _fingerprint(cert_pem: bytes) -> str:
     return hashlib.sha256(ssl.PEM_cert_to_DER_cert(cert_pem.decode())).hexdigest()
 
 
-def _new_recordings(plane: TlsPlane, before: set[Path]) -> list[Path]:
-    return [r for r in plane.sink.recordings(plane.app) if r not in before]
-
-
-def _broadcast(plane: TlsPlane, proc: Proc, what: str) -> list[Path]:
-    """Waits for ``proc``'s broadcast to start, reach the sink through the relay, and end;
-    the sink's recordings it made."""
-    before = set(plane.sink.recordings(plane.app))
-    wait_for(lambda: plane.ingest_status()["publishing"], f"{what} to publish", 10)
-    doc = plane.ingest_status()
-    assert doc["clientAddress"] == "127.0.0.1", doc  # the encoder's, through PROXY protocol
-    wait_for(lambda: plane.relay_state() == "Live", "the relay to go Live", 15)
-    assert proc.popen.wait(30) == 0, proc.log.read_text()[-2000:]
-    wait_for(lambda: not plane.ingest_status()["publishing"], "the broadcast to end", 10)
-    wait_for(lambda: plane.relay_state() == "Idle", "the relay to be Idle", 15)
-    return _new_recordings(plane, before)
-
-
 def test_ffmpeg_publishes_over_rtmps_and_every_destination_gets_h264_aac(
-    tls_plane: TlsPlane,
+    tls_plane: ContributionPlane, ca: CertificateAuthority
 ) -> None:
     seconds = 5.0
     pub = start_publisher(
         tls_plane.procs, tls_plane.ingest, tls_plane.stream_key, seconds,
-        rtmps_ca=tls_plane.ca.pair.cert,
+        rtmps_ca=ca.pair.cert,
     )  # fmt: skip
-    wait_for(lambda: tls_plane.ingest_status()["publishing"], "RTMPS publish", 10)
-    assert tls_plane.ingest_status()["clientProtocol"] == "RTMPS"
-    (recording,) = _broadcast(tls_plane, pub, "ffmpeg over RTMPS")
+    (recording,) = tls_plane.broadcast(pub, "ffmpeg over RTMPS", "RTMPS")
     codecs, duration = codecs_and_duration(recording)
     print(f"RTMPS via ffmpeg: {codecs}, {duration:.2f} s of {seconds} s at the destination")
     assert codecs == {"h264", "aac"}
     assert duration >= seconds - 1.5
 
 
-def test_plain_rtmp_beside_it_is_reported_as_rtmp(tls_plane: TlsPlane) -> None:
+def test_plain_rtmp_beside_it_is_reported_as_rtmp(tls_plane: ContributionPlane) -> None:
     pub = start_publisher(tls_plane.procs, tls_plane.ingest, tls_plane.stream_key, 2)
     wait_for(lambda: tls_plane.ingest_status()["publishing"], "RTMP publish", 10)
     assert tls_plane.ingest_status()["clientProtocol"] == "RTMP"
@@ -177,30 +110,31 @@ def test_plain_rtmp_beside_it_is_reported_as_rtmp(tls_plane: TlsPlane) -> None:
     wait_for(lambda: not tls_plane.ingest_status()["publishing"], "the broadcast to end", 10)
 
 
-def test_gstreamer_publishes_over_rtmps(tls_plane: TlsPlane) -> None:
+def test_gstreamer_publishes_over_rtmps(tls_plane: ContributionPlane) -> None:
     # rtmp2sink checks the certificate with the system's CAs only: every check but the
     # issuer's (the test's CA is unknown to it), the host name (127.0.0.1) included.
     pub = start_gstreamer(
         tls_plane.procs, tls_plane.ingest, tls_plane.stream_key, 100,
         rtmps=True, sink_options=["tls-validation-flags=bad-identity+not-activated+expired"],
     )  # fmt: skip
-    recordings = _broadcast(tls_plane, pub, "GStreamer over RTMPS")
+    recordings = tls_plane.broadcast(pub, "GStreamer over RTMPS", "RTMPS")
     assert recordings
     codecs, duration = codecs_and_duration(recordings[-1])
     print(f"RTMPS via GStreamer: {codecs}, {duration:.2f} s at the destination")
     assert codecs == {"h264", "aac"}
 
 
-def test_wrong_key_and_untrusted_certificate_are_refused(tls_plane: TlsPlane) -> None:
+def test_wrong_key_and_untrusted_certificate_are_refused(
+    tls_plane: ContributionPlane, ca: CertificateAuthority, tmp_path: Path
+) -> None:
     wrong = start_publisher(
         tls_plane.procs, tls_plane.ingest, f"wrong-{secrets.token_hex(6)}", 5,
-        rtmps_ca=tls_plane.ca.pair.cert,
+        rtmps_ca=ca.pair.cert,
     )  # fmt: skip
     assert wrong.popen.wait(5) != 0, "a wrong key over RTMPS must be refused"
     # A publisher that trusts another CA refuses the ingest's certificate: it never sends
     # the (right) key.
-    (tls_plane.root / "other-pki").mkdir()
-    other = CertificateAuthority(tls_plane.root / "other-pki", "another CA")
+    other = CertificateAuthority(tmp_path, "another CA")
     untrusting = start_publisher(
         tls_plane.procs, tls_plane.ingest, tls_plane.stream_key, 5, rtmps_ca=other.pair.cert
     )
@@ -218,7 +152,7 @@ def _tools(*names: str) -> None:
             pytest.skip(f"{name} is missing: {install_hint('media')}")
 
 
-def _capture(plane: TlsPlane, port: int, publish: dict[str, object]) -> bytes:
+def _capture(plane: ContributionPlane, port: int, publish: dict[str, object]) -> bytes:
     """Every byte tcpdump sees on loopback to and from ``port`` during a 2 s publish."""
     pcap = plane.root / f"capture-{port}.pcap"
     tcpdump = subprocess.Popen(
@@ -241,42 +175,44 @@ def _capture(plane: TlsPlane, port: int, publish: dict[str, object]) -> bytes:
     return data
 
 
-def test_the_key_is_on_the_wire_over_rtmp_and_not_over_rtmps(tls_plane: TlsPlane) -> None:
+def test_the_key_is_on_the_wire_over_rtmp_and_not_over_rtmps(
+    tls_plane: ContributionPlane, ca: CertificateAuthority
+) -> None:
     """Why RTMPS matters: a capture of a plain RTMP publish holds the stream key."""
     _tools("tcpdump")
     key = tls_plane.stream_key.encode()
     assert tls_plane.ingest.rtmps_port is not None
-    rtmps = _capture(tls_plane, tls_plane.ingest.rtmps_port, {"rtmps_ca": tls_plane.ca.pair.cert})
+    rtmps = _capture(tls_plane, tls_plane.ingest.rtmps_port, {"rtmps_ca": ca.pair.cert})
     plain = _capture(tls_plane, tls_plane.ingest.rtmp_port, {})
     print(f"captured {len(rtmps)} bytes over RTMPS, {len(plain)} over RTMP")
     assert key in plain, "plain RTMP sends the key in clear"
     assert key not in rtmps
 
 
-def test_a_renewed_certificate_is_served_and_the_live_encoder_stays(tls_plane: TlsPlane) -> None:
+def test_a_renewed_certificate_is_served_and_the_live_encoder_stays(
+    tls_plane: ContributionPlane, ca: CertificateAuthority
+) -> None:
     plane = tls_plane
     port = plane.ingest.rtmps_port
     assert port is not None and plane.ingest.tls_dir is not None
     first = _served_fingerprint(port)
-    before = set(plane.sink.recordings(plane.app))
-    pub = start_publisher(
-        plane.procs, plane.ingest, plane.stream_key, None, rtmps_ca=plane.ca.pair.cert
-    )
+    before = plane.recordings()
+    pub = start_publisher(plane.procs, plane.ingest, plane.stream_key, None, rtmps_ca=ca.pair.cert)
     wait_for(lambda: plane.relay_state() == "Live", "the relay to go Live", 15)
     since = plane.ingest_status()["since"]
-    (recording,) = _new_recordings(plane, before)
+    (recording,) = plane.recordings() - before
     wait_for(lambda: recording.stat().st_size > 100_000, "media at the destination", 10)
     with GrowthSampler({"sink": lambda: recording.stat().st_size}, every=0.1) as growth:
         time.sleep(1)
         # A half-done renewal first (a certificate with another certificate's key): not
         # loaded, the served certificate stays.
-        cert2, _ = plane.issue("renewed-bad")
-        _, key3 = plane.issue("unrelated")
+        cert2, _ = _issue(ca, "renewed-bad")
+        _, key3 = _issue(ca, "unrelated")
         install_tls_files(plane.ingest.tls_dir, cert2, key3)
         time.sleep(WATCH_EVERY * 2)
         assert _served_fingerprint(port) == first
         # Then the renewal proper.
-        cert, key = plane.issue("renewed")
+        cert, key = _issue(ca, "renewed")
         t0 = time.monotonic()
         install_tls_files(plane.ingest.tls_dir, cert, key)
         wait_for(
@@ -293,7 +229,7 @@ def test_a_renewed_certificate_is_served_and_the_live_encoder_stays(tls_plane: T
     doc = plane.ingest_status()
     assert doc["publishing"] is True and doc["since"] == since, "the broadcast was interrupted"
     assert doc["clientProtocol"] == "RTMPS"
-    assert _new_recordings(plane, before) == [recording], "the relay reconnected"
+    assert plane.recordings() - before == {recording}, "the relay reconnected"
     assert plane.status.get(plane.relay.status_url)["restarts"] == 0
     assert stall < 1.0
     assert plane.ingest.proc is not None

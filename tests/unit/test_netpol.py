@@ -163,6 +163,8 @@ def test_the_ingest_takes_encoders_and_players_from_anywhere_and_sends_nothing()
     # RTMPS too; never the terminator's loopback port into nginx-rtmp.
     with_tls = ingest(ingest={"tls": {"secretRef": {"name": "t"}}})["spec"]["ingress"][0]
     assert {p["port"] for p in with_tls["ports"]} == {contract.RTMP_PORT, contract.RTMPS_PORT}
+    with_srt = ingest(ingest={"srt": {}})["spec"]["ingress"][0]
+    assert {"protocol": "UDP", "port": contract.SRT_PORT} in with_srt["ports"]
     spec = ingest()["spec"]
     assert spec["policyTypes"] == ["Ingress", "Egress"]
     assert "egress" not in spec  # Egress with no rule: nothing leaves the ingest pod

@@ -36,7 +36,12 @@ def owner_of(example: str, namespace: str = "demo") -> Owner:
 
 @pytest.mark.parametrize(
     "example",
-    ["api-video-compatible.yaml", "secrets.yaml", "private-destinations.yaml", "rtmps-ingest.yaml"],
+    [
+        "api-video-compatible.yaml",
+        "secrets.yaml",
+        "private-destinations.yaml",
+        "contribution-ingest.yaml",
+    ],
 )
 def test_render_matches_golden(example: str) -> None:
     rendered = yamlio.dump_all(render_documents(owner_of(example), Settings()))

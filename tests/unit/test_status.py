@@ -709,3 +709,20 @@ def test_rtmps_urls_and_how_the_encoder_connected() -> None:
     schema = crd.custom_resource_definition()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     props = schema["properties"]["status"]["properties"]["ingest"]["properties"]
     assert {"rtmpsUrl", "externalRtmpsUrl", "clientProtocol", "clientAddress"} <= set(props)
+
+
+def test_srt_urls_and_why_srt_is_off() -> None:
+    lb = ServiceView("launch-ingest", "LoadBalancer", load_balancer_host="ingest.example.com")
+    agent: IngestAgentStatus = {**IDLE_INGEST, "srtError": "the stream key is 8 characters"}
+    observed = Observed(deployments=deployments(), pods=pods(), service=lb, ingest_agent=agent)
+    ingest = run(observed, ingest={"srt": {"latencyMs": 400}})["ingest"]
+    assert ingest["srtUrl"] == "srt://launch-ingest.demo.svc.cluster.local:9000"
+    assert ingest["externalSrtUrl"] == "srt://ingest.example.com:9000"
+    assert ingest["srtError"] == "the stream key is 8 characters"
+    node_port = ServiceView("launch-ingest", "NodePort", node_port=31935, srt_node_port=31900)
+    idle = run(
+        Observed(deployments=deployments(), pods=pods(), service=node_port), ingest={"srt": {}}
+    )
+    assert idle["ingest"]["externalSrtUrl"] == "srt://<node address>:31900"
+    assert "srtError" not in idle["ingest"]
+    assert "srtUrl" not in run(observed)["ingest"]

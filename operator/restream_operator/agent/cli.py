@@ -51,6 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: none, no RTMPS)",
     )  # fmt: skip
     ing.add_argument(
+        "--srt-listen", default=None, metavar="HOST:PORT",
+        help="run an SRT listener on this UDP address whose passphrase is the stream key, "
+        "publishing into nginx-rtmp (default: none, no SRT)",
+    )  # fmt: skip
+    ing.add_argument(
+        "--srt-latency-ms", type=int, default=contract.SRT_DEFAULT_LATENCY_MS, metavar="MS",
+        help="the SRT listener's receiver latency (default: %(default)s)",
+    )  # fmt: skip
+    ing.add_argument(
         "--hls-url", default=None,
         help="reported as hlsUrl when the config has HLS on (default: none reported)",
     )  # fmt: skip
@@ -193,7 +202,25 @@ async def _ingest(args: argparse.Namespace, key: str, token: str, redact: Redact
         nginx=args.nginx_binary,
         hls_url=args.hls_url,
     )
-    return await serve(cfg, nginx_layout, key, token, redact, tls)
+    srt = None
+    if args.srt_listen is not None:
+        from .srtbridge import SrtBridge  # noqa: PLC0415
+
+        host, _, port = args.srt_listen.rpartition(":")
+        if not host or not port.isdigit():
+            logging.getLogger("restream.ingest").error("--srt-listen: HOST:PORT, e.g. 0.0.0.0:9000")
+            return 2
+        srt = SrtBridge(
+            host=host,
+            port=int(port),
+            latency_ms=args.srt_latency_ms,
+            key=key,
+            rtmp_host=nginx_layout.rtmp_host,
+            rtmp_port=nginx_layout.rtmp_port,
+            application=contract.APPLICATION,
+            redact=redact,
+        )
+    return await serve(cfg, nginx_layout, key, token, redact, tls, srt)
 
 
 async def _relay(

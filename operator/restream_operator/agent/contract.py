@@ -35,6 +35,12 @@ RTMP_PORT = 1935
 # that on_publish sees the encoder's address, not the terminator's.
 RTMPS_PORT = 1936
 RTMP_PROXY_PORT = 1937
+# SRT for encoders (UDP): the agent runs a listener there (srtbridge.py) that publishes
+# what an encoder sends into nginx-rtmp, with the stream key as the SRT passphrase.
+SRT_PORT = 9000
+# Its receiver latency unless spec.ingest.srt.latencyMs says otherwise (libsrt's default
+# is 120 ms; 200 ms rides out a lossy uplink's retransmissions better).
+SRT_DEFAULT_LATENCY_MS = 200
 AGENT_PORT = 8080
 HLS_PORT = 8088
 NGINX_STAT_PORT = 8081  # nginx's rtmp_stat page, on localhost of the ingest pod only
@@ -122,7 +128,8 @@ class IngestAgentStatus(TypedDict, total=False):
     since: str | None  # RFC 3339; when `publishing` last changed
     version: int  # counts changes of this document; ?wait=S&since=T&version=N long-polls
     clientAddress: str | None
-    clientProtocol: str | None  # RTMP or RTMPS: how the publishing encoder connected
+    clientProtocol: str | None  # RTMP, RTMPS or SRT: how the publishing encoder connected
+    srtError: str | None  # why the SRT listener cannot run (e.g. a key SRT cannot use)
     bitrateKbps: int | None
     # The codecs the probe saw arrive (else announced); nginx stat's reading before that,
     # which for Enhanced RTMP is wrong (e.g. "ScreenVideo" for HEVC).

@@ -39,6 +39,7 @@ from .probe import Findings, Probe, missing_text
 from .redact import Redactor
 
 if TYPE_CHECKING:
+    from .srtbridge import SrtBridge
     from .tlsproxy import TlsTerminator
 
 log = logging.getLogger("restream.ingest")
@@ -135,9 +136,11 @@ class Ingest:
         token: str,
         redact: Redactor,
         tls: TlsTerminator | None = None,
+        srt: SrtBridge | None = None,
     ):
         self.cfg = cfg
         self.tls = tls
+        self.srt = srt
         self.layout = layout
         self._key = key.encode()
         self._token = token.encode()
@@ -252,8 +255,9 @@ class Ingest:
 
     def stop(self) -> None:
         self._stop.set()
-        if self.tls is not None:
-            self.tls.stop()
+        for other in (self.tls, self.srt):
+            if other is not None:
+                other.stop()
         self._stop_probe()
         self._changed.set()  # release long polls: the server closes next
 
@@ -338,10 +342,21 @@ class Ingest:
                 extra={"clientAddress": address, "publishingFrom": self.publisher.address},
             )
             return Response.text("busy\n", 403)
-        protocol = self.tls.protocol_of(address) if self.tls is not None else "RTMP"
+        protocol = self._protocol(form, address)
+        if protocol == "SRT":
+            address = ""  # the bridge's 127.0.0.1: the caller's address is not known
         self._set_publisher(Publisher(_first(form, "clientid"), address, protocol), "")
         # nginx-rtmp renames the stream to the redirect target (not starting with rtmp://).
         return Response(302, b"", headers={"Location": contract.STREAM_NAME})
+
+    def _protocol(self, form: dict[str, list[str]], address: str) -> str:
+        # The bridge's tag is nginx's own field (a client's query string only adds later
+        # ones); a client that copied it from `ps` would only mislabel itself.
+        if self.srt is not None and _first(form, "flashver") == self.srt.tag:
+            return "SRT"
+        if self.tls is not None:
+            return self.tls.protocol_of(address)
+        return "RTMP"
 
     async def on_publish_done(self, req: Request) -> Response:
         if not req.from_loopback:
@@ -423,8 +438,9 @@ class Ingest:
             "publishing": publisher is not None,
             "since": self.since,
             "version": self.version,  # read first: a change while this is made shows next
-            "clientAddress": publisher.address if publisher else None,
+            "clientAddress": (publisher.address or None) if publisher else None,
             "clientProtocol": publisher.protocol if publisher else None,
+            "srtError": self.srt.error if self.srt is not None else None,
             "bitrateKbps": None,
             "videoCodec": None,
             "audioCodec": None,
@@ -611,8 +627,9 @@ async def serve(
     token: str,
     redact: Redactor,
     tls: TlsTerminator | None = None,
+    srt: SrtBridge | None = None,
 ) -> int:
-    ingest = Ingest(cfg, layout, key, token, redact, tls)
+    ingest = Ingest(cfg, layout, key, token, redact, tls, srt)
     if not key:
         log.error("%s is not set: every publish will be refused", contract.ENV_STREAM_KEY)
     if not token:
@@ -633,14 +650,12 @@ async def serve(
         },
     )
     reconciler = asyncio.create_task(ingest.reconcile())
-    terminator = asyncio.create_task(tls.run()) if tls is not None else None
+    others = [asyncio.create_task(o.run()) for o in (tls, srt) if o is not None]
     try:
         await ingest.supervise()
     finally:
         reconciler.cancel()
-        await asyncio.gather(reconciler, return_exceptions=True)
-        if terminator is not None:
-            await asyncio.gather(terminator, return_exceptions=True)
+        await asyncio.gather(reconciler, *others, return_exceptions=True)
         await server.close()
     log.info("ingest agent stopped")
     return 0

@@ -57,6 +57,8 @@ def spec_inputs(owner: Owner) -> Obj:
     # Only when set: an ingest without RTMPS keeps the stamp it had before the field was.
     if spec.ingest.tls is not None:
         inputs["tls"] = spec.ingest.tls.model_dump(mode="json", by_alias=True)
+    if spec.ingest.srt is not None:
+        inputs["srt"] = spec.ingest.srt.model_dump(mode="json", by_alias=True)
     return inputs
 
 
@@ -81,6 +83,16 @@ def deployment(
         ports.append({"name": "hls", "containerPort": contract.HLS_PORT, "protocol": "TCP"})
     if tls is not None:
         ports.append({"name": "rtmps", "containerPort": contract.RTMPS_PORT, "protocol": "TCP"})
+    srt = owner.spec.ingest.srt
+    srt_args: list[str] = []
+    if srt is not None:
+        ports.append({"name": "srt", "containerPort": contract.SRT_PORT, "protocol": "UDP"})
+        srt_args = [
+            "--srt-listen",
+            f"0.0.0.0:{contract.SRT_PORT}",
+            "--srt-latency-ms",
+            str(srt.latency_ms),
+        ]
     mounts: list[Obj] = [
         {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
         {"name": "tmp", "mountPath": "/tmp"},
@@ -117,6 +129,7 @@ def deployment(
             f"0.0.0.0:{contract.AGENT_PORT}",
             *(["--hls-url", endpoints.hls_url(owner, settings)] if owner.spec.playback.hls else []),
             *(["--tls-config", f"{CONFIG_DIR}/{TLS_CONFIG_FILE}"] if tls is not None else []),
+            *srt_args,
         ],
         "env": [
             common.secret_env(contract.ENV_STREAM_KEY, *key_secret),
@@ -178,6 +191,13 @@ def service(owner: Owner) -> Obj:
                 "targetPort": "rtmps",
                 "protocol": "TCP",
             }
+        )
+    if ingest.srt is not None:
+        # TCP and UDP on one Service: a LoadBalancer needs MixedProtocolLBService (GA in
+        # Kubernetes 1.26) and a cloud that implements it (README, "Contribution over
+        # RTMPS and SRT").
+        ports.append(
+            {"name": "srt", "port": contract.SRT_PORT, "targetPort": "srt", "protocol": "UDP"}
         )
     return {
         "apiVersion": "v1",

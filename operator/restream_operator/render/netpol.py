@@ -12,7 +12,7 @@ and a relay runs inside the cluster. So, for an enforcing network plugin:
 * agent ports (relays', the ingest's) accept the operator's pods only (and, when set, the
   pods of the Prometheus that scrapes their /metrics); the ingest's also accepts its own
   LiveStream's relays, which long-poll it through the internal Service;
-* the ingest's RTMP port (and its RTMPS and HLS ports) accepts anyone: encoders and
+* the ingest's RTMP port (and its RTMPS, SRT and HLS ports) accepts anyone: encoders and
   players come from outside the cluster. Ingest pods send nothing: nginx-rtmp asks its
   agent, and the agent reads nginx's statistics, on the pod's own loopback.
 
@@ -39,6 +39,10 @@ DNS_PORT = 53
 
 def _tcp(*ports: int) -> list[Obj]:
     return [{"protocol": "TCP", "port": port} for port in ports]
+
+
+def _udp(*ports: int) -> list[Obj]:
+    return [{"protocol": "UDP", "port": port} for port in ports]
 
 
 def _pods_in(namespace: str, labels: dict[str, str]) -> Obj:
@@ -143,6 +147,7 @@ def ingest_policy(owner: Owner, settings: Settings) -> Obj:
         media.append(contract.HLS_PORT)
     if owner.spec.ingest.tls is not None:
         media.append(contract.RTMPS_PORT)  # RTMP_PROXY_PORT is localhost's only
+    srt = [contract.SRT_PORT] if owner.spec.ingest.srt is not None else []
     relays = _own_pods(owner, naming.COMPONENT_RELAY)
     # No "egress" rules with Egress in policyTypes: the ingest sends nothing.
     return _policy(
@@ -151,7 +156,8 @@ def ingest_policy(owner: Owner, settings: Settings) -> Obj:
         naming.COMPONENT_INGEST,
         {
             "ingress": [
-                {"ports": _tcp(*media)},  # from anywhere: encoders, players
+                # from anywhere: encoders, players
+                {"ports": [*_tcp(*media), *_udp(*srt)]},
                 {"from": [*agent_readers(settings), relays], "ports": _tcp(contract.AGENT_PORT)},
             ]
         },
