@@ -5,6 +5,7 @@ relay (Youtube) to an nginx-rtmp sink, all on 127.0.0.1."""
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,8 @@ from restream_operator.agent import contract
 from .test_relay_plane import sink_app
 
 RELAY = "Youtube"
+# FLV header, metadata and codec headers are smaller; a 640x360 keyframe is larger.
+GO_LIVE_BYTES = 4096
 
 
 @dataclass
@@ -57,10 +60,17 @@ class ContributionPlane:
         return set(self.sink.recordings(self.app))
 
     def broadcast(self, proc: Proc, what: str, protocol: str) -> list[Path]:
-        """Waits for ``proc``'s broadcast to start (over ``protocol``), reach the sink
-        through the relay, and end; the sink's recordings it made."""
-        before = self.recordings()
-        wait_for(lambda: self.ingest_status()["publishing"], f"{what} to publish", 10)
+        """Waits for ``proc`` (just started) to publish over ``protocol``, for its media to
+        reach the sink through the relay (go-live, printed: the publisher's start to a
+        keyframe's worth of bytes at the destination), and for the broadcast to end; the
+        sink's recordings it made."""
+        before, started = self.recordings(), time.monotonic()
+
+        def media_arrived() -> bool:
+            return any(r.stat().st_size > GO_LIVE_BYTES for r in self.recordings() - before)
+
+        wait_for(media_arrived, f"{what}'s media at the destination", 15, 0.02)
+        print(f"{what}: go-live {time.monotonic() - started:.2f} s")
         assert self.ingest_status()["clientProtocol"] == protocol
         wait_for(lambda: self.relay_state() == "Live", "the relay to go Live", 15)
         assert proc.popen.wait(30) == 0, proc.log.read_text()[-2000:]

@@ -8,6 +8,7 @@ host name included), one relay to an nginx-rtmp sink; shared by this module's te
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import secrets
@@ -18,6 +19,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,6 +35,7 @@ from hack.media.harness import (
     wait_for,
     workdir,
 )
+from restream_operator.agent import contract, rtmp
 from restream_operator.agent.tlsproxy import WATCH_EVERY
 from tests.tools import install_hint, tools_required
 
@@ -103,11 +106,9 @@ def test_ffmpeg_publishes_over_rtmps_and_every_destination_gets_h264_aac(
 
 
 def test_plain_rtmp_beside_it_is_reported_as_rtmp(tls_plane: ContributionPlane) -> None:
-    pub = start_publisher(tls_plane.procs, tls_plane.ingest, tls_plane.stream_key, 2)
-    wait_for(lambda: tls_plane.ingest_status()["publishing"], "RTMP publish", 10)
-    assert tls_plane.ingest_status()["clientProtocol"] == "RTMP"
-    assert pub.popen.wait(15) == 0
-    wait_for(lambda: not tls_plane.ingest_status()["publishing"], "the broadcast to end", 10)
+    pub = start_publisher(tls_plane.procs, tls_plane.ingest, tls_plane.stream_key, 3)
+    (recording,) = tls_plane.broadcast(pub, "ffmpeg over RTMP", "RTMP")
+    assert codecs_and_duration(recording)[0] == {"h264", "aac"}
 
 
 def test_gstreamer_publishes_over_rtmps(tls_plane: ContributionPlane) -> None:
@@ -238,3 +239,31 @@ def test_a_renewed_certificate_is_served_and_the_live_encoder_stays(
     assert any("TLS certificate changed" in e["msg"] for e in logged)
     pub.stop(signal.SIGINT)
     wait_for(lambda: plane.relay_state() == "Idle", "the relay to be Idle", 15)
+
+
+def test_the_status_shows_the_encoders_own_address_and_protocol(
+    tls_plane: ContributionPlane, ca: CertificateAuthority
+) -> None:
+    """Through the terminator, nginx-rtmp sees the encoder's address (PROXY protocol),
+    not the terminator's 127.0.0.1; and the protocol is told by the connection, not by
+    what the encoder says. Encoders from 127.0.0.2 (RTMPS) and 127.0.0.3 (RTMP)."""
+    ingest = tls_plane.ingest
+    assert ingest.rtmps_port is not None
+    ctx = ssl.create_default_context(cafile=str(ca.pair.cert))
+
+    async def publish(source: str, port: int, tls: ssl.SSLContext | None) -> dict[str, Any]:
+        client = await rtmp.Client.connect(
+            "127.0.0.1", port, contract.APPLICATION, ssl=tls, local_addr=(source, 0)
+        )
+        try:
+            await client.publish(tls_plane.stream_key)
+            return await asyncio.to_thread(tls_plane.ingest_status)
+        finally:
+            await client.close()
+
+    over_tls = asyncio.run(publish("127.0.0.2", ingest.rtmps_port, ctx))
+    assert (over_tls["clientAddress"], over_tls["clientProtocol"]) == ("127.0.0.2", "RTMPS")
+    tls_plane.wait_idle()
+    plain = asyncio.run(publish("127.0.0.3", ingest.rtmp_port, None))
+    assert (plain["clientAddress"], plain["clientProtocol"]) == ("127.0.0.3", "RTMP")
+    tls_plane.wait_idle()
