@@ -435,7 +435,7 @@ def start_ingest(
     srt_host: str = "127.0.0.1",
 ) -> Ingest:
     """``tls_files``: the (tls.crt, tls.key) of the Secret spec.ingest.tls names, when
-    the plan has RTMPS."""
+    the plan has RTMPS (None: the Secret does not exist yet)."""
     ingest = Ingest(
         rtmp_port=free_port(),
         agent_port=free_port(),
@@ -445,10 +445,11 @@ def start_ingest(
         conf_path=workdir / "nginx.conf",
     )
     if plane.tls_conf is not None:
-        assert tls_files is not None, "the plan has RTMPS: pass its certificate and key"
         ingest.rtmps_port, ingest.proxy_port = free_port(), free_port()
         ingest.tls_dir = workdir / "ingest-tls"
-        install_tls_files(ingest.tls_dir, *tls_files)
+        ingest.tls_dir.mkdir()
+        if tls_files is not None:  # else: a Secret that does not exist yet (optional volume)
+            install_tls_files(ingest.tls_dir, *tls_files)
     ingest.conf_path.write_text(loopback_nginx_conf(plane.nginx_conf, ingest))
     argv = local_command(plane.ingest_command)
     argv = with_flag(argv, "--nginx-config", str(ingest.conf_path))

@@ -616,6 +616,9 @@ class IngestStatus(Model):
     key>. The certificate must be valid for the name encoders use."""
     external_rtmps_url: str | None = None
     """RTMPS URL reachable from outside the cluster, when the Service has one."""
+    rtmps_error: str | None = None
+    """Why the ingest does not serve RTMPS, while it does not (e.g. the TLS Secret does not
+    exist yet, or its key does not match its certificate). RTMP serves meanwhile."""
     srt_url: str | None = None
     """In-cluster SRT URL to publish to, when spec.ingest.srt is set; the encoder's SRT
     passphrase is the stream key (OBS: srt://HOST:9000?passphrase=<stream key> as the

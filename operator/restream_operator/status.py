@@ -196,6 +196,7 @@ def _ingest_status(
             out["externalRtmpsUrl"] = f"rtmps://{svc.load_balancer_host}:{port}/live"
         elif svc is not None and svc.type == "NodePort" and svc.rtmps_node_port:
             out["externalRtmpsUrl"] = f"rtmps://<node address>:{svc.rtmps_node_port}/live"
+        out["rtmpsError"] = (observed.ingest_agent or {}).get("rtmpsError")
     if owner.spec.ingest.srt is not None:
         out["srtUrl"] = endpoints.srt_publish_url(owner, settings)
         if svc is not None and svc.type == "LoadBalancer" and svc.load_balancer_host:

@@ -30,6 +30,7 @@ from hack.media.harness import (
     codecs_and_duration,
     flag,
     install_tls_files,
+    port_open,
     start_gstreamer,
     start_publisher,
     wait_for,
@@ -267,3 +268,30 @@ def test_the_status_shows_the_encoders_own_address_and_protocol(
     plain = asyncio.run(publish("127.0.0.3", ingest.rtmp_port, None))
     assert (plain["clientAddress"], plain["clientProtocol"]) == ("127.0.0.3", "RTMP")
     tls_plane.wait_idle()
+
+
+def test_rtmp_serves_until_the_certificate_exists_then_rtmps_starts(
+    ca: CertificateAuthority,
+) -> None:
+    """cert-manager may issue the Secret after the LiveStream: the ingest is ready (RTMP)
+    meanwhile, says why RTMPS is not served, and serves it once the files appear."""
+    with workdir("restream-ingest-tls-wait-") as root:
+        procs = Processes(root)
+        try:
+            plane = start_contribution_plane(
+                procs, root, {"tls": {"secretRef": {"name": "not-issued-yet"}}}
+            )  # ready: start_ingest waited for /readyz
+            port, tls_dir = plane.ingest.rtmps_port, plane.ingest.tls_dir
+            assert port is not None and tls_dir is not None
+            error = wait_for(lambda: plane.ingest_status()["rtmpsError"], "rtmpsError", 5)
+            assert "not a usable pair" in error
+            install_tls_files(tls_dir, *_issue(ca, "issued"))
+            wait_for(
+                lambda: port_open(port) and _served_fingerprint(port),
+                "RTMPS once the certificate exists",
+                WATCH_EVERY + 3,
+                0.2,
+            )
+            assert plane.ingest_status()["rtmpsError"] is None
+        finally:
+            procs.close()

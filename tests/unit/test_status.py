@@ -705,10 +705,17 @@ def test_rtmps_urls_and_how_the_encoder_connected() -> None:
     assert "clientProtocol" not in idle["ingest"] and "clientAddress" not in idle["ingest"]
     plain = run(observed)["ingest"]
     assert "rtmpsUrl" not in plain and "externalRtmpsUrl" not in plain
+    waiting: IngestAgentStatus = {**IDLE_INGEST, "rtmpsError": "no usable pair"}
+    no_cert = Observed(deployments=deployments(), pods=pods(), ingest_agent=waiting)
+    assert run(no_cert, ingest=tls)["ingest"]["rtmpsError"] == "no usable pair"
+    missing = MissingSecret(SecretUse("launch-tls", "tls.crt", field="ingest.tls.secretRef"))
+    assert str(missing) == "Secret 'launch-tls' (for spec.ingest.tls.secretRef) does not exist"
     # The fields are in the CRD's status schema (the API server would prune them).
     schema = crd.custom_resource_definition()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     props = schema["properties"]["status"]["properties"]["ingest"]["properties"]
-    assert {"rtmpsUrl", "externalRtmpsUrl", "clientProtocol", "clientAddress"} <= set(props)
+    assert {"rtmpsUrl", "externalRtmpsUrl", "rtmpsError", "clientProtocol", "clientAddress"} <= set(
+        props
+    )
 
 
 def test_srt_urls_and_why_srt_is_off() -> None:

@@ -130,6 +130,7 @@ class IngestAgentStatus(TypedDict, total=False):
     clientAddress: str | None
     clientProtocol: str | None  # RTMP, RTMPS or SRT: how the publishing encoder connected
     srtError: str | None  # why the SRT listener cannot run (e.g. a key SRT cannot use)
+    rtmpsError: str | None  # why RTMPS is not served (e.g. no usable certificate yet)
     bitrateKbps: int | None
     # The codecs the probe saw arrive (else announced); nginx stat's reading before that,
     # which for Enhanced RTMP is wrong (e.g. "ScreenVideo" for HEVC).

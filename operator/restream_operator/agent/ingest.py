@@ -441,6 +441,7 @@ class Ingest:
             "clientAddress": (publisher.address or None) if publisher else None,
             "clientProtocol": publisher.protocol if publisher else None,
             "srtError": self.srt.error if self.srt is not None else None,
+            "rtmpsError": self.tls.error if self.tls is not None else None,
             "bitrateKbps": None,
             "videoCodec": None,
             "audioCodec": None,
@@ -569,11 +570,11 @@ class Ingest:
             )
 
         async def readyz(_: Request) -> Response:
-            if not await self.rtmp_accepting():
-                return Response.text("rtmp not accepting\n", 503)
-            if self.tls is not None and not await self.tls.accepting():
-                return Response.text("rtmps not accepting\n", 503)
-            return Response.text("ok\n")
+            # RTMPS is not waited for: RTMP serves while a certificate is being issued
+            # (status.ingest.rtmpsError says why RTMPS is not served yet).
+            if await self.rtmp_accepting():
+                return Response.text("ok\n")
+            return Response.text("rtmp not accepting\n", 503)
 
         async def metrics(_: Request) -> Response:
             if self.publisher is not None:

@@ -148,6 +148,8 @@ class TlsTerminator:
         self._loaded: str | None = None  # digest of the files nginx was started/reloaded with
         self._refused: str | None = None  # digest of files already found unusable
         self._stop = asyncio.Event()
+        # Why RTMPS is not served, while it is not (in /status: rtmpsError).
+        self.error: str | None = None
 
     @property
     def running(self) -> bool:
@@ -182,8 +184,12 @@ class TlsTerminator:
             try:
                 fingerprint = check_pair(self.layout.cert_file, self.layout.key_file)
             except ValueError as e:
-                log.error("RTMPS unavailable: %s", e)
-                await self._pause(backoff.next_delay())
+                # The Secret may not exist yet (cert-manager still issuing): its volume is
+                # optional, RTMP serves meanwhile, and the files are looked for again.
+                if str(e) != self.error:
+                    log.error("RTMPS unavailable until the certificate is usable: %s", e)
+                self.error = str(e)
+                await self._pause(WATCH_EVERY)
                 continue
             digest = _files_digest(self.layout.cert_file, self.layout.key_file)
             argv = [self.nginx, "-c", self.config, "-e", "stderr", "-p", self.layout.work_dir + "/"]
@@ -194,6 +200,7 @@ class TlsTerminator:
                 await self._pause(backoff.next_delay())
                 continue
             self._proc, self._loaded, started = proc, digest, time.monotonic()
+            self.error = None
             log.info(
                 "TLS terminator started",
                 extra={"pid": proc.pid, "port": self.layout.port, "certificate": fingerprint},
@@ -206,6 +213,7 @@ class TlsTerminator:
                 await self._pause(WATCH_EVERY)
                 self._maybe_reload(proc)
             code = await process.stop(proc, signal.SIGTERM, grace=5.0)
+            self.error = f"the TLS terminator exited ({code})"
             for task in readers:
                 task.cancel()
             if self._stop.is_set():

@@ -113,6 +113,9 @@ def deployment(
                     "items": [{"key": k, "path": k} for k in (TLS_CERT, TLS_KEY)],
                     # Owner root, group the pod's fsGroup: the agent's user reads it.
                     "defaultMode": 0o440,
+                    # The pod starts without it (cert-manager may still be issuing):
+                    # RTMP serves meanwhile, and the kubelet adds the files once it exists.
+                    "optional": True,
                 },
             }
         )
