@@ -64,7 +64,7 @@ def bridge_argv(
 ) -> list[str]:
     return [
         ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+warning",
-        "-protocol_whitelist", "file,srt,udp",
+        "-protocol_whitelist", "file,srt",
         "-f", "concat", "-safe", "0", "-i", input_script,
         "-map", "0", "-c", "copy",
         # Tells the agent which publisher is this bridge (on_publish's flashver).
