@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.media, pytest.mark.timeout(150)]
 
 LOSS = 0.05
 LATENCY_MS = 400
-SECONDS = 15.0
+SECONDS = 10.0
 FPS = 25  # srt_publisher_argv's and publisher_argv's default
 
 
