@@ -422,9 +422,27 @@ class IngestSRT(Model):
     time; more for a lossy link. The larger of this and the encoder's latency applies."""
 
 
+EncoderProtocol = Literal["RTMP", "RTMPS", "SRT"]
+_PROTOCOL_ITEM = Annotated[EncoderProtocol, Field(description="RTMP, RTMPS or SRT")]
+
+
 class IngestSpec(Model):
     """The ingest an encoder publishes to: RTMP, RTMPS when tls is set, SRT when srt is
-    set."""
+    set (protocols can leave some of them out)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_k8s(
+            validations=[
+                _cel(
+                    "!has(self.protocols) || self.protocols.exists(p, p == 'RTMP' || "
+                    "(p == 'RTMPS' && has(self.tls)) || (p == 'SRT' && has(self.srt)))",
+                    "protocols must keep one way in for encoders: RTMP, RTMPS with tls "
+                    "set, or SRT with srt set",
+                    ".protocols",
+                )
+            ]
+        )
+    )
 
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
     """Type of the ingest Service. Use LoadBalancer or NodePort for encoders outside
@@ -435,12 +453,25 @@ class IngestSpec(Model):
     """Resources of the ingest container (nginx-rtmp and its agent)."""
     tls: IngestTLS | None = None
     """RTMPS for encoders on port 1936 (TCP), with the certificate from a Secret. Plain
-    RTMP on 1935 stays available beside it."""
+    RTMP on 1935 stays available beside it unless protocols leaves it out."""
     srt: IngestSRT | None = None
     """SRT for encoders on port 9000 (UDP), with the stream key as the passphrase (so
     the stream key must be 10 to 79 characters long, as SRT requires of a passphrase;
     the generated one is). {} turns it on with the default latency. One encoder publishes
     at a time, whichever the protocol."""
+    protocols: list[_PROTOCOL_ITEM] | None = Field(
+        default=None, min_length=1, max_length=3, json_schema_extra=_k8s(list_type="set")
+    )
+    """The protocols encoders may publish with, of RTMP, RTMPS (served when tls is set)
+    and SRT (served when srt is set). Unset: all of them. [RTMPS, SRT] turns plain RTMP
+    off for encoders: its port leaves the Service, and a plain RTMP publish is refused
+    (the relays still play the stream over RTMP inside the cluster)."""
+
+    def serves(self, protocol: EncoderProtocol) -> bool:
+        """Whether encoders may publish with ``protocol``."""
+        if self.protocols is not None and protocol not in self.protocols:
+            return False
+        return {"RTMP": True, "RTMPS": self.tls is not None, "SRT": self.srt is not None}[protocol]
 
 
 class RelaySpec(Model):

@@ -60,7 +60,7 @@ def secret_uses(spec: models.LiveStreamSpec) -> list[SecretUse]:
     if spec.stream_key_secret_ref is not None:
         ref = spec.stream_key_secret_ref
         uses.append(SecretUse(ref.name, ref.key))
-    if spec.ingest.tls is not None:
+    if spec.ingest.tls is not None and spec.ingest.serves("RTMPS"):
         # The certificate and its key: a kubernetes.io/tls Secret has both or neither.
         tls = spec.ingest.tls.secret_ref.name
         for key in (TLS_CERT, TLS_KEY):

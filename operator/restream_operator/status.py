@@ -180,16 +180,18 @@ def _ingest_status(
     owner: Owner, settings: Settings, observed: Observed, previous: dict[str, Any]
 ) -> dict[str, Any]:
     ref = owner.spec.stream_key_secret_ref
+    served = owner.spec.ingest.serves
     out: dict[str, Any] = {
-        "rtmpUrl": endpoints.publish_url(owner, settings),
         "streamKeySecret": ref.name if ref else naming.generated_key_secret(owner.name),
     }
     svc = observed.service
-    if svc is not None and svc.type == "LoadBalancer" and svc.load_balancer_host:
-        out["externalUrl"] = f"rtmp://{svc.load_balancer_host}:1935/live"
-    elif svc is not None and svc.type == "NodePort" and svc.node_port:
-        out["externalUrl"] = f"rtmp://<node address>:{svc.node_port}/live"
-    if owner.spec.ingest.tls is not None:
+    if served("RTMP"):
+        out["rtmpUrl"] = endpoints.publish_url(owner, settings)
+        if svc is not None and svc.type == "LoadBalancer" and svc.load_balancer_host:
+            out["externalUrl"] = f"rtmp://{svc.load_balancer_host}:1935/live"
+        elif svc is not None and svc.type == "NodePort" and svc.node_port:
+            out["externalUrl"] = f"rtmp://<node address>:{svc.node_port}/live"
+    if served("RTMPS"):
         out["rtmpsUrl"] = endpoints.rtmps_publish_url(owner, settings)
         if svc is not None and svc.type == "LoadBalancer" and svc.load_balancer_host:
             port = contract.RTMPS_PORT
@@ -197,7 +199,7 @@ def _ingest_status(
         elif svc is not None and svc.type == "NodePort" and svc.rtmps_node_port:
             out["externalRtmpsUrl"] = f"rtmps://<node address>:{svc.rtmps_node_port}/live"
         out["rtmpsError"] = (observed.ingest_agent or {}).get("rtmpsError")
-    if owner.spec.ingest.srt is not None:
+    if served("SRT"):
         out["srtUrl"] = endpoints.srt_publish_url(owner, settings)
         if svc is not None and svc.type == "LoadBalancer" and svc.load_balancer_host:
             out["externalSrtUrl"] = f"srt://{svc.load_balancer_host}:{contract.SRT_PORT}"

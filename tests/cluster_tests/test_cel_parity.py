@@ -98,6 +98,10 @@ CASES: dict[tuple[str, str], tuple[dict[str, Any], str]] = {
         livestream({"streamKeySecretRef": {"name": "Launch_Key"}}),
         "spec.streamKeySecretRef.name",
     ),
+    ("spec.ingest", "protocols must keep one way in for encoders"): (
+        livestream({"ingest": {"srt": {}, "protocols": ["RTMPS"]}}),
+        "spec.ingest.protocols",
+    ),
     ("spec.ingest.tls.secretRef.name", "name must be a Secret name"): (
         livestream({"ingest": {"tls": {"secretRef": {"name": "Ingest_TLS"}}}}),
         "spec.ingest.tls.secretRef.name",

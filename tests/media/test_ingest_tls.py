@@ -295,3 +295,25 @@ def test_rtmp_serves_until_the_certificate_exists_then_rtmps_starts(
             assert plane.ingest_status()["rtmpsError"] is None
         finally:
             procs.close()
+
+
+def test_with_plain_rtmp_off_only_rtmps_publishes(ca: CertificateAuthority) -> None:
+    """spec.ingest.protocols: [RTMPS]: a plain RTMP publish with the right key is refused
+    (port 1935 still takes the relays' plays), an RTMPS one goes to the destination."""
+    with workdir("restream-ingest-rtmps-only-") as root:
+        procs = Processes(root)
+        try:
+            plane = start_contribution_plane(
+                procs, root,
+                {"tls": {"secretRef": {"name": "venue-tls"}}, "protocols": ["RTMPS"]},
+                tls_files=_issue(ca, "rtmps-only"),
+            )  # fmt: skip
+            assert "--refuse-plain-rtmp" in plane.plan.ingest_command
+            plain = start_publisher(procs, plane.ingest, plane.stream_key, 5)
+            assert plain.popen.wait(5) != 0, "plain RTMP must be refused"
+            assert plane.ingest_status()["publishing"] is False
+            pub = start_publisher(procs, plane.ingest, plane.stream_key, 3, rtmps_ca=ca.pair.cert)
+            (recording,) = plane.broadcast(pub, "ffmpeg over RTMPS only", "RTMPS")
+            assert codecs_and_duration(recording)[0] == {"h264", "aac"}
+        finally:
+            procs.close()

@@ -733,3 +733,6 @@ def test_srt_urls_and_why_srt_is_off() -> None:
     assert idle["ingest"]["externalSrtUrl"] == "srt://<node address>:31900"
     assert "srtError" not in idle["ingest"]
     assert "srtUrl" not in run(observed)["ingest"]
+    srt_only = run(observed, ingest={"srt": {}, "protocols": ["SRT"]})["ingest"]
+    assert "rtmpUrl" not in srt_only and "externalUrl" not in srt_only
+    assert srt_only["externalSrtUrl"] == "srt://ingest.example.com:9000"

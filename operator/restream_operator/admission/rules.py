@@ -38,6 +38,9 @@ _TLS = alias(models.Restream, "tls")
 _SRT = alias(models.Restream, "srt")
 _CA_REF = alias(models.DestinationTLS, "ca_secret_ref")
 _INSECURE = alias(models.DestinationTLS, "insecure_skip_verify")
+_PROTOCOLS = alias(models.IngestSpec, "protocols")
+_INGEST_TLS = alias(models.IngestSpec, "tls")
+_INGEST_SRT = alias(models.IngestSpec, "srt")
 _MIN_DELAY = alias(models.ReconnectSpec, "min_delay_seconds")
 _MAX_DELAY = alias(models.ReconnectSpec, "max_delay_seconds")
 
@@ -152,6 +155,22 @@ def _destination_tls(value: object, path: str, check: Check) -> None:
             "the destination's certificate and host name will not be verified: anyone on "
             "the network path can impersonate it and collect the stream key; for a "
             f"private CA, set {_TLS}.{_CA_REF} instead",
+        )
+
+
+def _ingest(value: object, path: str, check: Check) -> None:
+    """protocols may narrow what encoders use, never to nothing (CEL has the same rule)."""
+    assert isinstance(value, dict)
+    listed = value.get(_PROTOCOLS)
+    if not isinstance(listed, list) or not listed:
+        return  # unset; an empty list is the schema's to refuse (minItems)
+    served = {"RTMP": True, "RTMPS": _INGEST_TLS in value, "SRT": _INGEST_SRT in value}
+    if not any(served.get(str(p), False) for p in listed):
+        check.problem(
+            f"{path}.{_PROTOCOLS}",
+            f"lists only protocols the ingest does not serve ({', '.join(map(str, listed))}): "
+            f"keep one way in for encoders: RTMP, RTMPS with {_INGEST_TLS} set, or SRT with "
+            f"{_INGEST_SRT} set",
         )
 
 
@@ -270,6 +289,7 @@ RULES: dict[FieldKey, Rule] = {
     (models.Restream, "stream_key"): _stream_key,
     (models.Restream, "stream_key_secret_ref"): _secret_ref("the relay"),
     (models.LiveStreamSpec, "stream_key_secret_ref"): _secret_ref("the ingest"),
+    models.IngestSpec: _ingest,
     (models.IngestTLS, "secret_ref"): _tls_secret_ref,
     (models.TLSSecretReference, "name"): _secret_name,
     (models.SecretKeySelector, "name"): _secret_name,

@@ -60,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="the SRT listener's receiver latency (default: %(default)s)",
     )  # fmt: skip
     ing.add_argument(
+        "--refuse-plain-rtmp", action="store_true",
+        help="refuse an encoder's plain RTMP publish (RTMPS and SRT only; default: allowed)",
+    )  # fmt: skip
+    ing.add_argument(
         "--hls-url", default=None,
         help="reported as hlsUrl when the config has HLS on (default: none reported)",
     )  # fmt: skip
@@ -201,6 +205,7 @@ async def _ingest(args: argparse.Namespace, key: str, token: str, redact: Redact
         listen=args.listen,
         nginx=args.nginx_binary,
         hls_url=args.hls_url,
+        refuse_plain_rtmp=args.refuse_plain_rtmp,
     )
     srt = None
     if args.srt_listen is not None:

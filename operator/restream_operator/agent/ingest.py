@@ -65,6 +65,8 @@ class IngestConfig:
     listen: str = f"0.0.0.0:{contract.AGENT_PORT}"
     nginx: str = "nginx"
     hls_url: str | None = None
+    # spec.ingest.protocols without RTMP: an encoder's plain RTMP publish is refused.
+    refuse_plain_rtmp: bool = False
 
 
 @dataclass
@@ -151,7 +153,7 @@ class Ingest:
         self.since = rfc3339(self._since_t)
         self._nginx: asyncio.subprocess.Process | None = None
         self.nginx_restarts = 0
-        self.refused: dict[str, int] = {"key": 0, "busy": 0, "token": 0}
+        self.refused: dict[str, int] = {"key": 0, "busy": 0, "token": 0, "protocol": 0}
         self._stat = _StatCache()
         self._stop = asyncio.Event()
         self._budget = process.LineBudget(limit=50)
@@ -335,6 +337,14 @@ class Ingest:
             self.refused["key"] += 1
             log.warning("publish refused: wrong stream key", extra={"clientAddress": address})
             return Response.text("forbidden\n", 403)
+        protocol = self._protocol(form, address)
+        if protocol == "RTMP" and self.cfg.refuse_plain_rtmp:
+            self.refused["protocol"] += 1
+            log.warning(
+                "publish refused: plain RTMP is off (spec.ingest.protocols)",
+                extra={"clientAddress": address},
+            )
+            return Response.text("forbidden\n", 403)
         if self.publisher is not None:
             self.refused["busy"] += 1
             log.warning(
@@ -342,7 +352,6 @@ class Ingest:
                 extra={"clientAddress": address, "publishingFrom": self.publisher.address},
             )
             return Response.text("busy\n", 403)
-        protocol = self._protocol(form, address)
         if protocol == "SRT":
             address = ""  # the bridge's 127.0.0.1: the caller's address is not known
         self._set_publisher(Publisher(_first(form, "clientid"), address, protocol), "")
@@ -528,7 +537,7 @@ class Ingest:
             ),
             counter(
                 "restream_ingest_refused_total",
-                "refused publishes (key, busy) and plays (token)",
+                "refused publishes (key, busy, protocol) and plays (token)",
                 [({"reason": reason}, n) for reason, n in self.refused.items()],
             ),
             gauge("restream_ingest_nginx_up", "1 while nginx runs", [({}, self.nginx_running)]),

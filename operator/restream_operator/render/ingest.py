@@ -59,6 +59,8 @@ def spec_inputs(owner: Owner) -> Obj:
         inputs["tls"] = spec.ingest.tls.model_dump(mode="json", by_alias=True)
     if spec.ingest.srt is not None:
         inputs["srt"] = spec.ingest.srt.model_dump(mode="json", by_alias=True)
+    if spec.ingest.protocols is not None:
+        inputs["protocols"] = sorted(spec.ingest.protocols)
     return inputs
 
 
@@ -71,7 +73,8 @@ def deployment(
 ) -> Obj:
     name = naming.ingest_name(owner.name)
     labels = naming.labels(owner.name, naming.COMPONENT_INGEST)
-    tls = owner.spec.ingest.tls
+    served = owner.spec.ingest.serves
+    tls = owner.spec.ingest.tls if served("RTMPS") else None
     config_hash = hashlib.sha256(
         "".join(config["data"][k] for k in sorted(config["data"])).encode()
     ).hexdigest()[:16]
@@ -83,7 +86,7 @@ def deployment(
         ports.append({"name": "hls", "containerPort": contract.HLS_PORT, "protocol": "TCP"})
     if tls is not None:
         ports.append({"name": "rtmps", "containerPort": contract.RTMPS_PORT, "protocol": "TCP"})
-    srt = owner.spec.ingest.srt
+    srt = owner.spec.ingest.srt if served("SRT") else None
     srt_args: list[str] = []
     if srt is not None:
         ports.append({"name": "srt", "containerPort": contract.SRT_PORT, "protocol": "UDP"})
@@ -132,6 +135,9 @@ def deployment(
             f"0.0.0.0:{contract.AGENT_PORT}",
             *(["--hls-url", endpoints.hls_url(owner, settings)] if owner.spec.playback.hls else []),
             *(["--tls-config", f"{CONFIG_DIR}/{TLS_CONFIG_FILE}"] if tls is not None else []),
+            # The relays (and the SRT listener, RTMPS's terminator) still use RTMP inside
+            # the pod and the cluster: only an encoder's plain RTMP publish is refused.
+            *(["--refuse-plain-rtmp"] if not served("RTMP") else []),
             *srt_args,
         ],
         "env": [
@@ -181,12 +187,16 @@ def deployment(
 
 def service(owner: Owner) -> Obj:
     ingest = owner.spec.ingest
-    ports = [{"name": "rtmp", "port": contract.RTMP_PORT, "targetPort": "rtmp", "protocol": "TCP"}]
+    ports: list[Obj] = []
+    if ingest.serves("RTMP"):
+        ports.append(
+            {"name": "rtmp", "port": contract.RTMP_PORT, "targetPort": "rtmp", "protocol": "TCP"}
+        )
     if owner.spec.playback.hls:
         ports.append(
             {"name": "hls", "port": contract.HLS_PORT, "targetPort": "hls", "protocol": "TCP"}
         )
-    if ingest.tls is not None:
+    if ingest.serves("RTMPS"):
         ports.append(
             {
                 "name": "rtmps",
@@ -195,7 +205,7 @@ def service(owner: Owner) -> Obj:
                 "protocol": "TCP",
             }
         )
-    if ingest.srt is not None:
+    if ingest.serves("SRT"):
         # TCP and UDP on one Service: a LoadBalancer needs MixedProtocolLBService (GA in
         # Kubernetes 1.26) and a cloud that implements it (README, "Contribution over
         # RTMPS and SRT").

@@ -142,13 +142,16 @@ def relays_policy(owner: Owner, settings: Settings) -> Obj:
 
 
 def ingest_policy(owner: Owner, settings: Settings) -> Obj:
-    media = [contract.RTMP_PORT]
+    served = owner.spec.ingest.serves
+    media = [contract.RTMP_PORT] if served("RTMP") else []
     if owner.spec.playback.hls:
         media.append(contract.HLS_PORT)
-    if owner.spec.ingest.tls is not None:
+    if served("RTMPS"):
         media.append(contract.RTMPS_PORT)  # RTMP_PROXY_PORT is localhost's only
-    srt = [contract.SRT_PORT] if owner.spec.ingest.srt is not None else []
+    srt = [contract.SRT_PORT] if served("SRT") else []
     relays = _own_pods(owner, naming.COMPONENT_RELAY)
+    # Plain RTMP off for encoders: the relays still play over it.
+    plays = [] if served("RTMP") else [{"from": [relays], "ports": _tcp(contract.RTMP_PORT)}]
     # No "egress" rules with Egress in policyTypes: the ingest sends nothing.
     return _policy(
         owner,
@@ -159,6 +162,7 @@ def ingest_policy(owner: Owner, settings: Settings) -> Obj:
                 # from anywhere: encoders, players
                 {"ports": [*_tcp(*media), *_udp(*srt)]},
                 {"from": [*agent_readers(settings), relays], "ports": _tcp(contract.AGENT_PORT)},
+                *plays,
             ]
         },
     )

@@ -403,3 +403,23 @@ def test_the_ingest_certificate_secret_must_be_readable_by_its_author() -> None:
         "spec.ingest.tls.secretRef.name",
         "lowercase",
     )
+
+
+def test_protocols_must_keep_one_way_in_for_encoders() -> None:
+    tls = {"secretRef": {"name": "venue-tls"}}
+    assert_refused(
+        livestream(restream(), ingest={"protocols": ["RTMPS"]}),
+        "spec.ingest.protocols",
+        "keep one way in for encoders",
+    )
+    assert_refused(
+        livestream(restream(), ingest={"tls": tls, "protocols": ["SRT"]}),
+        "spec.ingest.protocols",
+        "SRT with srt set",
+    )
+    for ingest in (
+        {"tls": tls, "protocols": ["RTMPS"]},
+        {"srt": {}, "protocols": ["SRT", "RTMPS"]},
+        {"protocols": ["RTMP"]},
+    ):
+        assert check(livestream(restream(), ingest=ingest)).allowed, ingest
