@@ -176,6 +176,20 @@ def _measured(
     return out or None
 
 
+def _external_url(svc: ServiceView | None, scheme: str, port: int, path: str) -> str | None:
+    """Where encoders outside the cluster reach one of the ingest's protocols (the
+    Service's port of that name), when the Service says: the load balancer's address, or
+    any node's at the node port."""
+    if svc is None:
+        return None
+    if svc.type == "LoadBalancer" and svc.load_balancer_host:
+        return f"{scheme}://{svc.load_balancer_host}:{port}{path}"
+    node_port = {"rtmp": svc.node_port, "rtmps": svc.rtmps_node_port, "srt": svc.srt_node_port}
+    if svc.type == "NodePort" and node_port[scheme]:
+        return f"{scheme}://<node address>:{node_port[scheme]}{path}"
+    return None
+
+
 def _ingest_status(
     owner: Owner, settings: Settings, observed: Observed, previous: dict[str, Any]
 ) -> dict[str, Any]:
@@ -185,30 +199,20 @@ def _ingest_status(
         "streamKeySecret": ref.name if ref else naming.generated_key_secret(owner.name),
     }
     svc = observed.service
+    agent = observed.ingest_agent or {}
     if served("RTMP"):
         out["rtmpUrl"] = endpoints.publish_url(owner, settings)
-        if svc is not None and svc.type == "LoadBalancer" and svc.load_balancer_host:
-            out["externalUrl"] = f"rtmp://{svc.load_balancer_host}:1935/live"
-        elif svc is not None and svc.type == "NodePort" and svc.node_port:
-            out["externalUrl"] = f"rtmp://<node address>:{svc.node_port}/live"
+        out["externalUrl"] = _external_url(svc, "rtmp", contract.RTMP_PORT, "/live")
     if served("RTMPS"):
         out["rtmpsUrl"] = endpoints.rtmps_publish_url(owner, settings)
-        if svc is not None and svc.type == "LoadBalancer" and svc.load_balancer_host:
-            port = contract.RTMPS_PORT
-            out["externalRtmpsUrl"] = f"rtmps://{svc.load_balancer_host}:{port}/live"
-        elif svc is not None and svc.type == "NodePort" and svc.rtmps_node_port:
-            out["externalRtmpsUrl"] = f"rtmps://<node address>:{svc.rtmps_node_port}/live"
-        out["rtmpsError"] = (observed.ingest_agent or {}).get("rtmpsError")
+        out["externalRtmpsUrl"] = _external_url(svc, "rtmps", contract.RTMPS_PORT, "/live")
+        out["rtmpsError"] = agent.get("rtmpsError")
     if served("SRT"):
         out["srtUrl"] = endpoints.srt_publish_url(owner, settings)
-        if svc is not None and svc.type == "LoadBalancer" and svc.load_balancer_host:
-            out["externalSrtUrl"] = f"srt://{svc.load_balancer_host}:{contract.SRT_PORT}"
-        elif svc is not None and svc.type == "NodePort" and svc.srt_node_port:
-            out["externalSrtUrl"] = f"srt://<node address>:{svc.srt_node_port}"
-        out["srtError"] = (observed.ingest_agent or {}).get("srtError")
+        out["externalSrtUrl"] = _external_url(svc, "srt", contract.SRT_PORT, "")
+        out["srtError"] = agent.get("srtError")
     if owner.spec.playback.hls:
         out["hlsUrl"] = endpoints.hls_url(owner, settings)
-    agent = observed.ingest_agent or {}
     if agent.get("publishing"):
         out["clientProtocol"] = agent.get("clientProtocol")
         out["clientAddress"] = agent.get("clientAddress")
