@@ -103,14 +103,15 @@ FROM runtime AS media
 ARG DEBIAN_FRONTEND=noninteractive
 # Debian's nginx has the rtmp module as a dynamic module: the operator's nginx.conf loads
 # /usr/lib/nginx/modules/ngx_rtmp_module.so itself, and the agent runs
-# `nginx -c <conf> -e stderr -p /tmp/nginx/`, every path under /tmp. Debian's writable
+# `nginx -c <conf> -e stderr -p /tmp/nginx/`, every path under /tmp. The stream module
+# (libnginx-mod-stream) is RTMPS's TLS terminator, a second nginx the agent runs. Debian's writable
 # defaults (/var/log/nginx, /var/lib/nginx) are removed: nothing may rely on them.
 # Mesa's GL drivers and their LLVM (160 MB of the 460 MB ffmpeg brings) are removed too:
 # no binary links them; libGL/libEGL load them only for a GL context, which neither ffmpeg
 # (-c copy) nor nginx creates. dpkg records the broken dependency: an image built FROM
 # this one that runs apt-get must `apt-get install -f` first (or start from `runtime`).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ffmpeg nginx libnginx-mod-rtmp tini \
+ && apt-get install -y --no-install-recommends ffmpeg nginx libnginx-mod-rtmp libnginx-mod-stream tini \
  && dpkg --purge --force-depends libgl1-mesa-dri libllvm15 libz3-4 \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/cache/debconf/*-old /var/log/apt /var/log/dpkg.log \
  && rm -rf /var/log/nginx /var/lib/nginx

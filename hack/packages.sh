@@ -2,7 +2,8 @@
 # Installs the Debian packages a group of tasks needs, only those missing:
 #   bash hack/packages.sh GROUP...
 # Groups:
-#   media   nginx-rtmp and ffmpeg (the media tier runs them on the host), and GStreamer
+#   media   nginx-rtmp and ffmpeg (the media tier runs them on the host), tcpdump (what
+#           an RTMP(S) publish shows on the wire), and GStreamer
 #           with x264, AAC, FLV/RTMP and SRT elements (an encoder that is not ffmpeg)
 #   lint    shellcheck
 #   node    the real node: containerd, runc, CNI plugins, iptables, iproute2, ipset
@@ -16,7 +17,7 @@
 set -euo pipefail
 
 declare -A GROUPS_=(
-  [media]="nginx libnginx-mod-rtmp libnginx-mod-stream ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly"
+  [media]="nginx libnginx-mod-rtmp libnginx-mod-stream ffmpeg tcpdump gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly"
   [lint]="shellcheck"
   [node]="containerd runc containernetworking-plugins busybox-static iptables iproute2 ipset gcc libc6-dev ffmpeg"
   [images]="docker.io debootstrap"

@@ -26,7 +26,7 @@ need() {
 }
 
 # The media tier runs these on the host (tests/conftest.py, hack/media/).
-need media nginx ffmpeg ffprobe gst-launch-1.0 \
+need media nginx ffmpeg ffprobe gst-launch-1.0 tcpdump \
   /usr/lib/nginx/modules/ngx_rtmp_module.so /usr/lib/nginx/modules/ngx_stream_module.so
 need metrics prometheus
 need browser chromium

@@ -13,7 +13,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 
-from restream_operator.agent.ffmpeg import destination, preset_text
+from restream_operator.agent.ffmpeg import Tls, destination, preset_text
 
 FPS = 25  # the test pattern's frame rate unless told otherwise
 AAC = ("-c:a", "aac", "-b:a", "64k")
@@ -78,10 +78,13 @@ def gstreamer_argv(
     kbps: int = 1500,
     video: bool = True,
     audio: bool = True,
+    sink_options: Sequence[str] = (),
 ) -> list[str]:
     """GStreamer publishing as OBS-like encoders do: x264 with B-frames and lookahead
     (its first audio arrives after its first keyframe), AAC, flvmux, rtmp2sink; ``frames``
-    video frames (and as much audio), then the end of the stream.
+    video frames (and as much audio), then the end of the stream. An srt:// ``url``:
+    MPEG-TS and srtsink instead of FLV and rtmp2sink. ``sink_options``: the sink's
+    properties (name=value), e.g. rtmp2sink's TLS validation flags, srtsink's passphrase.
 
     gst-launch takes everything in argv, the stream key in the URL included: it stands for
     the user's encoder, whose process is not the product's to keep secrets in.
@@ -100,9 +103,19 @@ def gstreamer_argv(
         buffers = round(seconds * 48000 / 1024)
         parts.append(
             f"audiotestsrc is-live=true num-buffers={buffers} "
-            "! audio/x-raw,rate=48000,channels=2 ! voaacenc bitrate=128000 ! queue ! mux."
+            "! audio/x-raw,rate=48000,channels=2 ! voaacenc bitrate=128000 "
+            # MPEG-TS carries AAC as ADTS, which aacparse makes of voaacenc's raw AAC.
+            + ("! aacparse " if url.startswith("srt://") else "")
+            + "! queue ! mux."
         )
-    pipeline = " ".join(parts) + f" flvmux name=mux streamable=true ! rtmp2sink location={url}"
+    if url.startswith("srt://"):
+        # MPEG-TS over SRT, as OBS and hardware encoders send it.
+        sink = " ".join(["mpegtsmux name=mux alignment=7 ! srtsink", f"uri={url}", *sink_options])
+    else:
+        sink = " ".join(
+            ["flvmux name=mux streamable=true ! rtmp2sink", f"location={url}", *sink_options]
+        )
+    pipeline = " ".join(parts) + " " + sink
     return ["gst-launch-1.0", "-q", "-e", *pipeline.split()]
 
 
@@ -114,9 +127,11 @@ def pipe_with(data: bytes) -> int:
     return r
 
 
-def preset_pipe(url: str, key: str) -> tuple[str, int]:
-    """(the URL ffmpeg is given, the read end of a pipe holding the key's preset)."""
-    dest = destination(url, key)
+def preset_pipe(url: str, key: str, ca_file: str | None = None) -> tuple[str, int]:
+    """(the URL ffmpeg is given, the read end of a pipe holding the key's preset);
+    ``ca_file``: for rtmps://, the CAs the server's certificate must chain to (it is
+    verified, host name included, either way)."""
+    dest = destination(url, key, tls=Tls(ca_file=ca_file) if ca_file else None)
     return dest.url, pipe_with(preset_text(dest.options).encode())
 
 

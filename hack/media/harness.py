@@ -33,7 +33,15 @@ from hack import waiting
 from hack.media.encoder import gstreamer_argv, preset_pipe, publisher_argv
 from hack.media.ertmp import KEY_ENV
 from restream_operator.agent import contract
-from restream_operator.render.nginx import RTMP_MODULE, NginxParams, nginx_conf
+from restream_operator.render.nginx import (
+    RTMP_MODULE,
+    TLS_CERT,
+    TLS_DIR,
+    TLS_KEY,
+    NginxParams,
+    nginx_conf,
+    tls_conf,
+)
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 # The LiveStream whose rendering the media plane runs (destinations swapped for sinks).
@@ -201,6 +209,7 @@ class Rendered:
     relay_files: dict[str, list[SecretFile]] = field(default_factory=dict)
     encoders: dict[str, list[str]] = field(default_factory=dict)  # rendition -> command
     encoder_env: dict[str, list[str]] = field(default_factory=dict)
+    tls_conf: str | None = None  # the ingest's TLS terminator (spec.ingest.tls)
 
 
 def secret_files(pod: dict[str, Any]) -> list[SecretFile]:
@@ -230,6 +239,7 @@ def rendered(docs: list[dict[str, Any]]) -> Rendered:
     for d in docs:
         if d["kind"] == "ConfigMap":
             conf = d["data"]["nginx.conf"]
+            plan.tls_conf = d["data"].get("tls.conf")
         if d["kind"] != "Deployment":
             continue
         pod = d["spec"]["template"]["spec"]
@@ -316,6 +326,18 @@ class Ingest:
     work_dir: Path
     conf_path: Path
     proc: Proc | None = None
+    rtmps_port: int | None = None
+    proxy_port: int | None = None
+    tls_dir: Path | None = None  # where the Secret's tls.crt and tls.key are "mounted"
+    srt_host: str = "127.0.0.1"
+    srt_port: int | None = None
+
+    def srt_url(self, passphrase: str | None = None, latency_ms: int | None = None) -> str:
+        """What an encoder publishes to over SRT (the passphrase is the stream key)."""
+        query = [f"latency={latency_ms * 1000}"] if latency_ms is not None else []
+        if passphrase is not None:
+            query.append(f"passphrase={quote(passphrase, safe='')}")
+        return f"srt://{self.srt_host}:{self.srt_port}" + ("?" + "&".join(query) if query else "")
 
     @property
     def status_url(self) -> str:
@@ -324,12 +346,20 @@ class Ingest:
     def publish_url(self) -> str:
         return f"rtmp://127.0.0.1:{self.rtmp_port}/{contract.APPLICATION}"
 
+    def rtmps_url(self) -> str:
+        return f"rtmps://127.0.0.1:{self.rtmps_port}/{contract.APPLICATION}"
+
 
 def loopback_nginx_conf(text: str, ingest: Ingest) -> str:
     """The rendered config with pod ports and /tmp/nginx swapped for this test's."""
     defaults = NginxParams()
+    tls = ingest.proxy_port is not None
     out = (
         text.replace(f"listen {defaults.rtmp_port};", f"listen 127.0.0.1:{ingest.rtmp_port};")
+        .replace(
+            f"listen 127.0.0.1:{defaults.proxy_port} proxy_protocol;",
+            f"listen 127.0.0.1:{ingest.proxy_port} proxy_protocol;",
+        )
         .replace(f"127.0.0.1:{defaults.agent_port}/", f"127.0.0.1:{ingest.agent_port}/")
         .replace(f"127.0.0.1:{defaults.rtmp_port}/", f"127.0.0.1:{ingest.rtmp_port}/")
         .replace(f"listen 127.0.0.1:{defaults.stat_port};", f"listen 127.0.0.1:{ingest.stat_port};")
@@ -346,10 +376,57 @@ def loopback_nginx_conf(text: str, ingest: Ingest) -> str:
             work_dir=str(ingest.work_dir),
             listen_host="127.0.0.1",
             hls="hls on;" in text,
+            tls=tls,
+            proxy_port=ingest.proxy_port or defaults.proxy_port,
         )
     )
     assert out == expected, "the loopback substitution changed more than ports and paths"
     return out
+
+
+def loopback_tls_conf(text: str, ingest: Ingest) -> str:
+    """The rendered TLS terminator's config with this test's ports and directories."""
+    defaults = NginxParams()
+    assert ingest.rtmps_port and ingest.proxy_port and ingest.tls_dir
+    out = (
+        text.replace(
+            f"listen {defaults.rtmps_port} ssl;", f"listen 127.0.0.1:{ingest.rtmps_port} ssl;"
+        )
+        .replace(f"127.0.0.1:{defaults.proxy_port};", f"127.0.0.1:{ingest.proxy_port};")
+        .replace(f"{TLS_DIR}/", f"{ingest.tls_dir}/")
+        .replace(defaults.work_dir, str(ingest.work_dir))
+    )
+    expected = tls_conf(
+        NginxParams(
+            rtmps_port=ingest.rtmps_port,
+            proxy_port=ingest.proxy_port,
+            work_dir=str(ingest.work_dir),
+            listen_host="127.0.0.1",
+            tls=True,
+            tls_dir=str(ingest.tls_dir),
+        )
+    )
+    assert out == expected, "the loopback substitution changed more than ports and paths"
+    return out
+
+
+def install_tls_files(tls_dir: Path, cert: bytes, key: bytes) -> None:
+    """What the kubelet does with a kubernetes.io/tls Secret volume, and with its renewal:
+    the files are written into a new directory and swapped in through one symlink
+    (``..data``), so that a reader sees both old or both new."""
+    tls_dir.mkdir(parents=True, exist_ok=True)
+    stamp = f"..{time.monotonic_ns()}"
+    (tls_dir / stamp).mkdir()
+    (tls_dir / stamp / TLS_CERT).write_bytes(cert)
+    (tls_dir / stamp / TLS_KEY).write_bytes(key)
+    (tls_dir / stamp / TLS_KEY).chmod(0o600)
+    tmp = tls_dir / "..data_tmp"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(stamp)
+    tmp.replace(tls_dir / "..data")
+    for name in (TLS_CERT, TLS_KEY):
+        if not (tls_dir / name).is_symlink():
+            (tls_dir / name).symlink_to(f"..data/{name}")
 
 
 def start_ingest(
@@ -359,7 +436,11 @@ def start_ingest(
     key: str,
     token: str,
     extra_args: Sequence[str] = (),
+    tls_files: tuple[bytes, bytes] | None = None,
+    srt_host: str = "127.0.0.1",
 ) -> Ingest:
+    """``tls_files``: the (tls.crt, tls.key) of the Secret spec.ingest.tls names, when
+    the plan has RTMPS (None: the Secret does not exist yet)."""
     ingest = Ingest(
         rtmp_port=free_port(),
         agent_port=free_port(),
@@ -368,9 +449,22 @@ def start_ingest(
         work_dir=workdir / "ingest-nginx",
         conf_path=workdir / "nginx.conf",
     )
+    if plane.tls_conf is not None:
+        ingest.rtmps_port, ingest.proxy_port = free_port(), free_port()
+        ingest.tls_dir = workdir / "ingest-tls"
+        ingest.tls_dir.mkdir()
+        if tls_files is not None:  # else: a Secret that does not exist yet (optional volume)
+            install_tls_files(ingest.tls_dir, *tls_files)
     ingest.conf_path.write_text(loopback_nginx_conf(plane.nginx_conf, ingest))
     argv = local_command(plane.ingest_command)
     argv = with_flag(argv, "--nginx-config", str(ingest.conf_path))
+    if "--srt-listen" in argv:
+        ingest.srt_host, ingest.srt_port = srt_host, free_udp_port()
+        argv = with_flag(argv, "--srt-listen", f"{srt_host}:{ingest.srt_port}")
+    if plane.tls_conf is not None:
+        tls_path = workdir / "tls.conf"
+        tls_path.write_text(loopback_tls_conf(plane.tls_conf, ingest))
+        argv = with_flag(argv, "--tls-config", str(tls_path))
     argv = [*with_flag(argv, "--listen", f"127.0.0.1:{ingest.agent_port}"), *extra_args]
     assert plane.ingest_env == [contract.ENV_STREAM_KEY, contract.ENV_PLAY_TOKEN]
     env = {contract.ENV_STREAM_KEY: key, contract.ENV_PLAY_TOKEN: token}
@@ -554,10 +648,21 @@ class SrtSink:
 
 
 def start_publisher(
-    procs: Processes, ingest: Ingest, key: str, seconds: float | None = None, **options: Any
+    procs: Processes,
+    ingest: Ingest,
+    key: str,
+    seconds: float | None = None,
+    *,
+    rtmps_ca: Path | None = None,
+    **options: Any,
 ) -> Proc:
-    """ffmpeg publishing; ``options``: publisher_argv's (gop, audio_delay_s, bframes...)."""
-    url, fd = preset_pipe(ingest.publish_url(), key)
+    """ffmpeg publishing; ``options``: publisher_argv's (gop, audio_delay_s, bframes...).
+    ``rtmps_ca``: publish over RTMPS instead, verifying the ingest's certificate against
+    this CA file (host name included: the test certificates name 127.0.0.1)."""
+    if rtmps_ca is not None:
+        url, fd = preset_pipe(ingest.rtmps_url(), key, str(rtmps_ca))
+    else:
+        url, fd = preset_pipe(ingest.publish_url(), key)
     try:
         argv = publisher_argv(url, fd, seconds, **options)
         return procs.start("publisher", argv, pass_fds=[fd])
@@ -568,8 +673,10 @@ def start_publisher(
 def start_gstreamer(
     procs: Processes, ingest: Ingest, key: str, frames: int, **options: Any
 ) -> Proc:
-    """GStreamer publishing ``frames`` video frames; ``options``: gstreamer_argv's."""
-    url = f"{ingest.publish_url()}/{key}"
+    """GStreamer publishing ``frames`` video frames; ``options``: gstreamer_argv's
+    (``rtmps=True``: to the ingest's RTMPS port)."""
+    base = ingest.rtmps_url() if options.pop("rtmps", False) else ingest.publish_url()
+    url = f"{base}/{key}"
     return procs.start("gstreamer", gstreamer_argv(url, frames, **options))
 
 

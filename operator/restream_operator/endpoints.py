@@ -45,6 +45,16 @@ def publish_url(owner: Owner, settings: Settings) -> str:
     return _url(owner, settings, False, "rtmp", contract.RTMP_PORT, f"/{contract.APPLICATION}")
 
 
+def rtmps_publish_url(owner: Owner, settings: Settings) -> str:
+    """RTMPS: the ingest Service's name must be one the certificate is valid for."""
+    return _url(owner, settings, False, "rtmps", contract.RTMPS_PORT, f"/{contract.APPLICATION}")
+
+
+def srt_publish_url(owner: Owner, settings: Settings) -> str:
+    """SRT, as OBS takes it: the passphrase (the stream key) is the encoder's to add."""
+    return _url(owner, settings, False, "srt", contract.SRT_PORT, "")
+
+
 def agent_status_url(owner: Owner, settings: Settings) -> str:
     return _url(owner, settings, True, "http", contract.AGENT_PORT, contract.PATH_STATUS)
 

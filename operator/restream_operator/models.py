@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from .agent.contract import TlsVerification
+from .agent.contract import SRT_DEFAULT_LATENCY_MS, TlsVerification
 
 GROUP = "restream.dev"
 VERSION = "v1alpha1"
@@ -493,8 +493,56 @@ class ReconnectSpec(Model):
     ingest is live."""
 
 
+class TLSSecretReference(Model):
+    """A Secret of type kubernetes.io/tls in the LiveStream's namespace."""
+
+    name: str = _secret_name()
+    """Name of the Secret: its tls.crt (the certificate, then its chain) and tls.key (the
+    private key), in PEM, as cert-manager's Certificate writes them."""
+
+
+class IngestTLS(Model):
+    """RTMPS: the ingest terminates TLS for encoders on its own port (1936)."""
+
+    secret_ref: TLSSecretReference
+    """The kubernetes.io/tls Secret holding the ingest's certificate and key (e.g. a
+    cert-manager Certificate's secretName). Renewals are picked up while live: the ingest
+    reloads its TLS terminator when the mounted files change, and a publishing encoder
+    stays connected."""
+
+
+class IngestSRT(Model):
+    """SRT for encoders: a listener on its own UDP port (9000), whose passphrase is the
+    stream key, so only an encoder that holds the key connects, and the stream is
+    encrypted (AES) on the way."""
+
+    latency_ms: int = Field(default=SRT_DEFAULT_LATENCY_MS, ge=20, le=8000)
+    """How long the ingest holds received packets to recover lost ones by retransmission
+    (SRT's receiver latency), in milliseconds. About 4 times the encoder's round-trip
+    time; more for a lossy link. The larger of this and the encoder's latency applies."""
+
+
+EncoderProtocol = Literal["RTMP", "RTMPS", "SRT"]
+_PROTOCOL_ITEM = Annotated[EncoderProtocol, Field(description="RTMP, RTMPS or SRT")]
+
+
 class IngestSpec(Model):
-    """The RTMP ingest an encoder publishes to."""
+    """The ingest an encoder publishes to: RTMP, RTMPS when tls is set, SRT when srt is
+    set (protocols can leave some of them out)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_k8s(
+            validations=[
+                _cel(
+                    "!has(self.protocols) || self.protocols.exists(p, p == 'RTMP' || "
+                    "(p == 'RTMPS' && has(self.tls)) || (p == 'SRT' && has(self.srt)))",
+                    "protocols must keep one way in for encoders: RTMP, RTMPS with tls "
+                    "set, or SRT with srt set",
+                    ".protocols",
+                )
+            ]
+        )
+    )
 
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
     """Type of the ingest Service. Use LoadBalancer or NodePort for encoders outside
@@ -503,6 +551,27 @@ class IngestSpec(Model):
     """Annotations for the ingest Service (e.g. for a cloud load balancer)."""
     resources: ResourceRequirements | None = None
     """Resources of the ingest container (nginx-rtmp and its agent)."""
+    tls: IngestTLS | None = None
+    """RTMPS for encoders on port 1936 (TCP), with the certificate from a Secret. Plain
+    RTMP on 1935 stays available beside it unless protocols leaves it out."""
+    srt: IngestSRT | None = None
+    """SRT for encoders on port 9000 (UDP), with the stream key as the passphrase (so
+    the stream key must be 10 to 79 characters long, as SRT requires of a passphrase;
+    the generated one is). {} turns it on with the default latency. One encoder publishes
+    at a time, whichever the protocol."""
+    protocols: list[_PROTOCOL_ITEM] | None = Field(
+        default=None, min_length=1, max_length=3, json_schema_extra=_k8s(list_type="set")
+    )
+    """The protocols encoders may publish with, of RTMP, RTMPS (served when tls is set)
+    and SRT (served when srt is set). Unset: all of them. [RTMPS, SRT] turns plain RTMP
+    off for encoders: its port leaves the Service, and a plain RTMP publish is refused
+    (the relays still play the stream over RTMP inside the cluster)."""
+
+    def serves(self, protocol: EncoderProtocol) -> bool:
+        """Whether encoders may publish with ``protocol``."""
+        if self.protocols is not None and protocol not in self.protocols:
+            return False
+        return {"RTMP": True, "RTMPS": self.tls is not None, "SRT": self.srt is not None}[protocol]
 
 
 class RelaySpec(Model):
@@ -714,6 +783,28 @@ class IngestStatus(Model):
     """In-cluster RTMP URL to publish to; append /<stream key>."""
     external_url: str | None = None
     """RTMP URL reachable from outside the cluster, when the Service has one."""
+    rtmps_url: str | None = None
+    """In-cluster RTMPS URL to publish to, when spec.ingest.tls is set; append /<stream
+    key>. The certificate must be valid for the name encoders use."""
+    external_rtmps_url: str | None = None
+    """RTMPS URL reachable from outside the cluster, when the Service has one."""
+    rtmps_error: str | None = None
+    """Why the ingest does not serve RTMPS, while it does not (e.g. the TLS Secret does not
+    exist yet, or its key does not match its certificate). RTMP serves meanwhile."""
+    srt_url: str | None = None
+    """In-cluster SRT URL to publish to, when spec.ingest.srt is set; the encoder's SRT
+    passphrase is the stream key (OBS: srt://HOST:9000?passphrase=<stream key> as the
+    server, no stream key)."""
+    external_srt_url: str | None = None
+    """SRT URL reachable from outside the cluster, when the Service has one."""
+    srt_error: str | None = None
+    """Why the ingest's SRT listener cannot run, when it cannot (e.g. a stream key SRT
+    cannot take as a passphrase)."""
+    client_protocol: str | None = None
+    """How the encoder that is publishing reached the ingest: RTMP, RTMPS or SRT."""
+    client_address: str | None = None
+    """The IP address the publishing encoder connects from, as the ingest sees it (behind
+    a load balancer that rewrites source addresses, the balancer's)."""
     stream_key_secret: str | None = None
     """Name of the Secret holding the stream key (key streamKey unless referenced)."""
     hls_url: str | None = None

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import models
+from .render.nginx import TLS_CERT, TLS_KEY
 from .render.relay import ca_secret_ref, passphrase_secret_ref
 
 
@@ -28,7 +29,7 @@ class SecretUse:
     @property
     def reader(self) -> str:
         if self.restream is None:
-            return "spec.streamKeySecretRef"
+            return f"spec.{self.field}"
         if self.field == "streamKeySecretRef":
             return f"restream {self.restream!r}"
         return f"restream {self.restream!r}, {self.field}"
@@ -59,6 +60,11 @@ def secret_uses(spec: models.LiveStreamSpec) -> list[SecretUse]:
     if spec.stream_key_secret_ref is not None:
         ref = spec.stream_key_secret_ref
         uses.append(SecretUse(ref.name, ref.key))
+    if spec.ingest.tls is not None and spec.ingest.serves("RTMPS"):
+        # The certificate and its key: a kubernetes.io/tls Secret has both or neither.
+        tls = spec.ingest.tls.secret_ref.name
+        for key in (TLS_CERT, TLS_KEY):
+            uses.append(SecretUse(tls, key, field="ingest.tls.secretRef"))
     for r in spec.restreams:
         if not r.enabled:
             continue

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from . import endpoints, models, naming, platforms
+from .agent import contract
 from .agent.codecs import RELAYED
 from .agent.contract import IngestAgentStatus, RelayAgentStatus, SourceAudio, SourceVideo
 from .agent.probe import missing_text
@@ -176,23 +177,46 @@ def _measured(
     return out or None
 
 
+def _external_url(svc: ServiceView | None, scheme: str, port: int, path: str) -> str | None:
+    """Where encoders outside the cluster reach one of the ingest's protocols (the
+    Service's port of that name), when the Service says: the load balancer's address, or
+    any node's at the node port."""
+    if svc is None:
+        return None
+    if svc.type == "LoadBalancer" and svc.load_balancer_host:
+        return f"{scheme}://{svc.load_balancer_host}:{port}{path}"
+    node_port = {"rtmp": svc.node_port, "rtmps": svc.rtmps_node_port, "srt": svc.srt_node_port}
+    if svc.type == "NodePort" and node_port[scheme]:
+        return f"{scheme}://<node address>:{node_port[scheme]}{path}"
+    return None
+
+
 def _ingest_status(
     owner: Owner, settings: Settings, observed: Observed, previous: dict[str, Any]
 ) -> dict[str, Any]:
     ref = owner.spec.stream_key_secret_ref
+    served = owner.spec.ingest.serves
     out: dict[str, Any] = {
-        "rtmpUrl": endpoints.publish_url(owner, settings),
         "streamKeySecret": ref.name if ref else naming.generated_key_secret(owner.name),
     }
     svc = observed.service
-    if svc is not None and svc.type == "LoadBalancer" and svc.load_balancer_host:
-        out["externalUrl"] = f"rtmp://{svc.load_balancer_host}:1935/live"
-    elif svc is not None and svc.type == "NodePort" and svc.node_port:
-        out["externalUrl"] = f"rtmp://<node address>:{svc.node_port}/live"
+    agent = observed.ingest_agent or {}
+    if served("RTMP"):
+        out["rtmpUrl"] = endpoints.publish_url(owner, settings)
+        out["externalUrl"] = _external_url(svc, "rtmp", contract.RTMP_PORT, "/live")
+    if served("RTMPS"):
+        out["rtmpsUrl"] = endpoints.rtmps_publish_url(owner, settings)
+        out["externalRtmpsUrl"] = _external_url(svc, "rtmps", contract.RTMPS_PORT, "/live")
+        out["rtmpsError"] = agent.get("rtmpsError")
+    if served("SRT"):
+        out["srtUrl"] = endpoints.srt_publish_url(owner, settings)
+        out["externalSrtUrl"] = _external_url(svc, "srt", contract.SRT_PORT, "")
+        out["srtError"] = agent.get("srtError")
     if owner.spec.playback.hls:
         out["hlsUrl"] = endpoints.hls_url(owner, settings)
-    agent = observed.ingest_agent or {}
     if agent.get("publishing"):
+        out["clientProtocol"] = agent.get("clientProtocol")
+        out["clientAddress"] = agent.get("clientAddress")
         out["videoCodec"], out["audioCodec"] = agent.get("videoCodec"), agent.get("audioCodec")
         out["missingTracks"] = agent.get("missingTracks") or None
         # Like a destination's: a wobble keeps the last value, so that a steady

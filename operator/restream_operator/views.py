@@ -49,6 +49,8 @@ class ServiceView:
     type: str = "ClusterIP"
     load_balancer_host: str | None = None
     node_port: int | None = None
+    rtmps_node_port: int | None = None
+    srt_node_port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -176,12 +178,14 @@ def pod_view(obj: dict[str, Any]) -> PodView:
 def service_view(obj: dict[str, Any]) -> ServiceView:
     meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
     ingress = (status.get("loadBalancer") or {}).get("ingress") or [{}]
-    node_ports = [p.get("nodePort") for p in spec.get("ports") or [] if p.get("name") == "rtmp"]
+    node_ports = {p.get("name"): p.get("nodePort") for p in spec.get("ports") or []}
     return ServiceView(
         name=meta["name"],
         type=spec.get("type", "ClusterIP"),
         load_balancer_host=ingress[0].get("hostname") or ingress[0].get("ip"),
-        node_port=node_ports[0] if node_ports else None,
+        node_port=node_ports.get("rtmp"),
+        rtmps_node_port=node_ports.get("rtmps"),
+        srt_node_port=node_ports.get("srt"),
     )
 
 

@@ -121,6 +121,14 @@ CASES: dict[tuple[str, str], tuple[dict[str, Any], str]] = {
         livestream({"streamKeySecretRef": {"name": "Launch_Key"}}),
         "spec.streamKeySecretRef.name",
     ),
+    ("spec.ingest", "protocols must keep one way in for encoders"): (
+        livestream({"ingest": {"srt": {}, "protocols": ["RTMPS"]}}),
+        "spec.ingest.protocols",
+    ),
+    ("spec.ingest.tls.secretRef.name", "name must be a Secret name"): (
+        livestream({"ingest": {"tls": {"secretRef": {"name": "Ingest_TLS"}}}}),
+        "spec.ingest.tls.secretRef.name",
+    ),
     ("spec.streamKeySecretRef.key", "key must be a Secret key"): (
         livestream({"streamKeySecretRef": {"name": "launch-key", "key": "a b"}}),
         "spec.streamKeySecretRef.key",
@@ -256,6 +264,7 @@ def test_a_good_livestream_passes_both(
     obj = livestream(
         {
             "streamKeySecretRef": {"name": "launch-key", "key": "streamKey"},
+            "ingest": {"tls": {"secretRef": {"name": "launch-tls"}}, "srt": {"latencyMs": 500}},
             "relay": {"reconnect": {"minDelaySeconds": 1, "maxDelaySeconds": 10}},
             "renditions": [
                 {
@@ -291,6 +300,7 @@ def test_the_api_server_stores_every_schema_default(
     # Without any webhook: the CRD schema's defaults, applied by the API server, are the
     # models' defaults (what the operator assumes when it parses a spec).
     spec = {
+        "ingest": {"srt": {}},
         "restreams": [
             {
                 "name": "Youtube",
@@ -309,7 +319,7 @@ def test_the_api_server_stores_every_schema_default(
                 "streamKey": "k",
                 "srt": {"passphraseSecretRef": {"name": "pw"}},
             },
-        ]
+        ],
     }
     out = cluster.kubectl(
         "create", "-n", namespace, "-o", "json", "-f", "-", input=json.dumps(livestream(spec))
@@ -331,3 +341,4 @@ def test_the_api_server_stores_every_schema_default(
     assert stored["restreams"][0]["streamKeySecretRef"] == {"name": "yt", "key": "streamKey"}
     assert stored["suspend"] is False
     assert stored["ingest"]["serviceType"] == "ClusterIP"
+    assert stored["ingest"]["srt"] == {"latencyMs": 200}

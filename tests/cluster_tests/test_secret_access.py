@@ -77,14 +77,17 @@ def test_a_secret_the_author_cannot_read_is_refused_on_create(
     cluster: LocalCluster, alice: str
 ) -> None:
     ingest_ref = {"name": "db-credentials", "key": "k"}
-    for text in (
-        livestream("show", [by_ref("Youtube", "db-credentials")]),
-        livestream("show", [], streamKeySecretRef=ingest_ref),
+    # The ingest's certificate too: its pod would mount the Secret's private key.
+    ingest_tls = {"tls": {"secretRef": {"name": "db-credentials"}}}
+    for text, field in (
+        (livestream("show", [by_ref("Youtube", "db-credentials")]), "streamKeySecretRef.name"),
+        (livestream("show", [], streamKeySecretRef=ingest_ref), "streamKeySecretRef.name"),
+        (livestream("show", [], ingest=ingest_tls), "spec.ingest.tls.secretRef.name"),
     ):
         refused = as_user(cluster, alice, "create", "-f", "-", text=text)
         assert refused.returncode != 0
         assert f'"{USER}" may not get Secret "db-credentials"' in refused.stderr
-        assert "streamKeySecretRef.name" in refused.stderr
+        assert field in refused.stderr
         assert "get' on secrets/db-credentials" in refused.stderr
     assert as_user(cluster, alice, "get", "livestream", "show").returncode != 0
 

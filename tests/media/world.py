@@ -47,9 +47,18 @@ DESTINATIONS = (("One", "one"), ("Two", "two"))  # restream name, sink applicati
 class Forwarder:
     """pod IP:port -> 127.0.0.1:port, in threads, until closed."""
 
-    def __init__(self, listen_ip: str, listen_port: int, target_port: int) -> None:
+    def __init__(
+        self,
+        listen_ip: str,
+        listen_port: int,
+        target_port: int,
+        idle_timeout: float | None = 2.0,
+    ) -> None:
+        """``idle_timeout``: a connection that carries nothing that long either way is cut
+        (None: never; an RTMP publish gets next to nothing back)."""
         self.server = socket.create_server((listen_ip, listen_port))
         self.target = target_port
+        self.idle_timeout = idle_timeout
         self.closed = False
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -61,6 +70,7 @@ class Forwarder:
                 return
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.target), timeout=2)
+                upstream.settimeout(self.idle_timeout)
             except OSError:
                 client.close()
                 continue

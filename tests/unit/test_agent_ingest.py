@@ -56,6 +56,31 @@ def _ingest(hls: bool = False) -> Ingest:
     return Ingest(IngestConfig("/etc/restream/nginx.conf"), layout(conf), "k3y", "t0k", Redactor())
 
 
+def test_plain_rtmp_publishes_are_refused_when_it_is_off_and_the_srt_listeners_are_not() -> None:
+    """spec.ingest.protocols without RTMP. The SRT listener's publishes carry its tag as
+    flashver (nginx's own field); a plain RTMP client has no way to be RTMPS, whose
+    connections the kernel knows (tlsproxy.tls_peers)."""
+    from restream_operator.agent.srtbridge import SrtBridge  # noqa: PLC0415
+
+    async def main() -> None:
+        conf = nginx_conf(NginxParams())
+        cfg = IngestConfig("/etc/restream/nginx.conf", refuse_plain_rtmp=True)
+        srt = SrtBridge(
+            host="127.0.0.1", port=9000, latency_ms=200, key="k3y-k3y-k3y",
+            rtmp_host="127.0.0.1", rtmp_port=1935, application="live",
+        )  # fmt: skip
+        ingest = Ingest(cfg, layout(conf), "k3y-k3y-k3y", "t0k", Redactor(), srt=srt)
+        form = {"name": "k3y-k3y-k3y", "addr": "203.0.113.9"}
+        plain = await ingest.on_publish(_request("/rtmp/publish", clientid="1", **form))
+        assert plain.status == 403 and ingest.refused["protocol"] == 1
+        form["flashver"] = srt.tag
+        bridged = await ingest.on_publish(_request("/rtmp/publish", clientid="2", **form))
+        assert bridged.status == 302
+        assert ingest.publisher is not None and ingest.publisher.protocol == "SRT"
+
+    asyncio.run(main())
+
+
 def test_publish_needs_the_key_and_no_other_publisher() -> None:
     async def main() -> None:
         ingest = _ingest()
@@ -67,7 +92,7 @@ def test_publish_needs_the_key_and_no_other_publisher() -> None:
         assert right.status == 302 and right.headers["Location"] == contract.STREAM_NAME
         busy = await ingest.on_publish(_request("/rtmp/publish", name="k3y", clientid="3"))
         assert busy.status == 403
-        assert ingest.refused == {"key": 1, "busy": 1, "token": 0}
+        assert ingest.refused == {"key": 1, "busy": 1, "token": 0, "protocol": 0}
         # Only nginx, on localhost, may ask.
         remote = await ingest.on_publish(_request("/rtmp/publish", "10.0.0.9", name="k3y"))
         assert remote.status == 403

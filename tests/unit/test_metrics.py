@@ -110,7 +110,7 @@ def test_the_ingest_reports_its_publisher_and_nginx_stat() -> None:
     assert f["restream_ingest_received_bytes"].samples[0].value == 152124
     assert f["restream_ingest_clients"].samples[0].value == 0  # no nclients in STAT
     refused = {s.labels["reason"]: s.value for s in f["restream_ingest_refused"].samples}
-    assert refused == {"key": 2, "busy": 0, "token": 0}
+    assert refused == {"key": 2, "busy": 0, "token": 0, "protocol": 0}
     # Nobody publishes: nothing stale is reported.
     ingest.publisher = None
     f = _families(ingest.metrics())

@@ -180,6 +180,16 @@ def test_the_ingest_takes_encoders_and_players_from_anywhere_and_sends_nothing()
     assert media == {"ports": [{"protocol": "TCP", "port": contract.RTMP_PORT}]}  # no "from"
     with_hls = ingest(playback={"hls": True})["spec"]["ingress"][0]
     assert {p["port"] for p in with_hls["ports"]} == {contract.RTMP_PORT, contract.HLS_PORT}
+    # RTMPS too; never the terminator's loopback port into nginx-rtmp.
+    with_tls = ingest(ingest={"tls": {"secretRef": {"name": "t"}}})["spec"]["ingress"][0]
+    assert {p["port"] for p in with_tls["ports"]} == {contract.RTMP_PORT, contract.RTMPS_PORT}
+    with_srt = ingest(ingest={"srt": {}})["spec"]["ingress"][0]
+    assert {"protocol": "UDP", "port": contract.SRT_PORT} in with_srt["ports"]
+    # Plain RTMP off for encoders: 1935 only from the LiveStream's own relays.
+    secure = ingest(ingest={"srt": {}, "protocols": ["SRT"]})["spec"]["ingress"]
+    assert secure[0] == {"ports": [{"protocol": "UDP", "port": contract.SRT_PORT}]}
+    relays = {"podSelector": {"matchLabels": naming.selector("launch", naming.COMPONENT_RELAY)}}
+    assert {"from": [relays], "ports": [{"protocol": "TCP", "port": contract.RTMP_PORT}]} in secure
     spec = ingest()["spec"]
     assert spec["policyTypes"] == ["Ingress", "Egress"]
     assert "egress" not in spec  # Egress with no rule: nothing leaves the ingest pod

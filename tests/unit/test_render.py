@@ -36,7 +36,13 @@ def owner_of(example: str, namespace: str = "demo") -> Owner:
 
 @pytest.mark.parametrize(
     "example",
-    ["api-video-compatible.yaml", "secrets.yaml", "private-destinations.yaml", "renditions.yaml"],
+    [
+        "api-video-compatible.yaml",
+        "secrets.yaml",
+        "private-destinations.yaml",
+        "renditions.yaml",
+        "contribution-ingest.yaml",
+    ],
 )
 def test_render_matches_golden(example: str) -> None:
     rendered = yamlio.dump_all(render_documents(owner_of(example), Settings()))
@@ -354,3 +360,35 @@ def test_any_restream_name_reaches_the_agent_as_it_is(name: str) -> None:
     assert argv[0] == "restream-agent"
     args = agent_cli.parse_args(argv[1:])
     assert (args.role, args.name, args.destination) == ("relay", name, url)
+
+
+def _ingest_objects(ingest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    spec = {"ingest": ingest, "restreams": []}
+    owner = Owner("venue", "demo", UID, models.LiveStreamSpec.model_validate(spec))
+    applied = render_children(owner, Settings()).applied
+    return {f"{o['kind']}/{o['metadata']['name']}": o for o in applied}
+
+
+def test_each_encoder_protocol_brings_its_port_and_protocols_can_turn_plain_rtmp_off() -> None:
+    tls = {"secretRef": {"name": "venue-tls"}}
+    every = _ingest_objects({"tls": tls, "srt": {}})
+    ports = {(p["port"], p["protocol"]) for p in every["Service/venue-ingest"]["spec"]["ports"]}
+    assert ports == {(1935, "TCP"), (1936, "TCP"), (9000, "UDP")}
+    args = every["Deployment/venue-ingest"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--tls-config" in args and "--srt-listen" in args
+    assert "--refuse-plain-rtmp" not in args
+
+    secure = _ingest_objects({"tls": tls, "srt": {}, "protocols": ["RTMPS", "SRT"]})
+    ports = {(p["port"], p["protocol"]) for p in secure["Service/venue-ingest"]["spec"]["ports"]}
+    assert ports == {(1936, "TCP"), (9000, "UDP")}  # relays play through the internal one
+    internal = secure["Service/venue-ingest-internal"]["spec"]["ports"]
+    assert 1935 in {p["port"] for p in internal}
+    pod = secure["Deployment/venue-ingest"]["spec"]["template"]["spec"]
+    assert "--refuse-plain-rtmp" in pod["containers"][0]["args"]
+
+    # tls kept but RTMPS left out: no terminator, no Secret mounted.
+    plain = _ingest_objects({"tls": tls, "protocols": ["RTMP"]})
+    pod = plain["Deployment/venue-ingest"]["spec"]["template"]["spec"]
+    assert "--tls-config" not in pod["containers"][0]["args"]
+    assert all("secret" not in v for v in pod["volumes"])
+    assert "tls.conf" not in plain["ConfigMap/venue-ingest"]["data"]

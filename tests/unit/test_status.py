@@ -14,7 +14,7 @@ from restream_operator.secretrefs import MissingSecret, SecretUse
 from restream_operator.settings import Settings
 from restream_operator.status import Observed, ReconcileFailure, compute_status, transitions
 from restream_operator.statusloop import status_patch
-from restream_operator.views import DeploymentView, PodView
+from restream_operator.views import DeploymentView, PodView, ServiceView
 
 T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z"
 SPEC = {
@@ -683,3 +683,56 @@ def test_the_status_patch_removes_what_is_gone_at_any_depth_and_only_what_is_our
     patch = status_patch(previous, new)
     assert patch == {"broadcasting": False, "ingest": {"videoCodec": None, "video": None}}
     assert status_patch(new, new) == {}
+
+
+def test_rtmps_urls_and_how_the_encoder_connected() -> None:
+    tls = {"tls": {"secretRef": {"name": "launch-tls"}}}
+    lb = ServiceView("launch-ingest", "LoadBalancer", load_balancer_host="203.0.113.5")
+    publishing: IngestAgentStatus = {
+        **PUBLISHING,
+        "clientAddress": "198.51.100.7",
+        "clientProtocol": "RTMPS",
+    }
+    observed = Observed(deployments=deployments(), pods=pods(), service=lb, ingest_agent=publishing)
+    ingest = run(observed, ingest=tls)["ingest"]
+    assert ingest["rtmpsUrl"] == "rtmps://launch-ingest.demo.svc.cluster.local:1936/live"
+    assert ingest["externalRtmpsUrl"] == "rtmps://203.0.113.5:1936/live"
+    assert ingest["externalUrl"] == "rtmp://203.0.113.5:1935/live"  # RTMP stays beside it
+    assert (ingest["clientProtocol"], ingest["clientAddress"]) == ("RTMPS", "198.51.100.7")
+    node_port = ServiceView("launch-ingest", "NodePort", node_port=31935, rtmps_node_port=31936)
+    idle = run(Observed(deployments=deployments(), pods=pods(), service=node_port), ingest=tls)
+    assert idle["ingest"]["externalRtmpsUrl"] == "rtmps://<node address>:31936/live"
+    assert "clientProtocol" not in idle["ingest"] and "clientAddress" not in idle["ingest"]
+    plain = run(observed)["ingest"]
+    assert "rtmpsUrl" not in plain and "externalRtmpsUrl" not in plain
+    waiting: IngestAgentStatus = {**IDLE_INGEST, "rtmpsError": "no usable pair"}
+    no_cert = Observed(deployments=deployments(), pods=pods(), ingest_agent=waiting)
+    assert run(no_cert, ingest=tls)["ingest"]["rtmpsError"] == "no usable pair"
+    missing = MissingSecret(SecretUse("launch-tls", "tls.crt", field="ingest.tls.secretRef"))
+    assert str(missing) == "Secret 'launch-tls' (for spec.ingest.tls.secretRef) does not exist"
+    # The fields are in the CRD's status schema (the API server would prune them).
+    schema = crd.custom_resource_definition()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    props = schema["properties"]["status"]["properties"]["ingest"]["properties"]
+    assert {"rtmpsUrl", "externalRtmpsUrl", "rtmpsError", "clientProtocol", "clientAddress"} <= set(
+        props
+    )
+
+
+def test_srt_urls_and_why_srt_is_off() -> None:
+    lb = ServiceView("launch-ingest", "LoadBalancer", load_balancer_host="ingest.example.com")
+    agent: IngestAgentStatus = {**IDLE_INGEST, "srtError": "the stream key is 8 characters"}
+    observed = Observed(deployments=deployments(), pods=pods(), service=lb, ingest_agent=agent)
+    ingest = run(observed, ingest={"srt": {"latencyMs": 400}})["ingest"]
+    assert ingest["srtUrl"] == "srt://launch-ingest.demo.svc.cluster.local:9000"
+    assert ingest["externalSrtUrl"] == "srt://ingest.example.com:9000"
+    assert ingest["srtError"] == "the stream key is 8 characters"
+    node_port = ServiceView("launch-ingest", "NodePort", node_port=31935, srt_node_port=31900)
+    idle = run(
+        Observed(deployments=deployments(), pods=pods(), service=node_port), ingest={"srt": {}}
+    )
+    assert idle["ingest"]["externalSrtUrl"] == "srt://<node address>:31900"
+    assert "srtError" not in idle["ingest"]
+    assert "srtUrl" not in run(observed)["ingest"]
+    srt_only = run(observed, ingest={"srt": {}, "protocols": ["SRT"]})["ingest"]
+    assert "rtmpUrl" not in srt_only and "externalUrl" not in srt_only
+    assert srt_only["externalSrtUrl"] == "srt://ingest.example.com:9000"

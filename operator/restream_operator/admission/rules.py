@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import TypeVar
 
 from .. import models, naming
+from ..render.nginx import TLS_CERT
 from .check import MAX_ITEMS, Check, ReferencedSecret
 from .fields import (
     check_qualified_name,
@@ -38,6 +39,9 @@ _TLS = alias(models.Restream, "tls")
 _SRT = alias(models.Restream, "srt")
 _CA_REF = alias(models.DestinationTLS, "ca_secret_ref")
 _INSECURE = alias(models.DestinationTLS, "insecure_skip_verify")
+_PROTOCOLS = alias(models.IngestSpec, "protocols")
+_INGEST_TLS = alias(models.IngestSpec, "tls")
+_INGEST_SRT = alias(models.IngestSpec, "srt")
 _MIN_DELAY = alias(models.ReconnectSpec, "min_delay_seconds")
 _MAX_DELAY = alias(models.ReconnectSpec, "max_delay_seconds")
 _RESTREAMS = alias(models.LiveStreamSpec, "restreams")
@@ -162,6 +166,22 @@ def _destination_tls(value: object, path: str, check: Check) -> None:
         )
 
 
+def _ingest(value: object, path: str, check: Check) -> None:
+    """protocols may narrow what encoders use, never to nothing (CEL has the same rule)."""
+    assert isinstance(value, dict)
+    listed = value.get(_PROTOCOLS)
+    if not isinstance(listed, list) or not listed:
+        return  # unset; an empty list is the schema's to refuse (minItems)
+    served = {"RTMP": True, "RTMPS": _INGEST_TLS in value, "SRT": _INGEST_SRT in value}
+    if not any(served.get(str(p), False) for p in listed):
+        check.problem(
+            f"{path}.{_PROTOCOLS}",
+            f"lists only protocols the ingest does not serve ({', '.join(map(str, listed))}): "
+            f"keep one way in for encoders: RTMP, RTMPS with {_INGEST_TLS} set, or SRT with "
+            f"{_INGEST_SRT} set",
+        )
+
+
 def _restream_name(value: object, path: str, check: Check) -> None:
     for message in check_restream_name(str(value)):
         check.problem(path, message)
@@ -207,6 +227,17 @@ def _secret_ref(waiting: str, selector: type[models.Model] = models.SecretKeySel
             check.secrets.append(ReferencedSecret(field=path, name=name, key=key, waiting=waiting))
 
     return rule
+
+
+def _tls_secret_ref(value: object, path: str, check: Check) -> None:
+    """The ingest's certificate: the author must be able to read the Secret (the ingest
+    pod mounts it, key included), like any Secret a LiveStream names."""
+    assert isinstance(value, dict)
+    name = value.get(_REF_NAME)
+    if isinstance(name, str) and not check_secret_name(name):
+        check.secrets.append(
+            ReferencedSecret(field=path, name=name, key=TLS_CERT, waiting="the ingest")
+        )
 
 
 def _secret_name(value: object, path: str, check: Check) -> None:
@@ -375,6 +406,9 @@ RULES: dict[FieldKey, Rule] = {
     (models.Restream, "stream_key"): _stream_key,
     (models.Restream, "stream_key_secret_ref"): _secret_ref("the relay"),
     (models.LiveStreamSpec, "stream_key_secret_ref"): _secret_ref("the ingest"),
+    models.IngestSpec: _ingest,
+    (models.IngestTLS, "secret_ref"): _tls_secret_ref,
+    (models.TLSSecretReference, "name"): _secret_name,
     (models.SecretKeySelector, "name"): _secret_name,
     (models.SecretKeySelector, "key"): _secret_key,
     models.ReconnectSpec: _reconnect,
@@ -397,6 +431,7 @@ OWN_CONSTRAINTS: frozenset[FieldKey] = frozenset(
         (models.CASecretKeySelector, "key"),
         (models.PassphraseSecretKeySelector, "name"),
         (models.PassphraseSecretKeySelector, "key"),
+        (models.TLSSecretReference, "name"),
     }
 )
 REQUIRED_HINTS: dict[FieldKey, str] = {
@@ -410,6 +445,10 @@ REQUIRED_HINTS: dict[FieldKey, str] = {
     "bitrateKbps: 3000}",
     (models.RenditionVideo, "height"): "set the output height, e.g. height: 720",
     (models.RenditionVideo, "bitrate_kbps"): "set the target bitrate, e.g. bitrateKbps: 3000",
+    (models.IngestTLS, "secret_ref"): "name the kubernetes.io/tls Secret of the ingest's "
+    "certificate, e.g. secretRef: {name: ingest-tls}",
+    (models.TLSSecretReference, "name"): "name the kubernetes.io/tls Secret of the ingest's "
+    "certificate",
 }
 
 

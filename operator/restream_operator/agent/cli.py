@@ -49,6 +49,25 @@ def build_parser() -> argparse.ArgumentParser:
         "from PATH)",
     )  # fmt: skip
     ing.add_argument(
+        "--tls-config", default=None, metavar="FILE",
+        help="the TLS terminator's nginx config (RTMPS), rendered by the operator; the agent "
+        "runs a second nginx with it and reloads it when the certificate files change "
+        "(default: none, no RTMPS)",
+    )  # fmt: skip
+    ing.add_argument(
+        "--srt-listen", default=None, metavar="HOST:PORT",
+        help="run an SRT listener on this UDP address whose passphrase is the stream key, "
+        "publishing into nginx-rtmp (default: none, no SRT)",
+    )  # fmt: skip
+    ing.add_argument(
+        "--srt-latency-ms", type=int, default=contract.SRT_DEFAULT_LATENCY_MS, metavar="MS",
+        help="the SRT listener's receiver latency (default: %(default)s)",
+    )  # fmt: skip
+    ing.add_argument(
+        "--refuse-plain-rtmp", action="store_true",
+        help="refuse an encoder's plain RTMP publish (RTMPS and SRT only; default: allowed)",
+    )  # fmt: skip
+    ing.add_argument(
         "--hls-url", default=None,
         help="reported as hlsUrl when the config has HLS on (default: none reported)",
     )  # fmt: skip
@@ -227,13 +246,42 @@ async def _ingest(args: argparse.Namespace, key: str, token: str, redact: Redact
     except (OSError, ValueError) as e:
         logging.getLogger("restream.ingest").error("cannot read the nginx config: %s", e)
         return 2
+    tls = None
+    if args.tls_config:
+        from .tlsproxy import TlsTerminator, tls_layout  # noqa: PLC0415
+
+        try:
+            with open(args.tls_config) as f:
+                tls = TlsTerminator(args.tls_config, tls_layout(f.read()), args.nginx_binary)
+        except (OSError, ValueError) as e:
+            logging.getLogger("restream.ingest").error("cannot read the TLS config: %s", e)
+            return 2
     cfg = IngestConfig(
         nginx_config=args.nginx_config,
         listen=args.listen,
         nginx=args.nginx_binary,
         hls_url=args.hls_url,
+        refuse_plain_rtmp=args.refuse_plain_rtmp,
     )
-    return await serve(cfg, nginx_layout, key, token, redact)
+    srt = None
+    if args.srt_listen is not None:
+        from .srtbridge import SrtBridge  # noqa: PLC0415
+
+        host, _, port = args.srt_listen.rpartition(":")
+        if not host or not port.isdigit():
+            logging.getLogger("restream.ingest").error("--srt-listen: HOST:PORT, e.g. 0.0.0.0:9000")
+            return 2
+        srt = SrtBridge(
+            host=host,
+            port=int(port),
+            latency_ms=args.srt_latency_ms,
+            key=key,
+            rtmp_host=nginx_layout.rtmp_host,
+            rtmp_port=nginx_layout.rtmp_port,
+            application=contract.APPLICATION,
+            redact=redact,
+        )
+    return await serve(cfg, nginx_layout, key, token, redact, tls, srt)
 
 
 async def _relay(

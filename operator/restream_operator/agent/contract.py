@@ -36,6 +36,19 @@ from typing import TypedDict
 # relay pod's memory budget is ffmpeg's plus a few MiB.
 
 RTMP_PORT = 1935
+# RTMPS for encoders (the port OBS and most encoders assume for rtmps:// without one is
+# 443; 1936 is the usual one of servers that serve both, and needs no privilege). A
+# second nginx, the TLS terminator, listens there and passes the decrypted stream to
+# nginx-rtmp's RTMP_PROXY_PORT, on localhost only, with the PROXY protocol header, so
+# that on_publish sees the encoder's address, not the terminator's.
+RTMPS_PORT = 1936
+RTMP_PROXY_PORT = 1937
+# SRT for encoders (UDP): the agent runs a listener there (srtbridge.py) that publishes
+# what an encoder sends into nginx-rtmp, with the stream key as the SRT passphrase.
+SRT_PORT = 9000
+# Its receiver latency unless spec.ingest.srt.latencyMs says otherwise (libsrt's default
+# is 120 ms; 200 ms rides out a lossy uplink's retransmissions better).
+SRT_DEFAULT_LATENCY_MS = 200
 AGENT_PORT = 8080
 HLS_PORT = 8088
 NGINX_STAT_PORT = 8081  # nginx's rtmp_stat page, on localhost of the ingest pod only
@@ -153,6 +166,9 @@ class IngestAgentStatus(TypedDict, total=False):
     since: str | None  # RFC 3339; when `publishing` last changed
     version: int  # counts changes of this document; ?wait=S&since=T&version=N long-polls
     clientAddress: str | None
+    clientProtocol: str | None  # RTMP, RTMPS or SRT: how the publishing encoder connected
+    srtError: str | None  # why the SRT listener cannot run (e.g. a key SRT cannot use)
+    rtmpsError: str | None  # why RTMPS is not served (e.g. no usable certificate yet)
     bitrateKbps: int | None
     # The codecs the probe saw arrive (else announced); nginx stat's reading before that,
     # which for Enhanced RTMP is wrong (e.g. "ScreenVideo" for HEVC).

@@ -23,6 +23,7 @@ import signal
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from prometheus_client.core import Metric
 
@@ -36,6 +37,10 @@ from .metrics import CONTENT_TYPE, Exposition, counter, gauge
 from .nginxconf import Layout
 from .probe import Findings, Probe, missing_text
 from .redact import Redactor
+
+if TYPE_CHECKING:
+    from .srtbridge import SrtBridge
+    from .tlsproxy import TlsTerminator
 
 log = logging.getLogger("restream.ingest")
 
@@ -60,12 +65,15 @@ class IngestConfig:
     listen: str = f"0.0.0.0:{contract.AGENT_PORT}"
     nginx: str = "nginx"
     hls_url: str | None = None
+    # spec.ingest.protocols without RTMP: an encoder's plain RTMP publish is refused.
+    refuse_plain_rtmp: bool = False
 
 
 @dataclass
 class Publisher:
     client_id: str
     address: str
+    protocol: str = "RTMP"
 
 
 @dataclass
@@ -122,8 +130,19 @@ class _StatCache:
 
 
 class Ingest:
-    def __init__(self, cfg: IngestConfig, layout: Layout, key: str, token: str, redact: Redactor):
+    def __init__(
+        self,
+        cfg: IngestConfig,
+        layout: Layout,
+        key: str,
+        token: str,
+        redact: Redactor,
+        tls: TlsTerminator | None = None,
+        srt: SrtBridge | None = None,
+    ):
         self.cfg = cfg
+        self.tls = tls
+        self.srt = srt
         self.layout = layout
         self._key = key.encode()
         self._token = token.encode()
@@ -136,7 +155,7 @@ class Ingest:
         self.since = rfc3339(self._since_t)
         self._nginx: asyncio.subprocess.Process | None = None
         self.nginx_restarts = 0
-        self.refused: dict[str, int] = {"key": 0, "busy": 0, "token": 0}
+        self.refused: dict[str, int] = {"key": 0, "busy": 0, "token": 0, "protocol": 0}
         self._stat = _StatCache()
         self._stop = asyncio.Event()
         self._budget = process.LineBudget(limit=50)
@@ -241,6 +260,9 @@ class Ingest:
 
     def stop(self) -> None:
         self._stop.set()
+        for other in (self.tls, self.srt):
+            if other is not None:
+                other.stop()
         self._stop_probe()
         self._changed.set()  # release long polls: the server closes next
 
@@ -298,7 +320,10 @@ class Ingest:
         self._stat = _StatCache()
         self._notify()
         if publisher is not None:
-            log.info("broadcast started", extra={"clientAddress": publisher.address})
+            log.info(
+                "broadcast started",
+                extra={"clientAddress": publisher.address, "protocol": publisher.protocol},
+            )
             self._start_probe()
         else:
             log.info("broadcast ended: %s", why)
@@ -318,6 +343,14 @@ class Ingest:
             self.refused["key"] += 1
             log.warning("publish refused: wrong stream key", extra={"clientAddress": address})
             return Response.text("forbidden\n", 403)
+        protocol = self._protocol(form, address)
+        if protocol == "RTMP" and self.cfg.refuse_plain_rtmp:
+            self.refused["protocol"] += 1
+            log.warning(
+                "publish refused: plain RTMP is off (spec.ingest.protocols)",
+                extra={"clientAddress": address},
+            )
+            return Response.text("forbidden\n", 403)
         if self.publisher is not None:
             self.refused["busy"] += 1
             log.warning(
@@ -325,7 +358,9 @@ class Ingest:
                 extra={"clientAddress": address, "publishingFrom": self.publisher.address},
             )
             return Response.text("busy\n", 403)
-        self._set_publisher(Publisher(_first(form, "clientid"), address), "")
+        if protocol == "SRT":
+            address = ""  # the bridge's 127.0.0.1: the caller's address is not known
+        self._set_publisher(Publisher(_first(form, "clientid"), address, protocol), "")
         # nginx-rtmp renames the stream to the redirect target (not starting with rtmp://).
         return Response(302, b"", headers={"Location": contract.STREAM_NAME})
 
@@ -353,6 +388,15 @@ class Ingest:
         self.renditions[rendition] = Publisher(_first(form, "clientid"), address)
         log.info("rendition published", extra={"rendition": rendition, "clientAddress": address})
         return Response(302, b"", headers={"Location": stream})
+
+    def _protocol(self, form: dict[str, list[str]], address: str) -> str:
+        # The bridge's tag is nginx's own field (a client's query string only adds later
+        # ones); a client that copied it from `ps` would only mislabel itself.
+        if self.srt is not None and _first(form, "flashver") == self.srt.tag:
+            return "SRT"
+        if self.tls is not None:
+            return self.tls.protocol_of(address)
+        return "RTMP"
 
     async def on_publish_done(self, req: Request) -> Response:
         if not req.from_loopback:
@@ -452,7 +496,10 @@ class Ingest:
             "publishing": publisher is not None,
             "since": self.since,
             "version": self.version,  # read first: a change while this is made shows next
-            "clientAddress": publisher.address if publisher else None,
+            "clientAddress": (publisher.address or None) if publisher else None,
+            "clientProtocol": publisher.protocol if publisher else None,
+            "srtError": self.srt.error if self.srt is not None else None,
+            "rtmpsError": self.tls.error if self.tls is not None else None,
             "bitrateKbps": None,
             "videoCodec": None,
             "audioCodec": None,
@@ -539,7 +586,7 @@ class Ingest:
             ),
             counter(
                 "restream_ingest_refused_total",
-                "refused publishes (key, busy) and plays (token)",
+                "refused publishes (key, busy, protocol) and plays (token)",
                 [({"reason": reason}, n) for reason, n in self.refused.items()],
             ),
             gauge("restream_ingest_nginx_up", "1 while nginx runs", [({}, self.nginx_running)]),
@@ -581,6 +628,8 @@ class Ingest:
             )
 
         async def readyz(_: Request) -> Response:
+            # RTMPS is not waited for: RTMP serves while a certificate is being issued
+            # (status.ingest.rtmpsError says why RTMPS is not served yet).
             if await self.rtmp_accepting():
                 return Response.text("ok\n")
             return Response.text("rtmp not accepting\n", 503)
@@ -630,8 +679,16 @@ async def stop_nginx(proc: asyncio.subprocess.Process) -> None:
     await process.stop(proc, signal.SIGTERM, grace=5.0)
 
 
-async def serve(cfg: IngestConfig, layout: Layout, key: str, token: str, redact: Redactor) -> int:
-    ingest = Ingest(cfg, layout, key, token, redact)
+async def serve(
+    cfg: IngestConfig,
+    layout: Layout,
+    key: str,
+    token: str,
+    redact: Redactor,
+    tls: TlsTerminator | None = None,
+    srt: SrtBridge | None = None,
+) -> int:
+    ingest = Ingest(cfg, layout, key, token, redact, tls, srt)
     if not key:
         log.error("%s is not set: every publish will be refused", contract.ENV_STREAM_KEY)
     if not token:
@@ -652,11 +709,12 @@ async def serve(cfg: IngestConfig, layout: Layout, key: str, token: str, redact:
         },
     )
     reconciler = asyncio.create_task(ingest.reconcile())
+    others = [asyncio.create_task(o.run()) for o in (tls, srt) if o is not None]
     try:
         await ingest.supervise()
     finally:
         reconciler.cancel()
-        await asyncio.gather(reconciler, return_exceptions=True)
+        await asyncio.gather(reconciler, *others, return_exceptions=True)
         await server.close()
     log.info("ingest agent stopped")
     return 0

@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Any, Union
 
 # Message type ids (RTMP specification 1.0, §5.4 and §7.1).
 SET_CHUNK_SIZE = 1
@@ -362,9 +362,13 @@ class Client:
         *,
         flash_ver: str = "FMLE/3.0 (compatible; restream)",
         timeout: float = 5.0,
+        **connection: Any,
     ) -> Client:
-        """Connects, shakes hands and runs NetConnection.connect to ``app``."""
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        """Connects, shakes hands and runs NetConnection.connect to ``app``.
+        ``connection``: asyncio.open_connection's (ssl, server_hostname, local_addr)."""
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, **connection), timeout
+        )
         client = cls(reader, writer)
         try:
             await asyncio.wait_for(client._start(host, port, app, flash_ver), timeout)

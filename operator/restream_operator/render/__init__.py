@@ -61,7 +61,7 @@ def render_children(owner: Owner, settings: Settings) -> Children:
     if spec.stream_key_secret_ref is None:
         generated[key_secret[0]] = key_secret[1]
 
-    config = ingest.config_map(owner, hls=spec.playback.hls)
+    config = ingest.config_map(owner, hls=spec.playback.hls, tls=spec.ingest.serves("RTMPS"))
     applied: list[Obj] = [
         *netpol.network_policies(owner, settings),  # first: no pod runs unconfined
         config,

@@ -16,7 +16,7 @@ and a relay runs inside the cluster. So, for an enforcing network plugin:
 * rendition encoder pods may send only DNS queries, and RTMP (play the source, publish
   the rendition: both are connections the encoder opens) and status requests to their
   own LiveStream's ingest pod: nothing else, inside or outside the cluster;
-* the ingest's RTMP port (and its HLS port, for players) accepts anyone: encoders and
+* the ingest's RTMP port (and its RTMPS, SRT and HLS ports) accepts anyone: encoders and
   players come from outside the cluster. Ingest pods send nothing: nginx-rtmp asks its
   agent, and the agent reads nginx's statistics, on the pod's own loopback.
 
@@ -43,6 +43,10 @@ DNS_PORT = 53
 
 def _tcp(*ports: int) -> list[Obj]:
     return [{"protocol": "TCP", "port": port} for port in ports]
+
+
+def _udp(*ports: int) -> list[Obj]:
+    return [{"protocol": "UDP", "port": port} for port in ports]
 
 
 def _pods_in(namespace: str, labels: dict[str, str]) -> Obj:
@@ -163,11 +167,20 @@ def encoders_policy(owner: Owner, settings: Settings) -> Obj:
 
 
 def ingest_policy(owner: Owner, settings: Settings) -> Obj:
-    media = [contract.RTMP_PORT]
+    served = owner.spec.ingest.serves
+    media = [contract.RTMP_PORT] if served("RTMP") else []
     if owner.spec.playback.hls:
         media.append(contract.HLS_PORT)
+    if served("RTMPS"):
+        media.append(contract.RTMPS_PORT)  # RTMP_PROXY_PORT is localhost's only
+    srt = [contract.SRT_PORT] if served("SRT") else []
     relays = _own_pods(owner, naming.COMPONENT_RELAY)
     encoders = _own_pods(owner, naming.COMPONENT_ENCODER)
+    # Plain RTMP off for outside encoders: the relays and rendition encoders still play
+    # (and publish renditions) over it.
+    plays = (
+        [] if served("RTMP") else [{"from": [relays, encoders], "ports": _tcp(contract.RTMP_PORT)}]
+    )
     # No "egress" rules with Egress in policyTypes: the ingest sends nothing.
     return _policy(
         owner,
@@ -175,11 +188,13 @@ def ingest_policy(owner: Owner, settings: Settings) -> Obj:
         naming.COMPONENT_INGEST,
         {
             "ingress": [
-                {"ports": _tcp(*media)},  # from anywhere: encoders, players
+                # from anywhere: encoders, players
+                {"ports": [*_tcp(*media), *_udp(*srt)]},
                 {
                     "from": [*agent_readers(settings), relays, encoders],
                     "ports": _tcp(contract.AGENT_PORT),
                 },
+                *plays,
             ]
         },
     )

@@ -12,6 +12,11 @@ from dataclasses import dataclass
 from ..agent import contract
 
 RTMP_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
+STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
+# Where the ingest pod mounts its kubernetes.io/tls Secret (the kubelet's own names).
+TLS_DIR = "/etc/restream-tls"
+TLS_CERT = "tls.crt"
+TLS_KEY = "tls.key"
 
 
 @dataclass(frozen=True)
@@ -24,12 +29,21 @@ class NginxParams:
     work_dir: str = "/tmp/nginx"
     listen_host: str = ""  # "" listens on every address (a pod); tests pass 127.0.0.1
     hls: bool = False
+    # RTMPS: nginx-rtmp also takes the TLS terminator's connections (tls_conf) on
+    # proxy_port, which only localhost reaches.
+    tls: bool = False
+    rtmps_port: int = contract.RTMPS_PORT
+    proxy_port: int = contract.RTMP_PROXY_PORT
+    tls_dir: str = TLS_DIR
 
 
 def nginx_conf(p: NginxParams) -> str:
     listen = f"{p.listen_host}:{p.rtmp_port}" if p.listen_host else str(p.rtmp_port)
     hls_listen = f"{p.listen_host}:{p.hls_port}" if p.listen_host else str(p.hls_port)
     agent = f"http://127.0.0.1:{p.agent_port}"
+    # The PROXY protocol header carries the encoder's address: on_publish (the status,
+    # the logs) sees it instead of the terminator's 127.0.0.1.
+    proxied = f"\n        listen 127.0.0.1:{p.proxy_port} proxy_protocol;" if p.tls else ""
     hls_app = ""
     hls_server = ""
     if p.hls:
@@ -77,7 +91,7 @@ events {{
 
 rtmp {{
     server {{
-        listen {listen};
+        listen {listen};{proxied}
         chunk_size 4096;
         # nginx-rtmp logs every session, with the published name (the key, before the
         # rename) and the play arguments (the token), to /var/log/nginx by default.
@@ -121,5 +135,41 @@ http {{
             rtmp_stat all;
         }}
     }}{hls_server}
+}}
+"""
+
+
+def tls_conf(p: NginxParams) -> str:
+    """The TLS terminator: a second nginx (stream module only) in the ingest pod.
+
+    Apart from nginx-rtmp because a certificate renewal needs a reload, and a reload of
+    nginx-rtmp would start a new worker without the live stream (streams live in a
+    worker's memory): new relays would find nothing to play. Reloading this one leaves
+    nginx-rtmp alone, and its old worker keeps the live encoder's connection (and the
+    certificate it was made with) until that connection ends.
+    """
+    listen = f"{p.listen_host}:{p.rtmps_port}" if p.listen_host else str(p.rtmps_port)
+    return f"""# Rendered by restream-operator: RTMPS for encoders, decrypted to nginx-rtmp.
+load_module {STREAM_MODULE};
+worker_processes 1;
+daemon off;
+pid {p.work_dir}/tls/nginx.pid;
+error_log stderr warn;
+
+events {{
+    worker_connections 1024;
+}}
+
+stream {{
+    server {{
+        listen {listen} ssl;
+        ssl_certificate {p.tls_dir}/{TLS_CERT};
+        ssl_certificate_key {p.tls_dir}/{TLS_KEY};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_handshake_timeout 10s;
+        proxy_pass 127.0.0.1:{p.proxy_port};
+        proxy_protocol on;
+        proxy_connect_timeout 5s;
+    }}
 }}
 """

@@ -376,3 +376,50 @@ def test_the_ca_and_passphrase_secrets_are_secrets_the_spec_names() -> None:
     assert {"private-ca", "srt-pass"} <= set(asked)
     refused = [p for p in result.problems if p.field.endswith(".srt.passphraseSecretRef.name")]
     assert refused and '"alice" may not get Secret "srt-pass"' in refused[0].message
+
+
+def test_the_ingest_certificate_secret_must_be_readable_by_its_author() -> None:
+    """spec.ingest.tls.secretRef mounts the Secret's private key into the ingest pod: a
+    user who may not read the Secret may not name it."""
+    spec = livestream(restream(), ingest={"tls": {"secretRef": {"name": "someone-elses-tls"}}})
+
+    class Access:
+        requester = admission.Requester("mallory")
+
+        def may_get(self, *, namespace: str, name: str) -> bool | None:
+            return name != "someone-elses-tls"
+
+    result = check(spec, access=Access())
+    refused = [p.message for p in result.problems if p.field == "spec.ingest.tls.secretRef.name"]
+    assert refused and '"mallory" may not get Secret "someone-elses-tls"' in refused[0]
+    assert check(spec).allowed  # without access checks (the CLI's validate)
+    assert_refused(
+        livestream(restream(), ingest={"tls": {"secretRef": {}}}),
+        "spec.ingest.tls.secretRef.name",
+        "name the kubernetes.io/tls Secret",
+    )
+    assert_refused(
+        livestream(restream(), ingest={"tls": {"secretRef": {"name": "Bad_Name"}}}),
+        "spec.ingest.tls.secretRef.name",
+        "lowercase",
+    )
+
+
+def test_protocols_must_keep_one_way_in_for_encoders() -> None:
+    tls = {"secretRef": {"name": "venue-tls"}}
+    assert_refused(
+        livestream(restream(), ingest={"protocols": ["RTMPS"]}),
+        "spec.ingest.protocols",
+        "keep one way in for encoders",
+    )
+    assert_refused(
+        livestream(restream(), ingest={"tls": tls, "protocols": ["SRT"]}),
+        "spec.ingest.protocols",
+        "SRT with srt set",
+    )
+    for ingest in (
+        {"tls": tls, "protocols": ["RTMPS"]},
+        {"srt": {}, "protocols": ["SRT", "RTMPS"]},
+        {"protocols": ["RTMP"]},
+    ):
+        assert check(livestream(restream(), ingest=ingest)).allowed, ingest
