@@ -185,11 +185,15 @@ def test_the_ingest_takes_encoders_and_players_from_anywhere_and_sends_nothing()
     assert {p["port"] for p in with_tls["ports"]} == {contract.RTMP_PORT, contract.RTMPS_PORT}
     with_srt = ingest(ingest={"srt": {}})["spec"]["ingress"][0]
     assert {"protocol": "UDP", "port": contract.SRT_PORT} in with_srt["ports"]
-    # Plain RTMP off for encoders: 1935 only from the LiveStream's own relays.
+    # Plain RTMP off for encoders: 1935 only from the LiveStream's own relays and
+    # rendition encoders.
     secure = ingest(ingest={"srt": {}, "protocols": ["SRT"]})["spec"]["ingress"]
     assert secure[0] == {"ports": [{"protocol": "UDP", "port": contract.SRT_PORT}]}
-    relays = {"podSelector": {"matchLabels": naming.selector("launch", naming.COMPONENT_RELAY)}}
-    assert {"from": [relays], "ports": [{"protocol": "TCP", "port": contract.RTMP_PORT}]} in secure
+    own = [
+        {"podSelector": {"matchLabels": naming.selector("launch", component)}}
+        for component in (naming.COMPONENT_RELAY, naming.COMPONENT_ENCODER)
+    ]
+    assert {"from": own, "ports": [{"protocol": "TCP", "port": contract.RTMP_PORT}]} in secure
     spec = ingest()["spec"]
     assert spec["policyTypes"] == ["Ingress", "Egress"]
     assert "egress" not in spec  # Egress with no rule: nothing leaves the ingest pod
