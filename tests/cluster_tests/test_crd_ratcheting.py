@@ -32,7 +32,10 @@ from restream_operator import crd, models
 pytestmark = pytest.mark.cluster
 
 GROUP = "ratchet.restream.test"
-RESOURCE = f"{models.PLURAL}.{GROUP}"
+# Names of its own too: kubectl resolves `livestream` across groups, and would send the
+# later tests' `kubectl get livestream` here while this CRD exists or is cached.
+KIND, PLURAL = "LiveStreamCopy", "livestreamcopies"
+RESOURCE = f"{PLURAL}.{GROUP}"
 TIGHTER = "at most 3 characters (a rule a later release adds)"
 # The first minor whose API server ratchets status writes too.
 STATUS_RATCHETED_FROM = (1, 33)
@@ -42,9 +45,9 @@ def _crd(tightened: bool) -> dict[str, Any]:
     out = copy.deepcopy(crd.custom_resource_definition())
     out["metadata"]["name"] = RESOURCE
     out["spec"]["group"] = GROUP
-    # kubectl resolves short names and categories across groups: keep the real CRD's own
-    for key in ("shortNames", "categories"):
-        out["spec"]["names"].pop(key, None)
+    out["spec"]["names"] = {
+        "kind": KIND, "listKind": f"{KIND}List", "plural": PLURAL, "singular": KIND.lower(),
+    }  # fmt: skip
     if tightened:
         schema = out["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
         name = schema["properties"]["spec"]["properties"]["restreams"]["items"]["properties"]
@@ -57,7 +60,7 @@ def _crd(tightened: bool) -> dict[str, Any]:
 def _livestream(name: str, destination: str) -> dict[str, Any]:
     return {
         "apiVersion": f"{GROUP}/{models.VERSION}",
-        "kind": models.KIND,
+        "kind": KIND,
         "metadata": {"name": name},
         "spec": {
             "restreams": [
@@ -80,7 +83,7 @@ def copied_crd(cluster: LocalCluster) -> Iterator[None]:
     _apply(cluster, _crd(tightened=False))
     cluster.wait_established(RESOURCE)
     yield
-    cluster.kubectl("delete", "crd", RESOURCE, "--wait=false", check=False)
+    cluster.kubectl("delete", "crd", RESOURCE, "--timeout=60s", check=False)
 
 
 def test_a_stored_livestream_keeps_its_finalizer_writes_after_a_rule_tightens(
