@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 .PHONY: help venv lint crd deploy kind-up test test-unit cluster-build cluster-up cluster-down demo
 
 help: ## list the targets
-	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
 
 $(PY): pyproject.toml
 	python3 -m venv $(VENV)
@@ -65,8 +65,16 @@ deploy: $(PY) cluster-build ## regenerate deploy/ (plain manifests) from the Hel
 preflight: ## check that this machine has what `make test` runs (else: the command that installs it)
 	@bash hack/preflight.sh
 
-test: preflight $(PY) cluster-build console-assets ## every test tier: unit, cluster (real control plane), media, e2e
+test: preflight $(PY) cluster-build console-assets ## every test tier: unit, cluster (real control plane), media, e2e; the cluster tier again on the oldest Kubernetes
 	RESTREAM_REQUIRE_TOOLS=1 $(PY) -m pytest $(PYTEST_ARGS)
+	@$(MAKE) --no-print-directory test-cluster-oldest
+
+# The README claims the oldest minor in versions.env (KUBERNETES_OLDEST_VERSION): the
+# cluster tier runs against that API server too (build.sh: RESTREAM_KUBERNETES=oldest).
+.PHONY: test-cluster-oldest
+test-cluster-oldest: $(PY) console-assets ## the cluster tier against the oldest Kubernetes the README claims
+	@RESTREAM_KUBERNETES=oldest bash hack/localcluster/build.sh >/dev/null
+	RESTREAM_KUBERNETES=oldest RESTREAM_REQUIRE_TOOLS=1 $(PY) -m pytest -m cluster tests/cluster_tests $(PYTEST_ARGS)
 
 test-unit: $(PY) console-assets ## only the tests that need no external process
 	$(PY) -m pytest -m 'not cluster and not media and not e2e' $(PYTEST_ARGS)
@@ -75,7 +83,7 @@ test-unit: $(PY) console-assets ## only the tests that need no external process
 test-e2e: $(PY) cluster-build ## the node tier: a real kubelet + containerd node (root; see hack/localcluster/node.py)
 	$(PY) -m pytest -m e2e $(PYTEST_ARGS)
 
-cluster-build: ## build (or reuse from the cache) the pinned Kubernetes binaries
+cluster-build: ## build (or reuse from the cache) the pinned Kubernetes binaries (RESTREAM_KUBERNETES=oldest: the oldest claimed)
 	@bash hack/localcluster/build.sh >/dev/null
 
 NODE ?= off

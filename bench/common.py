@@ -33,6 +33,6 @@ def cluster_with_crds(namespace: str = "bench") -> Iterator[tuple[LocalCluster, 
     """A fresh local control plane with the LiveStream CRD, and a temp dir for logs."""
     with LocalCluster(build_binaries()) as cluster, tempfile.TemporaryDirectory() as tmp:
         cluster.kubectl("apply", "--server-side", "-f", str(CHECKOUT / "crds"))
-        cluster.kubectl("wait", "--for=condition=Established", "crd/livestreams.restream.dev")
+        cluster.wait_established("livestreams.restream.dev")
         cluster.kubectl("create", "namespace", namespace)
         yield cluster, Path(tmp)

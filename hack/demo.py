@@ -263,7 +263,7 @@ def operator_running() -> bool:
 
 def simulated_demo(cluster: LocalCluster, why: str) -> int:
     cluster.kubectl("apply", "--server-side", "-f", str(CHECKOUT / "crds"))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/livestreams.restream.dev")
+    cluster.wait_established("livestreams.restream.dev")
     if not operator_running():
         # The example's destinations are public names: the operator does not resolve
         # them (a demo should not depend on DNS to the internet); the name checks apply.

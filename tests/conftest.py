@@ -59,9 +59,7 @@ def namespace(cluster: LocalCluster) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def crds(cluster: LocalCluster) -> None:
     cluster.kubectl("apply", "--server-side", "-f", str(CHECKOUT / "crds"))
-    cluster.kubectl(
-        "wait", "--for=condition=Established", "crd/livestreams.restream.dev", "--timeout=30s"
-    )
+    cluster.wait_established("livestreams.restream.dev")
 
 
 @pytest.fixture(scope="session")

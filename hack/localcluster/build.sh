@@ -3,15 +3,44 @@
 #   ${XDG_CACHE_HOME:-$HOME/.cache}/restream-operator/cluster-<versions>/bin
 # and prints that directory. A warm cache returns at once; a cold build takes
 # several minutes on two cores and says so while it works.
+#
+# RESTREAM_KUBERNETES chooses the Kubernetes version, and so the bin dir that everything
+# in hack/localcluster (and the tests) runs:
+#   pinned (the default)  KUBERNETES_VERSION, every binary (go/)
+#   oldest                KUBERNETES_OLDEST_VERSION, the oldest minor the README claims:
+#                         its control plane and kubectl (go-oldest/), in a cache entry
+#                         of its own keyed by that version; etcd, kwok and the tools
+#                         (helm, kstatus, ...) are linked from the pinned build, as they
+#                         do not depend on the API server's version. No kubelet or
+#                         kube-proxy: the real-node tier runs on the pinned version only.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=SCRIPTDIR/versions.env
 source "$here/versions.env"
 
-key="k8s-${KUBERNETES_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_$(sha256sum "$here/go/go.sum" | cut -c1-12)"
 cache_root="${XDG_CACHE_HOME:-$HOME/.cache}/restream-operator"
+flavour=${RESTREAM_KUBERNETES:-pinned}
+case $flavour in
+  pinned)
+    version=$KUBERNETES_VERSION module="$here/go"
+    key="k8s-${KUBERNETES_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_$(sha256sum "$module/go.sum" | cut -c1-12)"
+    bins=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy kwok)
+    ;;
+  oldest)
+    # The pinned build first (its own lock, taken and released there): what is linked
+    # from it must exist.
+    pinned_bin=$(RESTREAM_KUBERNETES=pinned bash "$here/build.sh")
+    version=$KUBERNETES_OLDEST_VERSION module="$here/go-oldest"
+    key="k8s-${KUBERNETES_OLDEST_VERSION}_$(sha256sum "$module/go.sum" | cut -c1-12)"
+    bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+    ;;
+  *)
+    echo "build.sh: RESTREAM_KUBERNETES=$flavour is not a version choice: use pinned" \
+      "(the default, Kubernetes $KUBERNETES_VERSION) or oldest ($KUBERNETES_OLDEST_VERSION)" >&2
+    exit 2
+    ;;
+esac
 dest="$cache_root/cluster-$key"
-bins=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy kwok)
 
 complete() { for b in "${bins[@]}"; do [[ -x "$dest/bin/$b" ]] || return 1; done; }
 
@@ -73,43 +102,62 @@ ensure_tools() {
   ensure_local_tool argo-health
 }
 
-if complete; then ensure_tools; echo "$dest/bin"; exit 0; fi
+# The oldest version's bin dir: the pinned build's version-independent binaries, linked.
+link_pinned() {
+  local name
+  for name in etcd kwok helm coredns kube-router kstatus argo-health; do
+    ln -sfn "$(readlink -f "$pinned_bin/$name")" "$dest/bin/$name"
+  done
+}
+finish() {
+  if [[ $flavour == pinned ]]; then ensure_tools; else link_pinned; fi
+  echo "$dest/bin"
+}
+
+if complete; then finish; exit 0; fi
 
 command -v go >/dev/null || { echo "build.sh: go is not installed" >&2; exit 1; }
 mkdir -p "$cache_root"
 # One builder at a time: CI and a developer's shell may race for a cold cache.
 exec 9>"$cache_root/.build.lock"
 flock 9
-if complete; then ensure_tools; echo "$dest/bin"; exit 0; fi
+if complete; then finish; exit 0; fi
 
 tmp=$(mktemp -d "$cache_root/.build-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/bin"
 log() { echo "[cluster build $(date +%H:%M:%S)] $*" >&2; }
-log "cold build of Kubernetes $KUBERNETES_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION into $dest"
-log "this takes about 6 minutes on 2 cores; later runs reuse the cache"
+if [[ $flavour == pinned ]]; then
+  log "cold build of Kubernetes $version, etcd $ETCD_VERSION, kwok $KWOK_VERSION into $dest"
+  log "this takes about 6 minutes on 2 cores; later runs reuse the cache"
+else
+  log "cold build of Kubernetes $version (control plane and kubectl) into $dest"
+  log "this takes about 5 minutes on 2 cores; later runs reuse the cache"
+fi
 
-minor=${KUBERNETES_VERSION#v1.}; minor=${minor%%.*}
+minor=${version#v1.}; minor=${minor%%.*}
 ldflags="-s -w"
 for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-  ldflags+=" -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+  ldflags+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
   ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 done
 
 export CGO_ENABLED=0 GOFLAGS=-mod=mod
-cd "$here/go"
-for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy; do
+cd "$module"
+for cmd in "${bins[@]}"; do
+  [[ $cmd == etcd || $cmd == kwok ]] && continue
   log "go build $cmd"
   go build -trimpath -ldflags "$ldflags" -o "$tmp/bin/$cmd" "k8s.io/kubernetes/cmd/$cmd"
 done
-log "go build etcd"
-go build -trimpath -ldflags "-s -w" -o "$tmp/bin/etcd" go.etcd.io/etcd/server/v3
-log "go install kwok"
-GOBIN="$tmp/bin" go install -trimpath -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+if [[ $flavour == pinned ]]; then
+  log "go build etcd"
+  go build -trimpath -ldflags "-s -w" -o "$tmp/bin/etcd" go.etcd.io/etcd/server/v3
+  log "go install kwok"
+  GOBIN="$tmp/bin" go install -trimpath -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+fi
 
 rm -rf "$dest"
 mv "$tmp" "$dest"
 trap - EXIT
 log "done: $(du -sh "$dest" | cut -f1)"
-ensure_tools
-echo "$dest/bin"
+finish

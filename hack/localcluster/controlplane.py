@@ -405,6 +405,20 @@ class LocalCluster:
             )
         return proc
 
+    def wait_established(self, *crds: str, timeout: float = 30) -> None:
+        """Waits until each CRD (by name, e.g. livestreams.restream.dev) is Established.
+        Not `kubectl wait --for=condition=Established`: kubectl 1.30 (the oldest version
+        the tests run) fails at once, instead of waiting, while a new CRD has no status
+        conditions yet."""
+        jsonpath = "jsonpath={.status.conditions[?(@.type=='Established')].status}"
+        for name in crds:
+
+            def established(name: str = name) -> bool:
+                out = self.kubectl("get", "crd", name, "-o", jsonpath, check=False)
+                return out.stdout.strip() == "True"
+
+            wait_until_ready(self.components, self.logs, established, f"CRD {name}", timeout)
+
     def state(self) -> dict[str, object]:
         """What `python -m hack.localcluster down` needs to stop a detached cluster."""
         return {

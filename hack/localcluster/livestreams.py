@@ -49,7 +49,9 @@ def many(count: int, destinations: int, namespace: str, prefix: str) -> str:
         }
         for i in range(count)
     ]
-    return "\n---\n".join(json.dumps(d) for d in docs)
+    # Each document after a `---`, the first too: kubectl up to 1.30 reads a stream that
+    # starts with `{` as one JSON document and fails at the first separator.
+    return "".join(f"---\n{json.dumps(d)}\n" for d in docs)
 
 
 def status_condition(

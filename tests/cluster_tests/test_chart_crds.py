@@ -231,7 +231,7 @@ def test_crds_managed_elsewhere_are_left_alone(
     (true -> false) keeps it."""
     cluster, ns = own_cluster, scratch
     cluster.kubectl("apply", "--server-side", "-f", str(CHECKOUT / "crds"))
-    cluster.kubectl("wait", "--for=condition=Established", f"crd/{CRD}", "--timeout=30s")
+    cluster.wait_established(CRD)
     before = _crd(cluster)["metadata"]
     off = ("--set", "crds.enabled=false")
     notes = _install_or_upgrade(cluster, "install", charts["current"], *off, "--wait").stdout

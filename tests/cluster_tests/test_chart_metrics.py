@@ -243,11 +243,7 @@ def test_the_api_server_takes_the_monitors_with_prometheus_operators_crds(
     for path in files:
         cluster.kubectl("apply", "--server-side", "-f", str(path))
     try:
-        for kind in monitoring_crds.KINDS:
-            cluster.kubectl(
-                "wait", "--for=condition=Established", f"crd/{kind}.monitoring.coreos.com",
-                "--timeout=30s",
-            )  # fmt: skip
+        cluster.wait_established(*(f"{k}.monitoring.coreos.com" for k in monitoring_crds.KINDS))
         docs = template(*ALL_ON, "watchNamespaces={studio}", namespace=namespace)
         monitors = [d for d in docs if d["apiVersion"] == MONITORING]
         assert {d["kind"] for d in monitors} == {"ServiceMonitor", "PodMonitor"}

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from hack.localcluster.controlplane import KWOK_NODE_NAME, LocalCluster
+from hack.localcluster.versions import CHOICE_VARIABLE, chosen_kubernetes_version
 from hack.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
@@ -14,6 +15,19 @@ pytestmark = pytest.mark.cluster
 
 def get_json(cluster: LocalCluster, *args: str) -> dict[str, object]:
     return dict(json.loads(cluster.kubectl("get", *args, "-o", "json").stdout))
+
+
+def test_the_api_server_and_kubectl_are_the_kubernetes_version_chosen(
+    cluster: LocalCluster,
+) -> None:
+    """RESTREAM_KUBERNETES=oldest (`make test-cluster-oldest`) must run the oldest
+    version the README claims, and the default the pinned one: were the bin dir chosen
+    wrongly, the tier's second run would test the pinned version twice and prove nothing."""
+    want = chosen_kubernetes_version()
+    served = json.loads(cluster.kubectl("get", "--raw", "/version").stdout)
+    assert served["gitVersion"] == want, f"{CHOICE_VARIABLE} chose {want}"
+    client = json.loads(cluster.kubectl("version", "--client", "-o", "json").stdout)
+    assert client["clientVersion"]["gitVersion"] == want
 
 
 DEPLOYMENT = """
@@ -104,9 +118,7 @@ def test_crd_explain_schema_validation_and_status_subresource(
     cluster: LocalCluster, namespace: str
 ) -> None:
     cluster.kubectl("apply", "-f", "-", input=CRD)
-    cluster.kubectl(
-        "wait", "--for=condition=Established", "crd/gadgets.smoke.restream.dev", "--timeout=30s"
-    )
+    cluster.wait_established("gadgets.smoke.restream.dev")
 
     def explained() -> bool:
         out = cluster.kubectl("explain", "gadget.spec.size", check=False)
