@@ -415,6 +415,8 @@ def installed(cluster: LocalCluster, crds: None) -> Iterator[None]:
 
 
 def test_chart_is_installed_and_ready(cluster: LocalCluster, installed: None) -> None:
+    # helm --wait returns at Ready; available is minReadySeconds later.
+    cluster.kubectl("rollout", "status", f"deployment/{RELEASE}", "-n", NAMESPACE, "--timeout=60s")
     out = cluster.kubectl("get", "deployment", RELEASE, "-n", NAMESPACE, "-o", "json")
     status = json.loads(out.stdout)["status"]
     assert status.get("availableReplicas") == 1
