@@ -19,9 +19,7 @@ the same watchdog, reconnects with bounded backoff, never exiting on its own, th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -29,7 +27,7 @@ from . import contract
 from .contract import RelayAgentStatus, RelayState
 from .probe import Probe
 from .redact import Redactor
-from .relay import Relay, RelayConfig
+from .relay import Relay, RelayConfig, run_served
 
 log = logging.getLogger("restream.encoder")
 
@@ -131,22 +129,13 @@ class Encoder(Relay):
 
 
 async def serve(cfg: RelayConfig, token: str, redact: Redactor) -> int:
-    from .httpserver import HttpServer  # noqa: PLC0415
-
     encoder = Encoder(cfg, token, redact)
-    server = HttpServer(encoder.routes())
-    await server.start(cfg.listen)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, encoder.stop)
-    log.info(
-        "encoder agent started",
-        extra={"rendition": cfg.name, "ingest": cfg.server_url, "listen": cfg.listen},
+    return await run_served(
+        encoder,
+        cfg.listen,
+        lambda: log.info(
+            "encoder agent started",
+            extra={"rendition": cfg.name, "ingest": cfg.server_url, "listen": cfg.listen},
+        ),
+        "encoder",
     )
-    try:
-        await encoder.run()
-    finally:
-        with contextlib.suppress(Exception):
-            await server.close()
-    log.info("encoder agent stopped")
-    return 0

@@ -764,29 +764,39 @@ async def serve(
 ) -> int:
     relay = Relay(cfg, key, token, redact, passphrase)
     tls = relay.status()["tls"]
-    server = HttpServer(relay.routes())
-    await server.start(cfg.listen)
+
+    def started() -> None:
+        log.info(
+            "relay agent started",
+            extra={
+                "restream": cfg.name,
+                "destination": relay.shown_destination,
+                "format": cfg.output_format,
+                "listen": cfg.listen,
+                "tls": tls,
+            },
+        )
+        if tls == TlsVerification.INSECURE_SKIP_VERIFY:
+            log.warning(
+                "the destination's TLS certificate is not verified (tls.insecureSkipVerify): "
+                "anyone on the network path can impersonate it and read the stream key"
+            )
+
+    return await run_served(relay, cfg.listen, started, "relay")
+
+
+async def run_served(agent: Relay, listen: str, started: Callable[[], None], kind: str) -> int:
+    """Serves ``agent``'s HTTP routes on ``listen`` while it runs, until SIGTERM or
+    SIGINT stops it: the relay's and the encoder's (a Relay too) process life."""
+    server = HttpServer(agent.routes())
+    await server.start(listen)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, relay.stop)
-    log.info(
-        "relay agent started",
-        extra={
-            "restream": cfg.name,
-            "destination": relay.shown_destination,
-            "format": cfg.output_format,
-            "listen": cfg.listen,
-            "tls": tls,
-        },
-    )
-    if tls == TlsVerification.INSECURE_SKIP_VERIFY:
-        log.warning(
-            "the destination's TLS certificate is not verified (tls.insecureSkipVerify): "
-            "anyone on the network path can impersonate it and read the stream key"
-        )
+        loop.add_signal_handler(sig, agent.stop)
+    started()
     try:
-        await relay.run()
+        await agent.run()
     finally:
         await server.close()
-    log.info("relay agent stopped")
+    log.info("%s agent stopped", kind)
     return 0
