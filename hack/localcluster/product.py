@@ -24,6 +24,7 @@ from .controlplane import SERVICE_CIDR, LocalCluster
 from .node import (
     BUSYBOX_IMAGE,
     CACHE,
+    CLUSTER_DNS,
     POD_CIDR,
     REAL_NODE_SELECTOR,
     REAL_NODE_TOLERATION,
@@ -336,3 +337,15 @@ def ingest_from_host(cluster: LocalCluster, ns: str, livestream: str) -> tuple[s
                                         "-o", "json").stdout)  # fmt: skip
     key = base64.b64decode(secret["data"]["streamKey"]).decode()
     return f"rtmp://{svc['spec']['clusterIP']}:1935/live", key
+
+
+def with_cluster_dns(workdir: Path) -> list[str]:
+    """argv prefix that runs a host process with the cluster's DNS as its resolver, in a
+    mount namespace of its own (the host's /etc/resolv.conf is untouched): it reaches
+    ``<service>.<namespace>.svc.cluster.local`` by name, as an encoder given the URL in
+    status.ingest does, and a certificate is checked against that name."""
+    resolv = workdir / "resolv.conf"
+    resolv.write_text(f"nameserver {CLUSTER_DNS}\noptions timeout:2 attempts:3\n")
+    script = 'mount --bind "$0" /etc/resolv.conf && exec "$@"'
+    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script,
+            str(resolv)]  # fmt: skip

@@ -137,11 +137,21 @@ def preset_pipe(url: str, key: str, ca_file: str | None = None) -> tuple[str, in
 
 class Publisher:
     """The encoder as a process of its own, for as long as ``seconds`` (None: until
-    stopped)."""
+    stopped). ``ca_file``: an rtmps:// ``url`` whose certificate is verified against it.
+    ``wrapper``: argv that runs the encoder's argv given after it (e.g. a resolver of its
+    own)."""
 
-    def __init__(self, url: str, key: str, seconds: float | None) -> None:
-        shown_url, r = preset_pipe(url, key)
-        argv = publisher_argv(shown_url, r, seconds, rw_timeout_s=5)
+    def __init__(
+        self,
+        url: str,
+        key: str,
+        seconds: float | None,
+        *,
+        ca_file: str | None = None,
+        wrapper: Sequence[str] = (),
+    ) -> None:
+        shown_url, r = preset_pipe(url, key, ca_file)
+        argv = [*wrapper, *publisher_argv(shown_url, r, seconds, rw_timeout_s=5)]
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 - read by stderr() after exit
         self.started = time.monotonic()
         self.proc = subprocess.Popen(

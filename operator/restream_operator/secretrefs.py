@@ -87,14 +87,17 @@ SecretGetter = Callable[[str], dict[str, Any] | None]
 
 
 def missing_secrets(spec: models.LiveStreamSpec, get: SecretGetter) -> list[MissingSecret]:
-    missing = []
+    missing: list[MissingSecret] = []
     fetched: dict[str, dict[str, Any] | None] = {}
     for use in secret_uses(spec):
         if use.name not in fetched:
             fetched[use.name] = get(use.name)
         secret = fetched[use.name]
         if secret is None:
-            missing.append(MissingSecret(use))
+            # A Secret read for two keys (a TLS pair) is missing once, not once per key.
+            gone = MissingSecret(use)
+            if str(gone) not in map(str, missing):
+                missing.append(gone)
         elif use.key not in (secret.get("data") or {}):
             missing.append(MissingSecret(use, secret_exists=True))
     return missing

@@ -9,8 +9,12 @@ Timings measured here are printed (``pytest -s``) as ``FIGURE name value``.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import json
+import socket
+import ssl
 import statistics
 import subprocess
 import tempfile
@@ -23,7 +27,17 @@ from typing import Any
 import pytest
 
 from hack.localcluster.node import NodeCluster
-from hack.localcluster.product import RELEASE, SYSTEM_NS, VERSION, chart_values, sink_files
+from hack.localcluster.pki import CertificateAuthority, KeyPair
+from hack.localcluster.product import (
+    RELEASE,
+    SYSTEM_NS,
+    VERSION,
+    chart_values,
+    ingest_from_host,
+    sink_files,
+    wait_service_reachable,
+    with_cluster_dns,
+)
 from hack.media.encoder import Publisher
 from hack.media.harness import GrowthSampler, codecs_and_duration, packet_times
 from hack.waiting import wait_for
@@ -480,3 +494,147 @@ def test_apply_to_ready_median_of_3(node_cluster: NodeCluster, product: dict[str
             times.append(round(time.monotonic() - t0, 2))
     figure("apply_to_all_pods_ready_s_runs", times)
     figure("apply_to_all_pods_ready_s_median", statistics.median(times))
+
+
+# -- 7. RTMPS through the Service, its certificate from a Secret (issue 19) ------------------
+
+TLS_SECRET = f"{LS}-ingest-tls"
+
+
+def tls_secret(ns: str, pair: KeyPair) -> dict[str, Any]:
+    """A kubernetes.io/tls Secret, as cert-manager's Certificate writes it."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": TLS_SECRET, "namespace": ns},
+        "type": "kubernetes.io/tls",
+        "data": {
+            "tls.crt": base64.b64encode(pair.cert.read_bytes()).decode(),
+            "tls.key": base64.b64encode(pair.key.read_bytes()).decode(),
+        },
+    }
+
+
+def served_certificate(address: str, name: str, ca: Path) -> str:
+    """SHA-256 of the certificate a new client of ``address``:1936 is given, verified
+    against ``ca`` for the host ``name`` (the handshake fails otherwise)."""
+    ctx = ssl.create_default_context(cafile=str(ca))
+    with (
+        socket.create_connection((address, 1936), 3) as raw,
+        ctx.wrap_socket(raw, server_hostname=name) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return hashlib.sha256(der).hexdigest()
+
+
+def test_rtmps_through_the_service_with_a_certificate_from_a_secret(
+    node_cluster: NodeCluster, product: dict[str, Any]
+) -> None:
+    """The certificate comes from a kubernetes.io/tls Secret created after the LiveStream
+    (as cert-manager issues it); an encoder on the host resolves the Service's name
+    through the cluster's DNS, publishes to the rtmpsUrl of the status and verifies the
+    certificate, host name included; a renewal of the Secret reaches new clients while
+    that encoder stays live."""
+    cluster, ns = node_cluster, product["ns"]
+    names = ["dest-1", "dest-2", "dest-3"]
+    sinks = ["sink-1", "sink-2", "sink-3"]
+    tmp = Path(tempfile.mkdtemp(dir=product["tmp"]))
+    ca = CertificateAuthority(tmp)
+    host = f"{LS}-ingest.{ns}.svc.cluster.local"
+
+    def issue(stem: str) -> KeyPair:
+        return ca.issue(stem, host, dns_names=(host, f"{LS}-ingest.{ns}.svc"), server=True)
+
+    doc = livestream(ns, [dest(1, "sink-1", ns), dest(2, "sink-2", ns), dest(3, "sink-3", ns)])
+    doc["spec"]["ingest"] = {"tls": {"secretRef": {"name": TLS_SECRET}}}
+    with diagnosed(cluster, ns):
+        apply(cluster, ns, doc)
+        st = wait_status(
+            cluster, ns,
+            lambda st: st.get("ingest", {}).get("rtmpsUrl") and any(
+                TLS_SECRET in c.get("message", "") for c in st.get("conditions") or []
+            ),
+            "the status to name the missing TLS Secret", 60,
+        )  # fmt: skip
+        url = st["ingest"]["rtmpsUrl"]
+        assert url == f"rtmps://{host}:1936/live", url
+        print(f"\nbefore the Secret: {json.dumps(st['conditions'])}")
+
+        t0 = time.monotonic()
+        cluster.kubectl("-n", ns, "apply", "-f", "-",
+                        input=json.dumps(tls_secret(ns, issue("first"))))  # fmt: skip
+        wait_all_ready(cluster, ns, names)
+        wait_status(
+            cluster, ns,
+            lambda st: "rtmpsError" not in st.get("ingest", {})
+            and not any(TLS_SECRET in c.get("message", "") for c in st.get("conditions") or []),
+            "RTMPS served", 120,
+        )  # fmt: skip
+        svc = get_json(cluster, ns, "svc", f"{LS}-ingest")
+        assert 1936 in [p["port"] for p in svc["spec"]["ports"]], svc["spec"]["ports"]
+        address = svc["spec"]["clusterIP"]
+        wait_service_reachable(cluster, ns, f"{LS}-ingest", 1936, 60)
+        first = served_certificate(address, host, ca.pair.cert)
+        figure("tls_secret_created_to_rtmps_served_s", round(time.monotonic() - t0, 2))
+
+        _, key = ingest_from_host(cluster, ns, LS)
+        resolver = with_cluster_dns(tmp)
+        # An encoder that trusts another CA refuses the ingest's certificate before it
+        # sends anything of the stream (its key included).
+        (tmp / "other").mkdir()
+        other = CertificateAuthority(tmp / "other", "another CA")
+        untrusting = Publisher(url, key, 5, ca_file=str(other.pair.cert), wrapper=resolver)
+        try:
+            assert untrusting.wait(20) != 0, "a certificate from an unknown CA must be refused"
+        finally:
+            untrusting.stop()
+        print(f"untrusting encoder: {untrusting.stderr().strip()[-300:]}")
+        assert status(cluster, ns).get("broadcasting") is not True
+
+        ingest_pod = next(p for p in ls_pods(cluster, ns)
+                          if p["metadata"]["name"].startswith(f"{LS}-ingest-"))  # fmt: skip
+        old = {s: set(sink_files(cluster, ns, s)) for s in sinks}
+        pub = Publisher(url, key, None, ca_file=str(ca.pair.cert), wrapper=resolver)
+        try:
+            fb = first_bytes(cluster, ns, sinks, pub.started, pub=pub)
+            figure("rtmps_publisher_start_to_first_byte_s", fb)
+            st = wait_status(cluster, ns, all_live(names), "broadcasting over RTMPS", 30)
+            assert st["ingest"].get("clientProtocol") == "RTMPS", st["ingest"]
+            client = st["ingest"].get("clientAddress")
+            print(f"client: RTMPS from {client}")
+
+            # cert-manager renews: a new key and certificate in the same Secret.
+            time.sleep(3)
+            t0 = time.monotonic()
+            second = issue("second")
+            cluster.kubectl("-n", ns, "apply", "-f", "-",
+                            input=json.dumps(tls_secret(ns, second)))  # fmt: skip
+            wait_for(lambda: served_certificate(address, host, ca.pair.cert) != first,
+                     "the renewed certificate served to new clients", timeout=90,
+                     every=0.5)  # fmt: skip
+            figure("tls_secret_renewed_to_new_certificate_served_s",
+                   round(time.monotonic() - t0, 2))  # fmt: skip
+            assert (
+                served_certificate(address, host, ca.pair.cert)
+                == hashlib.sha256(ssl.PEM_cert_to_DER_cert(second.cert.read_text())).hexdigest()
+            )
+            time.sleep(5)
+            assert pub.alive(), f"the renewal dropped the live encoder: {pub.stderr()}"
+            assert all_live(names)(status(cluster, ns))
+        finally:
+            pub.stop()
+        now = next(p for p in ls_pods(cluster, ns)
+                   if p["metadata"]["name"].startswith(f"{LS}-ingest-"))  # fmt: skip
+        assert now["metadata"]["uid"] == ingest_pod["metadata"]["uid"]
+        assert all(c["restartCount"] == 0 for c in now["status"]["containerStatuses"])
+        time.sleep(2)  # nginx-rtmp closes the recordings once the relays' streams end
+        for s in sinks:
+            new = [n for n in sink_files(cluster, ns, s) if n not in old[s]]
+            assert len(new) == 1, f"{s}: one recording for the whole broadcast, got {new}"
+            rec = fetch_recording(cluster, ns, s, new[0], tmp)
+            codecs, duration = codecs_and_duration(rec)
+            gap = max_gap(packet_times(rec))
+            print(f"{s}: {codecs} {duration:.1f}s, longest gap {gap:.2f}s")
+            assert {"h264", "aac"} <= codecs
+            assert gap <= 1.0

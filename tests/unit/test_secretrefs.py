@@ -32,3 +32,17 @@ def test_every_secret_a_relay_reads_is_a_secret_use() -> None:
         "Secret 'studio-ca' has no key 'root.pem' (for restream 'S', tls.caSecretRef)",
         "Secret 'srt' (for restream 'T', srt.passphraseSecretRef) does not exist",
     ]
+
+
+def test_a_missing_tls_secret_is_reported_once_and_a_half_pair_by_its_key() -> None:
+    spec = models.LiveStreamSpec.model_validate(
+        {"ingest": {"tls": {"secretRef": {"name": "ingest-tls"}}}, "restreams": [RTMPS]}
+    )
+    stored: dict[str, dict[str, object]] = {"k": {"data": {"streamKey": "a2V5"}}}
+    assert [str(m) for m in missing_secrets(spec, stored.get)] == [
+        "Secret 'ingest-tls' (for spec.ingest.tls.secretRef) does not exist",
+    ]
+    stored["ingest-tls"] = {"data": {"tls.crt": "Q0VSVA=="}}
+    assert [str(m) for m in missing_secrets(spec, stored.get)] == [
+        "Secret 'ingest-tls' has no key 'tls.key' (for spec.ingest.tls.secretRef)",
+    ]
