@@ -3,13 +3,14 @@
 On the real node (`python -m hack.localcluster up --node auto` made one: root and the node's
 Debian packages present): the project's images are built and imported, the operator is
 installed with the Helm chart and runs as a pod, two nginx-rtmp sink pods stand in for
-YouTube and Twitch, and the LiveStream `launch` gets real ingest and relay pods. A test
-pattern is then published from the host for DEMO_PUBLISH_SECONDS (default 15; 0 skips
-it) and the demo shows the status and the sinks' recordings as they happen; while it is
-live, the on-air PodDisruptionBudget, and a change that needs the ingest pod replaced
-(HLS on) waiting for the broadcast to end instead of cutting it. Everything
-stays up for you to publish with OBS or ffmpeg (`make publish`); `make cluster-down`
-stops it all.
+YouTube and Twitch, and the LiveStream `launch` gets real ingest and relay pods, taking
+RTMP, RTMPS (its certificate in a Secret, from a CA of the demo's) and SRT. A test
+pattern is then published from the host over RTMPS for DEMO_PUBLISH_SECONDS (default 15;
+0 skips it), verifying the certificate, and the demo shows the status and the sinks'
+recordings as they happen; while it is live, the on-air PodDisruptionBudget, and a change
+that needs the ingest pod replaced (HLS on) waiting for the broadcast to end instead of
+cutting it. Everything stays up for you to publish with OBS or ffmpeg (`make publish`);
+`make cluster-down` stops it all.
 
 Without a real node (kwok's simulated one): the operator runs as a local process and the
 example LiveStream is applied; it says what is simulated.
@@ -20,6 +21,7 @@ ingest, the key read from its Secret and handed to ffmpeg through a pipe.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sys
@@ -30,8 +32,9 @@ from typing import Any
 from hack.localcluster import livestreams
 from hack.localcluster.__main__ import STATE, STATE_DIR, attach
 from hack.localcluster.controlplane import ClusterError, LocalCluster, free_port
-from hack.localcluster.node import NodeState, import_image
+from hack.localcluster.node import CLUSTER_DNS, NodeState, import_image
 from hack.localcluster.operator_process import OperatorProcess, wait_for_webhooks
+from hack.localcluster.pki import CertificateAuthority
 from hack.localcluster.product import (
     IMAGE_TARS,
     Helm,
@@ -44,9 +47,12 @@ from hack.localcluster.product import (
     sink_url,
     wait_ingest_reachable,
     wait_operator,
+    wait_service_reachable,
+    with_cluster_dns,
 )
 from hack.media.encoder import FPS, Publisher
 from hack.waiting import wait_for
+from restream_operator.agent import contract
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 KUBECTL = STATE_DIR / "bin" / "kubectl"
@@ -56,7 +62,14 @@ LOG = STATE_DIR / "operator.log"
 MANIFEST = STATE_DIR / "demo.yaml"  # what the real-node demo applied, to read or edit
 LS = "launch"
 NS = "default"
+TLS_SECRET = f"{LS}-ingest-tls"
+INGEST_HOST = f"{LS}-ingest.{NS}.svc.cluster.local"
+DEMO_CA = STATE_DIR / "demo-ca" / "ca.crt"  # the CA that issued the ingest's certificate
 SINKS = {"Youtube": "sink-youtube", "Twitch": "sink-twitch"}  # restream -> its sink pod
+
+
+def shown(path: Path) -> Path:
+    return path.relative_to(CHECKOUT) if path.is_relative_to(CHECKOUT) else path
 
 
 def say(text: str = "") -> None:
@@ -79,9 +92,30 @@ def footer() -> None:
 # -- on the real node ----------------------------------------------------------------------
 
 
+def ingest_certificate() -> dict[str, Any]:
+    """The ingest's RTMPS certificate as cert-manager would store it (a kubernetes.io/tls
+    Secret), issued for the ingest Service's name by a CA of the demo's own, whose
+    certificate (DEMO_CA) encoders are given to trust."""
+    DEMO_CA.parent.mkdir(parents=True, exist_ok=True)
+    ca = CertificateAuthority(DEMO_CA.parent)
+    pair = ca.issue("ingest", INGEST_HOST, dns_names=(INGEST_HOST,), server=True)
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": TLS_SECRET},
+        "type": "kubernetes.io/tls",
+        "data": {
+            "tls.crt": base64.b64encode(pair.cert.read_bytes()).decode(),
+            "tls.key": base64.b64encode(pair.key.read_bytes()).decode(),
+        },
+    }
+
+
 def demo_objects() -> list[dict[str, Any]]:
-    """Two sinks, their keys in a Secret, and the LiveStream restreaming to both."""
+    """Two sinks, their keys in a Secret, the ingest's certificate, and the LiveStream
+    restreaming to both, taking RTMP, RTMPS and SRT."""
     objects = [o for sink in SINKS.values() for o in sink_objects(sink)]
+    objects.append(ingest_certificate())
     objects.append(
         {
             "apiVersion": "v1",
@@ -96,6 +130,7 @@ def demo_objects() -> list[dict[str, Any]]:
             "kind": "LiveStream",
             "metadata": {"name": LS},
             "spec": {
+                "ingest": {"tls": {"secretRef": {"name": TLS_SECRET}}, "srt": {}},
                 "restreams": [
                     {
                         "name": name,
@@ -103,7 +138,7 @@ def demo_objects() -> list[dict[str, Any]]:
                         "streamKeySecretRef": {"name": "sink-keys", "key": name.lower()},
                     }
                     for name, sink in SINKS.items()
-                ]
+                ],
             },
         }
     )
@@ -126,7 +161,7 @@ def install(cluster: LocalCluster, containerd: str) -> None:
 def apply_demo(cluster: LocalCluster) -> None:
     MANIFEST.write_text(
         "# Applied by `make demo`: two nginx-rtmp sinks standing in for YouTube and Twitch,\n"
-        "# their keys, and the LiveStream that restreams to both.\n"
+        "# their keys, the ingest's certificate, and the LiveStream that restreams to both.\n"
         + json.dumps({"apiVersion": "v1", "kind": "List", "items": demo_objects()}, indent=2)
         + "\n"
     )
@@ -138,8 +173,7 @@ def apply_demo(cluster: LocalCluster) -> None:
         if time.monotonic() > deadline:
             raise SystemExit(f"demo: kubectl apply -f {MANIFEST} failed: {out.stderr.strip()}")
         time.sleep(1)
-    shown = MANIFEST.relative_to(CHECKOUT) if MANIFEST.is_relative_to(CHECKOUT) else MANIFEST
-    say(f"$ kubectl apply -f {shown}")
+    say(f"$ kubectl apply -f {shown(MANIFEST)}")
     say(out.stdout.strip())
     for sink in SINKS.values():
         cluster.kubectl("-n", NS, "wait", "--for=condition=Ready", f"pod/{sink}",
@@ -182,11 +216,15 @@ def after_broadcast(cluster: LocalCluster, ended: float) -> None:
 
 
 def broadcast(cluster: LocalCluster, seconds: float) -> None:
-    url, key = ingest_from_host(cluster, NS, LS)
+    _, key = ingest_from_host(cluster, NS, LS)
+    url = livestreams.status(cluster, NS, LS)["ingest"]["rtmpsUrl"]
+    wait_service_reachable(cluster, NS, f"{LS}-ingest", contract.RTMPS_PORT, 30)
     before_files = {s: sink_files(cluster, NS, s) for s in SINKS.values()}
     before = {s: sum(files.values()) for s, files in before_files.items()}
-    say(f"Publishing a test pattern for {seconds:g}s from this host to {url}/<key>:")
-    pub = Publisher(url, key, seconds)
+    say(f"Publishing a test pattern for {seconds:g}s from this host over RTMPS to {url}/<key>")
+    say(f"(the Service's name resolved by the cluster's DNS, its certificate checked against "
+        f"{shown(DEMO_CA)}):")  # fmt: skip
+    pub = Publisher(url, key, seconds, ca_file=str(DEMO_CA), wrapper=with_cluster_dns(STATE_DIR))
     changed = False
     try:
         while pub.alive():
@@ -235,6 +273,7 @@ def real_node_demo(cluster: LocalCluster, containerd: str) -> int:
     if seconds > 0:
         broadcast(cluster, seconds)
     url, _ = ingest_from_host(cluster, NS, LS)
+    ingest = livestreams.status(cluster, NS, LS)["ingest"]
     say("Real: every pod above runs in containerd on this machine's node (kubelet,")
     say("runc, CNI bridge 10.244.0.0/24, kube-proxy, CoreDNS). The sinks are nginx-rtmp")
     say("pods recording what they receive, in place of YouTube and Twitch.")
@@ -242,6 +281,9 @@ def real_node_demo(cluster: LocalCluster, containerd: str) -> int:
     say("Publish yourself (from this host; the ingest Service's ClusterIP is routed here):")
     say(f"  OBS: Settings > Stream > Custom, Server {url}, Stream Key:")
     say(f"       kubectl get secret {LS}-stream-key -o jsonpath='{{.data.streamKey}}' | base64 -d")
+    say(f"  RTMPS: {ingest.get('rtmpsUrl')}, trusting {shown(DEMO_CA)}; the name resolves")
+    say(f"       in the cluster's DNS ({CLUSTER_DNS}) or, from the host, as the ClusterIP above")
+    say(f"  SRT:   {ingest.get('srtUrl')}, the stream key as its passphrase")
     say("  ffmpeg, a test pattern until Ctrl-C:  make publish  (DURATION=60 for a minute)")
     say("Recordings: kubectl exec sink-youtube -- ls -l /tmp/rec")
     footer()

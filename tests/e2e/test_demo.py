@@ -28,6 +28,11 @@ def test_make_demo_relays_a_real_stream_to_two_recording_sinks(tmp_path: Path) -
         assert demo.returncode == 0, demo.stdout + demo.stderr
         out = demo.stdout
         assert "launch-ingest-" in out and "restream-node-0" in out
+        # The broadcast is published over RTMPS, the certificate from the demo's Secret
+        # verified (a failed check ends the encoder at once: nothing would be recorded).
+        host = "launch-ingest.default.svc.cluster.local"
+        assert f"over RTMPS to rtmps://{host}:1936/live/<key>" in out, out
+        assert f"SRT:   srt://{host}:9000, the stream key as its passphrase" in out, out
         # while publishing: broadcasting, both restreams Live, both sinks recording
         live = (r"broadcasting=True \[Youtube Live, Twitch Live\] recorded: "
                 r"sink-youtube \+[1-9]\d* KiB, sink-twitch \+[1-9]\d* KiB")  # fmt: skip
