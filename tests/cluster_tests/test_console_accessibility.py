@@ -23,7 +23,10 @@ from hack.localcluster.livestreams import status_condition as condition
 from tests.cluster_tests.browser import Browsing, opened
 from tests.cluster_tests.test_console import create, patch_status, row
 from tests.cluster_tests.test_console_livestream import (
+    RTMPS_ERROR,
     card,
+    contribution_ingest,
+    create_contribution,
     detail_page,
     live_status,
     more_points_than,
@@ -121,3 +124,22 @@ def test_a_live_livestream_page_has_no_serious_accessibility_violation(
     more_points_than(page, 2)
     assert_accessible(page)
     screenshot(page, "console-livestream")
+
+
+def test_a_contribution_livestream_page_has_no_serious_accessibility_violation(
+    cluster: LocalCluster, namespace: str, webhook_down: None, browsing: Browsing, console: Console
+) -> None:
+    """Every ingest row shown: RTMP, RTMPS and SRT, both protocols' reasons for not being
+    served, an encoder on air over SRT."""
+    create_contribution(cluster, namespace, "venue")
+    ingest = contribution_ingest(namespace, "venue")
+    ingest.update(srtError="the stream key is 8 characters: an SRT passphrase has 10 to 79",
+                  clientProtocol="SRT", bitrateKbps=3000)  # fmt: skip
+    patch_status(cluster, namespace, "venue", {"broadcasting": True, "ingest": ingest})
+    view = opened(browsing, console)
+    view.page.set_viewport_size({"width": 1280, "height": 900})
+    page = detail_page(view, namespace, "venue")
+    expect(page.locator("#rtmps-error")).to_have_text(RTMPS_ERROR)
+    expect(page.locator("#srt-error")).to_be_visible()
+    expect(page.locator("#ingest-client")).to_have_text("SRT, address not reported")
+    assert_accessible(page)

@@ -75,6 +75,8 @@ def live_status(bitrate: int, youtube: int, twitch_state: str = "Retrying") -> d
         "liveRestreams": "1/2",
         "ingest": {
             "rtmpUrl": "rtmp://show-ingest.ns.svc.cluster.local:1935/live",
+            "clientProtocol": "RTMP",
+            "clientAddress": "192.0.2.10",
             "bitrateKbps": bitrate,
             "video": {"width": 1280, "height": 720, "frameRate": 30,
                       "keyframeIntervalSeconds": 5, "bitrateKbps": bitrate - 128},
@@ -172,6 +174,7 @@ def test_the_page_follows_the_livestream_and_reveals_its_key_on_request(
         "rtmp://show-ingest.ns.svc.cluster.local:1935/live"
     )
     expect(page.locator("#summary")).to_contain_text("On air")
+    expect(page.locator("#ingest-client")).to_have_text("RTMP, from 192.0.2.10")
     expect(page.get_by_role("button", name="Copy the in-cluster RTMP URL")).to_be_visible()
     expect(page.locator("#external-url")).to_have_text("None")  # a ClusterIP Service
     expect(page.get_by_role("button", name="Copy the external RTMP URL")).to_be_hidden()
@@ -211,6 +214,114 @@ def test_the_page_follows_the_livestream_and_reveals_its_key_on_request(
     log = console.log.read_text()
     assert f"POST /api/livestreams/{namespace}/{name}/key 200" in log
     assert KEY not in log
+
+
+def ingest_terms(page: Page) -> Any:
+    """The Ingest section's visible row names, in order."""
+    return page.locator("#ingest-heading + dl > dt").filter(visible=True)
+
+
+MEASURED = ["Stream key", "Publishing encoder", "Incoming bitrate", "Codecs",
+            "Video, as measured", "Audio, as measured"]  # fmt: skip
+RTMP_ROWS = ["RTMP URL (in the cluster)", "RTMP URL (from outside)"]
+RTMPS_ROWS = ["RTMPS URL (in the cluster)", "RTMPS URL (from outside)"]
+SRT_ROWS = ["SRT URL (in the cluster)", "SRT URL (from outside)", "SRT passphrase"]
+
+
+RTMPS_ERROR = "the TLS Secret venue-ingest-tls does not exist yet"
+
+
+def create_contribution(cluster: LocalCluster, namespace: str, name: str) -> None:
+    """A LiveStream with RTMPS and SRT beside RTMP (examples/contribution-ingest.yaml)."""
+    spec = json.loads(livestream(name))
+    spec["spec"]["ingest"] = {
+        "serviceType": "LoadBalancer",
+        "tls": {"secretRef": {"name": "venue-ingest-tls"}},
+        "srt": {"latencyMs": 500},
+    }
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(spec))
+
+
+def contribution_ingest(namespace: str, name: str) -> dict[str, Any]:
+    """Its status.ingest behind a load balancer, its certificate not issued yet."""
+    host = f"{name}-ingest.{namespace}.svc.cluster.local"
+    return {
+        "rtmpUrl": f"rtmp://{host}:1935/live",
+        "externalUrl": "rtmp://203.0.113.9:1935/live",
+        "rtmpsUrl": f"rtmps://{host}:1936/live",
+        "externalRtmpsUrl": "rtmps://203.0.113.9:1936/live",
+        "rtmpsError": RTMPS_ERROR,
+        "srtUrl": f"srt://{host}:9000",
+        "externalSrtUrl": "srt://203.0.113.9:9000",
+        "streamKeySecret": f"{name}-stream-key",
+    }
+
+
+def test_the_page_shows_each_protocol_the_livestream_serves_and_the_encoders(
+    cluster: LocalCluster,
+    namespace: str,
+    browsing: Browsing,
+    console: Console,
+) -> None:
+    name = "venue"
+    create_contribution(cluster, namespace, name)
+    create(cluster, namespace, "plain")
+    key_secret(cluster, namespace, name)
+    view = opened(browsing, console)
+    view.page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page = detail_page(view, namespace, name)
+    terms = ingest_terms(page)
+
+    # The spec asks for RTMPS and SRT: their rows before the operator reports a URL.
+    expect(terms).to_have_text([*RTMP_ROWS, *RTMPS_ROWS, *SRT_ROWS, *MEASURED])
+    expect(page.locator("#rtmps-url")).to_have_text("Not reported yet")
+    expect(page.locator("#srt-url")).to_have_text("Not reported yet")
+    expect(page.get_by_role("button", name="Copy the in-cluster SRT URL")).to_be_hidden()
+
+    # The certificate not issued yet: RTMPS is not served, and the page says why.
+    host = f"{name}-ingest.{namespace}.svc.cluster.local"
+    ingest = contribution_ingest(namespace, name)
+    patch_status(cluster, namespace, name, {"broadcasting": False, "ingest": ingest})
+    expect(page.locator("#rtmps-error")).to_have_text(RTMPS_ERROR)
+    expect(terms).to_have_text([*RTMP_ROWS, *RTMPS_ROWS, "RTMPS not served", *SRT_ROWS, *MEASURED])
+    expect(page.locator("#rtmps-url")).to_have_text(f"rtmps://{host}:1936/live")
+    expect(page.locator("#external-rtmps-url")).to_have_text("rtmps://203.0.113.9:1936/live")
+    expect(page.locator("#srt-url")).to_have_text(f"srt://{host}:9000")
+    expect(page.locator("#external-srt-url")).to_have_text("srt://203.0.113.9:9000")
+    expect(page.locator("#srt-passphrase")).to_contain_text("The stream key, revealed below.")
+    expect(page.locator("#ingest-client")).to_have_text("No broadcast")
+    for which in ("in-cluster", "external"):
+        for protocol in ("RTMP", "RTMPS", "SRT"):
+            button = page.get_by_role("button", name=f"Copy the {which} {protocol} URL")
+            expect(button).to_be_visible()
+    copy = page.get_by_role("button", name="Copy the external SRT URL")
+    copy.click()
+    expect(copy).to_have_text("Copied")
+    # The URL as OBS takes it, without a passphrase: the key stays behind its button.
+    assert page.evaluate("() => navigator.clipboard.readText()") == "srt://203.0.113.9:9000"
+
+    # The certificate issued, an encoder on air over RTMPS, then over SRT.
+    ingest.update(rtmpsError=None, clientProtocol="RTMPS", clientAddress="198.51.100.23")
+    patch_status(cluster, namespace, name, {"broadcasting": True, "ingest": ingest})
+    expect(page.locator("#ingest-client")).to_have_text("RTMPS, from 198.51.100.23")
+    expect(terms).to_have_text([*RTMP_ROWS, *RTMPS_ROWS, *SRT_ROWS, *MEASURED])
+    ingest.update(clientProtocol="SRT", clientAddress=None)
+    patch_status(cluster, namespace, name, {"ingest": ingest})
+    expect(page.locator("#ingest-client")).to_have_text("SRT, address not reported")
+    assert KEY not in page.content()
+    view.still_the_same_page()
+
+    # Plain RTMP only: no row, no button of RTMPS or SRT.
+    patch_status(cluster, namespace, "plain", live_status(6000, 4500))
+    page.goto(f"{console.root}livestreams/{namespace}/plain")
+    expect(page.locator("#connection")).to_have_text(re.compile("^Live"))
+    expect(page.locator("#ingest-client")).to_have_text("RTMP, from 192.0.2.10")
+    expect(terms).to_have_text([*RTMP_ROWS, *MEASURED])
+    expect(page.get_by_role("button", name=re.compile("RTMPS|SRT"))).to_have_count(0)
+    section = page.get_by_role("region", name="Ingest")  # the destinations are rtmps://
+    shown = section.get_by_text(re.compile("rtmps://|srt://|passphrase")).filter(visible=True)
+    expect(shown).to_have_count(0)
+    assert view.errors == []
 
 
 def test_a_viewer_who_may_not_get_the_secret_is_refused_the_key_with_the_reason(

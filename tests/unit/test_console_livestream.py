@@ -64,6 +64,45 @@ def test_the_detail_carries_no_key_value_and_only_what_the_page_shows() -> None:
     assert status["broadcasting"] is True and status["liveRestreams"] == "1/2"
 
 
+def test_the_detail_carries_each_protocol_the_spec_serves_and_its_status() -> None:
+    obj = json.loads(json.dumps(LIVESTREAM))
+    obj["spec"]["ingest"] = {"tls": {"secretRef": {"name": "show-tls"}}, "srt": {}}
+    ingest = {
+        "rtmpsUrl": "rtmps://show-ingest.studio.svc:1936/live",
+        "externalRtmpsUrl": "rtmps://203.0.113.9:1936/live",
+        "rtmpsError": "the TLS Secret show-tls does not exist yet",
+        "srtUrl": "srt://show-ingest.studio.svc:9000",
+        "externalSrtUrl": "srt://203.0.113.9:9000",
+        "srtError": "the stream key is too short for an SRT passphrase",
+        "clientProtocol": "RTMPS",
+        "clientAddress": "198.51.100.4",
+    }
+    obj["status"]["ingest"].update(ingest)
+    summary = livestream.detail(obj)
+    assert summary["protocols"] == ["RTMP", "RTMPS", "SRT"]
+    assert ingest.items() <= summary["status"]["ingest"].items()
+    # [RTMPS, SRT]: plain RTMP off, whatever a stale status still says.
+    obj["spec"]["ingest"]["protocols"] = ["RTMPS", "SRT"]
+    assert livestream.detail(obj)["protocols"] == ["RTMPS", "SRT"]
+
+
+@pytest.mark.parametrize(
+    ("ingest", "status", "expected"),
+    [
+        (None, {}, ["RTMP"]),
+        ({"srt": {"latencyMs": 400}}, {}, ["RTMP", "SRT"]),
+        ({"tls": {"secretRef": {"name": "t"}}, "protocols": ["RTMPS"]}, {}, ["RTMPS"]),
+        # A protocol only a newer CRD knows: the status's URLs say which are served.
+        ({"protocols": ["QUIC"]}, {"rtmpUrl": "rtmp://x", "srtUrl": "srt://x"}, ["RTMP", "SRT"]),
+    ],
+)
+def test_the_protocols_the_page_shows(
+    ingest: dict[str, Any] | None, status: dict[str, Any], expected: list[str]
+) -> None:
+    spec = {} if ingest is None else {"ingest": ingest}
+    assert livestream.ingest_protocols(spec, status) == expected
+
+
 def test_a_livestream_the_operator_has_not_seen_yet_is_summarized_too() -> None:
     bare = {"metadata": {"name": "new", "namespace": "n"}, "spec": {"restreams": []}}
     summary = livestream.detail(bare)

@@ -14,9 +14,10 @@ import base64
 import logging
 import re
 from importlib import resources
-from typing import Any
+from typing import Any, get_args
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from .. import models, naming
 from ..kube import KubeError, Obj
@@ -39,6 +40,14 @@ _KEY = "streamKey"
 _STATUS_INGEST = (
     "rtmpUrl",
     "externalUrl",
+    "rtmpsUrl",
+    "externalRtmpsUrl",
+    "rtmpsError",
+    "srtUrl",
+    "externalSrtUrl",
+    "srtError",
+    "clientProtocol",
+    "clientAddress",
     "streamKeySecret",
     "hlsUrl",
     "bitrateKbps",
@@ -83,6 +92,22 @@ def key_secret(obj: Obj) -> tuple[str, str]:
     return str(named or naming.generated_key_secret(name)), _KEY
 
 
+# The status field holding each protocol's in-cluster URL.
+_PROTOCOL_URL = {"RTMP": "rtmpUrl", "RTMPS": "rtmpsUrl", "SRT": "srtUrl"}
+
+
+def ingest_protocols(spec: Obj, ingest: object) -> list[str]:
+    """The protocols encoders may publish with: the page's rows for each, shown as soon
+    as the spec asks for one, before the operator reports its URL. A spec these models
+    cannot read (a newer CRD's) leaves the status's URLs to say."""
+    try:
+        wanted = models.IngestSpec.model_validate(spec.get("ingest") or {})
+    except ValidationError:
+        urls = ingest if isinstance(ingest, dict) else {}
+        return [p for p, field in _PROTOCOL_URL.items() if urls.get(field)]
+    return [p for p in get_args(models.EncoderProtocol) if wanted.serves(p)]
+
+
 def detail(obj: Obj) -> Summary:
     """What the page shows of a LiveStream, and nothing else of it."""
     meta = obj.get("metadata") or {}
@@ -95,6 +120,7 @@ def detail(obj: Obj) -> Summary:
         "restreams": [
             restream_summary(r) for r in spec.get("restreams") or [] if isinstance(r, dict)
         ],
+        "protocols": ingest_protocols(spec, status.get("ingest")),
         "hls": bool((spec.get("playback") or {}).get("hls")),
         "suspend": bool(spec.get("suspend")),
         "keySecret": {"name": secret, "key": key},

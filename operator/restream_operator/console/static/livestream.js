@@ -80,14 +80,47 @@
     return parts.join(", ") || "Measuring…";
   }
 
+  // Where each of status.ingest's URLs shows, and what shows while it has none.
+  const URLS = [
+    ["rtmp-url", "rtmpUrl", "Not reported yet"],
+    ["external-url", "externalUrl", "None"],
+    ["rtmps-url", "rtmpsUrl", "Not reported yet"],
+    ["external-rtmps-url", "externalRtmpsUrl", "None"],
+    ["srt-url", "srtUrl", "Not reported yet"],
+    ["external-srt-url", "externalSrtUrl", "None"],
+  ];
+
+  // The rows of the protocols the spec turns on (an RTMP-only LiveStream shows no
+  // RTMPS or SRT row); a protocol's error row only while the status gives a reason.
+  function renderProtocols(d) {
+    const ingest = d.status.ingest;
+    const served = new Set(d.protocols);
+    for (const row of document.querySelectorAll("[data-protocol]")) {
+      const error = row.dataset.error;
+      row.hidden = !served.has(row.dataset.protocol) || (error !== undefined && !ingest[error]);
+    }
+    for (const [id, field, none] of URLS) {
+      $(id).textContent = ingest[field] ?? none;
+      // Nothing to copy, no button to press.
+      document.querySelector(`button[data-copy="${id}"]`).hidden = !ingest[field];
+    }
+    $("rtmps-error").textContent = ingest.rtmpsError ?? "";
+    $("srt-error").textContent = ingest.srtError ?? "";
+  }
+
+  // Which protocol the encoder came in by, and from where (not reported over SRT).
+  function client(d) {
+    const ingest = d.status.ingest;
+    if (!d.status.broadcasting) return "No broadcast";
+    if (!ingest.clientProtocol) return "Not reported";
+    const from = ingest.clientAddress ? `from ${ingest.clientAddress}` : "address not reported";
+    return `${ingest.clientProtocol}, ${from}`;
+  }
+
   function renderIngest(d) {
     const ingest = d.status.ingest;
-    $("rtmp-url").textContent = ingest.rtmpUrl ?? "Not reported yet";
-    $("external-url").textContent = ingest.externalUrl ?? "None";
-    // Nothing to copy, no button to press.
-    for (const button of document.querySelectorAll("button[data-copy]")) {
-      button.hidden = !(button.dataset.copy === "rtmp-url" ? ingest.rtmpUrl : ingest.externalUrl);
-    }
+    renderProtocols(d);
+    $("ingest-client").textContent = client(d);
     $("key-secret").textContent =
       `In Secret ${d.keySecret.name}, key ${d.keySecret.key}.`;
     $("ingest-bitrate").textContent = d.status.broadcasting ? kbps(ingest.bitrateKbps) : "No broadcast";
