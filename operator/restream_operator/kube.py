@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlencode
 
+import orjson
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
@@ -166,7 +167,7 @@ class Kube:
                 detail.get("message", ""),
                 [c for c in causes if isinstance(c, dict)] if isinstance(causes, list) else [],
             )
-        return cast(Obj, json.loads(data)) if data else {}
+        return cast(Obj, orjson.loads(data)) if data else {}  # list pages: as in watches.py
 
     # ---- children -------------------------------------------------------------------
 
