@@ -73,7 +73,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/cache/debconf/*-old /var/log/apt /var/log/dpkg.log \
  && groupadd --gid 10001 restream \
  && useradd --uid 10001 --gid 10001 --home-dir /tmp --no-create-home --shell /usr/sbin/nologin restream
-# MALLOC_ARENA_MAX: kopf runs sync handlers in threads; glibc's per-thread malloc arenas
+# MALLOC_ARENA_MAX: reconciles and status writes run in threads; glibc's per-thread malloc arenas
 # would otherwise grow the operator's RSS far beyond what it uses.
 # PYTHONDONTWRITEBYTECODE: the root file system is read-only; the venvs ship their .pyc.
 ENV PATH=/opt/restream/bin:$PATH \

@@ -1,7 +1,9 @@
 """kopf handlers: thin wiring from Kubernetes events to the reconcile and status paths.
 
-- create / update of spec / resume  -> ``reconcile`` (sync: kopf runs it in a thread)
-- watch events of LiveStreams (kopf's) and of our Deployments, Pods, Services,
+- watch events of LiveStreams (kopf's on.event) -> ``Runtime.livestreams``, and a
+  reconcile of every generation not reconciled yet (trigger.py: nothing written to the
+  LiveStream for kopf's bookkeeping)
+- watch events of our Deployments, Pods, Services,
   NetworkPolicies and PodDisruptionBudgets (watches.py, our own) -> the in-memory views
   in ``Runtime`` (no API request needed to compute a status or to know that a child is
   as it was applied, and a child someone else changed is noticed at once)
@@ -22,8 +24,9 @@ from typing import Any
 
 import kopf
 
-from . import models, naming, reconcile, statusloop
+from . import models, naming, statusloop
 from .runtime import Runtime
+from .trigger import Trigger
 from .views import deployment_view, key_of, pod_view, service_view, written_view
 from .watches import Watch
 
@@ -36,10 +39,16 @@ OURS = {naming.LABEL_MANAGED_BY: naming.MANAGED_BY}
 async def track_livestream(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime = memo.runtime
     runtime.events.capture()  # for the status loop, which runs in no handler's context
+    trigger: Trigger | None = memo.get("trigger")
     if type == "DELETED":
         runtime.forget(body.meta["uid"])
-    else:
-        runtime.remember(dict(body))
+        if trigger is not None:
+            trigger.forget(body.meta["uid"])
+        return
+    obj = dict(body)
+    runtime.remember(obj)
+    if trigger is not None:
+        trigger.seen(obj, listed=type is None)  # kopf's initial listing has no type
 
 
 def _track(
@@ -77,20 +86,6 @@ def deliver(runtime: Runtime, kind: str) -> Callable[[str, dict[str, Any]], None
     return on_event
 
 
-# ---- reconcile -------------------------------------------------------------------------
-
-
-def reconcile_livestream(body: kopf.Body, reason: str, memo: kopf.Memo, **_: Any) -> None:
-    try:
-        reconcile.reconcile(memo.runtime, dict(body), cause=str(reason))
-    except reconcile.InvalidSpec as exc:
-        raise kopf.PermanentError(str(exc)) from exc
-    except reconcile.NameConflict as exc:
-        raise kopf.TemporaryError(str(exc), delay=30) from exc
-    except Exception as exc:
-        raise kopf.TemporaryError(f"reconcile failed: {exc}", delay=5) from exc
-
-
 # ---- the status loop ------------------------------------------------------------------
 
 
@@ -123,11 +118,17 @@ async def start_status_loop(memo: kopf.Memo, **_: Any) -> None:
         watch.start()
     await asyncio.gather(*(watch.synced.wait() for watch in memo.watches))
     runtime.held_kinds = HELD_KINDS
+    # Before kopf's LiveStream watch starts (after every startup handler): its listing
+    # reconciles each LiveStream once, with the children's views filled.
+    memo.trigger = Trigger(runtime, loop)
     # Created inside kopf's context, so kopf.event() works from the loop.
     memo.status_loop = asyncio.create_task(statusloop.run(memo.runtime))
 
 
 async def stop_status_loop(memo: kopf.Memo, **_: Any) -> None:
+    trigger: Trigger | None = memo.get("trigger")
+    if trigger is not None:
+        trigger.stop()
     task: asyncio.Task[None] | None = memo.get("status_loop")
     if task is not None:
         task.cancel()
@@ -145,12 +146,8 @@ async def stop_status_loop(memo: kopf.Memo, **_: Any) -> None:
 
 def register(registry: kopf.OperatorRegistry) -> None:
     ls = (models.GROUP, models.VERSION, models.PLURAL)
+    # No create/update/resume handlers: kopf would write its last-handled annotation on
+    # every LiveStream it handled (trigger.py says why not).
     kopf.on.event(*ls, registry=registry)(track_livestream)
-    for decorator in (
-        kopf.on.resume(*ls, registry=registry),
-        kopf.on.create(*ls, registry=registry),
-        kopf.on.update(*ls, field="spec", registry=registry),
-    ):
-        decorator(reconcile_livestream)
     kopf.on.startup(registry=registry)(start_status_loop)
     kopf.on.cleanup(registry=registry)(stop_status_loop)

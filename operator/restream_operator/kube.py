@@ -1,6 +1,6 @@
 """The few Kubernetes API calls the reconcile path makes, over the synchronous client.
 
-Everything here blocks: call it from sync kopf handlers (kopf runs them in threads) or
+Everything here blocks: call it from a thread (the reconcile pool, the admission pool) or
 through ``asyncio.to_thread``, never directly from an ``async def``.
 
 Children are written with server-side apply under one field manager, so a reconcile
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlencode
 
+import orjson
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
@@ -97,7 +98,7 @@ def load_config() -> client.ApiClient:
         # $KUBECONFIG as it is now (the client reads it once, at import).
         config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))  # type: ignore[no-untyped-call]
     configuration = client.Configuration.get_default_copy()
-    # One kept connection per thread that calls the API (kopf's workers, the admission
+    # One kept connection per thread that calls the API (the reconcile pool, the admission
     # pool, status writes): the client's default, 5 per CPU, made it close and reopen
     # TLS connections under load ("Connection pool is full, discarding connection").
     configuration.connection_pool_maxsize = CONNECTIONS
@@ -166,7 +167,7 @@ class Kube:
                 detail.get("message", ""),
                 [c for c in causes if isinstance(c, dict)] if isinstance(causes, list) else [],
             )
-        return cast(Obj, json.loads(data)) if data else {}
+        return cast(Obj, orjson.loads(data)) if data else {}  # list pages: as in watches.py
 
     # ---- children -------------------------------------------------------------------
 

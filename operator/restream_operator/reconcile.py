@@ -1,11 +1,11 @@
 """The reconcile path: make a LiveStream's children match its spec. The only one.
 
-:func:`reconcile` is what every caller uses: kopf's create/update/resume handler and the
-status loop's repair of missing children. It holds the LiveStream's lock (kopf runs
-handlers in worker threads, the repair runs in another: they never apply the same
-children at once), works from the newest object the operator has seen, and does the same
-bookkeeping whoever called it: the reconciled generation, the error, the missing
-Secrets, and the Events.
+:func:`reconcile` is what every caller uses: the trigger of each new generation
+(trigger.py) and the status loop's repair of missing children. It holds the
+LiveStream's lock (the trigger runs reconciles in a pool of threads, the repair in
+another: they never apply the same children at once), works from the newest object
+the operator has seen, and does the same bookkeeping whoever called it: the reconciled
+generation, the error, the missing Secrets, and the Events.
 
 :func:`apply_children` does the work. It renders the children (pure), creates the
 random Secrets once, server-side applies everything else with fixed names (a no-op on
@@ -439,7 +439,7 @@ def _reconcile_locked(runtime: Runtime, obj: dict[str, Any], cause: str) -> Outc
         message = "; ".join(outcome.conflicts)
         state.reconcile_failure = ReconcileFailure("NameConflict", message)
         runtime.events.post(obj, "Warning", "NameConflict", message=message)
-        raise NameConflict(message)  # kopf retries: the other object may go
+        raise NameConflict(message)  # retried (trigger.py): the other object may go
     return outcome
 
 

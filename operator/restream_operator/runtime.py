@@ -129,7 +129,7 @@ class Runtime:
         return self.children.setdefault(key, ChildViews())
 
     def lock(self, uid: str) -> threading.Lock:
-        """The one lock a LiveStream's reconcile holds: kopf's handler threads and the
+        """The one lock a LiveStream's reconcile holds: the trigger's threads and the
         status loop's repair never apply the same children at once."""
         return self._locks.setdefault(uid, threading.Lock())
 

@@ -1,4 +1,4 @@
-"""kopf handlers: watch events reach the views; reconcile failures become kopf's retries."""
+"""kopf handlers: watch events reach the views (reconciles: test_trigger.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import socket
 from typing import Any, cast
 
 import kopf
-import pytest
 from kubernetes import client
 
 from restream_operator import handlers, naming
@@ -103,28 +102,3 @@ def test_an_unlabelled_object_is_not_tracked_but_its_name_is_known_as_taken() ->
     assert rt.holder("Pod", "demo", "launch-ingest") is None  # pods are not applied
     handlers.deliver(rt, "Deployment")("DELETED", stranger)
     assert rt.holder("Deployment", "demo", "launch-ingest") is None
-
-
-def test_a_spec_the_rules_refuse_is_permanent_and_recorded() -> None:
-    rt = runtime(max_restreams=2)
-    with pytest.raises(kopf.PermanentError, match="more than this operator allows"):
-        handlers.reconcile_livestream(
-            body=body(livestream(restreams=3)), reason="create", memo=kopf.Memo(runtime=rt)
-        )
-    failure = rt.stream("u1").reconcile_failure
-    assert failure is not None and failure.reason == "InvalidSpec"
-    assert failure.message.startswith(
-        "spec.restreams: has 3 destinations, more than this operator allows (2)"
-    )
-    assert failure.message.endswith("(nothing of this spec is applied until it is fixed)")
-    assert rt.stream("u1").reconciled_generation is None
-
-
-def test_an_unreachable_api_is_temporary_and_recorded() -> None:
-    rt = runtime()
-    with pytest.raises(kopf.TemporaryError, match="reconcile failed"):
-        handlers.reconcile_livestream(
-            body=body(livestream()), reason="create", memo=kopf.Memo(runtime=rt)
-        )
-    failure = rt.stream("u1").reconcile_failure
-    assert failure is not None and failure.message.startswith("reconcile failed")
