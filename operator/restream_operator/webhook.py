@@ -335,6 +335,8 @@ async def publish_when_listening(
     await asyncio.to_thread(kube.apply, obj)
     log.info(f"admission webhook {name} registered ({plan.client_config})")
     await asyncio.to_thread(remove_legacy_mutating_configuration, kube)
+    if name != CONFIGURATION_NAME:
+        await asyncio.to_thread(remove_legacy_validating_configuration, kube, plan.client_config)
 
 
 def remove_legacy_mutating_configuration(kube: Kube) -> None:
@@ -342,6 +344,30 @@ def remove_legacy_mutating_configuration(kube: Kube) -> None:
     with contextlib.suppress(KubeError, OSError):
         if kube.delete("MutatingWebhookConfiguration", None, CONFIGURATION_NAME):
             log.info("removed the mutating webhook configuration of an earlier version")
+
+
+def remove_legacy_validating_configuration(kube: Kube, client_config: Mapping[str, Any]) -> bool:
+    """Deletes the configuration chart 0.2.0's operator registered under the one name
+    all installations shared, once this installation's own is registered, and only if
+    it sends reviews to this installation's webhook Service: until then the upgraded
+    chart keeps its owner (a ClusterRole of the old name), so that LiveStream writes
+    are never left unchecked between the two. True if it was deleted."""
+    ours = client_config.get("service")
+    if not ours:
+        return False
+    with contextlib.suppress(KubeError, OSError):
+        old = kube.get("ValidatingWebhookConfiguration", None, CONFIGURATION_NAME)
+        services = [
+            ((h.get("clientConfig") or {}).get("service") or {})
+            for h in (old or {}).get("webhooks") or []
+        ]
+        mine = [(s.get("namespace"), s.get("name")) == (ours["namespace"], ours["name"])
+                for s in services]  # fmt: skip
+        if old is not None and mine and all(mine):
+            kube.delete("ValidatingWebhookConfiguration", None, CONFIGURATION_NAME)
+            log.info(f"removed the webhook configuration {CONFIGURATION_NAME} of chart 0.2.0")
+            return True
+    return False
 
 
 def remove_configuration(kube: Kube, name: str = CONFIGURATION_NAME) -> None:

@@ -8,18 +8,25 @@ of their own, never on the session's shared one.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from kubernetes import config as k8s_config
 
 from hack.localcluster.controlplane import LocalCluster, build_binaries
+from restream_operator import certs, webhook
+from restream_operator.kube import Kube
+
+from .test_chart import _kubeconfig_for_service_account
 
 pytestmark = pytest.mark.cluster
 
@@ -249,3 +256,81 @@ def test_crds_managed_elsewhere_are_left_alone(
     made = _create_livestreams(cluster, ns)
     _install_or_upgrade(cluster, "upgrade", charts["current"], *off, "--wait")
     assert _livestreams(cluster, ns) == made
+
+
+# ---- from chart 0.2.0: the webhook configuration it leaves -------------------------------
+
+LEGACY_WEBHOOK = "restream-operator"  # chart 0.2.0's operator: one name for every install
+LEGACY_OWNER = f"{RELEASE}-cluster"  # 0.2.0's ClusterRole, which owned it
+
+
+def _chart_at_version(version: str, dest: Path) -> Path:
+    """The chart as it was at the newest commit whose Chart.yaml says ``version``."""
+    chart_yaml = "charts/restream-operator/Chart.yaml"
+    revs = _git("log", "--format=%H", "--", chart_yaml).stdout.decode().split()
+    rev = next(
+        (r for r in revs
+         if yaml.safe_load(_git("show", f"{r}:{chart_yaml}").stdout)["version"] == version),
+        None,
+    )  # fmt: skip
+    assert rev, f"no commit has chart {version}: this test needs git history"
+    dest.mkdir(parents=True)
+    archive = _git("archive", rev, "charts/restream-operator").stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest / "charts" / "restream-operator"
+
+
+def _get(cluster: LocalCluster, kind: str, name: str) -> dict[str, Any] | None:
+    out = cluster.kubectl("get", kind, name, "-o", "json", check=False)
+    return json.loads(out.stdout) if out.returncode == 0 else None
+
+
+def test_upgrade_from_chart_0_2_0_keeps_its_webhook_until_the_operator_has_its_own(
+    own_cluster: LocalCluster, scratch: str, tmp_path: Path
+) -> None:
+    """Helm would delete 0.2.0's ClusterRole, and Kubernetes with it the webhook
+    configuration it owns, before the new operator registers its own: LiveStream writes
+    unchecked meanwhile. The upgrade keeps that ClusterRole while the configuration is
+    there; the operator (with the chart's RBAC) deletes the configuration once its own
+    is registered, never another installation's; the next upgrade drops the ClusterRole."""
+    cluster = own_cluster
+    old_chart = _chart_at_version("0.2.0", tmp_path / "old")
+    _install_or_upgrade(cluster, "install", old_chart, "--wait")
+    owner = _get(cluster, "clusterrole", LEGACY_OWNER)
+    assert owner is not None, "chart 0.2.0 names its ClusterRole otherwise"
+    # What 0.2.0's operator registered: its webhook configuration, owned by that role
+    # (scoped to a namespace nobody uses, so that it refuses nothing here).
+    _, ca_cert = certs.new_ca("0.2.0's webhook CA", dt.timedelta(days=1))
+    service = {"namespace": NAMESPACE, "name": f"{RELEASE}-webhook", "port": 443}
+    legacy = webhook.webhook_configuration(
+        {"service": service}, certs.pem(ca_cert), LEGACY_WEBHOOK, ("no-such-namespace",)
+    )
+    legacy["metadata"]["ownerReferences"] = [{
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "name": LEGACY_OWNER, "uid": owner["metadata"]["uid"],
+    }]  # fmt: skip
+    cluster.kubectl("create", "-f", "-", input=json.dumps(legacy))
+    try:
+        _install_or_upgrade(cluster, "upgrade", CHART, "--wait")
+        kept = _get(cluster, "clusterrole", LEGACY_OWNER)
+        assert kept is not None and kept["metadata"]["uid"] == owner["metadata"]["uid"]
+        assert not kept.get("rules"), "kept as an owner only: it grants nothing"
+        assert "restream.dev/kept-for" in kept["metadata"]["annotations"]
+        time.sleep(3)  # the garbage collector deletes a dependent of a deleted owner at once
+        assert _get(cluster, "validatingwebhookconfiguration", LEGACY_WEBHOOK) is not None
+
+        # The upgraded operator, as the chart's ServiceAccount, once its own is registered:
+        sa = _kubeconfig_for_service_account(cluster, tmp_path / "sa.kubeconfig")
+        kube = Kube(k8s_config.new_client_from_config(config_file=str(sa)))  # type: ignore[no-untyped-call]
+        other = {"service": {**service, "namespace": "another-installation"}}
+        assert not webhook.remove_legacy_validating_configuration(kube, other)
+        assert _get(cluster, "validatingwebhookconfiguration", LEGACY_WEBHOOK) is not None
+        assert webhook.remove_legacy_validating_configuration(kube, {"service": service})
+        assert _get(cluster, "validatingwebhookconfiguration", LEGACY_WEBHOOK) is None
+
+        # Nothing left to keep: the next upgrade removes the old ClusterRole.
+        _install_or_upgrade(cluster, "upgrade", CHART, "--wait")
+        assert _get(cluster, "clusterrole", LEGACY_OWNER) is None
+    finally:
+        cluster.kubectl("delete", "validatingwebhookconfiguration", LEGACY_WEBHOOK,
+                        "--ignore-not-found", check=False)  # fmt: skip
