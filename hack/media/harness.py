@@ -855,6 +855,10 @@ class ProcessSampler(Sampler):
             for pid in (root, *kids):
                 with contextlib.suppress(OSError):
                     raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+                    if not raw:
+                        # An exited child not yet reaped has no command line: keep the
+                        # one it had (a listener that ended with its caller's stream).
+                        continue
                     self.cmdlines[pid] = raw.replace(b"\0", b" ").decode("utf-8", "replace")
                     if pid in kids:
                         self.child_environs[pid] = Path(f"/proc/{pid}/environ").read_bytes()
