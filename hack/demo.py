@@ -21,7 +21,6 @@ ingest, the key read from its Secret and handed to ffmpeg through a pipe.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import sys
@@ -45,6 +44,7 @@ from hack.localcluster.product import (
     sink_objects,
     sink_tracks,
     sink_url,
+    tls_secret,
     wait_ingest_reachable,
     wait_operator,
     wait_service_reachable,
@@ -99,16 +99,7 @@ def ingest_certificate() -> dict[str, Any]:
     DEMO_CA.parent.mkdir(parents=True, exist_ok=True)
     ca = CertificateAuthority(DEMO_CA.parent)
     pair = ca.issue("ingest", INGEST_HOST, dns_names=(INGEST_HOST,), server=True)
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": TLS_SECRET},
-        "type": "kubernetes.io/tls",
-        "data": {
-            "tls.crt": base64.b64encode(pair.cert.read_bytes()).decode(),
-            "tls.key": base64.b64encode(pair.key.read_bytes()).decode(),
-        },
-    }
+    return tls_secret(TLS_SECRET, pair)
 
 
 def demo_objects() -> list[dict[str, Any]]:

@@ -7,6 +7,9 @@ of the admin and of each control-plane component, so that RBAC sees real identit
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import socket
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,3 +96,28 @@ def service_account_keys(directory: Path) -> KeyPair:
             private=True,
         ),
     )
+
+
+def fingerprint(cert_pem: bytes) -> str:
+    """SHA-256 of a PEM certificate's DER form (the first one of a chain)."""
+    return hashlib.sha256(ssl.PEM_cert_to_DER_cert(cert_pem.decode())).hexdigest()
+
+
+def served_fingerprint(
+    address: str, port: int, *, ca: Path | None = None, server_name: str | None = None
+) -> str:
+    """SHA-256 of the certificate a new TLS client of ``address``:``port`` is given.
+    With ``ca``, the handshake verifies it against that CA for ``server_name`` (the
+    address itself if None) and fails otherwise; without, nothing is verified."""
+    if ca is not None:
+        ctx = ssl.create_default_context(cafile=str(ca))
+    else:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    with (
+        socket.create_connection((address, port), 3) as raw,
+        ctx.wrap_socket(raw, server_hostname=server_name or address) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return hashlib.sha256(der).hexdigest()

@@ -30,6 +30,7 @@ from .node import (
     REAL_NODE_TOLERATION,
     NodeCluster,
 )
+from .pki import KeyPair
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "restream-operator"
@@ -349,3 +350,17 @@ def with_cluster_dns(workdir: Path) -> list[str]:
     script = 'mount --bind "$0" /etc/resolv.conf && exec "$@"'
     return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script,
             str(resolv)]  # fmt: skip
+
+
+def tls_secret(name: str, pair: KeyPair) -> dict[str, Any]:
+    """A kubernetes.io/tls Secret holding ``pair``, as cert-manager's Certificate writes it."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name},
+        "type": "kubernetes.io/tls",
+        "data": {
+            "tls.crt": base64.b64encode(pair.cert.read_bytes()).decode(),
+            "tls.key": base64.b64encode(pair.key.read_bytes()).decode(),
+        },
+    }

@@ -9,12 +9,8 @@ Timings measured here are printed (``pytest -s``) as ``FIGURE name value``.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import json
-import socket
-import ssl
 import statistics
 import subprocess
 import tempfile
@@ -27,7 +23,7 @@ from typing import Any
 import pytest
 
 from hack.localcluster.node import NodeCluster
-from hack.localcluster.pki import CertificateAuthority, KeyPair
+from hack.localcluster.pki import CertificateAuthority, KeyPair, fingerprint, served_fingerprint
 from hack.localcluster.product import (
     RELEASE,
     SYSTEM_NS,
@@ -35,6 +31,7 @@ from hack.localcluster.product import (
     chart_values,
     ingest_from_host,
     sink_files,
+    tls_secret,
     wait_service_reachable,
     with_cluster_dns,
 )
@@ -501,33 +498,6 @@ def test_apply_to_ready_median_of_3(node_cluster: NodeCluster, product: dict[str
 TLS_SECRET = f"{LS}-ingest-tls"
 
 
-def tls_secret(ns: str, pair: KeyPair) -> dict[str, Any]:
-    """A kubernetes.io/tls Secret, as cert-manager's Certificate writes it."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": TLS_SECRET, "namespace": ns},
-        "type": "kubernetes.io/tls",
-        "data": {
-            "tls.crt": base64.b64encode(pair.cert.read_bytes()).decode(),
-            "tls.key": base64.b64encode(pair.key.read_bytes()).decode(),
-        },
-    }
-
-
-def served_certificate(address: str, name: str, ca: Path) -> str:
-    """SHA-256 of the certificate a new client of ``address``:1936 is given, verified
-    against ``ca`` for the host ``name`` (the handshake fails otherwise)."""
-    ctx = ssl.create_default_context(cafile=str(ca))
-    with (
-        socket.create_connection((address, 1936), 3) as raw,
-        ctx.wrap_socket(raw, server_hostname=name) as tls,
-    ):
-        der = tls.getpeercert(binary_form=True)
-    assert der is not None
-    return hashlib.sha256(der).hexdigest()
-
-
 def test_rtmps_through_the_service_with_a_certificate_from_a_secret(
     node_cluster: NodeCluster, product: dict[str, Any]
 ) -> None:
@@ -563,7 +533,7 @@ def test_rtmps_through_the_service_with_a_certificate_from_a_secret(
 
         t0 = time.monotonic()
         cluster.kubectl("-n", ns, "apply", "-f", "-",
-                        input=json.dumps(tls_secret(ns, issue("first"))))  # fmt: skip
+                        input=json.dumps(tls_secret(TLS_SECRET, issue("first"))))  # fmt: skip
         wait_all_ready(cluster, ns, names)
         wait_status(
             cluster, ns,
@@ -575,7 +545,11 @@ def test_rtmps_through_the_service_with_a_certificate_from_a_secret(
         assert 1936 in [p["port"] for p in svc["spec"]["ports"]], svc["spec"]["ports"]
         address = svc["spec"]["clusterIP"]
         wait_service_reachable(cluster, ns, f"{LS}-ingest", 1936, 60)
-        first = served_certificate(address, host, ca.pair.cert)
+
+        def served() -> str:  # what a new client is given, verified (CA and name)
+            return served_fingerprint(address, 1936, ca=ca.pair.cert, server_name=host)
+
+        first = served()
         figure("tls_secret_created_to_rtmps_served_s", round(time.monotonic() - t0, 2))
 
         _, key = ingest_from_host(cluster, ns, LS)
@@ -609,16 +583,13 @@ def test_rtmps_through_the_service_with_a_certificate_from_a_secret(
             t0 = time.monotonic()
             second = issue("second")
             cluster.kubectl("-n", ns, "apply", "-f", "-",
-                            input=json.dumps(tls_secret(ns, second)))  # fmt: skip
-            wait_for(lambda: served_certificate(address, host, ca.pair.cert) != first,
+                            input=json.dumps(tls_secret(TLS_SECRET, second)))  # fmt: skip
+            wait_for(lambda: served() != first,
                      "the renewed certificate served to new clients", timeout=90,
                      every=0.5)  # fmt: skip
             figure("tls_secret_renewed_to_new_certificate_served_s",
                    round(time.monotonic() - t0, 2))  # fmt: skip
-            assert (
-                served_certificate(address, host, ca.pair.cert)
-                == hashlib.sha256(ssl.PEM_cert_to_DER_cert(second.cert.read_text())).hexdigest()
-            )
+            assert served() == fingerprint(second.cert.read_bytes())
             time.sleep(5)
             assert pub.alive(), f"the renewal dropped the live encoder: {pub.stderr()}"
             assert all_live(names)(status(cluster, ns))

@@ -9,11 +9,9 @@ host name included), one relay to an nginx-rtmp sink; shared by this module's te
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import secrets
 import signal
-import socket
 import ssl
 import subprocess
 import time
@@ -23,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from hack.localcluster.pki import CertificateAuthority
+from hack.localcluster.pki import CertificateAuthority, fingerprint, served_fingerprint
 from hack.media.harness import (
     GrowthSampler,
     Processes,
@@ -75,20 +73,7 @@ def tls_plane(ca: CertificateAuthority) -> Iterator[ContributionPlane]:
 
 
 def _served_fingerprint(port: int) -> str:
-    """SHA-256 of the certificate a new TLS client of ``port`` is given."""
-    ctx = ssl.create_default_context()
-    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-    with (
-        socket.create_connection(("127.0.0.1", port), 2) as raw,
-        ctx.wrap_socket(raw) as tls,
-    ):
-        der = tls.getpeercert(binary_form=True)
-    assert der is not None
-    return hashlib.sha256(der).hexdigest()
-
-
-def _fingerprint(cert_pem: bytes) -> str:
-    return hashlib.sha256(ssl.PEM_cert_to_DER_cert(cert_pem.decode())).hexdigest()
+    return served_fingerprint("127.0.0.1", port)
 
 
 def test_ffmpeg_publishes_over_rtmps_and_every_destination_gets_h264_aac(
@@ -218,7 +203,7 @@ def test_a_renewed_certificate_is_served_and_the_live_encoder_stays(
         t0 = time.monotonic()
         install_tls_files(plane.ingest.tls_dir, cert, key)
         wait_for(
-            lambda: _served_fingerprint(port) == _fingerprint(cert),
+            lambda: _served_fingerprint(port) == fingerprint(cert),
             "new TLS clients to get the renewed certificate",
             WATCH_EVERY + 3,
             0.2,
