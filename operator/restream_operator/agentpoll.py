@@ -40,12 +40,24 @@ def _status_url(pod: PodView | None, port: int) -> str | None:
 UNREACHABLE_MAX_INTERVALS = 4
 
 
-async def _poll(
-    runtime: Runtime, namespace: str, pod: PodView | None, port: int, backoff: bool = True
-) -> dict[str, Any] | None:
+def _due(
+    runtime: Runtime, namespace: str, pod: PodView | None, port: int, backoff: bool
+) -> str | None:
+    """The URL to ask now, or None: the pod has no address yet, or its agent did not
+    answer lately and waits (the same pod: a changed one is asked at once)."""
     url = _status_url(pod, port)
     if url is None or pod is None:
         return None
+    if backoff:
+        known = runtime.unreachable.get((namespace, pod.name))
+        if known is not None and known.pod == pod and time.monotonic() < known.next_poll:
+            return None
+    return url
+
+
+async def _poll(
+    runtime: Runtime, namespace: str, pod: PodView, url: str, backoff: bool
+) -> dict[str, Any] | None:
     if not backoff:
         async with runtime.poll_slots:
             try:
@@ -56,9 +68,7 @@ async def _poll(
     key = (namespace, pod.name)
     known = runtime.unreachable.get(key)
     if known is not None and known.pod != pod:
-        known = None  # the pod changed: ask now
-    if known is not None and time.monotonic() < known.next_poll:
-        return None
+        known = None  # the pod changed: its failures so far do not count
     async with runtime.poll_slots:
         try:
             doc = await httpclient.get_json(url, runtime.settings.agent_timeout_seconds)
@@ -74,45 +84,68 @@ async def _poll(
     return doc
 
 
+async def _ask(
+    runtime: Runtime, namespace: str, pods: list[tuple[PodView | None, bool]], port: int
+) -> list[dict[str, Any] | None]:
+    """Each agent's /status (None: not asked, or no answer), in the order of ``pods``:
+    (the pod, whether its agent backs off when it does not answer). Only the agents due
+    are asked, in one gather: a task per agent, due or not, and a gather per kind of
+    agent, were most of the status loop's CPU at 1,000 LiveStreams."""
+    out: list[dict[str, Any] | None] = [None] * len(pods)
+    due = [
+        (i, pod, url, backoff)
+        for i, (pod, backoff) in enumerate(pods)
+        if pod is not None and (url := _due(runtime, namespace, pod, port, backoff)) is not None
+    ]
+    if len(due) == 1:
+        i, pod, url, backoff = due[0]
+        out[i] = await _poll(runtime, namespace, pod, url, backoff)
+    elif due:
+        docs = await asyncio.gather(*(_poll(runtime, namespace, *d[1:]) for d in due))
+        for (i, *_), doc in zip(due, docs, strict=True):
+            out[i] = doc
+    return out
+
+
+async def poll_all(
+    runtime: Runtime, owner: Owner, pods: dict[str, list[PodView]], port: int = AGENT_PORT
+) -> tuple[IngestAgentStatus | None, dict[str, RelayAgentStatus], dict[str, RelayAgentStatus]]:
+    """The /status of one LiveStream's agents: its ingest's, its enabled relays' (by
+    restream name) and its rendition encoders' in use (by rendition name). One that
+    does not answer is absent. ``port``: every agent's, AGENT_PORT in a cluster.
+
+    The ingest's agent is asked every interval: whether a broadcast is on decides what
+    the operator may replace. The others are asked less often while they do not answer.
+    """
+    suspended = owner.spec.suspend
+    relays = [r.name for r in owner.spec.restreams if r.enabled and not suspended]
+    encoders = [] if suspended else [r.name for r in encoder.in_use(owner.spec)]
+    asked = [
+        (live_pod(pods.get("ingest", [])), False),
+        *((live_pod(pods.get(naming.restream_slug(n), [])), True) for n in relays),
+        *((live_pod(pods.get(naming.encoder_group(n), [])), True) for n in encoders),
+    ]
+    ingest, *docs = await _ask(runtime, owner.namespace, asked, port)
+    relay_docs, encoder_docs = docs[: len(relays)], docs[len(relays) :]
+    by_relay = {
+        n: cast(RelayAgentStatus, d)
+        for n, d in zip(relays, relay_docs, strict=True)
+        if d is not None
+    }
+    by_encoder = {
+        n: cast(RelayAgentStatus, d)
+        for n, d in zip(encoders, encoder_docs, strict=True)
+        if d is not None
+    }
+    return cast(IngestAgentStatus | None, ingest), by_relay, by_encoder
+
+
 async def poll_agents(
     runtime: Runtime, owner: Owner, pods: dict[str, list[PodView]], port: int = AGENT_PORT
 ) -> tuple[IngestAgentStatus | None, dict[str, RelayAgentStatus]]:
-    """The agents' /status of one LiveStream's ingest and enabled relays; an agent that
-    does not answer is absent. ``port``: every agent's, AGENT_PORT in a cluster."""
-    enabled = [r.name for r in owner.spec.restreams if r.enabled and not owner.spec.suspend]
-    relays_pods = [live_pod(pods.get(naming.restream_slug(name), [])) for name in enabled]
-    ingest_doc, *docs = await asyncio.gather(
-        _poll(runtime, owner.namespace, live_pod(pods.get("ingest", [])), port, backoff=False),
-        *(_poll(runtime, owner.namespace, pod, port) for pod in relays_pods),
-    )
-    ingest = cast(IngestAgentStatus | None, ingest_doc)
-    relays = {
-        name: cast(RelayAgentStatus, doc)
-        for name, doc in zip(enabled, docs, strict=True)
-        if doc is not None
-    }
+    """poll_all's ingest and relays."""
+    ingest, relays, _ = await poll_all(runtime, owner, pods, port)
     return ingest, relays
-
-
-async def poll_encoders(
-    runtime: Runtime, owner: Owner, pods: dict[str, list[PodView]], port: int = AGENT_PORT
-) -> dict[str, RelayAgentStatus]:
-    """The /status of each rendition encoder in use, by rendition name; one that does
-    not answer is absent (asked less often, like a relay's)."""
-    if owner.spec.suspend:
-        return {}
-    names = [r.name for r in encoder.in_use(owner.spec)]
-    docs = await asyncio.gather(
-        *(
-            _poll(runtime, owner.namespace, live_pod(pods.get(naming.encoder_group(n), [])), port)
-            for n in names
-        )
-    )
-    return {
-        name: cast(RelayAgentStatus, doc)
-        for name, doc in zip(names, docs, strict=True)
-        if doc is not None
-    }
 
 
 def publishing_now(runtime: Runtime, owner: Owner) -> bool | None:

@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from . import metrics, protection, rollout
-from .agentpoll import poll_agents, poll_encoders
+from .agentpoll import poll_all
 from .reconcile import find_missing_secrets, reconcile
 from .runtime import Runtime, StreamState
 from .status import STATUS_KEYS, Observed, compute_status, transitions
@@ -99,9 +99,7 @@ async def refresh(runtime: Runtime, uid: str, write_slots: asyncio.Semaphore) ->
     generation = int(obj["metadata"].get("generation") or 0)
 
     pods = views.pods_by_group()
-    (ingest_doc, relay_docs), encoder_docs = await asyncio.gather(
-        poll_agents(runtime, owner, pods), poll_encoders(runtime, owner, pods)
-    )
+    ingest_doc, relay_docs, encoder_docs = await poll_all(runtime, owner, pods)
     if ingest_doc is not None:
         state.broadcasting = bool(ingest_doc.get("publishing"))
     if state.reconciled_generation == generation:

@@ -16,7 +16,7 @@ from kubernetes import client
 from restream_operator import models, naming
 from restream_operator.agent.contract import PATH_STATUS
 from restream_operator.agent.httpserver import HttpServer, Request, Response
-from restream_operator.agentpoll import poll_agents
+from restream_operator.agentpoll import poll_agents, poll_all
 from restream_operator.kube import Kube
 from restream_operator.render import Owner
 from restream_operator.runtime import Runtime
@@ -149,6 +149,51 @@ def test_the_ingest_and_every_enabled_relay_are_polled_keyed_by_restream_name() 
             assert doc == ingest.doc
             assert docs == {"Youtube": yt.doc, "Twitch": tw.doc}
             assert [a.asked for a in found] == [1, 1, 1, 0]  # a disabled relay: not asked
+
+    asyncio.run(main())
+
+
+def test_poll_all_asks_the_encoders_in_use_keyed_by_rendition_name() -> None:
+    spec = models.LiveStreamSpec.model_validate(
+        {
+            "renditions": [
+                {"name": "720p", "video": {"height": 720, "bitrateKbps": 3000}},
+                {"name": "480p", "video": {"height": 480, "bitrateKbps": 1200}},
+                {"name": "360p", "video": {"height": 360, "bitrateKbps": 800}},
+            ],
+            "restreams": [
+                {"name": "Youtube", "serverUrl": "rtmp://y.example.com/l", "streamKey": "k"},
+                {
+                    "name": "Twitch",
+                    "serverUrl": "rtmp://t.example.com/l",
+                    "streamKey": "k",
+                    "rendition": "720p",
+                },
+                {
+                    "name": "Partner",
+                    "serverUrl": "rtmp://p.example.com/l",
+                    "streamKey": "k",
+                    "rendition": "480p",
+                    "enabled": False,
+                },
+            ],
+        }
+    )
+
+    async def main() -> None:
+        async with agents(6) as (found, port, _):
+            ingest, yt, tw, e720, e480, e360 = found
+            pods = pods_of(ingest, {"Youtube": yt, "Twitch": tw})
+            for name, agent in (("720p", e720), ("480p", e480), ("360p", e360)):
+                pods[naming.encoder_group(name)] = [running(agent)]
+            doc, relays, encoders = await poll_all(
+                runtime(), Owner("launch", "demo", "uid", spec), pods, port
+            )
+            assert doc == ingest.doc
+            assert relays == {"Youtube": yt.doc, "Twitch": tw.doc}
+            # 480p feeds only a disabled destination, 360p none: neither is asked.
+            assert encoders == {"720p": e720.doc}
+            assert [a.asked for a in found] == [1, 1, 1, 1, 0, 0]
 
     asyncio.run(main())
 
