@@ -23,6 +23,7 @@ from .views import (
     ChildRef,
     ChildView,
     ChildViews,
+    DeploymentView,
     Held,
     IndexKey,
     PodView,
@@ -59,9 +60,29 @@ class StreamState:
     owner: Owner | None = None
     owner_generation: int | None = None
 
+    # Whether every Deployment the last reconcile applied was available and its pod
+    # ready, at the last such event (all_up): the status loop is woken when it becomes so.
+    all_up: bool = False
+
     def drifted(self, ref: ChildRef, fingerprint: str) -> bool:
         seen = self.handled.get(ref)
         return seen is not None and fingerprint not in seen
+
+
+def all_up(views: ChildViews, handled: dict[ChildRef, frozenset[str]]) -> bool:
+    """Whether every Deployment in ``handled`` (the last reconcile's children) has rolled
+    out and is available, and the LiveStream's pods are ready."""
+    names = [name for kind, name in handled if kind == "Deployment"]
+    if not names:
+        return False
+    for name in names:
+        dep = views.deployments.get(name)
+        if dep is None or dep.available < 1 or not dep.rolled_out:
+            return False
+    pods = [pod for pod in views.pods.values() if not pod.deleting]
+    # A pod each (Recreate, one replica), seen ready: the Deployments' availability may
+    # come in before their pods' events, which the status reads too.
+    return len(pods) >= len(names) and all(pod.ready for pod in pods)
 
 
 @dataclass(frozen=True)
@@ -167,12 +188,23 @@ class Runtime:
             self.children.pop(key, None)
 
     def child_changed(self, key: IndexKey, view: ChildView) -> None:
-        self.views(key).put(view)
+        views = self.views(key)
+        views.put(view)
         if isinstance(view, Written):
             uid = self._uids.get(key)
             state = self.streams.get(uid) if uid else None
             if uid and state and state.drifted((view.kind, view.name), view.fingerprint):
                 self.wake(uid)  # someone else changed it: the status loop repairs it now
+        elif isinstance(view, DeploymentView | PodView):
+            uid = self._uids.get(key)
+            state = self.streams.get(uid) if uid else None
+            if uid and state:
+                up = all_up(views, state.handled)
+                if up and not state.all_up:
+                    # Its last child came up: Ready is written now, not at the next tick
+                    # (up to a poll interval, and a pass over every LiveStream, later).
+                    self.wake(uid)
+                state.all_up = up
 
     # ---- who holds the names the operator applies to (reconcile.Known) ---------------
 

@@ -9,9 +9,9 @@ from typing import Any
 from kubernetes import client
 
 from restream_operator.kube import Kube
-from restream_operator.runtime import Runtime
+from restream_operator.runtime import Runtime, all_up
 from restream_operator.settings import Settings
-from restream_operator.views import DeploymentView, PodView, Written
+from restream_operator.views import ChildViews, DeploymentView, PodView, Written
 
 
 def runtime() -> Runtime:
@@ -105,6 +105,51 @@ def test_a_child_someone_else_changed_or_deleted_wakes_the_status_loop() -> None
         return out
 
     assert asyncio.run(scenario()) == [set(), {"u1"}, set(), {"u1"}, {"u1"}]
+
+
+def test_the_status_loop_is_woken_once_when_the_last_child_comes_up() -> None:
+    """Ready is written when the last Deployment is available and every pod ready, not at
+    the next tick; a change that leaves it up (or partly up) wakes nothing."""
+    rt = runtime()
+    rt.remember(livestream("u1", 1))
+    key = ("demo", "launch")
+    rt.stream("u1").handled = {
+        ("Deployment", "launch-ingest"): frozenset(),
+        ("Deployment", "launch-relay"): frozenset(),
+        ("Service", "launch-ingest"): frozenset(),
+    }
+
+    async def scenario() -> list[set[str]]:
+        rt.bind_loop(asyncio.get_running_loop())
+        out = []
+        for view in (
+            DeploymentView("launch-ingest", available=1, rolled_out=True),
+            PodView("ingest-x", "ingest", ready=True),
+            DeploymentView("launch-relay", available=1, rolled_out=True),  # its pod not seen yet
+        ):
+            rt.child_changed(key, view)
+        out.append(await rt.woken(0.2))
+        rt.child_changed(key, PodView("relay-x", "relay", ready=False))
+        out.append(await rt.woken(0.2))
+        rt.child_changed(key, PodView("relay-x", "relay", ready=True))  # the last one
+        out.append(await rt.woken(0.2))
+        rt.child_changed(key, DeploymentView("launch-relay", available=2, rolled_out=True))
+        out.append(await rt.woken(0.2))  # still up: nothing new to say
+        rt.child_changed(key, PodView("relay-x", "relay", ready=False))
+        rt.child_changed(key, PodView("relay-x", "relay", ready=True))
+        out.append(await rt.woken(0.2))  # down and up again: Ready again, at once
+        return out
+
+    assert asyncio.run(scenario()) == [set(), set(), {"u1"}, set(), {"u1"}]
+
+
+def test_a_livestream_not_reconciled_yet_is_never_up() -> None:
+    views = ChildViews()
+    views.put(DeploymentView("launch-ingest", available=1, rolled_out=True))
+    assert not all_up(views, {})  # nothing applied by this process yet: the reconcile wakes
+    assert all_up(views, {("Deployment", "launch-ingest"): frozenset()}) is False  # no pod
+    views.put(PodView("p", "ingest", ready=True))
+    assert all_up(views, {("Deployment", "launch-ingest"): frozenset()})
 
 
 def test_a_spec_is_parsed_once_per_generation() -> None:
