@@ -7,9 +7,10 @@ computes from them. Keyed by (namespace, LiveStream name), from the children's l
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from . import models, naming
 from .kube import FIELD_MANAGER
@@ -200,8 +201,9 @@ def fingerprint(obj: dict[str, Any]) -> str:
     entries = [
         e for e in obj["metadata"].get("managedFields") or [] if e.get("subresource") != "status"
     ]
-    text = json.dumps(entries, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    # orjson: this runs on every watch event of a child (thousands a minute while 1,000
+    # LiveStreams converge); the standard library's encoder was 3% of the operator's CPU.
+    return hashlib.sha256(orjson.dumps(entries, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
 def written_view(kind: str, obj: dict[str, Any], fp: str | None = None) -> Written:

@@ -9,9 +9,9 @@ What a public-looking name resolves to is :mod:`.resolver`'s part.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import re
+import threading
 import unicodedata
 from dataclasses import dataclass, field
 
@@ -46,11 +46,19 @@ _PRIVATE_SUFFIXES: tuple[tuple[str, str], ...] = (
 )
 
 
-@functools.cache
+_suffixes_lock = threading.Lock()
+_suffixes: list[PublicSuffixList] = []
+
+
 def _public_suffixes() -> PublicSuffixList:
     # The ICANN part of the Public Suffix List, whose top-level labels are the root
     # zone's TLDs: kept up to date by its package, where a list here would go stale.
-    return PublicSuffixList(only_icann=True, accept_unknown=False)
+    # Parsed once under a lock: at startup the reconcile pool's threads all ask at the
+    # same moment, and functools.cache let each of them parse its own copy.
+    with _suffixes_lock:
+        if not _suffixes:
+            _suffixes.append(PublicSuffixList(only_icann=True, accept_unknown=False))
+        return _suffixes[0]
 
 
 def private_name(host: str, cluster_domain: str = "cluster.local") -> str | None:
