@@ -9,6 +9,7 @@ import json
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -290,3 +291,42 @@ def test_urls() -> None:
     assert httpclient.url("fd00::7", 8080, "/status") == "http://[fd00::7]:8080/status"
     with pytest.raises(ValueError, match="plain http"):
         asyncio.run(httpclient.get("https://127.0.0.1/status", 1))
+
+
+def test_a_name_an_ipv4_and_an_ipv6_address_each_reach_the_server() -> None:
+    """Addresses connect without resolving; names resolve as before."""
+
+    async def main() -> list[dict[str, Any]]:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(REPLY)
+            await writer.drain()
+            writer.close()
+
+        servers: list[asyncio.Server] = []
+        for _attempt in range(5):  # one port on both addresses (another may hold it)
+            for server in servers:
+                server.close()
+            servers = [await asyncio.start_server(handle, "127.0.0.1", 0)]
+            port = servers[0].sockets[0].getsockname()[1]
+            with contextlib.suppress(OSError):
+                servers.append(await asyncio.start_server(handle, "::1", port))
+                break
+        try:
+            return [
+                await httpclient.get_json(httpclient.url(host, port, "/status"), 5)
+                for host in ("localhost", "127.0.0.1", "::1")
+            ]
+        finally:
+            for server in servers:
+                server.close()
+
+    assert asyncio.run(main()) == [json.loads(BODY)] * 3
+
+
+def test_a_refused_connect_is_an_os_error() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, not listening: refused
+        with pytest.raises(ConnectionRefusedError):
+            asyncio.run(httpclient.get(f"http://127.0.0.1:{port}/status", 5))
