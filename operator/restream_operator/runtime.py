@@ -60,6 +60,10 @@ class StreamState:
     owner: Owner | None = None
     owner_generation: int | None = None
 
+    # The inputs of the last status pass that changed nothing, off air (statusloop.py):
+    # (generation, Observed, the status before).
+    unchanged_by: tuple[int, Any, dict[str, Any]] | None = None
+
     # Whether every Deployment the last reconcile applied was available and its pod
     # ready, at the last such event (all_up): the status loop is woken when it becomes so.
     all_up: bool = False

@@ -21,13 +21,21 @@ from hack.localcluster import livestreams
 from hack.localcluster.controlplane import LocalCluster
 from hack.localcluster.operator_process import OperatorProcess, wait_for_webhooks
 from hack.waiting import wait_for
-from restream_operator import handlers, naming, protection, reconcile, rollout, statusloop
+from restream_operator import (
+    handlers,
+    naming,
+    protection,
+    reconcile,
+    rollout,
+    status,
+    statusloop,
+)
 from restream_operator.kube import FIELD_MANAGER, Kube, Obj
 from restream_operator.render import owner_from_object
 from restream_operator.runtime import Runtime
 from restream_operator.secretrefs import MissingSecret, SecretUse
 from restream_operator.settings import Settings
-from restream_operator.views import fingerprint, written_view
+from restream_operator.views import DeploymentView, PodView, fingerprint, written_view
 from restream_operator.watches import Watch
 from tests.cluster_tests import objects
 
@@ -168,6 +176,46 @@ def test_the_status_loop_writes_a_status_once_and_then_only_on_change(
     for _ in range(3):
         asyncio.run(refresh())
     assert kube.status_writes == 1
+
+
+def test_off_air_the_same_inputs_are_not_recomputed_and_a_change_is(
+    cluster: LocalCluster, namespace: str, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    obj = create(cluster, namespace, restream("Youtube"))
+    uid = obj["metadata"]["uid"]
+    runtime.remember(obj)
+    reconcile.reconcile(runtime, obj, "create")
+    kube = runtime.kube
+    assert isinstance(kube, CountingKube)
+    computed: list[dict[str, Any]] = []
+
+    def compute_status(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        computed.append(out := real(*args, **kwargs))
+        return out
+
+    real = status.compute_status
+    monkeypatch.setattr("restream_operator.statusloop.compute_status", compute_status)
+
+    def refresh() -> None:
+        asyncio.run(statusloop.refresh(runtime, uid, asyncio.Semaphore(1)))
+
+    refresh()  # the first status
+    refresh()  # from the status just written: changes nothing, remembered
+    assert (len(computed), kube.status_writes) == (2, 1)
+    for _ in range(3):
+        refresh()
+    assert (len(computed), kube.status_writes) == (2, 1)
+
+    # Something observed changes: the ingest's pod cannot pull its image.
+    key = (namespace, "launch")
+    runtime.child_changed(key, DeploymentView(naming.ingest_name("launch")))
+    runtime.child_changed(
+        key, PodView("launch-ingest-x", "ingest", waiting_reason="ImagePullBackOff")
+    )
+    refresh()
+    assert (len(computed), kube.status_writes) == (3, 2)
+    ingest_ready = [c for c in computed[-1]["conditions"] if c["type"] == "IngestReady"]
+    assert ingest_ready[0]["reason"] == "ImagePullBackOff"
 
 
 # -- operating while live: what waits for the broadcast, what does not ----------------------
