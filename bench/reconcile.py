@@ -11,9 +11,14 @@ pod, so both can finish):
 * operator: the same N LiveStreams applied into another namespace with the operator
   running, until every one has all its children and says Ready. Its CPU seconds and peak
   RSS while converging; then, with nothing changing, its CPU per minute (agent polling
-  included) and the status writes per minute; then an operator restart: the writes it
+  included), the agent polls it made (its /metrics: kwok's pods have no agent, so each
+  is refused and relays back off; the line also says the rate were all to answer) and
+  the status writes per minute; then an operator restart: the writes it
   made (the API server's request counters, and every object's resourceVersion) and how
   long until every LiveStream was resumed.
+
+The CPU of the kubectl processes each leg runs is printed too: the machine's cores are
+shared, so the time of either leg is about all the CPU it costs over the cores.
 
 Both legs learn that they are done from watches (Deployments; LiveStreams too in the
 operator's), never from LISTs, so that waiting loads neither leg more than the other.
@@ -29,10 +34,12 @@ import asyncio
 import contextlib
 import os
 import re
+import resource
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,7 +50,7 @@ from kubernetes import config
 
 from bench.common import cluster_with_crds, parse_args
 from hack.localcluster.census import api_requests, api_writes, resource_versions
-from hack.localcluster.controlplane import LocalCluster
+from hack.localcluster.controlplane import LocalCluster, free_port
 from hack.localcluster.livestreams import many
 from hack.localcluster.operator_process import OperatorProcess
 from restream_operator import models
@@ -180,7 +187,9 @@ def direct(cluster: LocalCluster, args: argparse.Namespace, tmp: Path, f: Figure
         rendering = time.monotonic()
         children = rendered_children(cluster, DIRECT_NS, tmp)
         started += time.monotonic() - rendering  # rendering is not the control plane's work
+        kubectl_cpu = children_cpu()
         apply_parallel(cluster, children, args.parallel)
+        f.direct_kubectl = children_cpu() - kubectl_cpu
         written = time.monotonic() - started
         expected = args.count * (1 + args.destinations)
         wait("the direct Deployments", lambda: len(available) >= expected, args.poll)
@@ -188,6 +197,12 @@ def direct(cluster: LocalCluster, args: argparse.Namespace, tmp: Path, f: Figure
     f.direct_requests = api_requests(cluster) - requests
     f.direct_cpu = control_plane_cpu(cluster, since=cpu)
     cluster.kubectl("delete", "namespace", DIRECT_NS, "--wait=true", timeout=LIMIT)
+
+
+def children_cpu() -> float:
+    """CPU seconds of this process's children waited for so far (the kubectl processes)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 class Process:
@@ -239,11 +254,14 @@ class Figures:
     rss: float = 0.0
     peak: float = 0.0
     idle_cpu: float = 0.0
+    idle_polls: Counter[str] = field(default_factory=Counter)  # by agent, and failed
     status_writes: int = 0
     caught_up: float = 0.0
     restart_writes: Counter[str] = field(default_factory=Counter)
     direct_requests: Counter[str] = field(default_factory=Counter)
     direct_cpu: dict[str, float] = field(default_factory=dict)
+    direct_kubectl: float = 0.0  # CPU seconds of the kubectl processes applying children
+    operator_kubectl: float = 0.0  # of the kubectl applying the LiveStreams
     operator_cpu: dict[str, float] = field(default_factory=dict)
     operator_requests: Counter[str] = field(default_factory=Counter)
     changed: list[str] = field(default_factory=list)
@@ -254,7 +272,8 @@ def with_operator(cluster: LocalCluster, args: argparse.Namespace, tmp: Path, f:
     log = tmp / "operator.log"
     env = {"RESTREAM_AGENT_POLL_SECONDS": f"{args.agent_poll:g}"}
     op = OperatorProcess(cluster.kubeconfig, log, env=env)
-    op.start()
+    scrape = f"127.0.0.1:{free_port()}"
+    op.start("--metrics", scrape)
     try:
         assert op.process is not None
         proc = Process(op.process.pid)
@@ -265,7 +284,9 @@ def with_operator(cluster: LocalCluster, args: argparse.Namespace, tmp: Path, f:
         ):
             started = time.monotonic()
             docs = many(args.count, args.destinations, OPERATOR_NS, PREFIX)
+            kubectl_cpu = children_cpu()
             cluster.kubectl("apply", "--server-side", "-f", "-", input=docs, timeout=LIMIT)
+            f.operator_kubectl = children_cpu() - kubectl_cpu
             f.applied = time.monotonic() - started
             expected = args.count * (1 + args.destinations)
             wait(
@@ -285,9 +306,10 @@ def with_operator(cluster: LocalCluster, args: argparse.Namespace, tmp: Path, f:
              "livestreams", "-n", OPERATOR_NS, "--watch-only", "-o", "name"],
             stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
-        cpu_before = proc.cpu_seconds()
+        cpu_before, polls_before = proc.cpu_seconds(), agent_polls(scrape)
         time.sleep(args.idle)
         f.idle_cpu = (proc.cpu_seconds() - cpu_before) * 60 / args.idle
+        f.idle_polls = agent_polls(scrape) - polls_before
         watch.terminate()
         f.status_writes = len(watch.communicate(timeout=10)[0].split())
         f.peak = proc.peak_rss_mib()
@@ -311,6 +333,7 @@ def with_operator(cluster: LocalCluster, args: argparse.Namespace, tmp: Path, f:
 
 def report(args: argparse.Namespace, f: Figures) -> None:
     agents = args.count * (1 + args.destinations)
+    polled = sum(n for k, n in f.idle_polls.items() if not k.startswith("failed"))
     writes = ", ".join(f"{k} {v}" for k, v in sorted(f.restart_writes.items())) or "none"
     example = f" (e.g. {', '.join(f.changed[:3])})" if f.changed else ""
     for label, value in (
@@ -320,6 +343,7 @@ def report(args: argparse.Namespace, f: Figures) -> None:
         ("direct: all available after", f"{f.direct:.1f} s"),
         ("direct: API requests", by_verb(f.direct_requests)),
         ("direct: control plane CPU", seconds_by_process(f.direct_cpu)),
+        ("direct: kubectl CPU (children)", f"{f.direct_kubectl:.0f} s"),
         ("operator: kubectl apply took", f"{f.applied:.1f} s"),
         ("operator: all Ready after", f"{f.converged:.1f} s"),
         ("ratio operator/direct", f"{f.converged / f.direct:.2f}x"),
@@ -327,12 +351,15 @@ def report(args: argparse.Namespace, f: Figures) -> None:
         ("operator: most more than direct", extra(f.operator_requests, f.direct_requests)),
         ("operator: control plane CPU", seconds_by_process(f.operator_cpu)),
         ("operator CPU while converging", f"{f.cpu_converged:.1f} s"),
+        ("operator: kubectl CPU", f"{f.operator_kubectl:.0f} s (the LiveStreams' apply)"),
         ("operator peak RSS (converged)", f"{f.rss:.0f} MiB"),
         ("operator peak RSS (after idle)", f"{f.peak:.0f} MiB"),
         ("operator CPU while idle", f"{f.idle_cpu:.1f} s per minute"),
         (
             "agent polls while idle",
-            f"{agents / args.agent_poll:.0f} per second ({agents} agents every "
+            f"{polled / args.idle:.0f} per second: {per_second(f.idle_polls, '', args.idle)} "
+            f"(unanswered: {per_second(f.idle_polls, 'failed ', args.idle)}); "
+            f"{agents / args.agent_poll:.0f} were all {agents} agents to answer (every "
             f"{args.agent_poll:g} s)",
         ),
         ("status writes while idle", f"{f.status_writes * 60 / args.idle:.1f} per minute"),
@@ -365,6 +392,27 @@ def main() -> int:
     report(args, figures)
     print(f"bench wall time {time.monotonic() - bench_started:.0f} s")
     return 0
+
+
+def agent_polls(address: str) -> Counter[str]:
+    """The operator's agent polls so far, from its /metrics: by agent, and those that
+    got no answer ("failed <agent>")."""
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    out: Counter[str] = Counter()
+    for name, prefix in (("agent_polls_total", ""), ("agent_poll_failures_total", "failed ")):
+        for agent, value in re.findall(
+            rf'^restream_operator_{name}{{agent="(\w+)"}} (\S+)$', text, re.MULTILINE
+        ):
+            out[prefix + agent] = int(float(value))
+    return out
+
+
+def per_second(counts: Counter[str], prefix: str, seconds: float) -> str:
+    """ "ingest n, relay n": the counts of agent_polls whose key is prefix + agent."""
+    return ", ".join(
+        f"{agent} {counts[prefix + agent] / seconds:.0f}" for agent in ("ingest", "relay")
+    )
 
 
 def extra(operator: Counter[str], direct: Counter[str], top: int = 5) -> str:

@@ -58,6 +58,7 @@ def _due(
 async def _poll(
     runtime: Runtime, namespace: str, pod: PodView, url: str, backoff: bool
 ) -> dict[str, Any] | None:
+    metrics.AGENT_POLLS.labels("relay" if backoff else "ingest").inc()
     if not backoff:
         async with runtime.poll_slots:
             try:

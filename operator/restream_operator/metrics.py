@@ -84,6 +84,12 @@ WEBHOOK_DURATION = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
     registry=REGISTRY,
 )
+AGENT_POLLS = Counter(
+    "restream_operator_agent_polls_total",
+    "Polls of an agent's /status, answered or not, by agent",
+    ["agent"],
+    registry=REGISTRY,
+)
 AGENT_POLL_FAILURES = Counter(
     "restream_operator_agent_poll_failures_total",
     "Polls of an agent's /status that got no answer, by agent",
@@ -98,6 +104,7 @@ for _reason in RECONCILE_ERRORS:
 for _verdict in VERDICTS:
     WEBHOOK_REVIEWS.labels(_verdict)
 for _agent in AGENTS:
+    AGENT_POLLS.labels(_agent)
     AGENT_POLL_FAILURES.labels(_agent)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from kubernetes import client
 
-from restream_operator import models, naming
+from restream_operator import metrics, models, naming
 from restream_operator.agent.contract import PATH_STATUS
 from restream_operator.agent.httpserver import HttpServer, Request, Response
 from restream_operator.agentpoll import poll_agents, poll_all
@@ -125,6 +125,15 @@ def owner(names: list[str], disabled: tuple[str, ...] = (), suspend: bool = Fals
     return Owner("launch", "demo", "uid", spec)
 
 
+def polls(agent: str) -> float:
+    """restream_operator_agent_polls_total{agent=...} so far."""
+    value = metrics.REGISTRY.get_sample_value(
+        "restream_operator_agent_polls_total", {"agent": agent}
+    )
+    assert value is not None
+    return value
+
+
 def running(agent: Agent, name: str = "pod") -> PodView:
     return PodView(name, ip=agent.ip, phase="Running", ready=True)
 
@@ -140,6 +149,7 @@ def test_the_ingest_and_every_enabled_relay_are_polled_keyed_by_restream_name() 
         async with agents(4) as (found, port, _):
             ingest, yt, tw, off = found
             relays = {"Youtube": yt, "Twitch": tw, "Off": off}
+            before = {a: polls(a) for a in ("ingest", "relay")}
             doc, docs = await poll_agents(
                 runtime(),
                 owner(["Youtube", "Twitch", "Off"], disabled=("Off",)),
@@ -149,6 +159,7 @@ def test_the_ingest_and_every_enabled_relay_are_polled_keyed_by_restream_name() 
             assert doc == ingest.doc
             assert docs == {"Youtube": yt.doc, "Twitch": tw.doc}
             assert [a.asked for a in found] == [1, 1, 1, 0]  # a disabled relay: not asked
+            assert {a: polls(a) - n for a, n in before.items()} == {"ingest": 1, "relay": 2}
 
     asyncio.run(main())
 
