@@ -61,6 +61,7 @@ def test_reconcile_bench_prints_convergence_memory_and_idle_writes() -> None:
             rf"^direct: all available after\s+{NUM} s$",
             r"^direct: API requests\s+[1-9]\d* \((?:[A-Z]+ \d+(?:, )?)+\)$",
             r"^direct: control plane CPU\s+\d+ s \((?:[a-z-]+ \d+(?:, )?)+\)$",
+            r"^direct: kubectl CPU \(children\)\s+\d+ s$",
             rf"^operator: kubectl apply took\s+{NUM} s$",
             rf"^operator: all Ready after\s+{NUM} s$",
             rf"^ratio operator/direct\s+{NUM}x$",
@@ -68,10 +69,13 @@ def test_reconcile_bench_prints_convergence_memory_and_idle_writes() -> None:
             r"^operator: most more than direct\s+(?:none|(?:[A-Z]+ [a-z/]+ \+\d+(?:, )?)+)$",
             r"^operator: control plane CPU\s+\d+ s \((?:[a-z-]+ \d+(?:, )?)+\)$",
             rf"^operator CPU while converging\s+{NUM} s$",
+            r"^operator: kubectl CPU\s+\d+ s \(the LiveStreams' apply\)$",
             r"^operator peak RSS \(converged\)\s+[1-9]\d* MiB$",
             r"^operator peak RSS \(after idle\)\s+[1-9]\d* MiB$",
             rf"^operator CPU while idle\s+{NUM} s per minute$",
-            rf"^agent polls while idle\s+{NUM} per second \(9 agents every {NUM} s\)$",
+            rf"^agent polls while idle\s+{NUM} per second: ingest {NUM}, relay {NUM} "
+            rf"\(unanswered: ingest {NUM}, relay {NUM}\); {NUM} were all 9 agents to "
+            rf"answer \(every {NUM} s\)$",
             rf"^restart: every one resumed\s+{NUM} s$",
             r"^restart: API writes\s+\d+ \(.+\)$",
             r"^restart: objects changed\s+\d+ of [1-9]\d*",
