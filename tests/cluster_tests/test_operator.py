@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import functools
 import json
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from kubernetes import config
 
 from hack.localcluster import livestreams
 from hack.localcluster.controlplane import LocalCluster
 from hack.localcluster.livestreams import condition
 from hack.localcluster.operator_process import OperatorProcess, wait_for_webhooks
 from hack.waiting import wait_for
-from restream_operator import naming
+from restream_operator import models, naming
+from restream_operator.kube import Kube
+from restream_operator.watches import Watch
 from tests.cluster_tests import objects
 
 pytestmark = pytest.mark.cluster
@@ -650,30 +657,57 @@ def test_an_operator_restart_replaces_no_pod_and_rewrites_no_deployment(
     assert fingerprint(cluster, namespace) == before
 
 
+@contextlib.contextmanager
+def watching(cluster: LocalCluster, namespace: str) -> Iterator[list[dict[str, Any]]]:
+    """The LiveStreams of ``namespace`` as each watch event delivers them, from a watch
+    that has listed (so sees every later write) before the block runs."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    kube = Kube(config.new_client_from_config(config_file=str(cluster.kubeconfig)))  # type: ignore[no-untyped-call]
+    seen: list[dict[str, Any]] = []
+    watch = Watch(kube, models.KIND, namespace, {}, lambda _, obj: seen.append(obj), loop)
+    watch.start()
+    try:
+        asyncio.run_coroutine_threadsafe(watch.synced.wait(), loop).result(30)
+        yield seen
+        time.sleep(0.5)  # the last events on their way
+    finally:
+        watch.stop()
+        watch.join(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+        kube.api.close()  # type: ignore[no-untyped-call]
+
+
 def test_kstatus_conditions_say_reconciling_then_current(
     cluster: LocalCluster, namespace: str, operator: OperatorProcess
 ) -> None:
     """What Flux's `wait`, Argo CD and `kubectl wait` read: observedGeneration, then
     Reconciling until the children are up, Stalled never, Ready at the end; and what
     kstatus itself (the library Flux uses) makes of it: InProgress, then Current."""
-    apply(cluster, namespace, livestream())
-    seen: list[tuple[str | None, str | None, str | None, str]] = []
     names = ("Ready", "Reconciling", "Stalled")
 
-    def current() -> bool:
-        obj = livestreams.get(cluster, namespace, "launch")
-        st = obj.get("status") or {}
-        if not st:
-            return False  # before the first status write: nothing to judge yet
-        ready_, reconciling, stalled = (condition(st, c) for c in names)
-        seen.append((ready_, reconciling, stalled, livestreams.kstatus(cluster, obj)))
+    def done() -> bool:
+        st = status(cluster, namespace)
         return (
             st.get("observedGeneration") == 1
             and condition(st, "Ready") == "True"
             and condition(st, "Reconciling") == "False"
         )
 
-    wait_for(current, "Ready True and Reconciling False", timeout=60, every=0.05)
+    # Every status write, from a watch open before the LiveStream exists: the first one
+    # and Ready can come a fraction of a second apart (Ready is written the moment the
+    # last child is up), too close for polling to see both.
+    with watching(cluster, namespace) as written:
+        apply(cluster, namespace, livestream())
+        wait_for(done, "Ready True and Reconciling False", timeout=60, every=0.1)
+    seen = [
+        (*(condition(obj["status"], c) for c in names), livestreams.kstatus(cluster, obj))
+        for obj in written
+        if obj.get("status")
+    ]
     assert seen[0][0] == "False", f"the first status written must not say Ready: {seen}"
     assert seen[0][3] == "InProgress", seen
     assert seen[-1][3] == "Current", seen
