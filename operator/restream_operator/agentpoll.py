@@ -141,14 +141,6 @@ async def poll_all(
     return cast(IngestAgentStatus | None, ingest), by_relay, by_encoder
 
 
-async def poll_agents(
-    runtime: Runtime, owner: Owner, pods: dict[str, list[PodView]], port: int = AGENT_PORT
-) -> tuple[IngestAgentStatus | None, dict[str, RelayAgentStatus]]:
-    """poll_all's ingest and relays."""
-    ingest, relays, _ = await poll_all(runtime, owner, pods, port)
-    return ingest, relays
-
-
 def publishing_now(runtime: Runtime, owner: Owner) -> bool | None:
     """Asks the ingest agent, from a worker thread, whether an encoder publishes right
     now; None when it does not answer. For the moment before a rollout, where an answer

@@ -79,10 +79,8 @@ def all_up(views: ChildViews, handled: dict[ChildRef, frozenset[str]]) -> bool:
     names = [name for kind, name in handled if kind == "Deployment"]
     if not names:
         return False
-    for name in names:
-        dep = views.deployments.get(name)
-        if dep is None or dep.available < 1 or not dep.rolled_out:
-            return False
+    if not all((dep := views.deployments.get(name)) is not None and dep.up for name in names):
+        return False
     pods = [pod for pod in views.pods.values() if not pod.deleting]
     # A pod each (Recreate, one replica), seen ready: the Deployments' availability may
     # come in before their pods' events, which the status reads too.

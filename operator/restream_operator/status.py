@@ -239,7 +239,7 @@ def _ingest_verdict(owner: Owner, observed: Observed) -> Verdict:
         return "False", "SecretMissing", "; ".join(ingest_secret)
     if dep is None:
         return "False", "Creating", "the ingest Deployment does not exist yet"
-    if dep.available >= 1 and dep.rolled_out:
+    if dep.up:
         return "True", "Available", "the ingest accepts publishers"
     if pod is not None and pod.waiting_reason:
         return "False", pod.waiting_reason, pod.waiting_message or "the ingest is not running"

@@ -43,6 +43,11 @@ class DeploymentView:
     available: int = 0
     rolled_out: bool = False  # the controller has seen the latest spec and finished
 
+    @property
+    def up(self) -> bool:
+        """Rolled out, and a pod available."""
+        return self.available >= 1 and self.rolled_out
+
 
 @dataclass(frozen=True)
 class ServiceView:

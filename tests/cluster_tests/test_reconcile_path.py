@@ -153,20 +153,24 @@ def test_a_livestream_being_deleted_is_not_reconciled(
     assert runtime.stream(obj["metadata"]["uid"]).reconciled_generation is None
 
 
+def counted(cluster: LocalCluster, namespace: str, runtime: Runtime) -> tuple[str, CountingKube]:
+    """A LiveStream with one destination, created and reconciled once: its uid, and the
+    client that counts the status writes."""
+    obj = reconciled(cluster, namespace, runtime, restream("Youtube"))
+    assert isinstance(runtime.kube, CountingKube)
+    return obj["metadata"]["uid"], runtime.kube
+
+
+def status_pass(runtime: Runtime, uid: str) -> None:
+    """One pass of the status loop over the LiveStream."""
+    asyncio.run(statusloop.refresh(runtime, uid, asyncio.Semaphore(1)))
+
+
 def test_the_status_loop_writes_a_status_once_and_then_only_on_change(
     cluster: LocalCluster, namespace: str, runtime: Runtime
 ) -> None:
-    obj = create(cluster, namespace, restream("Youtube"))
-    uid = obj["metadata"]["uid"]
-    runtime.remember(obj)
-    reconcile.reconcile(runtime, obj, "create")
-    kube = runtime.kube
-    assert isinstance(kube, CountingKube)
-
-    async def refresh() -> None:
-        await statusloop.refresh(runtime, uid, asyncio.Semaphore(1))
-
-    asyncio.run(refresh())
+    uid, kube = counted(cluster, namespace, runtime)
+    status_pass(runtime, uid)
     assert kube.status_writes == 1
     written = runtime.stream(uid).written
     assert written is not None
@@ -174,19 +178,14 @@ def test_the_status_loop_writes_a_status_once_and_then_only_on_change(
     assert {c["type"] for c in written["conditions"]} >= {"Ready", "IngestReady"}
     # Nothing observed changed: nothing is written (the loop runs every second).
     for _ in range(3):
-        asyncio.run(refresh())
+        status_pass(runtime, uid)
     assert kube.status_writes == 1
 
 
 def test_off_air_the_same_inputs_are_not_recomputed_and_a_change_is(
     cluster: LocalCluster, namespace: str, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    obj = create(cluster, namespace, restream("Youtube"))
-    uid = obj["metadata"]["uid"]
-    runtime.remember(obj)
-    reconcile.reconcile(runtime, obj, "create")
-    kube = runtime.kube
-    assert isinstance(kube, CountingKube)
+    uid, kube = counted(cluster, namespace, runtime)
     computed: list[dict[str, Any]] = []
 
     def compute_status(*args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -196,14 +195,11 @@ def test_off_air_the_same_inputs_are_not_recomputed_and_a_change_is(
     real = status.compute_status
     monkeypatch.setattr("restream_operator.statusloop.compute_status", compute_status)
 
-    def refresh() -> None:
-        asyncio.run(statusloop.refresh(runtime, uid, asyncio.Semaphore(1)))
-
-    refresh()  # the first status
-    refresh()  # from the status just written: changes nothing, remembered
+    status_pass(runtime, uid)  # the first status
+    status_pass(runtime, uid)  # from the status just written: changes nothing, remembered
     assert (len(computed), kube.status_writes) == (2, 1)
     for _ in range(3):
-        refresh()
+        status_pass(runtime, uid)
     assert (len(computed), kube.status_writes) == (2, 1)
 
     # Something observed changes: the ingest's pod cannot pull its image.
@@ -212,7 +208,7 @@ def test_off_air_the_same_inputs_are_not_recomputed_and_a_change_is(
     runtime.child_changed(
         key, PodView("launch-ingest-x", "ingest", waiting_reason="ImagePullBackOff")
     )
-    refresh()
+    status_pass(runtime, uid)
     assert (len(computed), kube.status_writes) == (3, 2)
     ingest_ready = [c for c in computed[-1]["conditions"] if c["type"] == "IngestReady"]
     assert ingest_ready[0]["reason"] == "ImagePullBackOff"

@@ -16,7 +16,7 @@ from kubernetes import client
 from restream_operator import metrics, models, naming
 from restream_operator.agent.contract import PATH_STATUS
 from restream_operator.agent.httpserver import HttpServer, Request, Response
-from restream_operator.agentpoll import poll_agents, poll_all
+from restream_operator.agentpoll import poll_all
 from restream_operator.kube import Kube
 from restream_operator.render import Owner
 from restream_operator.runtime import Runtime
@@ -150,7 +150,7 @@ def test_the_ingest_and_every_enabled_relay_are_polled_keyed_by_restream_name() 
             ingest, yt, tw, off = found
             relays = {"Youtube": yt, "Twitch": tw, "Off": off}
             before = {a: polls(a) for a in ("ingest", "relay")}
-            doc, docs = await poll_agents(
+            doc, docs, _ = await poll_all(
                 runtime(),
                 owner(["Youtube", "Twitch", "Off"], disabled=("Off",)),
                 pods_of(ingest, relays),
@@ -214,7 +214,7 @@ def test_a_suspended_livestream_polls_its_ingest_and_no_relay() -> None:
         async with agents(3) as (found, port, _):
             ingest, yt, tw = found
             pods = pods_of(ingest, {"Youtube": yt, "Twitch": tw})  # relays still terminating
-            doc, docs = await poll_agents(
+            doc, docs, _ = await poll_all(
                 runtime(), owner(["Youtube", "Twitch"], suspend=True), pods, port
             )
             assert doc == ingest.doc  # suspend keeps the ingest
@@ -242,7 +242,7 @@ def test_only_the_live_pod_of_each_group_is_asked() -> None:
                 naming.restream_slug("Youtube"): [running(yt)],
                 # "Custom" has no pod at all.
             }
-            doc, docs = await poll_agents(runtime(), owner(NAMES), pods, port)
+            doc, docs, _ = await poll_all(runtime(), owner(NAMES), pods, port)
             assert doc == ingest.doc
             assert docs == {"Youtube": yt.doc}
             assert [a.asked for a in found] == [0, 1, 0, 0, 1]
@@ -255,7 +255,7 @@ def test_an_agent_that_does_not_answer_is_absent_in_bounded_time() -> None:
         async with agents(3, silent=(0, 2)) as (found, port, _):
             ingest, yt, tw = found
             t0 = time.monotonic()
-            doc, docs = await poll_agents(
+            doc, docs, _ = await poll_all(
                 runtime(),
                 owner(["Youtube", "Twitch"]),
                 pods_of(ingest, {"Youtube": yt, "Twitch": tw}),
@@ -280,12 +280,12 @@ def test_concurrency_is_bounded_across_livestreams() -> None:
             relays = [dict(zip(NAMES, group[1:], strict=True)) for group in groups]
             results = await asyncio.gather(
                 *(
-                    poll_agents(shared, owner(NAMES), pods_of(group[0], by_name), port)
+                    poll_all(shared, owner(NAMES), pods_of(group[0], by_name), port)
                     for group, by_name in zip(groups, relays, strict=True)
                 )
             )
             assert results == [
-                (group[0].doc, {n: a.doc for n, a in by_name.items()})
+                (group[0].doc, {n: a.doc for n, a in by_name.items()}, {})
                 for group, by_name in zip(groups, relays, strict=True)
             ]
             assert [a.asked for a in found] == [1] * 12
@@ -300,7 +300,7 @@ def test_an_agent_that_keeps_failing_is_asked_less_often_until_its_pod_changes()
     async def passes(rt: Runtime, pods: dict[str, list[PodView]], port: int, n: int) -> Any:
         docs: Any = None
         for _ in range(n):
-            _, docs = await poll_agents(rt, owner(["Youtube"]), pods, port)
+            _, docs, _ = await poll_all(rt, owner(["Youtube"]), pods, port)
             await asyncio.sleep(interval)
         return docs
 
